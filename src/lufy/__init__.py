@@ -1,0 +1,1 @@
+"""Lufy: an event-sourced, analytics-first music platform backend."""

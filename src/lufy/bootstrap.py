@@ -1,0 +1,57 @@
+"""The one composition root: builds Lufy's services from settings.
+
+The web app, the workers, the CLI and the tests all call `bootstrap()`; every parameter defaults
+to the real adapter, and tests pass fakes or per-test URLs by keyword.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from lufy.db import Database
+from lufy.eventstore import EventStore
+from lufy.settings import Settings, get_settings
+
+__all__ = ["Container", "bootstrap"]
+
+
+@dataclass
+class Container:
+    """Everything a process needs. Contexts add their services as attributes in `bootstrap`."""
+
+    settings: Settings
+    db: Database
+    store: EventStore
+    redis: aioredis.Redis
+    services: dict[str, Any] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        await self.db.open()
+
+    async def stop(self) -> None:
+        await self.db.close()
+        await self.redis.aclose()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    store: EventStore | None = None,
+    redis_client: aioredis.Redis | None = None,
+    pool_size: int = 10,
+) -> Container:
+    settings = settings or get_settings()
+    container = Container(
+        settings=settings,
+        db=db or Database(settings.DATABASE_URL, max_size=pool_size),
+        store=store or EventStore(),
+        redis=redis_client
+        or aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=1.0
+        ),
+    )
+    return container

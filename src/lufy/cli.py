@@ -1,0 +1,76 @@
+"""`lufy`: the command line (CONTRACT.md section 2).
+
+Exit status: 0 on success, 1 on a handled failure (one clear line on stderr), 2 on bad usage.
+Sub-command groups live with their context and are imported only when used, so `lufy --help`
+stays fast and one context's imports never break another's commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from lufy.errors import LufyError
+
+__all__ = ["main"]
+
+# command name -> "module:attribute" of a click command or group
+_LAZY: dict[str, str] = {
+    "migrate": "lufy.commands:migrate_command",
+    "serve": "lufy.commands:serve_command",
+    "worker": "lufy.commands:worker_command",
+    "projector": "lufy.commands:projector_command",
+    "dev": "lufy.commands:dev_command",
+    "projections": "lufy.projections.cli:projections",
+    "events": "lufy.eventstore.cli:events",
+    "analytics": "lufy.analytics.cli:analytics",
+    "seed": "lufy.analytics.seed:seed_command",
+    "users": "lufy.accounts.cli:users",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_LAZY)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _LAZY.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return _unavailable(cmd_name)
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+def _unavailable(name: str) -> click.Command:
+    def callback() -> None:
+        raise click.UsageError(f"'{name}' is not available in this build")
+
+    return click.Command(name, callback=callback, help="(not available in this build)")
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Lufy: an event-sourced, analytics-first music platform."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="lufy", standalone_mode=True)
+    except LufyError as exc:
+        click.echo(f"lufy: {exc.detail}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The event store: an append-only JSONB log in PostgreSQL."""
+
+from __future__ import annotations
+
+from lufy.eventstore.codec import EventCodec, default_codec
+from lufy.eventstore.envelope import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    Checkpoint,
+    Event,
+    EventMetadata,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+)
+from lufy.eventstore.postgres import BulkResult, EventStore, Page
+from lufy.eventstore.subscription import Subscription
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "AppendResult",
+    "BulkResult",
+    "Checkpoint",
+    "Event",
+    "EventCodec",
+    "EventMetadata",
+    "EventStore",
+    "ExpectedVersion",
+    "NewEvent",
+    "Page",
+    "RecordedEvent",
+    "Subscription",
+    "default_codec",
+]

@@ -1,0 +1,162 @@
+"""Type tag <-> Struct, with schema versions and upcasters.
+
+Each bounded context's `events.py` exports `EVENTS` (a tuple of Event subclasses) and optionally
+`UPCASTERS`: {(type, from_version): fn(dict) -> dict} taking a payload of `from_version` to
+`from_version + 1`. Unknown types and payloads that do not match their Struct are rejected
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from typing import Any
+
+import msgspec
+
+from lufy.errors import UnknownEventTypeError, ValidationFailedError
+from lufy.eventstore.envelope import Event, EventMetadata
+
+__all__ = ["CONTEXTS", "EventCodec", "Upcaster", "default_codec"]
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+# Packages whose `events` module is part of the catalogue. A new context adds its name here.
+CONTEXTS = ("operations", "accounts", "catalog", "playback", "analytics")
+
+_encoder = msgspec.json.Encoder()
+_meta_decoder = msgspec.json.Decoder(EventMetadata)
+
+
+class _Entry:
+    __slots__ = ("cls", "decoder", "schema_version", "upcasters")
+
+    def __init__(self, cls: type[Event], upcasters: Mapping[int, Upcaster]) -> None:
+        self.cls = cls
+        self.schema_version = cls.schema_version
+        self.decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(cls)
+        self.upcasters = dict(upcasters)
+
+
+class EventCodec:
+    def __init__(self, events: Iterable[type[Event]] = (), upcasters: Mapping[Any, Upcaster] = {}):
+        self._by_type: dict[str, _Entry] = {}
+        for cls in events:
+            self.register(cls)
+        for (type_name, version), fn in upcasters.items():
+            self.add_upcaster(type_name, version, fn)
+
+    def register(self, cls: type[Event]) -> None:
+        tag = cls.__struct_config__.tag
+        if not isinstance(tag, str):
+            raise TypeError(f"{cls.__name__} has no string type tag")
+        known = self._by_type.get(tag)
+        if known is not None and known.cls is not cls:
+            raise TypeError(f"event type {tag!r} registered twice")
+        self._by_type[tag] = _Entry(cls, {})
+
+    def add_upcaster(self, type_name: str, from_version: int, fn: Upcaster) -> None:
+        self._entry(type_name).upcasters[from_version] = fn
+
+    def _entry(self, type_name: str) -> _Entry:
+        try:
+            return self._by_type[type_name]
+        except KeyError:
+            raise UnknownEventTypeError(f"unknown event type {type_name!r}") from None
+
+    @property
+    def types(self) -> dict[str, type[Event]]:
+        return {name: entry.cls for name, entry in sorted(self._by_type.items())}
+
+    def type_of(self, cls: type[Event]) -> str:
+        tag = cls.__struct_config__.tag
+        assert isinstance(tag, str)
+        return tag
+
+    def schema_version(self, type_name: str) -> int:
+        return self._entry(type_name).schema_version
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def encode(self, event: Event) -> tuple[str, int, str]:
+        """(type, schema_version, JSON object text without the type tag)."""
+        cls = type(event)
+        type_name = cls.__struct_config__.tag
+        entry = self._by_type.get(type_name) if isinstance(type_name, str) else None
+        if entry is None or entry.cls is not cls:
+            raise UnknownEventTypeError(f"event class {cls.__name__} is not registered")
+        payload = msgspec.to_builtins(event)
+        payload.pop("type", None)
+        return (
+            entry.cls.__struct_config__.tag,
+            entry.schema_version,
+            _encoder.encode(payload).decode(),
+        )  # type: ignore[return-value]
+
+    def validate(self, type_name: str, payload: Mapping[str, Any]) -> Event:
+        """Decode an untrusted payload of the current schema version into its Struct."""
+        entry = self._entry(type_name)
+        try:
+            return msgspec.convert(dict(payload), type=entry.cls)
+        except msgspec.ValidationError as exc:
+            raise ValidationFailedError(f"{type_name}: {exc}") from None
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def decode(self, type_name: str, schema_version: int, data: str | bytes) -> Event:
+        entry = self._entry(type_name)
+        if schema_version == entry.schema_version:
+            return entry.decoder.decode(data)
+        payload: dict[str, Any] = msgspec.json.decode(data)
+        for version in range(schema_version, entry.schema_version):
+            try:
+                payload = entry.upcasters[version](payload)
+            except KeyError:
+                raise UnknownEventTypeError(
+                    f"no upcaster for {type_name} from schema version {version}"
+                ) from None
+        return msgspec.convert(payload, type=entry.cls)
+
+    @staticmethod
+    def decode_metadata(data: str | bytes) -> EventMetadata:
+        return _meta_decoder.decode(data)
+
+    @staticmethod
+    def encode_metadata(metadata: EventMetadata) -> str:
+        return _encoder.encode(metadata).decode()
+
+    def json_schema(self, type_name: str) -> dict[str, Any]:
+        """JSON Schema of the stored payload (`data`) of the current version."""
+        entry = self._entry(type_name)
+        schema: dict[str, Any] = msgspec.json.schema(entry.cls)
+        defs = schema.get("$defs", {})
+        body = defs.get(entry.cls.__name__, schema)
+        body.get("properties", {}).pop("type", None)
+        if "required" in body:
+            body["required"] = [r for r in body["required"] if r != "type"]
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"lufy:event:{type_name}:v{entry.schema_version}",
+            "x-event-type": type_name,
+            "x-schema-version": entry.schema_version,
+            **schema,
+        }
+
+
+@cache
+def default_codec() -> EventCodec:
+    """The codec with every context's events registered."""
+    codec = EventCodec()
+    for context in CONTEXTS:
+        try:
+            module = importlib.import_module(f"lufy.{context}.events")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"lufy.{context}.events" or exc.name == f"lufy.{context}":
+                continue
+            raise
+        for cls in getattr(module, "EVENTS", ()):
+            codec.register(cls)
+        for (type_name, version), fn in getattr(module, "UPCASTERS", {}).items():
+            codec.add_upcaster(type_name, version, fn)
+    return codec

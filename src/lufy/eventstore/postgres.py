@@ -1,0 +1,284 @@
+"""The event store on PostgreSQL: versioned appends, the bulk COPY path, and gap-free reads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import AsyncConnection, errors
+
+from lufy.errors import ConcurrencyError, DuplicateEventError, ValidationFailedError
+from lufy.eventstore.codec import EventCodec, default_codec
+from lufy.eventstore.envelope import (
+    AppendResult,
+    Checkpoint,
+    Event,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    _Sentinel,
+)
+from lufy.sqlfiles import load_queries
+
+__all__ = ["BulkResult", "EventStore", "Page"]
+
+_Q = load_queries("lufy.eventstore")
+_MAX_BATCH = 10_000
+_Row = tuple[Any, ...]
+
+
+class BulkResult(msgspec.Struct, frozen=True):
+    inserted: list[uuid.UUID]
+    duplicates: list[uuid.UUID]
+
+
+class Page(msgspec.Struct, frozen=True):
+    """A page of the log and the checkpoint a reader may store once it has applied it."""
+
+    events: list[RecordedEvent]
+    checkpoint: Checkpoint
+    barrier: int
+
+
+def _expected_code(expected: ExpectedVersion) -> int:
+    if isinstance(expected, _Sentinel):
+        return expected.code
+    if expected < 0:
+        raise ValueError("expected version must be >= 0, NO_STREAM or ANY")
+    return expected
+
+
+class EventStore:
+    """Stateless; every method takes the connection (and so the transaction) to work in."""
+
+    def __init__(self, codec: EventCodec | None = None) -> None:
+        self.codec = codec or default_codec()
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        conn: AsyncConnection[Any],
+        stream_type: str,
+        stream_id: str,
+        events: Sequence[NewEvent | Event],
+        *,
+        expected: ExpectedVersion,
+    ) -> AppendResult:
+        """Append `events` to one stream if it is at `expected`; all or nothing.
+
+        Re-appending the same event ids returns the original positions and writes nothing.
+        Raises ConcurrencyError on a version mismatch, DuplicateEventError when an id is reused
+        for a different event.
+        """
+        if not events:
+            raise ValueError("nothing to append")
+        if len(events) > _MAX_BATCH:
+            raise ValidationFailedError(f"at most {_MAX_BATCH} events per append")
+        items = [e if isinstance(e, NewEvent) else NewEvent(event=e) for e in events]
+        encoded = [self.codec.encode(item.event) for item in items]
+        params = {
+            "stream_type": stream_type,
+            "stream_id": stream_id,
+            "expected": _expected_code(expected),
+            "event_ids": [item.event_id for item in items],
+            "types": [t for t, _, _ in encoded],
+            "schema_versions": [v for _, v, _ in encoded],
+            "data": [d for _, _, d in encoded],
+            "metadata": [self.codec.encode_metadata(item.metadata) for item in items],
+            "occurred_at": [item.occurred_at for item in items],
+        }
+        for attempt in range(2):
+            try:
+                cur = await conn.execute(_Q.append_to_stream, params, prepare=True)
+                rows = await cur.fetchall()
+                break
+            except errors.UniqueViolation as exc:
+                # Another writer appended the same event id concurrently. Outside a transaction
+                # the retry sees it and answers idempotently; inside one the caller must retry.
+                in_tx = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+                if attempt or in_tx or "event_id" not in str(exc):
+                    raise ConcurrencyError(
+                        f"stream {stream_type}/{stream_id} was written concurrently; retry"
+                    ) from None
+            except psycopg.Error as exc:
+                self._raise_domain_error(exc, stream_type, stream_id)
+                raise
+        return AppendResult(
+            positions=[r[0] for r in rows],
+            stream_version=rows[-1][1],
+            transaction_id=rows[-1][2],
+            idempotent_replay=bool(rows[-1][3]),
+        )
+
+    @staticmethod
+    def _raise_domain_error(exc: psycopg.Error, stream_type: str, stream_id: str) -> None:
+        state = exc.sqlstate
+        message = exc.diag.message_primary or str(exc)
+        if state == "LU409":
+            raise ConcurrencyError(message) from None
+        if state == "LU422":
+            raise DuplicateEventError(message) from None
+
+    async def append_bulk(
+        self, conn: AsyncConnection[Any], events: Sequence[NewEvent]
+    ) -> BulkResult:
+        """Append high-volume facts with COPY, without per-stream versioning.
+
+        Idempotent by event id: ids already in the log are reported as duplicates and skipped
+        (payloads are not compared on this path). Runs in its own transaction (or savepoint).
+        """
+        if not events:
+            return BulkResult(inserted=[], duplicates=[])
+        rows: dict[uuid.UUID, tuple[Any, ...]] = {}
+        duplicates: list[uuid.UUID] = []
+        now = datetime.now(UTC)
+        for item in events:
+            if item.stream_type is None or item.stream_id is None:
+                raise ValueError("bulk events need stream_type and stream_id")
+            if item.event_id in rows:
+                duplicates.append(item.event_id)
+                continue
+            type_name, version, data = self.codec.encode(item.event)
+            rows[item.event_id] = (
+                item.event_id,
+                item.stream_type,
+                item.stream_id,
+                type_name,
+                version,
+                data,
+                self.codec.encode_metadata(item.metadata),
+                item.occurred_at or now,
+            )
+        for attempt in range(3):
+            try:
+                async with conn.transaction():
+                    cur = await conn.execute(
+                        _Q.existing_event_ids, {"event_ids": list(rows)}, prepare=True
+                    )
+                    existing = {r[0] for r in await cur.fetchall()}
+                    fresh = [row for key, row in rows.items() if key not in existing]
+                    if fresh:
+                        async with conn.cursor() as cc, cc.copy(_Q.copy_events) as copy:
+                            for row in fresh:
+                                await copy.write_row(row)
+                        await conn.execute(_Q.notify)
+                return BulkResult(
+                    inserted=[r[0] for r in fresh],
+                    duplicates=duplicates + [k for k in rows if k in existing],
+                )
+            except errors.UniqueViolation:
+                # A concurrent batch carried some of the same ids; look again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _recorded(self, row: _Row) -> RecordedEvent:
+        return RecordedEvent(
+            global_position=row[0],
+            transaction_id=row[1],
+            event_id=row[2],
+            stream_type=row[3],
+            stream_id=row[4],
+            stream_version=row[5],
+            type=row[6],
+            schema_version=row[7],
+            data=self.codec.decode(row[6], row[7], row[8]),
+            metadata=self.codec.decode_metadata(row[9]),
+            occurred_at=row[10],
+            recorded_at=row[11],
+        )
+
+    async def stream_version(
+        self, conn: AsyncConnection[Any], stream_type: str, stream_id: str
+    ) -> int:
+        cur = await conn.execute(
+            _Q.stream_version, {"stream_type": stream_type, "stream_id": stream_id}
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def read_stream(
+        self,
+        conn: AsyncConnection[Any],
+        stream_type: str,
+        stream_id: str,
+        *,
+        from_version: int | None = None,
+        backward: bool = False,
+        limit: int = 10_000,
+    ) -> list[RecordedEvent]:
+        query = _Q.read_stream_backward if backward else _Q.read_stream_forward
+        start = from_version if from_version is not None else (2**62 if backward else 1)
+        cur = await conn.execute(
+            query,
+            {
+                "stream_type": stream_type,
+                "stream_id": stream_id,
+                "from_version": start,
+                "limit": limit,
+            },
+        )
+        return [self._recorded(r) for r in await cur.fetchall()]
+
+    async def read_all(
+        self,
+        conn: AsyncConnection[Any],
+        after: Checkpoint = Checkpoint.START,
+        *,
+        limit: int = 1000,
+        types: Collection[str] | None = None,
+    ) -> Page:
+        """The next committed events after `after`, in commit-safe order, never skipping one.
+
+        The returned checkpoint may run ahead of the last event (up to the read barrier) when
+        the page is not full, so filtered readers do not re-scan events they do not handle.
+        """
+        params: dict[str, Any] = {
+            "tx": after.transaction_id,
+            "pos": after.global_position,
+            "limit": limit,
+        }
+        if types is not None:
+            params["types"] = list(types)
+            query = _Q.read_all_types
+        else:
+            query = _Q.read_all
+        cur = await conn.execute(query, params, prepare=True)
+        rows = await cur.fetchall()
+        barrier = int(rows[0][12])
+        events = [self._recorded(r) for r in rows if r[0] is not None]
+        if len(events) >= limit:
+            checkpoint = events[-1].checkpoint
+        else:
+            # Every transaction below the barrier is finished and was read: skip to it.
+            checkpoint = max(after, Checkpoint(barrier, 0))
+        return Page(events=events, checkpoint=checkpoint, barrier=barrier)
+
+    async def barrier(self, conn: AsyncConnection[Any]) -> Checkpoint:
+        """A checkpoint just before everything not yet readable: a reader starting here sees
+        only what commits from now on (plus transactions still in flight)."""
+        cur = await conn.execute(_Q.barrier)
+        row = await cur.fetchone()
+        assert row is not None
+        return Checkpoint(int(row[0]), 0)
+
+    async def head(self, conn: AsyncConnection[Any]) -> int:
+        cur = await conn.execute(_Q.head)
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def barrier_holder(self, conn: AsyncConnection[Any]) -> dict[str, Any] | None:
+        """Which backend holds the read barrier back, if any (for `projections status`)."""
+        cur = await conn.execute(_Q.barrier_holder)
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        keys = ("pid", "user", "application_name", "state", "seconds", "query")
+        return dict(zip(keys, row, strict=True))

@@ -1,0 +1,198 @@
+"""`lufy migrate`: roles, database, ordered migrations in `sql/`, then `projections/` definitions.
+
+Migrations run in order under an advisory lock, each in its own transaction with its checksum
+recorded; an applied migration whose file changed stops everything. Projection definitions are
+idempotent and re-applied whenever their checksum changes. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
+from typing import cast
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from lufy.errors import LufyError
+from lufy.sqlfiles import data_dir
+
+__all__ = ["MigrationError", "MigrationReport", "migrate"]
+
+# Any constant that no other code uses as an advisory lock key.
+_LOCK_KEY = 0x4C55_4659_0001
+APP_ROLE = "lufy_app"
+ANALYST_ROLE = "lufy_analyst"
+
+
+class MigrationError(LufyError):
+    status = 500
+    title = "Migration failed"
+
+
+@dataclass
+class MigrationReport:
+    created_database: bool = False
+    applied: list[str] = field(default_factory=list)
+    projections: list[str] = field(default_factory=list)
+
+
+def _files(folder: Traversable) -> list[tuple[str, str]]:
+    items = sorted((f.name, f) for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(name, f.read_text(encoding="utf-8")) for name, f in items]
+
+
+def _projection_files(folder: Traversable) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for entry in sorted(folder.iterdir(), key=lambda f: f.name):
+        if entry.is_dir():
+            out.extend((f"{entry.name}/{n}", text) for n, text in _files(entry))
+        elif entry.name.endswith(".sql"):
+            out.append((entry.name, entry.read_text(encoding="utf-8")))
+    return out
+
+
+def _checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _ensure_database(admin_url: str) -> bool:
+    params = conninfo_to_dict(admin_url)
+    dbname = str(params.get("dbname") or "lufy")
+    try:
+        psycopg.connect(admin_url, connect_timeout=5).close()
+        return False
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise MigrationError(f"cannot connect to {dbname!r}: {exc}".strip()) from None
+    maintenance = make_conninfo(admin_url, dbname="postgres")
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            return True
+    return False
+
+
+def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) -> None:
+    app_password = str(conninfo_to_dict(app_url).get("password") or APP_ROLE)
+    dbname = conn.info.dbname
+    # Roles are cluster-wide; creating them races with other migrators on the same cluster.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY + 1])
+    for role, password in ((APP_ROLE, app_password), (ANALYST_ROLE, ANALYST_ROLE)):
+        row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        if row is None:
+            conn.execute(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    "NOBYPASSRLS"
+                ).format(sql.Identifier(role), sql.Literal(password))
+            )
+        else:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(role))
+            )
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(dbname), sql.Identifier(role)
+            )
+        )
+    # One forgotten open transaction would hold back every reader of the log (DESIGN.md).
+    conn.execute(
+        sql.SQL(
+            "ALTER ROLE {} IN DATABASE {} SET idle_in_transaction_session_timeout = '60s'"
+        ).format(sql.Identifier(APP_ROLE), sql.Identifier(dbname))
+    )
+
+
+_BOOKKEEPING = """
+CREATE SCHEMA IF NOT EXISTS lufy;
+CREATE TABLE IF NOT EXISTS lufy.schema_migrations (
+    filename   text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS lufy.projection_definitions (
+    filename   text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def migrate(
+    admin_url: str,
+    app_url: str,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> MigrationReport:
+    """Bring the database at `admin_url` up to date. Raises MigrationError on a refused change."""
+    report = MigrationReport(created_database=_ensure_database(admin_url))
+    say = on_step or (lambda _msg: None)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
+        try:
+            with conn.transaction():
+                _ensure_roles(conn, app_url)
+                conn.execute(_BOOKKEEPING)
+            applied = dict(
+                cast(
+                    list[tuple[str, str]],
+                    conn.execute(
+                        "SELECT filename, checksum FROM lufy.schema_migrations"
+                    ).fetchall(),
+                )
+            )
+            files = _files(data_dir("sql"))
+            names = {name for name, _ in files}
+            missing = sorted(set(applied) - names)
+            if missing:
+                raise MigrationError(f"applied migration {missing[0]} is missing from sql/")
+            for name, text in files:
+                digest = _checksum(text)
+                if name in applied:
+                    if applied[name] != digest:
+                        raise MigrationError(
+                            f"migration {name} was edited after it was applied "
+                            "(migrations are never edited: add a new one)"
+                        )
+                    continue
+                say(f"applying {name}")
+                with conn.transaction():
+                    conn.execute(text.encode())
+                    conn.execute(
+                        "INSERT INTO lufy.schema_migrations (filename, checksum) VALUES (%s, %s)",
+                        [name, digest],
+                    )
+                report.applied.append(name)
+
+            done = dict(
+                cast(
+                    list[tuple[str, str]],
+                    conn.execute(
+                        "SELECT filename, checksum FROM lufy.projection_definitions"
+                    ).fetchall(),
+                )
+            )
+            for name, text in _projection_files(data_dir("projections")):
+                digest = _checksum(text)
+                if done.get(name) == digest:
+                    continue
+                say(f"defining {name}")
+                with conn.transaction():
+                    conn.execute(text.encode())
+                    conn.execute(
+                        "INSERT INTO lufy.projection_definitions (filename, checksum) "
+                        "VALUES (%s, %s) ON CONFLICT (filename) DO UPDATE "
+                        "SET checksum = excluded.checksum, applied_at = now()",
+                        [name, digest],
+                    )
+                report.projections.append(name)
+        except psycopg.Error as exc:
+            raise MigrationError(f"migration failed: {exc}".strip()) from exc
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+    return report

@@ -1,0 +1,1 @@
+"""Operator actions recorded in the log (projection skips, checkpoint resets)."""

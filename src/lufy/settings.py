@@ -1,0 +1,202 @@
+"""Configuration: exactly the environment variables of CONTRACT.md section 1, read once."""
+
+from __future__ import annotations
+
+import getpass
+import ipaddress
+import re
+import secrets
+import sys
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["RatePolicy", "Settings", "SettingsError", "get_settings", "load_settings"]
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or malformed; the message is one line naming it."""
+
+
+class RatePolicy:
+    """A parsed `N/period` rate limit."""
+
+    __slots__ = ("limit", "window_seconds")
+
+    def __init__(self, limit: int, window_seconds: int) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+
+    @classmethod
+    def parse(cls, text: str) -> RatePolicy:
+        match = _RATE_RE.match(text)
+        if match is None or int(match.group(1)) <= 0:
+            raise ValueError(f"expected 'N/second|minute|hour|day', got {text!r}")
+        return cls(int(match.group(1)), _PERIODS[match.group(2)])
+
+    def __repr__(self) -> str:
+        return f"RatePolicy({self.limit}/{self.window_seconds}s)"
+
+
+def _default_admin_url() -> str:
+    return f"postgresql://{getpass.getuser()}@127.0.0.1:5432/lufy"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore")
+
+    DATABASE_URL: str = "postgresql://lufy_app:lufy_app@127.0.0.1:5432/lufy"
+    DATABASE_ADMIN_URL: str = Field(default_factory=_default_admin_url)
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    ANALYTICS_SAMPLE_RATE: float = 1.0
+    S3_BUCKET_NAME: str | None = None
+    S3_ENDPOINT_URL: str | None = None
+    MEDIA_ROOT: Path = Path("./var/media")
+    STRIPE_SECRET_KEY: str | None = None
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    APP_URL: str = "http://127.0.0.1:8000"
+    JWT_SECRET: str | None = None
+    CLOUDFRONT_KEY_PAIR_ID: str | None = None
+    CLOUDFRONT_PRIVATE_KEY: str | None = None
+    CLOUDFRONT_DOMAIN: str | None = None
+    RESEND_API_KEY: str | None = None
+    EMAIL_FROM: str = "Lufy <no-reply@lufy.local>"
+    EMAIL_BACKEND: Literal["resend", "file", "log"] | None = None
+    EMAIL_FILE_DIR: Path = Path("./var/mail")
+    LUFY_ENV: Literal["dev", "test", "production"] = "dev"
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_USER: str = "100/minute"
+    RATE_LIMIT_GUEST: str = "20/minute"
+    TRUSTED_PROXIES: str = ""
+
+    @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("ANALYTICS_SAMPLE_RATE")
+    @classmethod
+    def _rate_in_range(cls, value: float) -> float:
+        if not 0.0 < value <= 1.0:
+            raise ValueError("must be in (0, 1]")
+        return value
+
+    @field_validator("APP_URL", "S3_ENDPOINT_URL")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("RATE_LIMIT_USER", "RATE_LIMIT_GUEST")
+    @classmethod
+    def _rate_policy(cls, value: str) -> str:
+        RatePolicy.parse(value)
+        return value
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{part!r} is not a CIDR") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.LUFY_ENV == "production":
+            if not self.JWT_SECRET or len(self.JWT_SECRET) < 32:
+                raise ValueError("JWT_SECRET: production needs a secret of at least 32 characters")
+            if self.effective_email_backend == "file":
+                raise ValueError("EMAIL_BACKEND: production refuses the file backend")
+        cloudfront = (
+            self.CLOUDFRONT_KEY_PAIR_ID,
+            self.CLOUDFRONT_PRIVATE_KEY,
+            self.CLOUDFRONT_DOMAIN,
+        )
+        if any(cloudfront) and not all(cloudfront):
+            raise ValueError(
+                "CLOUDFRONT_KEY_PAIR_ID: set all of CLOUDFRONT_KEY_PAIR_ID, "
+                "CLOUDFRONT_PRIVATE_KEY and CLOUDFRONT_DOMAIN, or none"
+            )
+        if self.EMAIL_BACKEND == "resend" and not self.RESEND_API_KEY:
+            raise ValueError("RESEND_API_KEY: required when EMAIL_BACKEND=resend")
+        return self
+
+    # --- derived values -------------------------------------------------------------------
+
+    @property
+    def effective_email_backend(self) -> str:
+        if self.EMAIL_BACKEND:
+            return self.EMAIL_BACKEND
+        return "resend" if self.RESEND_API_KEY else "file"
+
+    @property
+    def rate_limit_user(self) -> RatePolicy:
+        return RatePolicy.parse(self.RATE_LIMIT_USER)
+
+    @property
+    def rate_limit_guest(self) -> RatePolicy:
+        return RatePolicy.parse(self.RATE_LIMIT_GUEST)
+
+    @property
+    def trusted_proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        parts = filter(None, (p.strip() for p in self.TRUSTED_PROXIES.split(",")))
+        return [ipaddress.ip_network(p, strict=False) for p in parts]
+
+    @property
+    def jwt_secret(self) -> str:
+        """The signing key; in dev/test a random per-process key when none is configured."""
+        if self.JWT_SECRET:
+            return self.JWT_SECRET
+        return _ephemeral_secret()
+
+
+@lru_cache(maxsize=1)
+def _ephemeral_secret() -> str:
+    warnings.warn(
+        "JWT_SECRET is not set: using a random per-process key (tokens die with the process)",
+        stacklevel=2,
+    )
+    return secrets.token_urlsafe(48)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise SettingsError with one line naming the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "configuration"
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"] and ":" in message:
+            name, message = (s.strip() for s in message.split(":", 1))
+        raise SettingsError(f"invalid configuration: {name}: {message}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process; on a bad value print one line and exit(1)."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,92 @@
+"""create_app: the Litestar application (thin handlers over the services of bootstrap.py)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from lufy.bootstrap import Container, bootstrap
+from lufy.logs import configure_logging
+from lufy.web import health
+from lufy.web.auth import provide_optional_principal, provide_principal
+from lufy.web.context import request_context_middleware
+from lufy.web.errors import exception_handlers
+
+__all__ = ["create_app"]
+
+# Contexts whose `api` module exports ROUTES (and optionally MIDDLEWARE).
+API_MODULES = (
+    "lufy.accounts.api",
+    "lufy.ratelimit.api",
+    "lufy.catalog.api",
+    "lufy.media.api",
+    "lufy.analytics.api",
+    "lufy.analytics.dashboard_api",
+)
+MAX_BODY = 2 * 1024 * 1024
+
+
+def _collect(attribute: str) -> list[Any]:
+    found: list[Any] = []
+    for name in API_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue
+            raise
+        found.extend(getattr(module, attribute, ()))
+    return found
+
+
+def create_app(container: Container | None = None) -> Litestar:
+    container = container or bootstrap()
+    configure_logging(container.settings.LUFY_ENV)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await container.start()
+        try:
+            yield
+        finally:
+            await container.stop()
+
+    async def provide_container(state: State) -> Container:
+        return state.container  # type: ignore[no-any-return]
+
+    return Litestar(
+        route_handlers=[*health.ROUTES, *_collect("ROUTES")],
+        middleware=[request_context_middleware, *_collect("MIDDLEWARE")],
+        dependencies={
+            "container": Provide(provide_container),
+            "principal": Provide(provide_principal),
+            "maybe_principal": Provide(provide_optional_principal),
+        },
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        state=State({"container": container}),
+        request_max_body_size=MAX_BODY,
+        openapi_config=OpenAPIConfig(
+            title="Lufy API",
+            version="0.1.0",
+            description="Event-sourced, analytics-first music platform. Errors are RFC 9457 "
+            "problem+json documents.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        debug=False,
+    )

@@ -1,0 +1,45 @@
+"""Who is calling: the Principal and the dependencies handlers use to require one.
+
+The authentication layer (accounts) verifies the bearer token and stores the Principal in
+`request.state.principal`; handlers receive it through these dependencies.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from lufy.errors import AuthenticationError, PermissionDeniedError
+
+__all__ = ["Principal", "provide_optional_principal", "provide_principal", "require_role"]
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: uuid.UUID
+    role: str  # listener | artist | admin
+    session_id: uuid.UUID
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+async def provide_optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else None
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = await provide_optional_principal(request)
+    if principal is None:
+        raise AuthenticationError("a valid bearer access token is required")
+    return principal
+
+
+def require_role(principal: Principal, *roles: str) -> Principal:
+    if principal.role not in roles and not principal.is_admin:
+        raise PermissionDeniedError(f"this action needs the role {' or '.join(roles)}")
+    return principal

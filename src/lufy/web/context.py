@@ -1,0 +1,66 @@
+"""Per-request ids: `request_id` (ours) and `correlation_id` (the caller's, or ours).
+
+Both are bound into structlog's context for every log line of the request, echoed in response
+headers, and read by services to stamp event metadata (so jobs and their logs carry them too).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from contextvars import ContextVar
+
+import structlog
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["correlation_id", "request_context_middleware", "request_id"]
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+def request_id() -> str | None:
+    return _request_id.get()
+
+
+def correlation_id() -> str | None:
+    return _correlation_id.get()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            text = value.decode("latin-1")
+            return text if _SAFE_ID.match(text) else None
+    return None
+
+
+def request_context_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        cid = _header(scope, b"x-correlation-id") or _header(scope, b"x-request-id") or rid
+        rid_token = _request_id.set(rid)
+        cid_token = _correlation_id.set(cid)
+        structlog.contextvars.bind_contextvars(request_id=rid, correlation_id=cid)
+        scope.setdefault("state", {})["started_at"] = time.perf_counter()
+        extra = [(b"x-request-id", rid.encode()), (b"x-correlation-id", cid.encode())]
+
+        async def send_with_ids(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_ids)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id", "correlation_id")
+            _request_id.reset(rid_token)
+            _correlation_id.reset(cid_token)
+
+    return middleware
