@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -52,7 +53,8 @@ def _drop(conn: psycopg.Connection[Any], name: str) -> None:
 
 @pytest.fixture(scope="session")
 def template_db() -> Iterator[str]:
-    name = f"lufy_tpl_{_worker()}"
+    # Unique per test process: several suites may run on one machine at once.
+    name = f"lufy_tpl_{_worker()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
         _drop(conn, name)
     migrate(admin_url(name), app_url(name))
@@ -75,10 +77,27 @@ def dbname(template_db: str) -> Iterator[str]:
         _drop(conn, name)
 
 
+@pytest.fixture(scope="session")
+def redis_db_index() -> Iterator[int]:
+    """A Redis database (1-15) leased to this test process alone, so suites running at the
+    same time on one machine never flush each other's keys."""
+    registry = sync_redis.Redis.from_url(f"{REDIS_BASE}/0")
+    token = uuid.uuid4().hex
+    for _ in range(600):
+        for index in range(1, 16):
+            if registry.set(f"lufy:test:lease:{index}", token, nx=True, ex=3600):
+                yield index
+                if registry.get(f"lufy:test:lease:{index}") == token.encode():
+                    registry.delete(f"lufy:test:lease:{index}")
+                registry.close()
+                return
+        time.sleep(1)
+    raise RuntimeError("no free Redis database for tests (15 leased)")
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    index = 1 + int(_worker().removeprefix("gw") or 0) % 15
-    url = f"{REDIS_BASE}/{index}"
+def redis_url(redis_db_index: int) -> Iterator[str]:
+    url = f"{REDIS_BASE}/{redis_db_index}"
     client = sync_redis.Redis.from_url(url)
     client.flushdb()
     yield url

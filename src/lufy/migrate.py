@@ -100,6 +100,13 @@ def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) ->
                 sql.Identifier(dbname), sql.Identifier(role)
             )
         )
+    # Read models live in schema lufy; analysts see the analytics schema first.
+    for role, path in ((APP_ROLE, "lufy, public"), (ANALYST_ROLE, "analytics, public")):
+        conn.execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
+                sql.Identifier(role), sql.Identifier(dbname), sql.SQL(path)
+            )
+        )
     # One forgotten open transaction would hold back every reader of the log (DESIGN.md).
     conn.execute(
         sql.SQL(

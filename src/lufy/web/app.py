@@ -26,7 +26,7 @@ __all__ = ["create_app"]
 # Contexts whose `api` module exports ROUTES (and optionally MIDDLEWARE).
 API_MODULES = (
     "lufy.accounts.api",
-    "lufy.ratelimit.api",
+    "lufy.web.ratelimit",
     "lufy.catalog.api",
     "lufy.media.api",
     "lufy.analytics.api",
