@@ -127,7 +127,77 @@ CREATE TABLE IF NOT EXISTS lufy.projection_definitions (
     checksum   text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
+-- /readyz (as the app role) compares the applied migrations with the shipped ones.
+GRANT SELECT ON lufy.schema_migrations, lufy.projection_definitions TO lufy_app;
 """
+
+
+# Part of the checksum of a projection definition: bumping it re-applies every definition once
+# (they are idempotent), e.g. so that databases migrated before shadow schemas get them.
+_SHADOW_MARK = "-- shadow: lufy_shadow\n"
+LIVE_SCHEMA = "lufy"
+SHADOW_SCHEMA = "lufy_shadow"
+
+
+def _define_projection(
+    conn: psycopg.Connection[tuple[object, ...]], name: str, text: str, say: Callable[[str], None]
+) -> None:
+    """Apply one projections/ file to the live schema, then to the shadow schema.
+
+    Files use unqualified names; the first schema on the search_path receives what they create.
+    The shadow pass runs in a savepoint and is undone when it rebinds anything outside the
+    shadow schema to shadow tables (a qualified `analytics` view over unqualified tables): a
+    file that cannot be shadowed only costs its projection rebuilds (reported), never the
+    migration, and never the live objects.
+    """
+    conn.execute(f"SET LOCAL search_path = {LIVE_SCHEMA}, public")
+    conn.execute(text.encode())
+    if conn.execute("SELECT to_regnamespace(%s)", [SHADOW_SCHEMA]).fetchone() == (None,):
+        return
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL search_path = {SHADOW_SCHEMA}, {LIVE_SCHEMA}, public")
+            conn.execute(text.encode())
+            leaked = conn.execute(_LEAKED_INTO_SHADOW, [SHADOW_SCHEMA, SHADOW_SCHEMA]).fetchone()
+            if leaked is not None:
+                raise _ShadowRefused(f"{leaked[0]} would read the shadow copy")
+    except (psycopg.Error, _ShadowRefused) as exc:
+        say(f"warning: {name} has no shadow copy in {SHADOW_SCHEMA} (no rebuilds): {exc}")
+    conn.execute(f"SET LOCAL search_path = {LIVE_SCHEMA}, public")
+
+
+class _ShadowRefused(Exception):
+    pass
+
+
+# A view or materialized view outside the shadow schema that reads a table inside it.
+_LEAKED_INTO_SHADOW = """
+SELECT v.oid::regclass::text FROM pg_depend d
+JOIN pg_rewrite r ON r.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
+JOIN pg_class v ON v.oid = r.ev_class
+JOIN pg_class t ON t.oid = d.refobjid AND d.refclassid = 'pg_class'::regclass
+WHERE t.relnamespace = to_regnamespace(%s) AND v.relnamespace <> to_regnamespace(%s)
+LIMIT 1
+"""
+
+
+def _grant_rebuild_rights(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """The app role rebuilds read models: it may rewrite shadow tables, and replace the rows of
+    the live tables that have a shadow copy (the swap is DELETE + INSERT in one transaction)."""
+    rows = conn.execute(
+        "SELECT s.relname FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace "
+        "JOIN pg_class l ON l.relname = s.relname AND l.relkind IN ('r', 'p') "
+        "JOIN pg_namespace ln ON ln.oid = l.relnamespace AND ln.nspname = %s "
+        "WHERE n.nspname = %s AND s.relkind IN ('r', 'p')",
+        [LIVE_SCHEMA, SHADOW_SCHEMA],
+    ).fetchall()
+    for (table,) in rows:
+        for schema in (SHADOW_SCHEMA, LIVE_SCHEMA):
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}.{} TO {}").format(
+                    sql.Identifier(schema), sql.Identifier(str(table)), sql.Identifier(APP_ROLE)
+                )
+            )
 
 
 def migrate(
@@ -185,12 +255,12 @@ def migrate(
                 )
             )
             for name, text in _projection_files(data_dir("projections")):
-                digest = _checksum(text)
+                digest = _checksum(_SHADOW_MARK + text)
                 if done.get(name) == digest:
                     continue
                 say(f"defining {name}")
                 with conn.transaction():
-                    conn.execute(text.encode())
+                    _define_projection(conn, name, text, say)
                     conn.execute(
                         "INSERT INTO lufy.projection_definitions (filename, checksum) "
                         "VALUES (%s, %s) ON CONFLICT (filename) DO UPDATE "
@@ -198,6 +268,8 @@ def migrate(
                         [name, digest],
                     )
                 report.projections.append(name)
+            with conn.transaction():
+                _grant_rebuild_rights(conn)
         except psycopg.Error as exc:
             raise MigrationError(f"migration failed: {exc}".strip()) from exc
         finally:

@@ -1,38 +1,444 @@
-"""Prometheus metrics shared by the API, projector and workers."""
+"""Prometheus metrics shared by the API, projector and workers.
+
+Two kinds of metric live here:
+
+- *Process counters* (HTTP requests, analytics ingestion outcomes, rate-limit decisions) are
+  incremented where the thing happens, through the small `record_*` helpers below, and summed
+  across API processes by Prometheus. With several API processes behind one port set
+  `PROMETHEUS_MULTIPROC_DIR` (see docs/operations.md) so any process answers for all of them.
+- *State read at scrape time* (projection checkpoints and lag, job queue depth, job outcomes,
+  database pool usage, whether PostgreSQL and Redis answer) is collected by `render_metrics`
+  from PostgreSQL, Redis and the pool, so it is correct whichever process is scraped and
+  whichever process did the work. Workers count job outcomes into one Redis hash
+  (`JobMetricsMiddleware`) because they serve no HTTP of their own.
+
+A scrape never fails because a dependency is down: each source is bounded by a timeout and its
+`lufy_up{component=...}` gauge says whether it answered.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+import dramatiq
+from litestar.enums import ScopeType
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from lufy.logs import get_logger
+from lufy.sqlfiles import load_queries
 
 if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
     from lufy.bootstrap import Container
 
-__all__ = ["REGISTRY", "REQUESTS", "REQUEST_LATENCY", "render_metrics"]
+__all__ = [
+    "ANALYTICS_EVENTS",
+    "JOB_METRICS_KEY",
+    "QUEUES",
+    "RATE_LIMIT_DECISIONS",
+    "REGISTRY",
+    "REQUESTS",
+    "REQUEST_LATENCY",
+    "JobMetricsMiddleware",
+    "metrics_middleware",
+    "record_ingest",
+    "record_job_outcome",
+    "record_rate_limit_fail_closed",
+    "record_rate_limit_fail_open",
+    "record_rate_limited",
+    "render_metrics",
+]
+
+_log = get_logger(__name__)
+_QUERIES = load_queries("lufy", "observability.sql")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+# The queues of CONTRACT §2; their depth is read from dramatiq's Redis keys at scrape time.
+QUEUES = ("analytics-refresh", "email-send", "media-processing")
+DRAMATIQ_NAMESPACE = "dramatiq"
+# Redis hash of job outcome counters, field "<queue>|<actor>|<outcome>" -> count.
+JOB_METRICS_KEY = "lufy:metrics:jobs"
+# How long one scrape waits for PostgreSQL or Redis before reporting it as down.
+SCRAPE_TIMEOUT = 2.0
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REQUESTS = Counter(
     "lufy_http_requests",
-    "HTTP requests by route and status",
+    "HTTP requests by method, route template and response status",
     ["method", "route", "status"],
     registry=REGISTRY,
 )
 REQUEST_LATENCY = Histogram(
     "lufy_http_request_duration_seconds",
-    "HTTP request latency by route",
-    ["method", "route"],
+    "HTTP request latency (until the handler returned its response) by route template and status",
+    ["method", "route", "status"],
     registry=REGISTRY,
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    buckets=_LATENCY_BUCKETS,
 )
+REQUESTS_IN_FLIGHT = Gauge(
+    "lufy_http_requests_in_flight",
+    "HTTP requests being handled right now",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+ANALYTICS_EVENTS = Counter(
+    "lufy_analytics_events",
+    "Analytics events received on POST /api/analytics/events (and `lufy events import`) by "
+    "outcome: accepted, duplicate, sampled_out, rejected",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ANALYTICS_BATCHES = Counter(
+    "lufy_analytics_batches",
+    "Analytics ingestion requests (batches) handled",
+    registry=REGISTRY,
+)
+RATE_LIMIT_DECISIONS = Counter(
+    "lufy_rate_limit_decisions",
+    "Rate-limit decisions that were not a plain allow, by policy and outcome: rejected (429), "
+    "fail_open (Redis unreachable, request allowed), fail_closed (Redis unreachable, refused)",
+    ["policy", "outcome"],
+    registry=REGISTRY,
+)
+
+for _outcome in ("accepted", "duplicate", "sampled_out", "rejected"):
+    ANALYTICS_EVENTS.labels(_outcome)
+
+
+# -- helpers other modules call ------------------------------------------------------------------
+
+
+def record_ingest(
+    *, accepted: int = 0, duplicates: int = 0, sampled_out: int = 0, rejected: int = 0
+) -> None:
+    """Count one ingestion batch's outcome (call once per batch, after it committed)."""
+    ANALYTICS_BATCHES.inc()
+    for outcome, n in (
+        ("accepted", accepted),
+        ("duplicate", duplicates),
+        ("sampled_out", sampled_out),
+        ("rejected", rejected),
+    ):
+        if n:
+            ANALYTICS_EVENTS.labels(outcome).inc(n)
+
+
+def record_rate_limited(policy: str) -> None:
+    """A request was refused with 429 under `policy` (e.g. "user", "guest", "sign-in")."""
+    RATE_LIMIT_DECISIONS.labels(policy, "rejected").inc()
+
+
+def record_rate_limit_fail_open(policy: str) -> None:
+    """Redis was unreachable and the request was let through (ordinary routes)."""
+    RATE_LIMIT_DECISIONS.labels(policy, "fail_open").inc()
+
+
+def record_rate_limit_fail_closed(policy: str) -> None:
+    """Redis was unreachable and the request was refused (auth routes)."""
+    RATE_LIMIT_DECISIONS.labels(policy, "fail_closed").inc()
+
+
+def record_job_outcome(client: Any, queue: str, actor: str, outcome: str) -> None:
+    """Count a job outcome in Redis (sync client), where any process's scrape can read it.
+
+    Never raises: a metrics write must not fail or retry a job."""
+    try:
+        client.hincrby(JOB_METRICS_KEY, f"{queue}|{actor}|{outcome}", 1)
+    except Exception as exc:  # Redis down: the job itself matters more than its counter
+        _log.debug("job metric not recorded", error=type(exc).__name__)
+
+
+class JobMetricsMiddleware(dramatiq.Middleware):
+    """dramatiq middleware counting enqueued / succeeded / failed / skipped / dead jobs per queue
+    and actor. Add it to the broker (`broker.add_middleware(JobMetricsMiddleware())`) in the
+    projector and the workers; it is a no-op on brokers without a Redis client (StubBroker)."""
+
+    @staticmethod
+    def _count(broker: Any, message: Any, outcome: str) -> None:
+        client = getattr(broker, "client", None)
+        if client is not None:
+            record_job_outcome(client, _canonical(message.queue_name), message.actor_name, outcome)
+
+    def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        self._count(broker, message, "enqueued")
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        self._count(broker, message, "failed" if exception is not None else "succeeded")
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        self._count(broker, message, "skipped")
+
+    def after_nack(self, broker: Any, message: Any) -> None:
+        self._count(broker, message, "dead")
+
+
+def _canonical(queue: str) -> str:
+    # dramatiq's delay queues are "<queue>.DQ"; count them under the queue itself.
+    return queue[:-3] if queue.endswith(".DQ") else queue
+
+
+# -- the HTTP middleware ------------------------------------------------------------------------
+
+
+def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Count requests and time them per route *template* (never the raw path: bounded labels)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        method = scope.get("method", "GET")
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        REQUESTS_IN_FLIGHT.inc()
+        try:
+            await app(scope, receive, send_and_watch)
+        finally:
+            REQUESTS_IN_FLIGHT.dec()
+            route = scope.get("path_template") or "<unmatched>"
+            labels = (method, route, str(status))
+            REQUESTS.labels(*labels).inc()
+            REQUEST_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+# -- scrape-time collection ---------------------------------------------------------------------
+
+
+class _Snapshot(Collector):
+    """A collector that yields families computed before `generate_latest` runs."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+async def _bounded(
+    name: str, up: dict[str, int], probe: Callable[[], Awaitable[list[Metric]]]
+) -> list[Metric]:
+    try:
+        families = await asyncio.wait_for(probe(), timeout=SCRAPE_TIMEOUT)
+    except Exception as exc:  # the scrape reports the dependency as down instead of failing
+        _log.debug("metrics source unavailable", source=name, error=type(exc).__name__)
+        up[name] = 0
+        return []
+    up.setdefault(name, 1)
+    return families
+
+
+def _pool_families(container: Container) -> list[Metric]:
+    stats = container.db.pool.get_stats()
+    size = GaugeMetricFamily(
+        "lufy_db_pool_connections", "Connections of this process's pool by state", labels=["state"]
+    )
+    total = int(stats.get("pool_size", 0))
+    available = int(stats.get("pool_available", 0))
+    size.add_metric(["open"], total)
+    size.add_metric(["idle"], available)
+    size.add_metric(["in_use"], max(total - available, 0))
+    limits = GaugeMetricFamily(
+        "lufy_db_pool_limit", "The pool's configured size bounds", labels=["bound"]
+    )
+    limits.add_metric(["min"], int(stats.get("pool_min", 0)))
+    limits.add_metric(["max"], int(stats.get("pool_max", 0)))
+    waiting = GaugeMetricFamily(
+        "lufy_db_pool_requests_waiting", "Requests queued for a connection right now"
+    )
+    waiting.add_metric([], int(stats.get("requests_waiting", 0)))
+    requests = CounterMetricFamily(
+        "lufy_db_pool_requests", "Connections handed out by the pool since the process started"
+    )
+    requests.add_metric([], int(stats.get("requests_num", 0)))
+    errors = CounterMetricFamily(
+        "lufy_db_pool_errors",
+        "Pool errors since start: timeouts waiting for a connection, failed connection "
+        "attempts, connections found broken",
+        labels=["kind"],
+    )
+    errors.add_metric(["request_timeout"], int(stats.get("requests_errors", 0)))
+    errors.add_metric(["connect_failed"], int(stats.get("connections_errors", 0)))
+    errors.add_metric(["connection_lost"], int(stats.get("connections_lost", 0)))
+    return [size, limits, waiting, requests, errors]
+
+
+async def _redis_families(container: Container) -> list[Metric]:
+    redis = container.redis
+    pipe = redis.pipeline(transaction=False)
+    for queue in QUEUES:
+        full = f"{DRAMATIQ_NAMESPACE}:{queue}"
+        pipe.llen(full)
+        pipe.hlen(f"{full}.msgs")
+        pipe.hlen(f"{full}.DQ.msgs")
+        pipe.zcard(f"{full}.XQ")
+    pipe.hgetall(JOB_METRICS_KEY)
+    results = await pipe.execute()
+    depth = GaugeMetricFamily(
+        "lufy_job_queue_depth",
+        "Jobs per queue by state: ready (waiting for a worker), in_flight (taken, not acked), "
+        "delayed (retry backoff or eta), dead (dead-letter queue)",
+        labels=["queue", "state"],
+    )
+    for i, queue in enumerate(QUEUES):
+        ready, stored, delayed, dead = (int(x) for x in results[i * 4 : i * 4 + 4])
+        depth.add_metric([queue, "ready"], ready)
+        depth.add_metric([queue, "in_flight"], max(stored - ready, 0))
+        depth.add_metric([queue, "delayed"], delayed)
+        depth.add_metric([queue, "dead"], dead)
+    jobs = CounterMetricFamily(
+        "lufy_jobs",
+        "Jobs by queue, actor and outcome (enqueued, succeeded, failed attempt, skipped, dead), "
+        "counted by every projector and worker process into Redis",
+        labels=["queue", "actor", "outcome"],
+    )
+    counted: dict[bytes | str, bytes | str] = results[-1] or {}
+    for field, value in sorted(counted.items()):
+        text = field.decode() if isinstance(field, bytes) else field
+        parts = text.split("|")
+        if len(parts) == 3:
+            jobs.add_metric(parts, int(value))
+    return [depth, jobs]
+
+
+# name, position, lag_events, lag_seconds, state
+ProjectionRow = tuple[str, int, int, float, str]
+_PROJECTION_STATES = ("running", "catching_up", "idle", "stopped", "failed", "rebuilding")
+# Lag counts stop here: beyond it the exact number no longer changes what an operator does.
+_LAG_CAP = 1_000_000
+
+
+async def _projection_rows(container: Container, conn: Any) -> list[ProjectionRow]:
+    """Each projection's status: from the projections package when it offers
+    `projection_status(container)` (what `lufy projections status` prints), else straight from
+    `lufy.checkpoints`."""
+    try:
+        from lufy.projections import status as status_module  # type: ignore[attr-defined]
+    except ImportError:
+        status_module = None
+    fetch = getattr(status_module, "projection_status", None)
+    if fetch is not None:
+        rows: Iterable[Any] = await fetch(container)
+        out: list[ProjectionRow] = []
+        for row in rows:
+            item = row if isinstance(row, dict) else msgspec_to_dict(row)
+            out.append(
+                (
+                    str(item.get("name")),
+                    int(item.get("position") or 0),
+                    int(item.get("lag_events") or 0),
+                    float(item.get("lag_seconds") or 0.0),
+                    str(item.get("state") or "unknown"),
+                )
+            )
+        return out
+    cur = await conn.execute(_QUERIES.checkpoint_lag, {"cap": _LAG_CAP})
+    result: list[ProjectionRow] = []
+    for name, position, behind, lag_seconds, _idle in await cur.fetchall():
+        state = "running" if int(behind) == 0 else "catching_up"
+        result.append((str(name), int(position), int(behind), float(lag_seconds), state))
+    return result
+
+
+def msgspec_to_dict(row: Any) -> dict[str, Any]:
+    fields = getattr(row, "__struct_fields__", None) or getattr(row, "__dataclass_fields__", {})
+    return {name: getattr(row, name, None) for name in fields}
+
+
+async def _database_families(container: Container) -> list[Metric]:
+    async with container.db.connection() as conn:
+        cur = await conn.execute(_QUERIES.log_head)
+        row = await cur.fetchone()
+        rows = await _projection_rows(container, conn)
+    head = GaugeMetricFamily(
+        "lufy_event_log_head_position", "Highest global_position in lufy.events"
+    )
+    head.add_metric([], int(row[0]) if row else 0)
+    families: list[Metric] = [head]
+    position = GaugeMetricFamily(
+        "lufy_projection_checkpoint_position",
+        "The global_position each projection (or reactor) has applied up to",
+        labels=["projection"],
+    )
+    lag_events = GaugeMetricFamily(
+        "lufy_projection_lag_events",
+        "Committed events a projection has not applied yet",
+        labels=["projection"],
+    )
+    lag_seconds = GaugeMetricFamily(
+        "lufy_projection_lag_seconds",
+        "Age of the oldest committed event a projection has not applied yet (0 when caught up)",
+        labels=["projection"],
+    )
+    state = GaugeMetricFamily(
+        "lufy_projection_state",
+        "1 for the projection's current state (running, catching_up, stopped, failed, ...)",
+        labels=["projection", "state"],
+    )
+    for name, pos, levents, lseconds, current in rows:
+        position.add_metric([name], pos)
+        lag_events.add_metric([name], levents)
+        lag_seconds.add_metric([name], lseconds)
+        for known in sorted({*_PROJECTION_STATES, current}):
+            state.add_metric([name, known], 1 if known == current else 0)
+    families.extend([position, lag_events, lag_seconds, state])
+    return families
 
 
 async def render_metrics(container: Container) -> tuple[bytes, str]:
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    """The Prometheus text exposition: process counters plus state read now."""
+    up: dict[str, int] = {}
+    db_families, redis_families = await asyncio.gather(
+        _bounded("database", up, lambda: _database_families(container)),
+        _bounded("redis", up, lambda: _redis_families(container)),
+    )
+    try:
+        pool_families = _pool_families(container)
+    except Exception:  # a closed pool during shutdown
+        pool_families = []
+    up_family = GaugeMetricFamily(
+        "lufy_up", "Whether a dependency answered this scrape (1) or not (0)", labels=["component"]
+    )
+    for component in ("database", "redis"):
+        up_family.add_metric([component], up.get(component, 0))
+
+    scrape = CollectorRegistry(auto_describe=False)
+    scrape.register(_Snapshot([up_family, *pool_families, *db_families, *redis_families]))
+    return _process_metrics() + generate_latest(scrape), CONTENT_TYPE_LATEST
+
+
+def _process_metrics() -> bytes:
+    if _MULTIPROC_DIR:
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=_MULTIPROC_DIR)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+    return generate_latest(REGISTRY)

@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.logs import configure_logging
+from lufy.observability import metrics_middleware
 from lufy.web import health
 from lufy.web.auth import provide_optional_principal, provide_principal
 from lufy.web.context import request_context_middleware
@@ -65,7 +66,7 @@ def create_app(container: Container | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[*health.ROUTES, *_collect("ROUTES")],
-        middleware=[request_context_middleware, *_collect("MIDDLEWARE")],
+        middleware=[request_context_middleware, metrics_middleware, *_collect("MIDDLEWARE")],
         dependencies={
             "container": Provide(provide_container),
             "principal": Provide(provide_principal),
