@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -335,48 +335,36 @@ _PROJECTION_STATES = ("running", "catching_up", "idle", "stopped", "failed", "re
 _LAG_CAP = 1_000_000
 
 
-async def _projection_rows(container: Container, conn: Any) -> list[ProjectionRow]:
-    """Each projection's status: from the projections package when it offers
-    `projection_status(container)` (what `lufy projections status` prints), else straight from
-    `lufy.checkpoints`."""
-    try:
-        from lufy.projections import status as status_module  # type: ignore[attr-defined]
-    except ImportError:
-        status_module = None
-    fetch = getattr(status_module, "projection_status", None)
-    if fetch is not None:
-        rows: Iterable[Any] = await fetch(container)
-        out: list[ProjectionRow] = []
-        for row in rows:
-            item = row if isinstance(row, dict) else msgspec_to_dict(row)
-            out.append(
-                (
-                    str(item.get("name")),
-                    int(item.get("position") or 0),
-                    int(item.get("lag_events") or 0),
-                    float(item.get("lag_seconds") or 0.0),
-                    str(item.get("state") or "unknown"),
-                )
-            )
-        return out
+async def _projection_rows(conn: Any, *, has_state: bool) -> list[ProjectionRow]:
+    """Each reader of the log (projection or reactor): checkpoint and lag from
+    `lufy.checkpoints`, state from `lufy.projection_state` (failed, rebuilding, ...)."""
+    states: dict[str, str] = {}
+    if has_state:
+        cur = await conn.execute(_QUERIES.projection_states)
+        states = {str(name): str(state) for name, state in await cur.fetchall()}
     cur = await conn.execute(_QUERIES.checkpoint_lag, {"cap": _LAG_CAP})
     result: list[ProjectionRow] = []
     for name, position, behind, lag_seconds, _idle in await cur.fetchall():
-        state = "running" if int(behind) == 0 else "catching_up"
+        state = states.get(str(name)) or "running"
+        if state == "running" and int(behind) > 0:
+            state = "catching_up"
         result.append((str(name), int(position), int(behind), float(lag_seconds), state))
     return result
 
 
-def msgspec_to_dict(row: Any) -> dict[str, Any]:
-    fields = getattr(row, "__struct_fields__", None) or getattr(row, "__dataclass_fields__", {})
-    return {name: getattr(row, name, None) for name in fields}
+async def _job_rows(conn: Any) -> list[tuple[str, str, int]]:
+    cur = await conn.execute(_QUERIES.unfinished_jobs)
+    return [(str(q), str(s), int(n)) for q, s, n in await cur.fetchall()]
 
 
 async def _database_families(container: Container) -> list[Metric]:
     async with container.db.connection() as conn:
         cur = await conn.execute(_QUERIES.log_head)
         row = await cur.fetchone()
-        rows = await _projection_rows(container, conn)
+        cur = await conn.execute(_QUERIES.optional_tables)
+        has_state, has_jobs = await cur.fetchone() or (False, False)
+        rows = await _projection_rows(conn, has_state=bool(has_state))
+        jobs = await _job_rows(conn) if has_jobs else []
     head = GaugeMetricFamily(
         "lufy_event_log_head_position", "Highest global_position in lufy.events"
     )
@@ -409,6 +397,15 @@ async def _database_families(container: Container) -> list[Metric]:
         for known in sorted({*_PROJECTION_STATES, current}):
             state.add_metric([name, known], 1 if known == current else 0)
     families.extend([position, lag_events, lag_seconds, state])
+    tracked = GaugeMetricFamily(
+        "lufy_jobs_tracked",
+        "Jobs recorded in lufy.jobs that are not done, per queue and status (pending, running, "
+        "retrying), and the dead ones",
+        labels=["queue", "status"],
+    )
+    for queue, status, n in jobs:
+        tracked.add_metric([queue, status], n)
+    families.append(tracked)
     return families
 
 

@@ -25,3 +25,24 @@ CROSS JOIN LATERAL (
     ) pending
 ) behind
 ORDER BY c.name;
+
+-- name: optional_tables
+-- Tables other contexts' migrations add; a scrape reads them only once they exist.
+SELECT to_regclass('lufy.projection_state') IS NOT NULL AS has_projection_state,
+       to_regclass('lufy.jobs') IS NOT NULL AS has_jobs;
+
+-- name: projection_states
+SELECT name, state FROM lufy.projection_state;
+
+-- name: unfinished_jobs
+-- Jobs the log implies that are not done yet, per queue and status (a partial index keeps this
+-- cheap however many jobs are done), plus the dead ones.
+SELECT queue, status, count(*) AS jobs
+FROM lufy.jobs
+WHERE status NOT IN ('done', 'dead')
+GROUP BY queue, status
+UNION ALL
+SELECT queue, 'dead', count(*)
+FROM lufy.jobs
+WHERE status = 'dead'
+GROUP BY queue;
