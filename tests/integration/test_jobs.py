@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+import psycopg
+
+from lufy.jobs import JobSpec, job
+from lufy.jobs.broker import current
+from lufy.jobs.ledger import enqueue, record, revive_dead
+from lufy.jobs.testing import InProcessWorker
+
+_calls: collections.Counter[str] = collections.Counter()
+_effects: list[str] = []
+_guard = threading.Lock()
+
+
+@job(queue="email-send", name="test_flaky_job", min_backoff_ms=20, max_backoff_ms=100)
+def flaky_job(payload: dict[str, Any], *, job_key: str) -> None:
+    with _guard:
+        _calls[job_key] += 1
+        if _calls[job_key] <= payload["failures"]:
+            raise RuntimeError(f"transient failure {_calls[job_key]}")
+        _effects.append(job_key)
+
+
+@job(queue="email-send", name="test_doomed_job", max_retries=2, min_backoff_ms=20)
+def doomed_job(payload: dict[str, Any], *, job_key: str) -> None:
+    with _guard:
+        _calls[job_key] += 1
+        if not payload.get("fixed"):
+            raise ValueError("the mail server refuses this address")
+        _effects.append(job_key)
+
+
+async def _record_and_send(settings: Any, spec: JobSpec) -> None:
+    async with await psycopg.AsyncConnection.connect(settings.DATABASE_URL) as conn:
+        async with conn.transaction():
+            queued = await record(conn, spec, source="test")
+        assert queued is not None
+        await enqueue(current(), [queued])
+
+
+async def _job_row(settings: Any, actor: str, key: str) -> tuple[Any, ...]:
+    async with await psycopg.AsyncConnection.connect(settings.DATABASE_URL) as conn:
+        cur = await conn.execute(
+            "SELECT status, attempts, last_error FROM lufy.jobs WHERE actor = %s AND job_key = %s",
+            [actor, key],
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return row
+
+
+async def test_a_job_that_fails_twice_then_succeeds_has_its_effect_once(settings) -> None:
+    key = "flaky-1"
+    with InProcessWorker(settings, queues=["email-send"]) as worker:
+        spec = JobSpec(actor="test_flaky_job", queue="email-send", payload={"failures": 2}, key=key)
+        await _record_and_send(settings, spec)
+        worker.wait_until_finished(timeout=20)
+        # A duplicate delivery of a finished job (Redis redelivery, a sweep) changes nothing.
+        await enqueue(worker.runtime, [_queued(spec)])  # type: ignore[arg-type]
+        await enqueue(worker.runtime, [_queued(spec)])  # type: ignore[arg-type]
+        worker.wait_until_finished(timeout=20)
+        assert worker.runtime is not None
+        worker.runtime.broker.join("email-send", timeout=10_000)
+    assert _effects.count(key) == 1
+    assert _calls[key] == 3
+    status, attempts, last_error = await _job_row(settings, "test_flaky_job", key)
+    assert (status, attempts, last_error) == ("done", 3, None)
+
+
+def _queued(spec: JobSpec) -> Any:
+    from lufy.jobs.broker import QueuedJob
+
+    return QueuedJob(actor=spec.actor, job_key=spec.key, queue=spec.queue, payload=spec.payload)
+
+
+async def test_a_job_out_of_retries_is_dead_until_an_operator_retries_it(settings) -> None:
+    key = "doomed-1"
+    with InProcessWorker(settings, queues=["email-send"]) as worker:
+        spec = JobSpec(actor="test_doomed_job", queue="email-send", payload={}, key=key)
+        await _record_and_send(settings, spec)
+        worker.wait_until_finished(timeout=20)
+        status, attempts, last_error = await _job_row(settings, "test_doomed_job", key)
+        assert (status, attempts) == ("dead", 3)
+        assert "refuses this address" in last_error
+        assert key not in _effects
+
+        conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL)
+        async with conn, conn.transaction():
+            revived = await revive_dead(conn, actor="test_doomed_job")
+            await conn.execute(
+                "UPDATE lufy.jobs SET payload = '{\"fixed\": true}' WHERE job_key = %s", [key]
+            )
+        assert [j.job_key for j in revived] == [key]
+        await enqueue(
+            worker.runtime,
+            [
+                _queued(
+                    JobSpec(
+                        actor="test_doomed_job",
+                        queue="email-send",
+                        payload={"fixed": True},
+                        key=key,
+                    )
+                )
+            ],
+        )  # type: ignore[arg-type]
+        worker.wait_until_finished(timeout=20)
+    status, attempts, _ = await _job_row(settings, "test_doomed_job", key)
+    assert (status, attempts) == ("done", 1)
+    assert _effects.count(key) == 1
