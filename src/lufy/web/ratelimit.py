@@ -1,0 +1,598 @@
+"""Rate limiting for every `/api` route: sliding windows in Redis, one atomic Lua call per request.
+
+Each request is checked against its caller's default policy (`RATE_LIMIT_USER` keyed by user id
+for a signed-in caller, `RATE_LIMIT_GUEST` keyed by client IP otherwise) plus any stricter
+policies of its route (sign-in per IP and per e-mail, sign-up, password and magic-link e-mail).
+All of them are checked and recorded by one EVALSHA of `ratelimit.lua`, so the limits are exact
+under concurrency and cost one Redis round trip.
+
+Responses carry the draft-ietf-httpapi-ratelimit-headers fields `RateLimit-Policy` and
+`RateLimit`; a refused request gets a 429 problem+json with `Retry-After`. When Redis cannot be
+reached, ordinary routes are let through (logged, counted in `lufy_rate_limit_store_failures`)
+and the credential routes answer 503: an attacker must not get unlimited password guesses by
+taking Redis down.
+
+The policy table is plain data (`PolicyTable.default(settings)`); to change it, put a
+`RateLimiter` built with another table in `container.services["ratelimiter"]` before serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+from litestar import Request, get
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from redis.exceptions import NoScriptError, RedisError
+
+from lufy.errors import ServiceUnavailableError
+from lufy.logs import get_logger
+from lufy.observability import (
+    record_rate_limit_fail_closed,
+    record_rate_limit_fail_open,
+    record_rate_limited,
+)
+from lufy.settings import Settings
+from lufy.web.auth import Principal
+from lufy.web.clientip import TrustedProxies, client_ip_for
+
+__all__ = [
+    "MIDDLEWARE",
+    "ROUTES",
+    "Decision",
+    "Policy",
+    "PolicyTable",
+    "RateLimitStatus",
+    "RateLimiter",
+    "Rule",
+    "default_route_rules",
+    "ratelimit_middleware",
+]
+
+KeyKind = Literal["caller", "ip", "email"]
+
+_log = get_logger(__name__)
+_SCRIPT = resources.files("lufy.web").joinpath("ratelimit.lua").read_text(encoding="utf-8")
+_SERVICE_KEY = "ratelimiter"
+_STATE_KEY = "rate_limit"
+_KEY_PREFIX = "lufy:rl"
+# An e-mail keyed policy needs the JSON body; credential bodies are tiny, and refusing a padded
+# one keeps an attacker from hiding the address past what we are willing to read.
+_MAX_PEEK_BODY = 16 * 1024
+_PROBLEM_JSON = b"application/problem+json"
+
+# --- the policy table -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """At most `limit` requests per sliding `window` seconds for each value of `key`.
+
+    `key` says what is counted: `caller` (the user id when signed in, else the client IP), `ip`,
+    or `email` (the `email` field of the JSON body, normalised and hashed).
+    """
+
+    name: str
+    limit: int
+    window: int
+    key: KeyKind = "ip"
+
+    def __post_init__(self) -> None:
+        if self.limit <= 0 or self.window <= 0:
+            raise ValueError(f"policy {self.name!r}: limit and window must be positive")
+        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise ValueError(f"policy {self.name!r}: use letters, digits, '-', '_' or '.'")
+
+    @property
+    def header_item(self) -> str:
+        return f'"{self.name}";q={self.limit};w={self.window}'
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The extra policies of a route or route group, and what to do when Redis is down."""
+
+    policies: tuple[Policy, ...] = ()
+    fail_closed: bool = False
+    include_default: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.policies and not self.include_default:
+            raise ValueError("a rule needs at least one policy")
+
+    @property
+    def needs_email(self) -> bool:
+        return any(p.key == "email" for p in self.policies)
+
+
+_15_MINUTES = 15 * 60
+_HOUR = 60 * 60
+
+
+def default_route_rules() -> dict[tuple[str, str], Rule]:
+    """The stricter policies of the credential routes (CONTRACT.md section 3).
+
+    Per e-mail limits stop guessing one account's password from many addresses; per IP limits
+    stop one address from walking through many accounts. These routes fail closed.
+    """
+    auth = "/api/auth"
+    return {
+        ("POST", f"{auth}/sign-in"): Rule(
+            (
+                Policy("sign-in-ip", 20, _15_MINUTES, "ip"),
+                Policy("sign-in-email", 5, _15_MINUTES, "email"),
+            ),
+            fail_closed=True,
+        ),
+        ("POST", f"{auth}/sign-up"): Rule(
+            (Policy("sign-up-ip", 10, _HOUR, "ip"),),
+            fail_closed=True,
+        ),
+        ("POST", f"{auth}/password/forgot"): Rule(
+            (
+                Policy("password-forgot-ip", 10, _15_MINUTES, "ip"),
+                Policy("password-forgot-email", 3, _HOUR, "email"),
+            ),
+            fail_closed=True,
+        ),
+        ("POST", f"{auth}/password/reset"): Rule(
+            (Policy("password-reset-ip", 10, _15_MINUTES, "ip"),),
+            fail_closed=True,
+        ),
+        ("POST", f"{auth}/magic-link"): Rule(
+            (
+                Policy("magic-link-ip", 10, _15_MINUTES, "ip"),
+                Policy("magic-link-email", 3, _15_MINUTES, "email"),
+            ),
+            fail_closed=True,
+        ),
+        ("POST", f"{auth}/magic-link/verify"): Rule(
+            (Policy("magic-link-verify-ip", 10, _15_MINUTES, "ip"),),
+            fail_closed=True,
+        ),
+        ("POST", f"{auth}/verify-email"): Rule(
+            (Policy("verify-email-ip", 10, _15_MINUTES, "ip"),),
+            fail_closed=True,
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class PolicyTable:
+    """Default policies for users and guests, plus rules per route and per route group.
+
+    `routes` maps (METHOD, path) to a rule; `groups` maps a path prefix to a rule for every
+    method, the longest prefix winning. An exact route beats a group.
+    """
+
+    user: Policy
+    guest: Policy
+    routes: Mapping[tuple[str, str], Rule] = field(default_factory=dict)
+    groups: Mapping[str, Rule] = field(default_factory=dict)
+    _groups_by_length: tuple[tuple[str, Rule], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.groups.items(), key=lambda item: -len(item[0])))
+        object.__setattr__(self, "_groups_by_length", ordered)
+
+    @classmethod
+    def default(
+        cls,
+        settings: Settings,
+        *,
+        routes: Mapping[tuple[str, str], Rule] | None = None,
+        groups: Mapping[str, Rule] | None = None,
+    ) -> PolicyTable:
+        """The table from settings; `routes` entries replace or add to the default rules."""
+        user, guest = settings.rate_limit_user, settings.rate_limit_guest
+        table = default_route_rules()
+        table.update(routes or {})
+        return cls(
+            user=Policy("user", user.limit, user.window_seconds, "caller"),
+            guest=Policy("guest", guest.limit, guest.window_seconds, "caller"),
+            routes=table,
+            groups=dict(groups or {}),
+        )
+
+    def rule_for(self, method: str, path: str) -> Rule | None:
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/")
+        rule = self.routes.get((method, path))
+        if rule is not None:
+            return rule
+        for prefix, group_rule in self._groups_by_length:
+            if path.startswith(prefix):
+                return group_rule
+        return None
+
+    def policies_for(self, rule: Rule | None, signed_in: bool) -> tuple[Policy, ...]:
+        default = self.user if signed_in else self.guest
+        if rule is None:
+            return (default,)
+        return (default, *rule.policies) if rule.include_default else rule.policies
+
+
+# --- the limiter --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one check: per policy, the units left and seconds until the next frees."""
+
+    admitted: bool
+    policies: tuple[Policy, ...]
+    remaining: tuple[int, ...]
+    reset: tuple[int, ...]
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds until every refusing policy has room again (at least 1)."""
+        waits = [r for r, left in zip(self.reset, self.remaining, strict=True) if left == 0]
+        return max(1, *waits) if waits else 1
+
+    @property
+    def refused_by(self) -> Policy | None:
+        if self.admitted:
+            return None
+        for policy, left in zip(self.policies, self.remaining, strict=True):
+            if left == 0:
+                return policy
+        return self.policies[0]
+
+    def header(self) -> str:
+        return ", ".join(
+            f'"{p.name}";r={r};t={t}'
+            for p, r, t in zip(self.policies, self.remaining, self.reset, strict=True)
+        )
+
+
+class StoreUnavailable(Exception):
+    """Redis could not answer in time; the caller decides between failing open and closed."""
+
+
+class RateLimiter:
+    """Checks requests against a PolicyTable with one EVALSHA per check.
+
+    `timeout` bounds each check (the socket timeouts of the shared client are longer, and its
+    retries would stall a request during an outage). After a failure Redis is not asked again
+    for `cooldown` seconds, so an outage costs requests nothing and logs one line per cooldown.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        table: PolicyTable,
+        *,
+        enabled: bool = True,
+        trusted_proxies: TrustedProxies | None = None,
+        timeout: float = 0.25,
+        cooldown: float = 1.0,
+    ) -> None:
+        self.redis = redis
+        self.table = table
+        self.enabled = enabled
+        self.trusted = trusted_proxies or TrustedProxies()
+        self.timeout = timeout
+        self.cooldown = cooldown
+        self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._down_until = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: aioredis.Redis, **kwargs: Any) -> RateLimiter:
+        table = kwargs.pop("table", None) or PolicyTable.default(settings)
+        return cls(
+            redis,
+            table,
+            enabled=settings.RATE_LIMIT_ENABLED,
+            trusted_proxies=TrustedProxies.from_settings(settings),
+            **kwargs,
+        )
+
+    async def check(self, keyed: Sequence[tuple[Policy, str]], *, record: bool = True) -> Decision:
+        """Check (and when admitted, record) one request; raises StoreUnavailable."""
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("rate limit store marked down after a recent failure")
+        keys = [f"{_KEY_PREFIX}:{policy.name}:{subject}" for policy, subject in keyed]
+        args: list[str | int] = [os.urandom(9).hex(), 1 if record else 0]
+        for policy, _ in keyed:
+            args.append(policy.limit)
+            args.append(policy.window * 1000)
+        try:
+            async with asyncio.timeout(self.timeout):
+                reply = await self._evalsha(keys, args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down_until = time.monotonic() + self.cooldown
+            _log.warning(
+                "rate limit store unavailable",
+                error=f"{type(exc).__name__}: {exc}".strip(": "),
+                cooldown_seconds=self.cooldown,
+            )
+            raise StoreUnavailable(str(exc)) from exc
+        values = [int(v) for v in reply]
+        return Decision(
+            admitted=values[0] == 1,
+            policies=tuple(policy for policy, _ in keyed),
+            remaining=tuple(values[1::2]),
+            reset=tuple(math.ceil(us / 1_000_000) for us in values[2::2]),
+        )
+
+    async def _evalsha(self, keys: list[str], args: list[str | int]) -> list[Any]:
+        try:
+            reply = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # First use on this server, or Redis restarted: load once, then EVALSHA again.
+            self._sha = await self.redis.script_load(_SCRIPT)
+            reply = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
+        return list(reply)
+
+
+def limiter_of(container: Any) -> RateLimiter:
+    """The container's limiter, built from its settings and Redis client on first use."""
+    limiter = container.services.get(_SERVICE_KEY)
+    if limiter is None:
+        limiter = RateLimiter.from_settings(container.settings, container.redis)
+        container.services[_SERVICE_KEY] = limiter
+    assert isinstance(limiter, RateLimiter)
+    return limiter
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+class _EmailField(msgspec.Struct):
+    email: Any = None
+
+
+_EMAIL_DECODER = msgspec.json.Decoder(_EmailField)
+
+
+def email_of(body: bytes) -> str | None:
+    """The normalised `email` of a JSON object body, or None (the handler rejects such bodies)."""
+    try:
+        value = _EMAIL_DECODER.decode(body).email
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if not isinstance(value, str):
+        return None
+    normalised = value.strip().lower()
+    return normalised or None
+
+
+def _hashed(text: str) -> str:
+    # E-mail addresses never appear in Redis keys.
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _ip_subject(ip: str) -> str:
+    # An IPv6 client usually holds a whole /64; counting single addresses would let it rotate.
+    if ":" not in ip:
+        return ip
+    try:
+        address = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return ip
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
+def keyed_policies(
+    policies: Iterable[Policy], principal: Principal | None, ip: str, email: str | None
+) -> list[tuple[Policy, str]]:
+    keyed: list[tuple[Policy, str]] = []
+    for policy in policies:
+        if policy.key == "email":
+            if email is not None:
+                keyed.append((policy, _hashed(email)))
+        elif policy.key == "caller" and principal is not None:
+            keyed.append((policy, principal.user_id.hex))
+        else:
+            keyed.append((policy, _ip_subject(ip)))
+    return keyed
+
+
+# --- ASGI ---------------------------------------------------------------------------------------
+
+
+async def _peek_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """Read the body up to `limit` bytes and a `receive` that replays it to the handler.
+
+    Returns None for the body when it is larger than `limit` (the replay still has all of it).
+    """
+    messages: deque[ReceiveMessage] = deque()
+    chunks: list[bytes] = []
+    size = 0
+    complete = False
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            break
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            complete = True
+            break
+
+    async def replay() -> ReceiveMessage:
+        if messages:
+            return messages.popleft()
+        return await receive()
+
+    return (b"".join(chunks) if complete else None), replay
+
+
+def _headers_of(policies: Sequence[Policy], decision: Decision | None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"ratelimit-policy", ", ".join(p.header_item for p in policies).encode())]
+    if decision is not None:
+        headers.append((b"ratelimit", decision.header().encode()))
+    return headers
+
+
+async def _send_problem(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]],
+    **extra: Any,
+) -> None:
+    body = msgspec.json.encode(
+        {"type": "about:blank", "status": status, "title": title, "detail": detail, **extra}
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", _PROBLEM_JSON),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _describe(policy: Policy) -> str:
+    return f"{policy.limit} requests per {policy.window} s"
+
+
+def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith("/api/"):
+            await app(scope, receive, send)
+            return
+        container = scope["app"].state.container
+        limiter = limiter_of(container)
+        if not limiter.enabled:
+            await app(scope, receive, send)
+            return
+
+        state: dict[str, Any] = scope.setdefault("state", {})
+        principal = state.get("principal")
+        if not isinstance(principal, Principal):
+            principal = None
+        rule = limiter.table.rule_for(scope["method"], scope["path"])
+        policies = limiter.table.policies_for(rule, principal is not None)
+        email: str | None = None
+        if rule is not None and rule.needs_email:
+            body, receive = await _peek_body(receive, _MAX_PEEK_BODY)
+            if body is None:
+                await _send_problem(
+                    send,
+                    413,
+                    "Payload too large",
+                    f"this route accepts a JSON body of at most {_MAX_PEEK_BODY} bytes",
+                    _headers_of(policies, None),
+                )
+                return
+            email = email_of(body)
+        keyed = keyed_policies(policies, principal, client_ip_for(scope, limiter.trusted), email)
+        applied = tuple(policy for policy, _ in keyed)
+
+        try:
+            decision: Decision | None = await limiter.check(keyed)
+        except StoreUnavailable:
+            decision = None
+            if rule is not None and rule.fail_closed:
+                record_rate_limit_fail_closed(
+                    rule.policies[0].name if rule.policies else applied[0].name
+                )
+                await _send_problem(
+                    send,
+                    503,
+                    "Service unavailable",
+                    "rate limiting is unavailable, so this route is closed; retry shortly",
+                    [*_headers_of(applied, None), (b"retry-after", b"5")],
+                )
+                return
+            record_rate_limit_fail_open(applied[0].name)
+
+        if decision is not None and not decision.admitted:
+            refused = decision.refused_by or applied[0]
+            record_rate_limited(refused.name)
+            retry_after = decision.retry_after
+            await _send_problem(
+                send,
+                429,
+                "Too many requests",
+                f'rate limit "{refused.name}" exceeded ({_describe(refused)}); '
+                f"retry in {retry_after} s",
+                [*_headers_of(applied, decision), (b"retry-after", str(retry_after).encode())],
+                policy=refused.name,
+            )
+            return
+
+        state[_STATE_KEY] = decision
+        extra = _headers_of(applied, decision)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
+
+
+# --- the status route ---------------------------------------------------------------------------
+
+
+class RateLimitStatus(msgspec.Struct, frozen=True, kw_only=True):
+    policy: str
+    limit: int
+    remaining: int
+    reset: int
+
+
+def status_of(request: Request[Any, Any, Any]) -> RateLimitStatus:
+    """The caller's default policy as the middleware left it after this very request."""
+    limiter = limiter_of(request.app.state.container)
+    principal = request.state.get("principal")
+    policy = limiter.table.user if isinstance(principal, Principal) else limiter.table.guest
+    if not limiter.enabled:
+        return RateLimitStatus(
+            policy=policy.name, limit=policy.limit, remaining=policy.limit, reset=0
+        )
+    decision = request.state.get(_STATE_KEY)
+    if not isinstance(decision, Decision):
+        raise ServiceUnavailableError(
+            "the rate limit store is unreachable, so the status is unknown", retry_after=5
+        )
+    index = decision.policies.index(policy) if policy in decision.policies else 0
+    policy = decision.policies[index]
+    return RateLimitStatus(
+        policy=policy.name,
+        limit=policy.limit,
+        remaining=decision.remaining[index],
+        reset=decision.reset[index],
+    )
+
+
+@get(
+    "/api/rate-limit/status",
+    tags=["rate limiting"],
+    summary="The caller's rate limit: policy, limit, remaining requests, seconds until reset",
+    sync_to_thread=False,
+)
+def rate_limit_status(request: Request[Any, Any, Any]) -> RateLimitStatus:
+    return status_of(request)
+
+
+MIDDLEWARE = [ratelimit_middleware]
+ROUTES = [rate_limit_status]
