@@ -72,6 +72,20 @@ def dbname(template_db: str) -> Iterator[str]:
                 sql.Identifier(name), sql.Identifier(template_db)
             )
         )
+        # Per-database role settings (the app roles' search_path) are not copied from a
+        # template: give the clone the ones `lufy migrate` gave the template.
+        for role, setting in conn.execute(
+            "SELECT s.setrole::regrole::text, unnest(s.setconfig) FROM pg_db_role_setting s "
+            "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s AND s.setrole <> 0",
+            [template_db],
+        ).fetchall():
+            key, _, value = setting.partition("=")
+            values = sql.SQL(", ").join(sql.Literal(v.strip()) for v in value.split(","))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
+                    sql.SQL(role), sql.Identifier(name), sql.Identifier(key), values
+                )
+            )
     yield name
     with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
         _drop(conn, name)

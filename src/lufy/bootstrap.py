@@ -54,4 +54,14 @@ def bootstrap(
             settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=1.0
         ),
     )
+    _add_accounts(container)
     return container
+
+
+def _add_accounts(container: Container) -> None:
+    # Imported here: accounts imports web modules that import this one.
+    from lufy.accounts.service import AccountService
+
+    container.services["accounts"] = AccountService(
+        db=container.db, store=container.store, settings=container.settings
+    )

@@ -35,7 +35,9 @@ async def provide_optional_principal(request: Request[Any, Any, Any]) -> Princip
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     principal = await provide_optional_principal(request)
     if principal is None:
-        raise AuthenticationError("a valid bearer access token is required")
+        # The authentication middleware says why a presented token was refused.
+        reason = getattr(request.state, "auth_error", None)
+        raise AuthenticationError(reason or "a valid bearer access token is required")
     return principal
 
 

@@ -1,0 +1,188 @@
+"""/api/auth (CONTRACT.md section 3): thin handlers over AccountService.
+
+Exports ROUTES and MIDDLEWARE (the authentication middleware, which must run before the rate
+limiter: web/app.py lists this module first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request, Router, delete, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from lufy.accounts.clients import ClientInfo, client_ip
+from lufy.accounts.middleware import authentication_middleware
+from lufy.accounts.schemas import (
+    Accepted,
+    AuthTokens,
+    ChangePassword,
+    CurrentSession,
+    EmailRequest,
+    RefreshRequest,
+    ResetPassword,
+    RevokedSessions,
+    SessionList,
+    SignIn,
+    SignUp,
+    TokenRequest,
+    UserEnvelope,
+)
+from lufy.accounts.service import accounts_service
+from lufy.bootstrap import Container
+from lufy.web.auth import Principal
+
+__all__ = ["AUTH_BODY_LIMIT", "MIDDLEWARE", "ROUTES"]
+
+# Auth bodies are a few short strings: anything bigger is refused with 413 before decoding.
+AUTH_BODY_LIMIT = 16 * 1024
+_BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
+
+
+def _client(request: Request[Any, Any, Any], container: Container) -> ClientInfo:
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), container.settings.trusted_proxies)
+    return ClientInfo(user_agent=request.headers.get("user-agent"), ip=ip)
+
+
+@post("/sign-up", status_code=HTTP_201_CREATED, summary="Create an account")
+async def sign_up(data: SignUp, container: Container) -> UserEnvelope:
+    user = await accounts_service(container).sign_up(
+        email=data.email, password=data.password, display_name=data.display_name, role=data.role
+    )
+    return UserEnvelope(user=user)
+
+
+@post("/verify-email", status_code=HTTP_200_OK, summary="Confirm an e-mail address")
+async def verify_email(data: TokenRequest, container: Container) -> UserEnvelope:
+    return UserEnvelope(user=await accounts_service(container).verify_email(data.token))
+
+
+@post(
+    "/verify-email/resend",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Send a new verification link",
+    security=_BEARER,
+)
+async def resend_verification(principal: Principal, container: Container) -> Accepted:
+    return await accounts_service(container).resend_verification(principal)
+
+
+@post("/sign-in", status_code=HTTP_200_OK, summary="Sign in with e-mail and password")
+async def sign_in(
+    data: SignIn, request: Request[Any, Any, Any], container: Container
+) -> AuthTokens:
+    return await accounts_service(container).sign_in(
+        email=data.email, password=data.password, client=_client(request, container)
+    )
+
+
+@post("/refresh", status_code=HTTP_200_OK, summary="Rotate a refresh token for a new pair")
+async def refresh(
+    data: RefreshRequest, request: Request[Any, Any, Any], container: Container
+) -> AuthTokens:
+    return await accounts_service(container).refresh(
+        data.refresh_token, _client(request, container)
+    )
+
+
+@post("/sign-out", status_code=204, summary="End the current session", security=_BEARER)
+async def sign_out(principal: Principal, container: Container) -> None:
+    await accounts_service(container).sign_out(principal)
+
+
+@get("/session", summary="The caller and their current session", security=_BEARER)
+async def current_session(principal: Principal, container: Container) -> CurrentSession:
+    return await accounts_service(container).current(principal)
+
+
+@get("/sessions", summary="The caller's live sessions", security=_BEARER)
+async def list_sessions(principal: Principal, container: Container) -> SessionList:
+    return await accounts_service(container).list_sessions(principal)
+
+
+@delete(
+    "/sessions/{session_id:uuid}", summary="Revoke one of the caller's sessions", security=_BEARER
+)
+async def revoke_session(session_id: uuid.UUID, principal: Principal, container: Container) -> None:
+    await accounts_service(container).revoke_session(principal, session_id)
+
+
+@post(
+    "/sessions/revoke-others",
+    status_code=HTTP_200_OK,
+    summary="Revoke every session of the caller but the current one",
+    security=_BEARER,
+)
+async def revoke_other_sessions(principal: Principal, container: Container) -> RevokedSessions:
+    return RevokedSessions(
+        revoked=await accounts_service(container).revoke_other_sessions(principal)
+    )
+
+
+@post("/magic-link", status_code=HTTP_202_ACCEPTED, summary="E-mail a sign-in link")
+async def magic_link(data: EmailRequest, container: Container) -> Accepted:
+    return await accounts_service(container).request_magic_link(data.email)
+
+
+@post("/magic-link/verify", status_code=HTTP_200_OK, summary="Sign in with a magic link")
+async def magic_link_verify(
+    data: TokenRequest, request: Request[Any, Any, Any], container: Container
+) -> AuthTokens:
+    return await accounts_service(container).verify_magic_link(
+        data.token, _client(request, container)
+    )
+
+
+@post("/password/forgot", status_code=HTTP_202_ACCEPTED, summary="E-mail a password reset link")
+async def forgot_password(data: EmailRequest, container: Container) -> Accepted:
+    return await accounts_service(container).forgot_password(data.email)
+
+
+@post("/password/reset", status_code=HTTP_200_OK, summary="Set a new password with a reset link")
+async def reset_password(data: ResetPassword, container: Container) -> UserEnvelope:
+    user = await accounts_service(container).reset_password(data.token, data.password)
+    return UserEnvelope(user=user)
+
+
+@post(
+    "/password/change",
+    status_code=HTTP_200_OK,
+    summary="Change the password (signs out every other session)",
+    security=_BEARER,
+)
+async def change_password(
+    data: ChangePassword, principal: Principal, container: Container
+) -> RevokedSessions:
+    revoked = await accounts_service(container).change_password(
+        principal, current_password=data.current_password, new_password=data.new_password
+    )
+    return RevokedSessions(revoked=revoked)
+
+
+ROUTES = [
+    Router(
+        "/api/auth",
+        route_handlers=[
+            sign_up,
+            verify_email,
+            resend_verification,
+            sign_in,
+            refresh,
+            sign_out,
+            current_session,
+            list_sessions,
+            revoke_session,
+            revoke_other_sessions,
+            magic_link,
+            magic_link_verify,
+            forgot_password,
+            reset_password,
+            change_password,
+        ],
+        tags=["auth"],
+        request_max_body_size=AUTH_BODY_LIMIT,
+    )
+]
+MIDDLEWARE = [authentication_middleware]

@@ -1,0 +1,165 @@
+"""Account events. Streams: `user/{user_id}` for the account, `session/{session_id}` for each
+signed-in session, and `sign_in/{sha256(email)}` for failed sign-ins of unknown addresses.
+
+No event carries a password, a usable token or a full IP address: passwords appear only as
+argon2id hashes, e-mailed tokens as their SHA-256 plus a copy sealed (AES-GCM) with a key
+derived from JWT_SECRET so that the e-mail reactor can put it in a link, and clients as a
+network prefix.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from lufy.eventstore.envelope import Event
+
+__all__ = [
+    "EVENTS",
+    "AccountEvent",
+    "EmailVerificationRequested",
+    "EmailVerified",
+    "MagicLinkRequested",
+    "PasswordChanged",
+    "PasswordResetRequested",
+    "RefreshTokenReused",
+    "SessionRefreshed",
+    "SessionRevoked",
+    "SignInFailed",
+    "SignedIn",
+    "TokenRequested",
+    "UserRegistered",
+]
+
+
+class UserRegistered(Event, frozen=True, tag="accounts.user_registered"):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    role: str
+    password_hash: str | None = None
+    # True when an operator created the account (`lufy users create`): nothing to verify.
+    email_verified: bool = False
+    via: str = "sign_up"  # sign_up | cli
+
+
+class EmailVerificationRequested(Event, frozen=True, tag="accounts.email_verification_requested"):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    token_hash: str
+    sealed_token: str
+    expires_at: datetime
+
+
+class MagicLinkRequested(Event, frozen=True, tag="accounts.magic_link_requested"):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    token_hash: str
+    sealed_token: str
+    expires_at: datetime
+
+
+class PasswordResetRequested(Event, frozen=True, tag="accounts.password_reset_requested"):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    token_hash: str
+    sealed_token: str
+    expires_at: datetime
+
+
+TokenRequested = EmailVerificationRequested | MagicLinkRequested | PasswordResetRequested
+
+
+class EmailVerified(Event, frozen=True, tag="accounts.email_verified"):
+    user_id: uuid.UUID
+    email: str
+    # The verification or magic-link token that proved the address (consumed by this event).
+    token_hash: str | None = None
+    via: str = "verification_link"  # verification_link | magic_link
+
+
+class PasswordChanged(Event, frozen=True, tag="accounts.password_changed"):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    password_hash: str
+    via: str  # change | reset | cli
+    # The reset token consumed by this change, when via == "reset".
+    token_hash: str | None = None
+
+
+class SignedIn(Event, frozen=True, tag="accounts.signed_in"):
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    method: str  # password | magic_link
+    device: str
+    ip_prefix: str | None
+    refresh_hash: str
+    expires_at: datetime
+    # The magic-link token consumed by this sign-in, when method == "magic_link".
+    token_hash: str | None = None
+
+
+class SignInFailed(Event, frozen=True, tag="accounts.sign_in_failed"):
+    # None when no account has the address; then the stream is sign_in/{email_hash}.
+    user_id: uuid.UUID | None
+    email_hash: str
+    reason: str  # unknown_email | wrong_password | no_password
+    ip_prefix: str | None = None
+
+
+class SessionRefreshed(Event, frozen=True, tag="accounts.session_refreshed"):
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    previous_hash: str
+    refresh_hash: str
+    expires_at: datetime
+    ip_prefix: str | None = None
+
+
+class RefreshTokenReused(Event, frozen=True, tag="accounts.refresh_token_reused"):
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    token_hash: str
+    ip_prefix: str | None = None
+
+
+class SessionRevoked(Event, frozen=True, tag="accounts.session_revoked"):
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    # sign_out | revoked | revoked_others | password_changed | password_reset | refresh_token_reuse
+    reason: str
+    # The session that asked for it (None when the system did it, e.g. on token reuse).
+    by_session_id: uuid.UUID | None = None
+
+
+AccountEvent = (
+    UserRegistered
+    | EmailVerificationRequested
+    | MagicLinkRequested
+    | PasswordResetRequested
+    | EmailVerified
+    | PasswordChanged
+    | SignedIn
+    | SignInFailed
+    | SessionRefreshed
+    | RefreshTokenReused
+    | SessionRevoked
+)
+
+EVENTS = (
+    UserRegistered,
+    EmailVerificationRequested,
+    MagicLinkRequested,
+    PasswordResetRequested,
+    EmailVerified,
+    PasswordChanged,
+    SignedIn,
+    SignInFailed,
+    SessionRefreshed,
+    RefreshTokenReused,
+    SessionRevoked,
+)

@@ -1,0 +1,115 @@
+-- Named queries of the accounts context. Table names are unqualified (search_path: lufy).
+
+-- projection: users -------------------------------------------------------------------------
+
+-- name: users_insert
+INSERT INTO users (id, email, display_name, role, email_verified, email_verified_at,
+                   password_hash, password_changed_at, created_at, updated_at, version)
+VALUES (%(id)s, %(email)s, %(display_name)s, %(role)s, %(email_verified)s,
+        CASE WHEN %(email_verified)s THEN %(at)s END, %(password_hash)s,
+        CASE WHEN %(password_hash)s::text IS NOT NULL THEN %(at)s END, %(at)s, %(at)s, %(version)s)
+
+-- name: users_verified
+UPDATE users SET email_verified = true, email_verified_at = coalesce(email_verified_at, %(at)s),
+                 updated_at = %(at)s, version = %(version)s
+WHERE id = %(id)s
+
+-- name: users_password
+UPDATE users SET password_hash = %(password_hash)s, password_changed_at = %(at)s,
+                 updated_at = %(at)s, version = %(version)s
+WHERE id = %(id)s
+
+-- name: users_version
+UPDATE users SET version = %(version)s WHERE id = %(id)s AND version < %(version)s
+
+-- projection: sessions ----------------------------------------------------------------------
+
+-- name: sessions_insert
+INSERT INTO sessions (id, user_id, method, device, ip_prefix, created_at, last_seen_at,
+                      expires_at, version)
+VALUES (%(id)s, %(user_id)s, %(method)s, %(device)s, %(ip_prefix)s, %(at)s, %(at)s,
+        %(expires_at)s, %(version)s)
+
+-- name: sessions_refreshed
+UPDATE sessions SET last_seen_at = %(at)s, expires_at = %(expires_at)s,
+                    ip_prefix = coalesce(%(ip_prefix)s, ip_prefix), version = %(version)s
+WHERE id = %(id)s
+
+-- name: sessions_revoked
+UPDATE sessions SET revoked_at = coalesce(revoked_at, %(at)s),
+                    revoked_reason = coalesce(revoked_reason, %(reason)s), version = %(version)s
+WHERE id = %(id)s
+
+-- name: sessions_version
+UPDATE sessions SET version = %(version)s WHERE id = %(id)s AND version < %(version)s
+
+-- name: refresh_insert
+INSERT INTO refresh_tokens (token_hash, session_id, user_id, issued_at, expires_at)
+VALUES (%(token_hash)s, %(session_id)s, %(user_id)s, %(at)s, %(expires_at)s)
+
+-- name: refresh_used
+UPDATE refresh_tokens SET used_at = coalesce(used_at, %(at)s) WHERE token_hash = %(token_hash)s
+
+-- projection: tokens ------------------------------------------------------------------------
+
+-- name: tokens_insert
+INSERT INTO account_tokens (token_hash, user_id, purpose, created_at, expires_at)
+VALUES (%(token_hash)s, %(user_id)s, %(purpose)s, %(at)s, %(expires_at)s)
+ON CONFLICT (token_hash) DO NOTHING
+
+-- name: tokens_used
+UPDATE account_tokens SET used_at = coalesce(used_at, %(at)s) WHERE token_hash = %(token_hash)s
+
+-- A password change ends every outstanding reset link of the account.
+-- name: tokens_retire_resets
+UPDATE account_tokens SET used_at = %(at)s
+WHERE user_id = %(user_id)s AND purpose = 'password_reset' AND used_at IS NULL
+
+-- reads -------------------------------------------------------------------------------------
+
+-- name: user_by_email
+SELECT id, email, display_name, role, email_verified, password_hash, version
+FROM users WHERE email = %(email)s
+
+-- name: user_by_id
+SELECT id, email, display_name, role, email_verified, password_hash, version
+FROM users WHERE id = %(id)s
+
+-- name: user_by_id_for_update
+SELECT id, email, display_name, role, email_verified, password_hash, version
+FROM users WHERE id = %(id)s FOR UPDATE
+
+-- name: token_for_update
+SELECT token_hash, user_id, purpose, expires_at, used_at
+FROM account_tokens WHERE token_hash = %(token_hash)s FOR UPDATE
+
+-- name: refresh_for_update
+SELECT token_hash, session_id, user_id, expires_at, used_at
+FROM refresh_tokens WHERE token_hash = %(token_hash)s FOR UPDATE
+
+-- name: session_for_update
+SELECT id, user_id, expires_at, revoked_at, version
+FROM sessions WHERE id = %(id)s FOR UPDATE
+
+-- name: session_view
+SELECT id, user_id, method, device, ip_prefix, created_at, last_seen_at, expires_at,
+       revoked_at, revoked_reason
+FROM sessions WHERE id = %(id)s
+
+-- name: sessions_of_user
+SELECT id, user_id, method, device, ip_prefix, created_at, last_seen_at, expires_at,
+       revoked_at, revoked_reason
+FROM sessions
+WHERE user_id = %(user_id)s AND revoked_at IS NULL AND expires_at > now()
+ORDER BY last_seen_at DESC, id
+
+-- name: other_live_sessions_for_update
+SELECT id, user_id, expires_at, revoked_at, version
+FROM sessions
+WHERE user_id = %(user_id)s AND id <> %(keep)s AND revoked_at IS NULL
+ORDER BY id FOR UPDATE
+
+-- The per-request check behind every access token (cached briefly by the service).
+-- name: session_is_live
+SELECT revoked_at IS NULL AND expires_at > now()
+FROM sessions WHERE id = %(id)s AND user_id = %(user_id)s
