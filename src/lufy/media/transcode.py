@@ -1,0 +1,328 @@
+"""ffprobe validation and ffmpeg HLS packaging.
+
+One ffmpeg run decodes the source once and produces three AAC renditions (64, 128 and
+256 kbit/s) as 6-second MPEG-TS segments with VOD playlists and a master playlist, optionally
+AES-128 encrypted, while an `ebur128` branch of the same filter graph measures integrated
+loudness: no second pass over the audio.
+
+Problems with the *file* raise `MediaRejected` with a reason a person can act on; the caller
+records it as a failed track. Anything else (ffmpeg missing, disk full) is an ordinary error
+and the job is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+__all__ = [
+    "MAX_DURATION_S",
+    "RENDITIONS",
+    "SEGMENT_SECONDS",
+    "HlsPackage",
+    "MediaRejected",
+    "Probe",
+    "content_type_for",
+    "ffmpeg_binary",
+    "ffprobe_binary",
+    "hls_command",
+    "package_hls",
+    "probe",
+    "publish_order",
+]
+
+RENDITIONS = (64, 128, 256)  # kbit/s
+SEGMENT_SECONDS = 6
+MAX_DURATION_S = 30 * 60
+MASTER = "master.m3u8"
+KEY_NAME = "key.bin"
+_PROBE_TIMEOUT = 60
+_LOUDNESS = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+|-inf)\s*LUFS")
+_EXTINF = re.compile(r"^#EXTINF:([\d.]+)", re.MULTILINE)
+# Decoder messages that mean the data ends early or is damaged.
+_DAMAGE = re.compile(
+    r"Error while decoding|Invalid data found|decode_frame\(\) failed|Invalid PCM packet|"
+    r"filesize and duration do not match|Packet corrupt|partial file",
+)
+
+
+class MediaRejected(Exception):
+    """The uploaded file cannot become a track; `reason` is shown to the artist."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Probe:
+    format_name: str
+    codec: str
+    duration_s: float
+    sample_rate: int | None
+    channels: int | None
+
+
+@dataclass(frozen=True)
+class HlsPackage:
+    directory: Path
+    duration_ms: int
+    loudness_lufs: float | None
+    encrypted: bool
+    files: list[str] = field(default_factory=list)
+
+
+@cache
+def ffmpeg_binary() -> str:
+    """The system's ffmpeg, else the one bundled with imageio-ffmpeg."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@cache
+def ffprobe_binary() -> str | None:
+    """The system's ffprobe (imageio-ffmpeg ships none; then ffmpeg itself probes)."""
+    return shutil.which("ffprobe")
+
+
+def probe(path: Path) -> Probe:
+    """Validate that `path` is a single decodable audio file of a sane length."""
+    if path.stat().st_size == 0:
+        raise MediaRejected("the file is empty (0 bytes)")
+    _check_riff(path)
+    binary = ffprobe_binary()
+    if binary is None:
+        return _probe_with_ffmpeg(path)
+    result = subprocess.run(
+        [
+            binary,
+            *("-v", "error", "-print_format", "json", "-show_format", "-show_streams"),
+            str(path),
+        ],
+        capture_output=True,
+        timeout=_PROBE_TIMEOUT,
+        check=False,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    if result.returncode != 0:
+        raise MediaRejected(_reason_from_probe_error(stderr))
+    info = json.loads(result.stdout or b"{}")
+    streams = info.get("streams", [])
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not audio:
+        if streams:
+            raise MediaRejected("not an audio file: it contains no audio stream")
+        raise MediaRejected("not an audio file")
+    stream = audio[0]
+    fmt = info.get("format", {})
+    duration = _float(stream.get("duration")) or _float(fmt.get("duration"))
+    if duration is None or duration <= 0:
+        raise MediaRejected("the audio has no measurable duration; the file may be damaged")
+    _check_duration(duration)
+    return Probe(
+        format_name=str(fmt.get("format_name", "")),
+        codec=str(stream.get("codec_name", "")),
+        duration_s=duration,
+        sample_rate=int(stream["sample_rate"]) if stream.get("sample_rate") else None,
+        channels=int(stream["channels"]) if stream.get("channels") else None,
+    )
+
+
+def _check_duration(duration: float) -> None:
+    if duration > MAX_DURATION_S:
+        minutes = duration / 60
+        raise MediaRejected(
+            f"the track is {minutes:.0f} minutes long; the limit is {MAX_DURATION_S // 60} minutes"
+        )
+
+
+def _check_riff(path: Path) -> None:
+    # WAV states its length in the header; a shorter file was cut off in transfer.
+    with path.open("rb") as f:
+        head = f.read(12)
+    if len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        declared = int.from_bytes(head[4:8], "little") + 8
+        actual = path.stat().st_size
+        if declared != 0xFFFFFFFF + 8 and actual < declared:
+            raise MediaRejected(
+                f"the file is truncated: its header announces {declared} bytes "
+                f"but it has {actual}; upload the complete file"
+            )
+
+
+def _reason_from_probe_error(stderr: str) -> str:
+    text = stderr.lower()
+    if "moov atom not found" in text:
+        return "the file is truncated: its index (moov atom) is missing; upload the complete file"
+    if "end of file" in text or "truncat" in text:
+        return "the file is truncated; upload the complete file"
+    return "not an audio file: it could not be read as audio in a supported format"
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+_FFMPEG_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+def _probe_with_ffmpeg(path: Path) -> Probe:
+    result = subprocess.run(
+        [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        timeout=_PROBE_TIMEOUT,
+        check=False,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    if "Invalid data found" in stderr or "Stream #" not in stderr:
+        raise MediaRejected(_reason_from_probe_error(stderr))
+    if "Audio:" not in stderr:
+        raise MediaRejected("not an audio file: it contains no audio stream")
+    match = _FFMPEG_DURATION.search(stderr)
+    if match is None:
+        raise MediaRejected("the audio has no measurable duration; the file may be damaged")
+    hours, minutes, seconds = match.groups()
+    duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    _check_duration(duration)
+    codec = re.search(r"Audio: (\w+)", stderr)
+    return Probe(
+        format_name="",
+        codec=codec.group(1) if codec else "",
+        duration_s=duration,
+        sample_rate=None,
+        channels=None,
+    )
+
+
+def hls_command(
+    source: Path, out_dir: Path, *, key_info: Path | None = None, ffmpeg: str | None = None
+) -> list[str]:
+    """The one ffmpeg command that packages `source` into `out_dir` (also used by the bench)."""
+    splits = "".join(f"[a{i}]" for i in range(len(RENDITIONS)))
+    graph = (
+        "[0:a:0]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
+        f"asplit={len(RENDITIONS) + 1}{splits}[m];[m]ebur128=framelog=verbose[mo]"
+    )
+    command = [
+        ffmpeg or ffmpeg_binary(),
+        *("-hide_banner", "-nostdin", "-nostats", "-y", "-i", str(source)),
+        *("-filter_complex", graph),
+    ]
+    for i in range(len(RENDITIONS)):
+        command += ["-map", f"[a{i}]"]
+    command += ["-c:a", "aac"]
+    for i, kbps in enumerate(RENDITIONS):
+        command += [f"-b:a:{i}", f"{kbps}k"]
+    command += [
+        *("-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod"),
+        *("-hls_segment_type", "mpegts", "-hls_flags", "independent_segments"),
+        *("-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts")),
+        *("-master_pl_name", MASTER),
+        "-var_stream_map",
+        " ".join(f"a:{i},name:{kbps}k" for i, kbps in enumerate(RENDITIONS)),
+    ]
+    if key_info is not None:
+        command += ["-hls_key_info_file", str(key_info)]
+    command += [str(out_dir / "%v" / "index.m3u8"), "-map", "[mo]", "-f", "null", "-"]
+    return command
+
+
+def package_hls(
+    source: Path,
+    out_dir: Path,
+    *,
+    probed: Probe,
+    encrypt: bool = False,
+    timeout: float | None = None,
+) -> HlsPackage:
+    """Transcode `source` into an HLS package in the (empty) directory `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_info: Path | None = None
+    if encrypt:
+        key_path = out_dir / KEY_NAME
+        key_path.write_bytes(secrets.token_bytes(16))
+        key_info = out_dir.parent / f".{out_dir.name}.keyinfo"
+        # Variant playlists sit one level below the key: `../key.bin`.
+        key_info.write_text(f"../{KEY_NAME}\n{key_path}\n{secrets.token_hex(16)}\n")
+    command = hls_command(source, out_dir, key_info=key_info)
+    budget = timeout if timeout is not None else max(120.0, probed.duration_s * 2)
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=budget, check=False)
+    finally:
+        if key_info is not None:
+            key_info.unlink(missing_ok=True)
+    stderr = result.stderr.decode(errors="replace")
+    if result.returncode != 0:
+        tail = stderr.strip().splitlines()[-1:] or ["unknown error"]
+        if _DAMAGE.search(stderr):
+            raise MediaRejected("the audio could not be decoded: the file is truncated or damaged")
+        raise RuntimeError(f"ffmpeg failed ({result.returncode}): {tail[0]}")
+    decoded = _decoded_seconds(out_dir / f"{RENDITIONS[0]}k" / "index.m3u8")
+    declared = probed.duration_s
+    if decoded < declared - max(1.0, 0.02 * declared):
+        raise MediaRejected(
+            f"the file is truncated: it ends after {decoded:.1f} s of the {declared:.1f} s "
+            "its header announces; upload the complete file"
+        )
+    if _DAMAGE.search(stderr):
+        raise MediaRejected(
+            "the file is truncated or damaged: the audio could not be decoded to its end"
+        )
+    if decoded <= 0:
+        raise MediaRejected("the file contains no decodable audio")
+    # The summary is printed last; earlier matches are per-frame or initial values.
+    found = _LOUDNESS.findall(stderr)
+    loudness = float(found[-1]) if found and found[-1] != "-inf" else None
+    files = sorted(
+        p.relative_to(out_dir).as_posix()
+        for p in out_dir.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
+    return HlsPackage(
+        directory=out_dir,
+        duration_ms=round(decoded * 1000),
+        loudness_lufs=loudness,
+        encrypted=encrypt,
+        files=files,
+    )
+
+
+def _decoded_seconds(playlist: Path) -> float:
+    if not playlist.exists():
+        return 0.0
+    return sum(float(m) for m in _EXTINF.findall(playlist.read_text()))
+
+
+def publish_order(files: list[str]) -> list[str]:
+    """Segments and keys first, variant playlists next, the master last: a reader that sees
+    the master playlist sees a complete package."""
+
+    def rank(name: str) -> tuple[int, str]:
+        if name == MASTER:
+            return (2, name)
+        if name.endswith(".m3u8"):
+            return (1, name)
+        return (0, name)
+
+    return sorted(files, key=rank)
+
+
+def content_type_for(name: str) -> str:
+    if name.endswith(".m3u8"):
+        return "application/vnd.apple.mpegurl"
+    if name.endswith(".ts"):
+        return "video/mp2t"
+    return "application/octet-stream"
