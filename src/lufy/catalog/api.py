@@ -1,0 +1,137 @@
+"""/api/music (CONTRACT.md §3): thin handlers over CatalogService."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from litestar import Router, delete, get, patch, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from lufy.bootstrap import Container
+from lufy.catalog.schemas import (
+    StreamGrant,
+    Track,
+    TrackList,
+    TrackUpdate,
+    UploadAccepted,
+    UploadCreate,
+    UploadTicket,
+)
+from lufy.catalog.service import catalog_service
+from lufy.web.auth import Principal
+
+__all__ = ["ROUTES"]
+
+_BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
+
+
+@post("/uploads", status_code=HTTP_201_CREATED, summary="Start an upload", security=_BEARER)
+async def create_upload(
+    data: UploadCreate, principal: Principal, container: Container
+) -> UploadTicket:
+    return await catalog_service(container).request_upload(principal, data)
+
+
+@post(
+    "/uploads/{upload_id:uuid}/complete",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Finish an upload and start processing",
+    security=_BEARER,
+)
+async def complete_upload(
+    upload_id: uuid.UUID, principal: Principal, container: Container
+) -> UploadAccepted:
+    return await catalog_service(container).complete_upload(principal, upload_id)
+
+
+@get("/tracks", summary="Tracks the caller may see (own in every state, others published)")
+async def list_tracks(
+    container: Container,
+    maybe_principal: Principal | None,
+    artist_id: uuid.UUID | None = None,
+    status: Literal["uploading", "processing", "ready", "failed"] | None = None,
+    published: bool = False,
+    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+) -> TrackList:
+    tracks = await catalog_service(container).list_tracks(
+        maybe_principal,
+        artist_id=artist_id,
+        status=status,
+        published_only=published,
+        limit=limit,
+        offset=offset,
+    )
+    return TrackList(tracks=tracks)
+
+
+@get("/tracks/{track_id:uuid}", summary="One track")
+async def get_track(
+    track_id: uuid.UUID, container: Container, maybe_principal: Principal | None
+) -> Track:
+    return await catalog_service(container).get_track(maybe_principal, track_id)
+
+
+@patch("/tracks/{track_id:uuid}", summary="Update a track's metadata", security=_BEARER)
+async def update_track(
+    track_id: uuid.UUID, data: TrackUpdate, principal: Principal, container: Container
+) -> Track:
+    return await catalog_service(container).update_track(principal, track_id, data)
+
+
+@post(
+    "/tracks/{track_id:uuid}/publish",
+    status_code=HTTP_200_OK,
+    summary="Publish a ready track",
+    security=_BEARER,
+)
+async def publish_track(track_id: uuid.UUID, principal: Principal, container: Container) -> Track:
+    return await catalog_service(container).publish(principal, track_id)
+
+
+@post(
+    "/tracks/{track_id:uuid}/unpublish",
+    status_code=HTTP_200_OK,
+    summary="Unpublish a track",
+    security=_BEARER,
+)
+async def unpublish_track(track_id: uuid.UUID, principal: Principal, container: Container) -> Track:
+    return await catalog_service(container).unpublish(principal, track_id)
+
+
+@delete(
+    "/tracks/{track_id:uuid}",
+    summary="Delete a track, its media, and every way to stream it",
+    security=_BEARER,
+)
+async def delete_track(track_id: uuid.UUID, principal: Principal, container: Container) -> None:
+    await catalog_service(container).delete(principal, track_id)
+
+
+@get("/tracks/{track_id:uuid}/stream", summary="A stream token and URL for a track")
+async def stream_track(
+    track_id: uuid.UUID, container: Container, maybe_principal: Principal | None
+) -> StreamGrant:
+    return await catalog_service(container).authorize_stream(maybe_principal, track_id)
+
+
+ROUTES = [
+    Router(
+        "/api/music",
+        route_handlers=[
+            create_upload,
+            complete_upload,
+            list_tracks,
+            get_track,
+            update_track,
+            publish_track,
+            unpublish_track,
+            delete_track,
+            stream_track,
+        ],
+        tags=["music"],
+        request_max_body_size=64 * 1024,
+    )
+]

@@ -1,0 +1,24 @@
+"""Catalog jobs: `process_upload` on the `media-processing` queue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from lufy.bootstrap import bootstrap
+from lufy.catalog.processing import process_track
+from lufy.catalog.service import catalog_service
+from lufy.jobs import job
+
+__all__ = ["process_upload"]
+
+
+# Transcoding a 30-minute file takes a while on a small machine; a kill mid-run is retried.
+@job(queue="media-processing", max_retries=5, min_backoff_ms=5_000, time_limit_ms=1_800_000)
+async def process_upload(payload: dict[str, Any], *, job_key: str) -> None:
+    container = bootstrap(pool_size=2)
+    await container.start()
+    try:
+        await process_track(catalog_service(container), uuid.UUID(payload["track_id"]), job_key)
+    finally:
+        await container.stop()

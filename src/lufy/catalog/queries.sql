@@ -1,0 +1,61 @@
+-- Catalog: the tracks read model (projection writes use unqualified names: see projections.py).
+
+-- name: insert_track
+INSERT INTO tracks (id, artist_id, title, status, created_at, updated_at, upload_id, upload_key,
+                    filename, content_type, size_bytes, upload_expires_at, version)
+VALUES (%(id)s, %(artist_id)s, %(title)s, 'uploading', %(at)s, %(at)s, %(upload_id)s,
+        %(upload_key)s, %(filename)s, %(content_type)s, %(size_bytes)s, %(expires_at)s,
+        %(version)s)
+ON CONFLICT (id) DO NOTHING
+
+-- name: set_status
+UPDATE tracks SET status = %(status)s, failure_reason = %(failure_reason)s,
+                  updated_at = %(at)s, version = %(version)s
+WHERE id = %(id)s
+
+-- name: set_transcoded
+UPDATE tracks SET status = 'ready', failure_reason = NULL, duration_ms = %(duration_ms)s,
+                  loudness_lufs = %(loudness_lufs)s, hls_prefix = %(hls_prefix)s,
+                  hls_encrypted = %(encrypted)s, updated_at = %(at)s, version = %(version)s
+WHERE id = %(id)s
+
+-- name: set_published
+UPDATE tracks SET published = %(published)s,
+                  published_at = CASE WHEN %(published)s THEN %(at)s ELSE published_at END,
+                  updated_at = %(at)s, version = %(version)s
+WHERE id = %(id)s
+
+-- name: set_title
+UPDATE tracks SET title = %(title)s, updated_at = %(at)s, version = %(version)s
+WHERE id = %(id)s
+
+-- name: set_deleted
+UPDATE tracks SET deleted_at = %(at)s, published = false, updated_at = %(at)s,
+                  version = %(version)s
+WHERE id = %(id)s
+
+-- name: touch
+UPDATE tracks SET updated_at = %(at)s, version = %(version)s WHERE id = %(id)s
+
+-- name: get_track
+SELECT id, artist_id, title, status, failure_reason, duration_ms, published, created_at
+FROM lufy.tracks
+WHERE id = %(id)s AND deleted_at IS NULL
+
+-- name: get_track_internal
+SELECT id, artist_id, status, published, deleted_at, hls_prefix, upload_key
+FROM lufy.tracks
+WHERE id = %(id)s
+
+-- name: find_upload
+SELECT id FROM lufy.tracks WHERE upload_id = %(upload_id)s AND deleted_at IS NULL
+
+-- name: list_tracks
+SELECT id, artist_id, title, status, failure_reason, duration_ms, published, created_at
+FROM lufy.tracks
+WHERE deleted_at IS NULL
+  AND (%(artist_id)s::uuid IS NULL OR artist_id = %(artist_id)s::uuid)
+  AND (NOT %(published_only)s OR published)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ORDER BY created_at DESC, id
+LIMIT %(limit)s OFFSET %(offset)s

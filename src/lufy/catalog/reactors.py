@@ -1,0 +1,33 @@
+"""Catalog reactors: an uploaded track implies one `process_upload` job."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from lufy.catalog.events import TrackUploaded
+from lufy.eventstore.envelope import RecordedEvent
+from lufy.jobs import JobSpec
+from lufy.jobs.reactors import Reactor
+
+__all__ = ["REACTORS", "MediaProcessingReactor"]
+
+
+class MediaProcessingReactor(Reactor):
+    name: ClassVar[str] = "catalog_media_processing"
+    handles: ClassVar[frozenset[str]] = frozenset({"catalog.track_uploaded"})
+
+    def jobs(self, event: RecordedEvent) -> list[JobSpec]:
+        data = event.data
+        if not isinstance(data, TrackUploaded):
+            return []
+        return [
+            JobSpec(
+                actor="process_upload",
+                queue="media-processing",
+                payload={"track_id": str(data.track_id)},
+                key=str(event.event_id),
+            )
+        ]
+
+
+REACTORS = [MediaProcessingReactor()]

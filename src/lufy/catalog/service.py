@@ -1,0 +1,462 @@
+"""The catalog's application service: load a track, decide, append (with the inline read model).
+
+Every write runs in one transaction carrying the caller's identity for Row-Level Security, so
+the tracks read model is written under the same rules it is read with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from lufy.catalog import model
+from lufy.catalog.commands import (
+    CompleteUpload,
+    DeleteTrack,
+    FailTranscoding,
+    FinishTranscoding,
+    PublishTrack,
+    RequestUpload,
+    StartTranscoding,
+    UnpublishTrack,
+    UpdateTrack,
+)
+from lufy.catalog.events import STREAM_AUTH_STREAM, TRACK_STREAM, StreamAuthorized
+from lufy.catalog.projections import TRACKS
+from lufy.catalog.schemas import (
+    ALLOWED_TYPES,
+    MAX_UPLOAD_BYTES,
+    StreamGrant,
+    Track,
+    TrackUpdate,
+    UploadAccepted,
+    UploadCreate,
+    UploadTicket,
+)
+from lufy.db import Database
+from lufy.errors import (
+    ConflictError,
+    LufyError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
+from lufy.eventstore import ANY, NO_STREAM, EventMetadata, EventStore, NewEvent
+from lufy.eventstore.envelope import Event
+from lufy.media import signing
+from lufy.media.storage import BlobStorage
+from lufy.projections.inline import append_inline
+from lufy.settings import Settings
+from lufy.sqlfiles import load_queries
+from lufy.web.auth import Principal
+
+__all__ = ["CatalogService", "UnsupportedMediaTypeError", "normalize_content_type"]
+
+_Q = load_queries("lufy.catalog")
+UPLOAD_TTL = timedelta(hours=1)
+
+
+class UnsupportedMediaTypeError(LufyError):
+    status = 415
+    title = "Unsupported media type"
+
+
+def normalize_content_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _track(row: Sequence[Any]) -> Track:
+    return Track(
+        id=row[0],
+        artist_id=row[1],
+        title=row[2],
+        status=row[3],
+        failure_reason=row[4],
+        duration_ms=row[5],
+        published=row[6],
+        created_at=row[7],
+    )
+
+
+def _metadata(actor: uuid.UUID | None, causation_id: str | None = None) -> EventMetadata:
+    from lufy.web.context import correlation_id, request_id
+
+    return EventMetadata(
+        actor_id=str(actor) if actor else None,
+        correlation_id=correlation_id(),
+        request_id=request_id(),
+        causation_id=causation_id,
+    )
+
+
+class CatalogService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: EventStore,
+        storage: BlobStorage,
+        settings: Settings,
+        encrypt_hls: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.storage = storage
+        self.settings = settings
+        self.encrypt_hls = encrypt_hls
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # --- loading and appending ----------------------------------------------------------------
+
+    async def _load(
+        self, conn: AsyncConnection[Any], track_id: uuid.UUID
+    ) -> tuple[model.TrackState, int]:
+        events = await self.store.read_stream(conn, TRACK_STREAM, str(track_id))
+        state = model.fold(e.data for e in events)
+        version = events[-1].stream_version or 0 if events else 0
+        return state, version
+
+    async def _append(
+        self,
+        conn: AsyncConnection[Any],
+        track_id: uuid.UUID,
+        events: Sequence[Event | NewEvent],
+        version: int,
+        actor: uuid.UUID | None,
+    ) -> None:
+        if not events:
+            return
+        items = [
+            e if isinstance(e, NewEvent) else NewEvent(event=e, metadata=_metadata(actor))
+            for e in events
+        ]
+        await append_inline(
+            self.store,
+            conn,
+            TRACK_STREAM,
+            str(track_id),
+            items,
+            expected=version if version else NO_STREAM,
+            projections=[TRACKS],
+        )
+
+    # --- upload -------------------------------------------------------------------------------
+
+    async def request_upload(self, principal: Principal, body: UploadCreate) -> UploadTicket:
+        if principal.role != "artist":
+            raise PermissionDeniedError("only artists can upload music")
+        content_type = normalize_content_type(body.content_type)
+        extension = PurePosixPath(body.filename).suffix.lower()
+        if body.size_bytes <= 0:
+            raise ValidationFailedError("size_bytes: the file is empty (0 bytes)")
+        if body.size_bytes > MAX_UPLOAD_BYTES:
+            raise PayloadTooLargeError(
+                f"size_bytes: {body.size_bytes} bytes is over the limit of "
+                f"{MAX_UPLOAD_BYTES} bytes (200 MB)"
+            )
+        allowed = ALLOWED_TYPES.get(content_type)
+        if allowed is None:
+            raise UnsupportedMediaTypeError(
+                f"content_type: {content_type!r} is not accepted; upload mp3, wav, flac, "
+                "aac/m4a or ogg audio"
+            )
+        if extension not in allowed:
+            raise ValidationFailedError(
+                f"filename: a {content_type} file should end in {' or '.join(allowed)}, "
+                f"not {extension or 'no extension'!r}"
+            )
+        now = self.clock()
+        track_id, upload_id = uuid.uuid4(), uuid.uuid4()
+        key = f"uploads/{track_id}/source{extension}"
+        expires_at = (now + UPLOAD_TTL).replace(microsecond=0)
+        target = self.storage.upload_target(
+            key,
+            content_type=content_type,
+            size_bytes=body.size_bytes,
+            expires_in=int(UPLOAD_TTL.total_seconds()),
+        )
+        if target is not None:
+            method, url, headers, expires_at = (
+                target.method,
+                target.url,
+                target.headers,
+                target.expires_at.replace(microsecond=0),
+            )
+        else:
+            token = signing.issue_upload_token(
+                self.settings.jwt_secret,
+                artist_id=principal.user_id,
+                upload_id=upload_id,
+                key=key,
+                content_type=content_type,
+                size_bytes=body.size_bytes,
+                expires_at=expires_at,
+            )
+            method = "PUT"
+            url = f"{self.settings.APP_URL}/media/uploads/{upload_id}?token={token}"
+            headers = {"Content-Type": content_type}
+        command = RequestUpload(
+            track_id=track_id,
+            upload_id=upload_id,
+            artist_id=principal.user_id,
+            title=body.title.strip() or body.title,
+            filename=PurePosixPath(body.filename).name,
+            content_type=content_type,
+            size_bytes=body.size_bytes,
+            storage_key=key,
+            expires_at=expires_at,
+        )
+        async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
+            events = model.decide_request_upload(model.TrackState(), command)
+            await self._append(conn, track_id, events, 0, principal.user_id)
+        return UploadTicket(
+            upload_id=upload_id,
+            track_id=track_id,
+            method="PUT" if method == "PUT" else "POST",
+            url=url,
+            headers=headers,
+            expires_at=expires_at,
+        )
+
+    async def complete_upload(self, principal: Principal, upload_id: uuid.UUID) -> UploadAccepted:
+        async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
+            cur = await conn.execute(_Q.find_upload, {"upload_id": upload_id})
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFoundError("no such upload")
+            track_id: uuid.UUID = row[0]
+            state, version = await self._load(conn, track_id)
+            info = None
+            if state.status == model.UPLOADING and state.storage_key:
+                info = await asyncio.to_thread(self.storage.stat, state.storage_key)
+            command = CompleteUpload(
+                actor_id=principal.user_id,
+                admin=principal.is_admin,
+                upload_id=upload_id,
+                stored_size=info.size if info else None,
+                stored_content_type=(
+                    normalize_content_type(info.content_type)
+                    if info and info.content_type
+                    else None
+                ),
+            )
+            events = model.decide_complete_upload(state, command)
+            await self._append(conn, track_id, events, version, principal.user_id)
+            status = model.PROCESSING if events else state.status
+        return UploadAccepted(track_id=track_id, status=status)
+
+    # --- processing (called by the media-processing job, as role `system`) ---------------------
+
+    async def processing_state(self, track_id: uuid.UUID) -> model.TrackState:
+        async with self.db.transaction(role="system") as conn:
+            state, _ = await self._load(conn, track_id)
+        return state
+
+    async def _system_decide(
+        self,
+        track_id: uuid.UUID,
+        decide: Callable[[model.TrackState], list[Event]],
+        event_id: Callable[[int], uuid.UUID],
+        causation_id: str,
+    ) -> model.TrackState:
+        async with self.db.transaction(role="system") as conn:
+            state, version = await self._load(conn, track_id)
+            events = decide(state)
+            items = [
+                NewEvent(
+                    event=e,
+                    event_id=event_id(i),
+                    metadata=_metadata(None, causation_id=causation_id),
+                )
+                for i, e in enumerate(events)
+            ]
+            await self._append(conn, track_id, items, version, None)
+            return model.fold(events, state)
+
+    @staticmethod
+    def _job_event_id(job_key: str, step: str) -> Callable[[int], uuid.UUID]:
+        # Deterministic ids: a retried job appends the same events, which the store dedupes.
+        return lambda i: uuid.uuid5(uuid.NAMESPACE_URL, f"lufy:process_upload:{job_key}:{step}:{i}")
+
+    async def start_transcoding(self, track_id: uuid.UUID, job_key: str) -> model.TrackState:
+        return await self._system_decide(
+            track_id,
+            lambda s: model.decide_start(s, StartTranscoding(job_key=job_key)),
+            self._job_event_id(job_key, "started"),
+            job_key,
+        )
+
+    async def finish_transcoding(
+        self, track_id: uuid.UUID, job_key: str, result: FinishTranscoding
+    ) -> model.TrackState:
+        return await self._system_decide(
+            track_id,
+            lambda s: model.decide_finish(s, result),
+            self._job_event_id(job_key, "transcoded"),
+            job_key,
+        )
+
+    async def fail_transcoding(
+        self, track_id: uuid.UUID, job_key: str, reason: str
+    ) -> model.TrackState:
+        return await self._system_decide(
+            track_id,
+            lambda s: model.decide_fail(s, FailTranscoding(reason=reason)),
+            self._job_event_id(job_key, "failed"),
+            job_key,
+        )
+
+    # --- catalogue ----------------------------------------------------------------------------
+
+    async def list_tracks(
+        self,
+        principal: Principal | None,
+        *,
+        artist_id: uuid.UUID | None = None,
+        status: str | None = None,
+        published_only: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Track]:
+        user_id, role = (principal.user_id, principal.role) if principal else (None, None)
+        async with self.db.transaction(user_id=user_id, role=role) as conn:
+            cur = await conn.execute(
+                _Q.list_tracks,
+                {
+                    "artist_id": artist_id,
+                    "status": status,
+                    "published_only": published_only,
+                    "limit": limit,
+                    "offset": offset,
+                },
+            )
+            return [_track(r) for r in await cur.fetchall()]
+
+    async def get_track(self, principal: Principal | None, track_id: uuid.UUID) -> Track:
+        user_id, role = (principal.user_id, principal.role) if principal else (None, None)
+        async with self.db.transaction(user_id=user_id, role=role) as conn:
+            cur = await conn.execute(_Q.get_track, {"id": track_id})
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError("no such track")
+        return _track(row)
+
+    async def _command(
+        self,
+        principal: Principal,
+        track_id: uuid.UUID,
+        decide: Callable[[model.TrackState], list[Event]],
+    ) -> model.TrackState:
+        async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
+            # RLS first: a track the caller cannot see does not exist for them.
+            cur = await conn.execute(_Q.get_track, {"id": track_id})
+            if await cur.fetchone() is None:
+                raise NotFoundError("no such track")
+            state, version = await self._load(conn, track_id)
+            events = decide(state)
+            await self._append(conn, track_id, events, version, principal.user_id)
+            return model.fold(events, state)
+
+    async def update_track(
+        self, principal: Principal, track_id: uuid.UUID, body: TrackUpdate
+    ) -> Track:
+        title = body.title.strip() if body.title is not None else None
+        if title == "":
+            raise ValidationFailedError("title: must not be blank")
+        command = UpdateTrack(actor_id=principal.user_id, admin=principal.is_admin, title=title)
+        await self._command(principal, track_id, lambda s: model.decide_update(s, command))
+        return await self.get_track(principal, track_id)
+
+    async def publish(self, principal: Principal, track_id: uuid.UUID) -> Track:
+        command = PublishTrack(actor_id=principal.user_id, admin=principal.is_admin)
+        await self._command(principal, track_id, lambda s: model.decide_publish(s, command))
+        return await self.get_track(principal, track_id)
+
+    async def unpublish(self, principal: Principal, track_id: uuid.UUID) -> Track:
+        command = UnpublishTrack(actor_id=principal.user_id, admin=principal.is_admin)
+        await self._command(principal, track_id, lambda s: model.decide_unpublish(s, command))
+        return await self.get_track(principal, track_id)
+
+    async def delete(self, principal: Principal, track_id: uuid.UUID) -> None:
+        command = DeleteTrack(actor_id=principal.user_id, admin=principal.is_admin)
+        state = await self._command(principal, track_id, lambda s: model.decide_delete(s, command))
+        await asyncio.to_thread(self.remove_media, track_id, state.storage_key)
+
+    def remove_media(self, track_id: uuid.UUID, upload_key: str | None) -> None:
+        """Remove the HLS package and the source: with them gone, no token plays the track."""
+        self.storage.delete_prefix(f"hls/{track_id}/")
+        if upload_key:
+            self.storage.delete(upload_key)
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    async def authorize_stream(
+        self, principal: Principal | None, track_id: uuid.UUID
+    ) -> StreamGrant:
+        user_id, role = (principal.user_id, principal.role) if principal else (None, None)
+        async with self.db.transaction(user_id=user_id, role=role) as conn:
+            cur = await conn.execute(_Q.get_track_internal, {"id": track_id})
+            row = await cur.fetchone()
+            if row is None or row[4] is not None:
+                raise NotFoundError("no such track")
+            artist_id, status, published = row[1], row[2], row[3]
+            owner = principal is not None and (principal.user_id == artist_id or principal.is_admin)
+            if not published and not owner:
+                raise NotFoundError("no such track")
+            if status != model.READY:
+                raise ConflictError(f"the track cannot be streamed yet: it is {status}")
+            token, expires_at = signing.issue_stream_token(
+                self.settings.jwt_secret, track_id=track_id, subject=user_id, now=self.clock()
+            )
+            s = self.settings
+            if s.CLOUDFRONT_DOMAIN and s.CLOUDFRONT_KEY_PAIR_ID and s.CLOUDFRONT_PRIVATE_KEY:
+                delivery = "cloudfront"
+                url = signing.cloudfront_signed_url(
+                    domain=s.CLOUDFRONT_DOMAIN,
+                    key_pair_id=s.CLOUDFRONT_KEY_PAIR_ID,
+                    private_key_pem=s.CLOUDFRONT_PRIVATE_KEY,
+                    track_id=track_id,
+                    expires_at=expires_at,
+                )
+            else:
+                delivery = "local"
+                url = f"{s.APP_URL}/media/hls/{track_id}/master.m3u8?token={token}"
+            event = StreamAuthorized(
+                track_id=track_id, listener_id=user_id, expires_at=expires_at, delivery=delivery
+            )
+            await self.store.append(
+                conn,
+                STREAM_AUTH_STREAM,
+                str(track_id),
+                [NewEvent(event=event, occurred_at=self.clock(), metadata=_metadata(user_id))],
+                expected=ANY,
+            )
+        return StreamGrant(url=url, token=token, expires_at=expires_at)
+
+
+def catalog_service(container: Any) -> CatalogService:
+    """The container's catalog service, built once (tests may pre-set `media.storage`)."""
+    services: dict[str, Any] = container.services
+    service = services.get("catalog")
+    if service is None:
+        from lufy.media.storage import container_storage
+
+        storage = container_storage(container)
+        service = CatalogService(
+            db=container.db,
+            store=container.store,
+            storage=storage,
+            settings=container.settings,
+            encrypt_hls=services.get("media.encrypt_hls", True),
+        )
+        services["catalog"] = service
+    assert isinstance(service, CatalogService)
+    return service
