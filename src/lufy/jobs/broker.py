@@ -28,7 +28,7 @@ from lufy.logs import get_logger
 from lufy.settings import Settings, get_settings
 from lufy.sqlfiles import load_queries
 
-__all__ = ["JobRuntime", "configure", "current", "enqueue_message"]
+__all__ = ["JobRuntime", "QueuedJob", "configure", "current", "enqueue_message", "obtain"]
 
 _Q = load_queries("lufy.jobs")
 _log = get_logger(__name__)
@@ -250,6 +250,20 @@ def configure(settings: Settings | None = None, *, pool_size: int = 4) -> JobRun
             rt.declare(d)
         _runtime = rt
         return rt
+
+
+def obtain(settings: Settings) -> tuple[JobRuntime, bool]:
+    """This process's runtime for `settings`: the existing one when it uses the same database
+    and Redis (a worker and a projector sharing a process), else a new one. The flag says
+    whether it is new (then the caller closes it)."""
+    existing = _runtime
+    if (
+        existing is not None
+        and existing.settings.DATABASE_URL == settings.DATABASE_URL
+        and existing.settings.REDIS_URL == settings.REDIS_URL
+    ):
+        return existing, False
+    return configure(settings), True
 
 
 def current() -> JobRuntime:

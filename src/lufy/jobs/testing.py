@@ -13,7 +13,7 @@ from types import TracebackType
 
 import dramatiq
 
-from lufy.jobs.broker import JobRuntime, configure
+from lufy.jobs.broker import JobRuntime, obtain
 from lufy.jobs.registry import QUEUES
 from lufy.settings import Settings
 
@@ -34,9 +34,10 @@ class InProcessWorker:
         self.threads = threads
         self.runtime: JobRuntime | None = None
         self._worker: dramatiq.Worker | None = None
+        self._owns = False
 
     def __enter__(self) -> InProcessWorker:
-        self.runtime = configure(self.settings, pool_size=self.threads + 1)
+        self.runtime, self._owns = obtain(self.settings)
         self._worker = dramatiq.Worker(
             self.runtime.broker, queues=set(self.queues), worker_threads=self.threads
         )
@@ -51,7 +52,7 @@ class InProcessWorker:
     ) -> None:
         if self._worker is not None:
             self._worker.stop(timeout=10_000)
-        if self.runtime is not None:
+        if self.runtime is not None and self._owns:
             self.runtime.close()
 
     def unfinished(self) -> int:

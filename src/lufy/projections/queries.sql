@@ -1,0 +1,164 @@
+-- name: txn_context
+-- Every projector transaction: the system role for RLS and the schema its tables live in,
+-- both local to the transaction (pooled connections never carry them over).
+SELECT set_config('app.current_user_id', '', true), set_config('app.current_role', 'system', true),
+       set_config('search_path', %(search_path)s, true);
+
+-- name: try_lead
+SELECT pg_try_advisory_lock(%(ns)s, hashtext(%(name)s));
+
+-- name: unlead
+SELECT pg_advisory_unlock(%(ns)s, hashtext(%(name)s));
+
+-- name: ensure_checkpoint
+INSERT INTO lufy.checkpoints (name, transaction_id, global_position)
+VALUES (%(name)s, %(tx)s::text::xid8, %(pos)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: get_checkpoint
+SELECT transaction_id::text::bigint, global_position FROM lufy.checkpoints WHERE name = %(name)s;
+
+-- name: lock_checkpoint
+SELECT transaction_id::text::bigint, global_position FROM lufy.checkpoints
+WHERE name = %(name)s FOR UPDATE;
+
+-- name: set_checkpoint
+UPDATE lufy.checkpoints
+SET transaction_id = %(tx)s::text::xid8, global_position = %(pos)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: ensure_state
+INSERT INTO lufy.projection_state (name, version, kind)
+VALUES (%(name)s, %(version)s, %(kind)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: get_state
+SELECT version, state, failed_position, error FROM lufy.projection_state WHERE name = %(name)s;
+
+-- name: claim_state
+UPDATE lufy.projection_state
+SET owner = %(owner)s, owner_heartbeat_at = now(), kind = %(kind)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: mark_running
+UPDATE lufy.projection_state
+SET state = 'running', failed_position = NULL, failed_event_id = NULL, error = NULL,
+    failed_at = NULL, updated_at = now()
+WHERE name = %(name)s AND state <> 'running';
+
+-- name: mark_failed
+UPDATE lufy.projection_state
+SET state = 'failed', failed_position = %(position)s, failed_event_id = %(event_id)s,
+    error = %(error)s, failed_at = now(), updated_at = now()
+WHERE name = %(name)s;
+
+-- name: mark_rebuilding
+UPDATE lufy.projection_state SET state = 'rebuilding', updated_at = now()
+WHERE name = %(name)s AND state = 'running';
+
+-- name: set_version
+UPDATE lufy.projection_state
+SET version = %(version)s, state = 'running', failed_position = NULL, failed_event_id = NULL,
+    error = NULL, failed_at = NULL, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: event_at
+SELECT transaction_id::text::bigint, global_position, event_id, type
+FROM lufy.events WHERE global_position = %(pos)s;
+
+-- name: has_passed
+-- Whether reader `name` has applied the event at `pos` (its checkpoint may sit at a barrier
+-- (xid, 0) past it). NULL when there is no such event or reader.
+SELECT (c.transaction_id, c.global_position) >= (e.transaction_id, e.global_position)
+FROM lufy.checkpoints c, lufy.events e
+WHERE c.name = %(name)s AND e.global_position = %(pos)s;
+
+-- name: read_visible
+-- Every committed event after a checkpoint, without the read barrier: only for a reader that
+-- holds the locks which keep the not-yet-visible ones out of its tables (inline swaps).
+SELECT e.global_position, e.transaction_id::text::bigint, e.event_id, e.stream_type, e.stream_id,
+       e.stream_version, e.type, e.schema_version, e.data::text, e.metadata::text,
+       e.occurred_at, e.recorded_at, 0::bigint
+FROM lufy.events e
+WHERE (e.transaction_id, e.global_position) > (%(tx)s::text::xid8, %(pos)s)
+  AND e.type = ANY(%(types)s)
+ORDER BY e.transaction_id, e.global_position
+LIMIT %(limit)s;
+
+-- name: read_range
+-- Events after one checkpoint and at or before another (both already below the barrier).
+SELECT e.global_position, e.transaction_id::text::bigint, e.event_id, e.stream_type, e.stream_id,
+       e.stream_version, e.type, e.schema_version, e.data::text, e.metadata::text,
+       e.occurred_at, e.recorded_at, 0::bigint
+FROM lufy.events e
+WHERE (e.transaction_id, e.global_position) > (%(tx)s::text::xid8, %(pos)s)
+  AND (e.transaction_id, e.global_position) <= (%(to_tx)s::text::xid8, %(to_pos)s)
+  AND e.type = ANY(%(types)s)
+ORDER BY e.transaction_id, e.global_position
+LIMIT %(limit)s;
+
+-- name: count_after
+-- How many events of these types a reader at a checkpoint has ahead of it (for progress/ETA).
+SELECT count(*) FROM lufy.events e
+WHERE (e.transaction_id, e.global_position) > (%(tx)s::text::xid8, %(pos)s)
+  AND e.type = ANY(%(types)s);
+
+-- name: status
+-- Each reader: checkpoint, events not yet applied (capped count), age of the oldest of them,
+-- the state row, and the live owner: the backend holding the leadership lock.
+SELECT s.name, s.kind, s.version, s.state, c.global_position,
+       behind.events, coalesce(extract(epoch FROM clock_timestamp() - behind.oldest), 0)::float8,
+       owner.application_name, owner.pid, s.failed_position, s.error,
+       extract(epoch FROM clock_timestamp() - c.updated_at)::float8
+FROM lufy.projection_state s
+LEFT JOIN lufy.checkpoints c ON c.name = s.name
+LEFT JOIN LATERAL (
+    SELECT count(*) AS events, min(p.recorded_at) AS oldest
+    FROM (
+        SELECT e.recorded_at FROM lufy.events e
+        WHERE c.name IS NOT NULL
+          AND (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
+          AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY e.transaction_id, e.global_position
+        LIMIT %(cap)s
+    ) p
+) behind ON true
+LEFT JOIN LATERAL (
+    SELECT a.application_name, a.pid
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %(ns)s
+      AND l.objid::bigint = (hashtext(s.name)::bigint & 4294967295) AND l.objsubid = 2
+    LIMIT 1
+) owner ON true
+ORDER BY s.name;
+
+-- name: get_rebuild
+SELECT version, until_ts, transaction_id::text::bigint, global_position, events_applied
+FROM lufy.projection_rebuilds WHERE name = %(name)s;
+
+-- name: start_rebuild
+INSERT INTO lufy.projection_rebuilds (name, version, until_ts, transaction_id, global_position)
+VALUES (%(name)s, %(version)s, %(until)s, '0'::xid8, 0)
+ON CONFLICT (name) DO UPDATE
+SET version = excluded.version, until_ts = excluded.until_ts, transaction_id = '0'::xid8,
+    global_position = 0, events_applied = 0, started_at = now(), updated_at = now();
+
+-- name: advance_rebuild
+UPDATE lufy.projection_rebuilds
+SET transaction_id = %(tx)s::text::xid8, global_position = %(pos)s,
+    events_applied = events_applied + %(applied)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: finish_rebuild
+DELETE FROM lufy.projection_rebuilds WHERE name = %(name)s;
+
+-- name: table_columns
+-- Insertable columns of a live table, in order (generated columns are computed again).
+SELECT a.attname
+FROM pg_attribute a
+WHERE a.attrelid = to_regclass(%(table)s) AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attgenerated = ''
+ORDER BY a.attnum;
+
+-- name: shadow_exists
+SELECT to_regclass(%(table)s) IS NOT NULL;

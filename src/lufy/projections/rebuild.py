@@ -1,0 +1,396 @@
+"""Rebuild a read model from the log into its shadow copy, then swap it in one transaction.
+
+The shadow tables (schema `lufy_shadow`, created by `lufy migrate` from the same projections/
+files) are filled by the projection's own `apply`, with the search_path pointing at them, in
+batches committed together with the rebuild's place in the log (lufy.projection_rebuilds): an
+interrupted rebuild resumes where it stopped. Once it has caught up, one transaction
+- stops the live projector (it holds the live checkpoint row locked) or, for an inline
+  projection, its writers (EXCLUSIVE lock on the live tables: readers are not blocked),
+- applies the last events to the shadow copy, up to the live checkpoint (async) or to
+  everything committed (inline),
+- replaces the live rows with the shadow rows (DELETE + INSERT: readers see the old model until
+  commit, and grants, policies and views stay attached to the live tables),
+- records the version, moves the live checkpoint, and appends `operations.projection_rebuilt`.
+With `until`, the shadow copy is built as of that time (a prefix of the log by recorded_at) and
+left in `lufy_shadow` for inspection, without a swap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+
+from lufy.errors import LufyError
+from lufy.eventstore.envelope import ANY, Checkpoint, NewEvent, RecordedEvent
+from lufy.eventstore.postgres import EventStore
+from lufy.jobs.reactors import Reactor
+from lufy.logs import get_logger
+from lufy.operations.events import ProjectionRebuilt
+from lufy.projections.base import Projection
+from lufy.projections.context import (
+    LIVE_PATH,
+    NS_REBUILD,
+    SHADOW_PATH,
+    SHADOW_SCHEMA,
+    Q,
+    checkpoint_of,
+    decode_rows,
+    enter_system_transaction,
+    process_label,
+)
+
+__all__ = ["RebuildError", "RebuildResult", "rebuild"]
+
+_log = get_logger(__name__)
+LIVE_SCHEMA = "lufy"
+
+
+class RebuildError(LufyError):
+    status = 409
+    title = "Rebuild refused"
+
+
+@dataclass
+class RebuildResult:
+    name: str
+    version: int
+    events_applied: int
+    resumed: bool
+    swapped: bool
+    checkpoint: Checkpoint
+    seconds: float
+    # table -> (rows only in the live model, rows only in the rebuilt one), compared just before
+    # the swap at the same position in the log; empty unless `compare=True`.
+    differences: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+Progress = Callable[[int, int], None]  # (events applied so far, events to apply in total)
+
+
+async def rebuild(
+    url: str,
+    projection: Projection,
+    *,
+    store: EventStore | None = None,
+    until: datetime | None = None,
+    batch_size: int = 5000,
+    progress: Progress | None = None,
+    compare: bool = False,
+    swap: bool = True,
+) -> RebuildResult:
+    """Rebuild `projection` (resuming an interrupted rebuild of the same version and `until`)."""
+    if isinstance(projection, Reactor) or not projection.tables:
+        raise RebuildError(f"{projection.name} has no tables to rebuild (reactors replay nothing)")
+    store = store or EventStore()
+    started = time.monotonic()
+    lock = await AsyncConnection.connect(
+        url, autocommit=True, application_name=process_label("rebuild")
+    )
+    async with lock:
+        cur = await lock.execute(Q.try_lead, {"ns": NS_REBUILD, "name": projection.name})
+        row = await cur.fetchone()
+        if not (row and row[0]):
+            raise RebuildError(f"a rebuild of {projection.name} is already running")
+        conn = await AsyncConnection.connect(
+            url, autocommit=True, application_name=process_label("rebuild")
+        )
+        async with conn:
+            return await _Rebuild(
+                conn, store, projection, until, batch_size, progress, started
+            ).run(compare=compare, swap=swap and until is None)
+
+
+class _Rebuild:
+    def __init__(
+        self,
+        conn: AsyncConnection[Any],
+        store: EventStore,
+        projection: Projection,
+        until: datetime | None,
+        batch_size: int,
+        progress: Progress | None,
+        started: float,
+    ) -> None:
+        self.conn = conn
+        self.store = store
+        self.p = projection
+        self.name = projection.name
+        self.types = sorted(projection.handles)
+        self.until = until
+        self.batch_size = batch_size
+        self.progress = progress
+        self.started = started
+
+    async def run(self, *, compare: bool, swap: bool) -> RebuildResult:
+        await self._check_shadow()
+        checkpoint, applied, resumed = await self._start()
+        total = applied + await self._count_after(checkpoint)
+        if self.progress:
+            self.progress(applied, total)
+        if not self.p.inline:
+            await self.conn.execute(Q.mark_rebuilding, {"name": self.name})
+        try:
+            checkpoint, applied = await self._catch_up(checkpoint, applied, total)
+            result = RebuildResult(
+                name=self.name,
+                version=self.p.version,
+                events_applied=applied,
+                resumed=resumed,
+                swapped=False,
+                checkpoint=checkpoint,
+                seconds=0.0,
+            )
+            if swap:
+                await self._swap(checkpoint, result, compare=compare)
+                await self._clear_shadow()
+            elif compare:
+                result.differences = await self._differences()
+        finally:
+            if not self.p.inline:
+                await self.conn.execute(
+                    "UPDATE lufy.projection_state SET state = 'running', updated_at = now() "
+                    "WHERE name = %s AND state = 'rebuilding'",
+                    [self.name],
+                )
+        result.seconds = time.monotonic() - self.started
+        _log.info(
+            "rebuild finished",
+            projection=self.name,
+            events=result.events_applied,
+            swapped=result.swapped,
+            seconds=round(result.seconds, 2),
+        )
+        return result
+
+    # --- preparation --------------------------------------------------------------------------
+
+    async def _check_shadow(self) -> None:
+        for table in self.p.tables:
+            cur = await self.conn.execute(Q.shadow_exists, {"table": f"{SHADOW_SCHEMA}.{table}"})
+            row = await cur.fetchone()
+            if not (row and row[0]):
+                raise RebuildError(
+                    f"{self.name}: no shadow table {SHADOW_SCHEMA}.{table} (run `lufy migrate`; "
+                    "its projections/ file must create the table with an unqualified name)"
+                )
+
+    async def _start(self) -> tuple[Checkpoint, int, bool]:
+        """Resume the rebuild of this version and `until`, or start afresh on empty tables."""
+        async with self.conn.transaction():
+            cur = await self.conn.execute(Q.get_rebuild, {"name": self.name})
+            row = await cur.fetchone()
+            if row is not None and int(row[0]) == self.p.version and row[1] == self.until:
+                _log.info("resuming rebuild", projection=self.name, position=int(row[3]))
+                return Checkpoint(int(row[2]), int(row[3])), int(row[4]), True
+            await enter_system_transaction(self.conn, SHADOW_PATH)
+            for table in self.p.tables:
+                await self.conn.execute(
+                    sql.SQL("DELETE FROM {}.{}").format(
+                        sql.Identifier(SHADOW_SCHEMA), sql.Identifier(table)
+                    )
+                )
+            await self.conn.execute(
+                Q.start_rebuild,
+                {"name": self.name, "version": self.p.version, "until": self.until},
+            )
+        return Checkpoint.START, 0, False
+
+    async def _count_after(self, checkpoint: Checkpoint) -> int:
+        cur = await self.conn.execute(
+            Q.count_after,
+            {
+                "tx": checkpoint.transaction_id,
+                "pos": checkpoint.global_position,
+                "types": self.types,
+            },
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # --- building -----------------------------------------------------------------------------
+
+    async def _catch_up(
+        self, checkpoint: Checkpoint, applied: int, total: int
+    ) -> tuple[Checkpoint, int]:
+        """Apply batches until a page comes back short: the swap then has little left to do."""
+        while True:
+            page = await self.store.read_all(
+                self.conn, checkpoint, limit=self.batch_size, types=self.types
+            )
+            events = page.events
+            after = page.checkpoint
+            done = len(events) < self.batch_size
+            if self.until is not None:
+                kept = [e for e in events if e.recorded_at <= self.until]
+                if len(kept) < len(events):
+                    events, done = kept, True
+                    after = kept[-1].checkpoint if kept else checkpoint
+            if events or after != checkpoint:
+                await self._apply_batch(events, checkpoint, after)
+                applied += len(events)
+                checkpoint = after
+                if self.progress:
+                    self.progress(applied, max(total, applied))
+            if done:
+                return checkpoint, applied
+
+    async def _apply_batch(
+        self, events: Sequence[RecordedEvent], before: Checkpoint, after: Checkpoint
+    ) -> None:
+        async with self.conn.transaction():
+            await enter_system_transaction(self.conn, SHADOW_PATH)
+            if events:
+                await self.p.apply(self.conn, events)
+            await self.conn.execute(
+                Q.advance_rebuild,
+                {
+                    "name": self.name,
+                    "tx": after.transaction_id,
+                    "pos": after.global_position,
+                    "applied": len(events),
+                },
+            )
+
+    # --- swapping -----------------------------------------------------------------------------
+
+    async def _swap(self, checkpoint: Checkpoint, result: RebuildResult, *, compare: bool) -> None:
+        conn = self.conn
+        async with conn.transaction():
+            await enter_system_transaction(conn, SHADOW_PATH)
+            if self.p.inline:
+                # Writers of the live tables wait; readers do not. Writers that got in first
+                # have committed once the lock is granted, so their events are visible now.
+                for table in self.p.tables:
+                    await conn.execute(
+                        sql.SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(
+                            sql.Identifier(LIVE_SCHEMA), sql.Identifier(table)
+                        )
+                    )
+                final, extra = await self._drain(Q.read_visible, checkpoint, None)
+            else:
+                await conn.execute(Q.ensure_checkpoint, {"name": self.name, "tx": 0, "pos": 0})
+                cur = await conn.execute(Q.lock_checkpoint, {"name": self.name})
+                live = checkpoint_of(await cur.fetchone())
+                if live > checkpoint:
+                    final, extra = await self._drain(Q.read_range, checkpoint, live)
+                    final = live
+                else:
+                    final, extra = checkpoint, 0
+            if compare:
+                result.differences = await self._differences()
+            for table in self.p.tables:
+                await self._copy_table(table)
+            await enter_system_transaction(conn, LIVE_PATH)
+            if not self.p.inline:
+                await conn.execute(
+                    Q.set_checkpoint,
+                    {"name": self.name, "tx": final.transaction_id, "pos": final.global_position},
+                )
+            await conn.execute(
+                Q.ensure_state,
+                {
+                    "name": self.name,
+                    "version": self.p.version,
+                    "kind": "inline" if self.p.inline else "async",
+                },
+            )
+            await conn.execute(Q.set_version, {"name": self.name, "version": self.p.version})
+            await conn.execute(Q.finish_rebuild, {"name": self.name})
+            await self.store.append(
+                conn,
+                "operations",
+                self.name,
+                [
+                    NewEvent(
+                        event=ProjectionRebuilt(
+                            projection=self.name,
+                            version=self.p.version,
+                            events_applied=result.events_applied + extra,
+                        )
+                    )
+                ],
+                expected=ANY,
+            )
+        result.events_applied += extra
+        result.checkpoint = final
+        result.swapped = True
+
+    async def _drain(
+        self, query: Any, checkpoint: Checkpoint, to: Checkpoint | None
+    ) -> tuple[Checkpoint, int]:
+        """Inside the swap transaction: apply what the shadow copy still lacks."""
+        applied = 0
+        while True:
+            params: dict[str, Any] = {
+                "tx": checkpoint.transaction_id,
+                "pos": checkpoint.global_position,
+                "types": self.types,
+                "limit": self.batch_size,
+            }
+            if to is not None:
+                params |= {"to_tx": to.transaction_id, "to_pos": to.global_position}
+            cur = await self.conn.execute(query, params)
+            events = decode_rows(self.store, await cur.fetchall())
+            if events:
+                await self.p.apply(self.conn, events)
+                applied += len(events)
+                checkpoint = events[-1].checkpoint
+            if len(events) < self.batch_size:
+                return checkpoint, applied
+
+    async def _columns(self, table: str) -> list[str]:
+        cur = await self.conn.execute(Q.table_columns, {"table": f"{LIVE_SCHEMA}.{table}"})
+        return [str(r[0]) for r in await cur.fetchall()]
+
+    async def _copy_table(self, table: str) -> None:
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in await self._columns(table))
+        live = sql.Identifier(LIVE_SCHEMA, table)
+        shadow = sql.Identifier(SHADOW_SCHEMA, table)
+        await self.conn.execute(sql.SQL("DELETE FROM {}").format(live))
+        await self.conn.execute(
+            sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}").format(
+                live, columns, columns, shadow
+            )
+        )
+
+    async def _differences(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for table in self.p.tables:
+            columns = sql.SQL(", ").join(sql.Identifier(c) for c in await self._columns(table))
+            live = sql.Identifier(LIVE_SCHEMA, table)
+            shadow = sql.Identifier(SHADOW_SCHEMA, table)
+            counts = []
+            for a, b in ((live, shadow), (shadow, live)):
+                cur = await self.conn.execute(
+                    sql.SQL(
+                        "SELECT count(*) FROM (SELECT {} FROM {} EXCEPT ALL SELECT {} FROM {}) d"
+                    ).format(columns, a, columns, b)
+                )
+                row = await cur.fetchone()
+                counts.append(int(row[0]) if row else 0)
+            out[table] = (counts[0], counts[1])
+        return out
+
+    async def _clear_shadow(self) -> None:
+        try:
+            async with self.conn.transaction():
+                await enter_system_transaction(self.conn, SHADOW_PATH)
+                for table in self.p.tables:
+                    await self.conn.execute(
+                        sql.SQL("DELETE FROM {}").format(sql.Identifier(SHADOW_SCHEMA, table))
+                    )
+        except psycopg.Error as exc:  # only space is lost; the next rebuild clears it
+            _log.warning("could not clear the shadow copy", projection=self.name, error=str(exc))
+
+
+def until_from_text(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("--until needs a time zone (e.g. 2026-01-31T00:00:00Z)")
+    return value
