@@ -7,6 +7,7 @@ the counting projection only (the kill -9 tests start and kill it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
@@ -150,9 +151,9 @@ async def counted(conn: AsyncConnection[Any], table: str = "test_counter") -> in
 
 
 async def wait_for_count(
-    conn: AsyncConnection[Any], expected: int, *, table: str = "test_counter", timeout: float = 30
+    conn: AsyncConnection[Any], expected: int, *, table: str = "test_counter", within: float = 30
 ) -> int:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     value = await counted(conn, table)
     while value < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -169,7 +170,5 @@ async def _main(database_url: str, redis_url: str) -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt, psycopg.OperationalError):
         asyncio.run(_main(sys.argv[1], sys.argv[2]))
-    except (KeyboardInterrupt, psycopg.OperationalError):
-        pass
