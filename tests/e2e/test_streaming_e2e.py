@@ -1,0 +1,171 @@
+"""End to end: an artist uploads a generated 20-second tone to a running server, the job makes
+it ready, it is published, and ffprobe plays the HLS stream over HTTP through the token URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lufy.bootstrap import Container, bootstrap
+from lufy.catalog.processing import process_track
+from lufy.catalog.service import catalog_service
+from lufy.media.signing import issue_stream_token
+from lufy.media.transcode import ffprobe_binary
+from lufy.settings import Settings
+from tests.helpers.accounts import create_user
+from tests.helpers.media import free_port, make_tone, wait_http
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[str]:
+    """The real app under granian, in a subprocess on a free loopback port."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.DATABASE_URL,
+        "DATABASE_ADMIN_URL": settings.DATABASE_ADMIN_URL,
+        "REDIS_URL": settings.REDIS_URL,
+        "JWT_SECRET": settings.jwt_secret,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "EMAIL_BACKEND": "file",
+        "EMAIL_FILE_DIR": str(settings.EMAIL_FILE_DIR),
+        "APP_URL": base,
+        "LUFY_ENV": "test",
+        # ffprobe fetches a dozen playlists and segments; the guest limit is not under test.
+        "RATE_LIMIT_ENABLED": "false",
+    }
+    for name in ("S3_BUCKET_NAME", "S3_ENDPOINT_URL", "CLOUDFRONT_DOMAIN"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "lufy.web.app:create_app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_http(f"{base}/healthz", process=process, timeout=60)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def ffprobe_url(url: str) -> subprocess.CompletedProcess[bytes]:
+    binary = ffprobe_binary()
+    assert binary is not None, "ffprobe is required for this test"
+    return subprocess.run(
+        [
+            binary,
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            "-allowed_extensions",
+            "ALL",
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+async def server_container(server: str, settings: Settings) -> AsyncIterator[Container]:
+    """A container configured like the server (its APP_URL is the issuer of access tokens)."""
+    container = bootstrap(settings.model_copy(update={"APP_URL": server}))
+    await container.start()
+    yield container
+    await container.stop()
+
+
+async def test_an_uploaded_tone_is_streamed_over_http_through_the_token_url(
+    server: str, server_container: Container, tmp_path: Path, settings: Settings
+) -> None:
+    container = server_container
+    tone = make_tone(tmp_path / "tone.mp3", seconds=20)
+    data = tone.read_bytes()
+    artist = await create_user(container, role="artist")
+
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        created = await http.post(
+            "/api/music/uploads",
+            json={
+                "filename": "tone.mp3",
+                "content_type": "audio/mpeg",
+                "size_bytes": len(data),
+                "title": "Twenty seconds of A",
+            },
+            headers=artist.headers,
+        )
+        assert created.status_code == 201, created.text
+        ticket = created.json()
+        assert ticket["url"].startswith(f"{server}/media/uploads/")
+        sent = await http.put(ticket["url"], content=data, headers=ticket["headers"])
+        assert sent.status_code == 200, sent.text
+        done = await http.post(
+            f"/api/music/uploads/{ticket['upload_id']}/complete", headers=artist.headers
+        )
+        assert done.status_code == 202, done.text
+        track_id = ticket["track_id"]
+
+        # The job (what the media-processing worker runs for catalog.track_uploaded).
+        status = await process_track(catalog_service(container), uuid.UUID(track_id), "e2e-job")
+        assert status == "ready"
+        track = (await http.get(f"/api/music/tracks/{track_id}", headers=artist.headers)).json()
+        assert track["status"] == "ready"
+        assert abs(track["duration_ms"] - 20_000) < 300
+
+        published = await http.post(f"/api/music/tracks/{track_id}/publish", headers=artist.headers)
+        assert published.status_code == 200, published.text
+        grant = (await http.get(f"/api/music/tracks/{track_id}/stream")).json()
+        assert grant["url"].startswith(f"{server}/media/hls/{track_id}/master.m3u8?token=")
+
+        # Without a token, with a forged one, with another track's: refused.
+        bare = grant["url"].split("?")[0]
+        assert (await http.get(bare)).status_code == 401
+        assert (await http.get(f"{bare}?token=not.a.token")).status_code == 401
+        other, _ = issue_stream_token(settings.jwt_secret, track_id=uuid.uuid4(), subject=None)
+        assert (await http.get(f"{bare}?token={other}")).status_code == 403
+
+    probe = ffprobe_url(grant["url"])
+    assert probe.returncode == 0, probe.stderr.decode()
+    info = json.loads(probe.stdout)
+    audio = [s for s in info["streams"] if s["codec_type"] == "audio"]
+    assert audio, info
+    assert {s["codec_name"] for s in audio} == {"aac"}
+    assert abs(float(info["format"]["duration"]) - 20.0) < 0.5
+
+    refused = ffprobe_url(bare)
+    assert refused.returncode != 0
+    assert b"401" in refused.stderr or b"Unauthorized" in refused.stderr
