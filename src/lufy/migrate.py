@@ -228,14 +228,17 @@ def migrate(
             missing = sorted(set(applied) - names)
             if missing:
                 raise MigrationError(f"applied migration {missing[0]} is missing from sql/")
+            # Every applied file is checked before anything runs: numbers are handed out in
+            # ranges per team, so a new file may sort before an applied (and edited) one.
+            for name, text in files:
+                if name in applied and applied[name] != _checksum(text):
+                    raise MigrationError(
+                        f"migration {name} was edited after it was applied "
+                        "(migrations are never edited: add a new one)"
+                    )
             for name, text in files:
                 digest = _checksum(text)
                 if name in applied:
-                    if applied[name] != digest:
-                        raise MigrationError(
-                            f"migration {name} was edited after it was applied "
-                            "(migrations are never edited: add a new one)"
-                        )
                     continue
                 say(f"applying {name}")
                 with conn.transaction():

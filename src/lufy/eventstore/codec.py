@@ -30,13 +30,17 @@ _meta_decoder = msgspec.json.Decoder(EventMetadata)
 
 
 class _Entry:
-    __slots__ = ("cls", "decoder", "schema_version", "upcasters")
+    __slots__ = ("cls", "decoder", "prefix", "schema_version", "tag", "upcasters")
 
-    def __init__(self, cls: type[Event], upcasters: Mapping[int, Upcaster]) -> None:
+    def __init__(self, cls: type[Event], tag: str, upcasters: Mapping[int, Upcaster]) -> None:
         self.cls = cls
+        self.tag = tag
         self.schema_version = cls.schema_version
         self.decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(cls)
         self.upcasters = dict(upcasters)
+        # msgspec always writes the tag first: `{"type":"<tag>"` is cut off the encoded event,
+        # because the type has its own column and the stored payload matches the JSON Schema.
+        self.prefix = _encoder.encode({"type": tag})[:-1]
 
 
 class EventCodec:
@@ -54,7 +58,7 @@ class EventCodec:
         known = self._by_type.get(tag)
         if known is not None and known.cls is not cls:
             raise TypeError(f"event type {tag!r} registered twice")
-        self._by_type[tag] = _Entry(cls, {})
+        self._by_type[tag] = _Entry(cls, tag, {})
 
     def add_upcaster(self, type_name: str, from_version: int, fn: Upcaster) -> None:
         self._entry(type_name).upcasters[from_version] = fn
@@ -80,19 +84,27 @@ class EventCodec:
     # --- writing ------------------------------------------------------------------------------
 
     def encode(self, event: Event) -> tuple[str, int, str]:
-        """(type, schema_version, JSON object text without the type tag)."""
+        """(type, schema_version, JSON object text without the type tag).
+
+        Structs are not type-checked when constructed, so the encoded payload is decoded once
+        against its Struct: a payload that does not match its schema never reaches the log.
+        """
         cls = type(event)
         type_name = cls.__struct_config__.tag
         entry = self._by_type.get(type_name) if isinstance(type_name, str) else None
         if entry is None or entry.cls is not cls:
             raise UnknownEventTypeError(f"event class {cls.__name__} is not registered")
-        payload = msgspec.to_builtins(event)
-        payload.pop("type", None)
-        return (
-            entry.cls.__struct_config__.tag,
-            entry.schema_version,
-            _encoder.encode(payload).decode(),
-        )  # type: ignore[return-value]
+        try:
+            raw = _encoder.encode(event)
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailedError(f"{entry.tag}: {exc}") from None
+        rest = raw[len(entry.prefix) :]
+        data = b"{" + rest[1:] if rest.startswith(b",") else b"{}"
+        try:
+            entry.decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise ValidationFailedError(f"{entry.tag}: {exc}") from None
+        return entry.tag, entry.schema_version, data.decode()
 
     def validate(self, type_name: str, payload: Mapping[str, Any]) -> Event:
         """Decode an untrusted payload of the current schema version into its Struct."""

@@ -42,14 +42,22 @@ class Page(msgspec.Struct, frozen=True):
     events: list[RecordedEvent]
     checkpoint: Checkpoint
     barrier: int
+    # Committed events wait behind the barrier (an older transaction is still open): a reader
+    # that got a short page is not caught up and should look again soon.
+    pending: bool = False
 
 
 def _expected_code(expected: ExpectedVersion) -> int:
     if isinstance(expected, _Sentinel):
         return expected.code
-    if expected < 0:
-        raise ValueError("expected version must be >= 0, NO_STREAM or ANY")
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise ValueError("expected version must be an int >= 0, NO_STREAM or ANY")
     return expected
+
+
+# expected-version code -> the one-statement fast path (0 = an exact version; exactly 0 is a
+# stream that does not exist yet, so it takes the no-stream path).
+_FAST_PATH = {-2: _Q.append_any, -1: _Q.append_no_stream, 0: _Q.append_exact}
 
 
 class EventStore:
@@ -81,10 +89,11 @@ class EventStore:
             raise ValidationFailedError(f"at most {_MAX_BATCH} events per append")
         items = [e if isinstance(e, NewEvent) else NewEvent(event=e) for e in events]
         encoded = [self.codec.encode(item.event) for item in items]
-        params = {
+        code = _expected_code(expected)
+        params: dict[str, Any] = {
             "stream_type": stream_type,
             "stream_id": stream_id,
-            "expected": _expected_code(expected),
+            "expected": code,
             "event_ids": [item.event_id for item in items],
             "types": [t for t, _, _ in encoded],
             "schema_versions": [v for _, v, _ in encoded],
@@ -92,10 +101,16 @@ class EventStore:
             "metadata": [self.codec.encode_metadata(item.metadata) for item in items],
             "occurred_at": [item.occurred_at for item in items],
         }
+        fast = _FAST_PATH[code if code < 0 else (-1 if code == 0 else 0)]
         for attempt in range(2):
             try:
-                cur = await conn.execute(_Q.append_to_stream, params, prepare=True)
+                cur = await conn.execute(fast, params, prepare=True)
                 rows = await cur.fetchall()
+                if not rows:
+                    # Nothing was written: a replay, a reused id or a version mismatch. The
+                    # function re-checks under the same locks and answers precisely.
+                    cur = await conn.execute(_Q.append_to_stream, params, prepare=True)
+                    rows = await cur.fetchall()
                 break
             except errors.UniqueViolation as exc:
                 # Another writer appended the same event id concurrently. Outside a transaction
@@ -253,13 +268,14 @@ class EventStore:
         cur = await conn.execute(query, params, prepare=True)
         rows = await cur.fetchall()
         barrier = int(rows[0][12])
+        pending = bool(rows[0][13])
         events = [self._recorded(r) for r in rows if r[0] is not None]
         if len(events) >= limit:
             checkpoint = events[-1].checkpoint
         else:
             # Every transaction below the barrier is finished and was read: skip to it.
             checkpoint = max(after, Checkpoint(barrier, 0))
-        return Page(events=events, checkpoint=checkpoint, barrier=barrier)
+        return Page(events=events, checkpoint=checkpoint, barrier=barrier, pending=pending)
 
     async def barrier(self, conn: AsyncConnection[Any]) -> Checkpoint:
         """A checkpoint just before everything not yet readable: a reader starting here sees
@@ -268,6 +284,13 @@ class EventStore:
         row = await cur.fetchone()
         assert row is not None
         return Checkpoint(int(row[0]), 0)
+
+    async def pending(self, conn: AsyncConnection[Any]) -> bool:
+        """True when committed events wait behind the read barrier: a reader that found nothing
+        is not caught up and should look again soon (the NOTIFY came before the barrier moved)."""
+        cur = await conn.execute(_Q.pending, prepare=True)
+        row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def head(self, conn: AsyncConnection[Any]) -> int:
         cur = await conn.execute(_Q.head)

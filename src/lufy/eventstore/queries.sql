@@ -4,6 +4,78 @@ FROM lufy.append_to_stream(%(stream_type)s, %(stream_id)s, %(expected)s, %(event
                            %(types)s, %(schema_versions)s, %(data)s::jsonb[], %(metadata)s::jsonb[],
                            %(occurred_at)s::timestamptz[]);
 
+-- The fast paths: one plain statement per expected-version mode, no PL/pgSQL. Each writes only
+-- when none of the event ids exists yet and the stream is at the expected version; otherwise it
+-- writes nothing and returns no rows, and the caller falls back to lufy.append_to_stream, which
+-- answers an idempotent replay or raises the precise error. The streams row lock serialises
+-- writers of one stream; a writer that waited re-checks the version (READ COMMITTED EvalPlanQual).
+-- name: append_exact
+WITH s AS (
+    UPDATE lufy.streams
+    SET version = version + cardinality(%(event_ids)s::uuid[])
+    WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
+      AND version = %(expected)s
+      AND NOT EXISTS (SELECT 1 FROM lufy.events WHERE event_id = ANY(%(event_ids)s::uuid[]))
+    RETURNING version - cardinality(%(event_ids)s::uuid[]) AS base
+), ins AS (
+    INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
+                             schema_version, data, metadata, occurred_at)
+    SELECT x.event_id, %(stream_type)s, %(stream_id)s, s.base + x.i, x.type, x.schema_version,
+           x.data, x.metadata, coalesce(x.occurred_at, now())
+    FROM s, unnest(%(event_ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
+                   %(data)s::jsonb[], %(metadata)s::jsonb[], %(occurred_at)s::timestamptz[])
+            WITH ORDINALITY AS x(event_id, type, schema_version, data, metadata, occurred_at, i)
+    ORDER BY x.i
+    RETURNING global_position, stream_version, transaction_id
+)
+SELECT global_position, stream_version, transaction_id::text::bigint,
+       (SELECT pg_notify('lufy_events', '')) IS NULL
+FROM ins ORDER BY global_position;
+
+-- name: append_no_stream
+WITH s AS (
+    INSERT INTO lufy.streams (stream_type, stream_id, version)
+    SELECT %(stream_type)s, %(stream_id)s, cardinality(%(event_ids)s::uuid[])
+    WHERE NOT EXISTS (SELECT 1 FROM lufy.events WHERE event_id = ANY(%(event_ids)s::uuid[]))
+    ON CONFLICT (stream_type, stream_id) DO NOTHING
+    RETURNING 0::bigint AS base
+), ins AS (
+    INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
+                             schema_version, data, metadata, occurred_at)
+    SELECT x.event_id, %(stream_type)s, %(stream_id)s, s.base + x.i, x.type, x.schema_version,
+           x.data, x.metadata, coalesce(x.occurred_at, now())
+    FROM s, unnest(%(event_ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
+                   %(data)s::jsonb[], %(metadata)s::jsonb[], %(occurred_at)s::timestamptz[])
+            WITH ORDINALITY AS x(event_id, type, schema_version, data, metadata, occurred_at, i)
+    ORDER BY x.i
+    RETURNING global_position, stream_version, transaction_id
+)
+SELECT global_position, stream_version, transaction_id::text::bigint,
+       (SELECT pg_notify('lufy_events', '')) IS NULL
+FROM ins ORDER BY global_position;
+
+-- name: append_any
+WITH s AS (
+    INSERT INTO lufy.streams AS st (stream_type, stream_id, version)
+    SELECT %(stream_type)s, %(stream_id)s, cardinality(%(event_ids)s::uuid[])
+    WHERE NOT EXISTS (SELECT 1 FROM lufy.events WHERE event_id = ANY(%(event_ids)s::uuid[]))
+    ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = st.version + excluded.version
+    RETURNING st.version - cardinality(%(event_ids)s::uuid[]) AS base
+), ins AS (
+    INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
+                             schema_version, data, metadata, occurred_at)
+    SELECT x.event_id, %(stream_type)s, %(stream_id)s, s.base + x.i, x.type, x.schema_version,
+           x.data, x.metadata, coalesce(x.occurred_at, now())
+    FROM s, unnest(%(event_ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
+                   %(data)s::jsonb[], %(metadata)s::jsonb[], %(occurred_at)s::timestamptz[])
+            WITH ORDINALITY AS x(event_id, type, schema_version, data, metadata, occurred_at, i)
+    ORDER BY x.i
+    RETURNING global_position, stream_version, transaction_id
+)
+SELECT global_position, stream_version, transaction_id::text::bigint,
+       (SELECT pg_notify('lufy_events', '')) IS NULL
+FROM ins ORDER BY global_position;
+
 -- name: existing_event_ids
 SELECT event_id FROM lufy.events WHERE event_id = ANY(%(event_ids)s);
 
@@ -39,10 +111,15 @@ SELECT version FROM lufy.streams WHERE stream_type = %(stream_type)s AND stream_
 -- name: read_all
 -- Gap-free: only transactions below the snapshot's xmin are certainly finished, so only their
 -- events are handed out; the barrier is returned so an empty page can still advance the reader.
-WITH barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+-- `pending`, from the same snapshot: committed events above the barrier, held back by an open
+-- transaction (strictly above xmin, so the holder's own invisible rows are never scanned).
+WITH barrier AS MATERIALIZED (
+    SELECT b.xmin, EXISTS (SELECT 1 FROM lufy.events p WHERE p.transaction_id > b.xmin) AS pending
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) b
+)
 SELECT e.global_position, e.transaction_id::text::bigint, e.event_id, e.stream_type, e.stream_id,
        e.stream_version, e.type, e.schema_version, e.data::text, e.metadata::text,
-       e.occurred_at, e.recorded_at, barrier.xmin::text::bigint
+       e.occurred_at, e.recorded_at, barrier.xmin::text::bigint, barrier.pending
 FROM barrier
 LEFT JOIN LATERAL (
     SELECT * FROM lufy.events ev
@@ -53,10 +130,13 @@ LEFT JOIN LATERAL (
 ) e ON true;
 
 -- name: read_all_types
-WITH barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+WITH barrier AS MATERIALIZED (
+    SELECT b.xmin, EXISTS (SELECT 1 FROM lufy.events p WHERE p.transaction_id > b.xmin) AS pending
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) b
+)
 SELECT e.global_position, e.transaction_id::text::bigint, e.event_id, e.stream_type, e.stream_id,
        e.stream_version, e.type, e.schema_version, e.data::text, e.metadata::text,
-       e.occurred_at, e.recorded_at, barrier.xmin::text::bigint
+       e.occurred_at, e.recorded_at, barrier.xmin::text::bigint, barrier.pending
 FROM barrier
 LEFT JOIN LATERAL (
     SELECT * FROM lufy.events ev
@@ -81,3 +161,10 @@ LIMIT 1;
 
 -- name: barrier
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
+
+-- name: pending
+-- Committed events the read barrier still holds back (a lower transaction is open). Strictly
+-- above xmin: the holder's own rows are invisible anyway, and a long import must not be scanned.
+SELECT EXISTS (
+    SELECT 1 FROM lufy.events WHERE transaction_id > pg_snapshot_xmin(pg_current_snapshot())
+);

@@ -23,8 +23,12 @@ _log = get_logger(__name__)
 class Subscription:
     """Yields pages of events after a checkpoint, forever (until `stop()`).
 
-    A NOTIFY can arrive before its transaction passes the read barrier, so a wake-up that finds
-    nothing is followed by quick re-polls (`settle_delays`) before going back to sleep.
+    A reader sleeps until a NOTIFY on `lufy_events` or `poll_interval`, whichever comes first,
+    so events written without a NOTIFY (another tool, a lost listen connection) are still found.
+    A page that is not full is followed by a check for committed events that an open
+    transaction still holds behind the read barrier: while there are some, the reader is not
+    caught up and looks again after `settle_delays` (then every `settle_delays[-1]`) instead
+    of sleeping, because their NOTIFY has already been spent.
     """
 
     def __init__(
@@ -44,7 +48,9 @@ class Subscription:
         self.types = types
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.settle_delays = settle_delays
+        self.settle_delays = settle_delays or (0.05,)
+        # Set once the LISTEN is in place (and again after every reconnect).
+        self.listening = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
 
@@ -59,11 +65,13 @@ class Subscription:
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._wake.set()  # we may have missed notifications while reconnecting
+                    self.listening.set()
                     async for _ in conn.notifies():
                         self._wake.set()
                         if self._stopped.is_set():
                             return
             except psycopg.Error as exc:
+                self.listening.clear()
                 _log.warning("listen connection lost", error=str(exc).strip())
                 await asyncio.sleep(1.0)
 
@@ -74,7 +82,7 @@ class Subscription:
     async def pages(self, conn: AsyncConnection[Any]) -> AsyncIterator[Page]:
         """Pages read on `conn`; the caller applies each and then may persist `page.checkpoint`."""
         listener = asyncio.create_task(self._listen())
-        settle = len(self.settle_delays)
+        held_back = 0
         try:
             while not self._stopped.is_set():
                 self._wake.clear()
@@ -83,19 +91,17 @@ class Subscription:
                 )
                 moved = page.checkpoint != self.checkpoint
                 self.checkpoint = page.checkpoint
-                if page.events:
-                    settle = 0
                 if page.events or moved:
                     yield page  # an empty page still lets the caller persist the skipped range
-                if len(page.events) >= self.batch_size:
+                if len(page.events) >= self.batch_size or self._stopped.is_set():
                     continue
-                if settle < len(self.settle_delays):
-                    await self._sleep(self.settle_delays[settle])
-                    settle += 1
-                else:
-                    await self._sleep(self.poll_interval)
-                if self._wake.is_set():
-                    settle = 0
+                if page.pending:
+                    delays = self.settle_delays
+                    await self._sleep(delays[min(held_back, len(delays) - 1)])
+                    held_back += 1
+                    continue
+                held_back = 0
+                await self._sleep(self.poll_interval)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,370 @@
+"""Event-store figures, each a ratio to a baseline measured in the same run.
+
+    python bench/eventstore.py append   [--clients 1 8] [--seconds 4] [--rounds 3]
+    python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
+    python bench/eventstore.py catchup  [--events 1000000] [--batch-size 1000]
+
+Each command creates a throw-away database (migrated like production), runs as the app role
+`lufy_app`, prints one line per figure and drops the database. The baselines write the same
+rows into a table created with `LIKE lufy.events INCLUDING ALL` (same columns, defaults, identity,
+checks and indexes; no triggers), so the ratio is the cost of the event store itself.
+Admin connection: LUFY_BENCH_ADMIN_URL (default: the current OS user on 127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from lufy.eventstore import EventCodec, EventStore, NewEvent, Subscription
+from lufy.eventstore.envelope import Event, EventMetadata
+from lufy.migrate import migrate
+
+ADMIN_BASE = os.environ.get(
+    "LUFY_BENCH_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"
+)
+
+
+class TrackPlayed(Event, frozen=True, tag="bench.track_played"):
+    """About the size of a real analytics fact (~200 bytes of JSON)."""
+
+    track_id: uuid.UUID
+    artist_id: uuid.UUID
+    session_id: str
+    listened_ms: int
+    source: str = "library"
+    country: str | None = None
+    device: str | None = None
+
+
+CODEC = EventCodec([TrackPlayed])
+_encoder = msgspec.json.Encoder()
+_TRACK, _ARTIST = uuid.uuid4(), uuid.uuid4()
+
+
+def _event(i: int) -> TrackPlayed:
+    return TrackPlayed(
+        track_id=_TRACK,
+        artist_id=_ARTIST,
+        session_id=f"s-{i:08d}",
+        listened_ms=30_000 + i % 1000,
+        country="DE",
+        device="ios",
+    )
+
+
+def _metadata() -> EventMetadata:
+    return EventMetadata(correlation_id=str(uuid.uuid4()), actor_id=str(_ARTIST))
+
+
+# --- database lifecycle -------------------------------------------------------------------------
+
+
+def _url(dbname: str, user: str | None = None) -> str:
+    base = urlsplit(ADMIN_BASE)
+    netloc = base.netloc
+    if user:
+        netloc = f"{user}:{user}@{base.hostname}:{base.port or 5432}"
+    return urlunsplit(base._replace(netloc=netloc, path=f"/{dbname}"))
+
+
+class BenchDatabase:
+    def __init__(self) -> None:
+        self.name = f"lufy_bench_{uuid.uuid4().hex[:8]}"
+        self.admin_url = _url(self.name)
+        self.app_url = _url(self.name, "lufy_app")
+
+    def __enter__(self) -> BenchDatabase:
+        migrate(self.admin_url, self.app_url)
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE SCHEMA bench;"
+                "CREATE TABLE bench.plain_events (LIKE lufy.events INCLUDING ALL);"
+                "GRANT USAGE ON SCHEMA bench TO lufy_app;"
+                "GRANT SELECT, INSERT ON bench.plain_events TO lufy_app;"
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+            )
+
+
+async def _connect(url: str) -> psycopg.AsyncConnection[Any]:
+    return await psycopg.AsyncConnection.connect(url, autocommit=True)
+
+
+# --- single-event appends -----------------------------------------------------------------------
+
+_PLAIN_INSERT = (
+    "INSERT INTO bench.plain_events (event_id, stream_type, stream_id, stream_version, type,"
+    " schema_version, data, metadata, occurred_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)"
+)
+
+
+async def _timed(
+    clients: int, seconds: float, make: Callable[[int], Awaitable[Callable[[], Awaitable[None]]]]
+) -> float:
+    """Run `clients` loops of one-operation calls for `seconds`; return operations per second."""
+    ops = [await make(c) for c in range(clients)]
+    counts = [0] * clients
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def loop(c: int) -> None:
+        op = ops[c]
+        while time.perf_counter() < deadline:
+            await op()
+            counts[c] += 1
+
+    await asyncio.gather(*(loop(c) for c in range(clients)))
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def _store_op(
+    store: EventStore, conn: psycopg.AsyncConnection[Any], seq: list[int]
+) -> Callable[[], Awaitable[None]]:
+    stream = uuid.uuid4().hex[:12]
+    version = [0]
+
+    async def op() -> None:
+        seq[0] += 1
+        result = await store.append(
+            conn,
+            "bench",
+            stream,
+            [NewEvent(event=_event(seq[0]), metadata=_metadata())],
+            expected=version[0],
+        )
+        version[0] = result.stream_version
+
+    return op
+
+
+def _plain_op(conn: psycopg.AsyncConnection[Any], seq: list[int]) -> Callable[[], Awaitable[None]]:
+    stream = uuid.uuid4().hex[:12]
+    version = [0]
+
+    async def op() -> None:
+        seq[0] += 1
+        version[0] += 1
+        await conn.execute(
+            _PLAIN_INSERT,
+            (
+                uuid.uuid4(),
+                "bench",
+                stream,
+                version[0],
+                "bench.track_played",
+                1,
+                _encoder.encode(_event(seq[0])).decode(),
+                _encoder.encode(_metadata()).decode(),
+                datetime.now(UTC),
+            ),
+            prepare=True,
+        )
+
+    return op
+
+
+async def bench_append(clients_list: list[int], seconds: float, rounds: int) -> None:
+    store = EventStore(CODEC)
+    seq = [0]
+    with BenchDatabase() as bench:
+        conns = [await _connect(bench.app_url) for _ in range(max(clients_list))]
+        for clients in clients_list:
+
+            async def make_store(c: int) -> Callable[[], Awaitable[None]]:
+                return _store_op(store, conns[c], seq)
+
+            async def make_plain(c: int) -> Callable[[], Awaitable[None]]:
+                return _plain_op(conns[c], seq)
+
+            plain_total = store_total = 0.0
+            for _ in range(rounds):  # interleaved, so drift hits both sides alike
+                plain_total += await _timed(clients, seconds, make_plain)
+                store_total += await _timed(clients, seconds, make_store)
+            plain, ours = plain_total / rounds, store_total / rounds
+            print(
+                f"append 1 event/commit, {clients} client(s): store {ours:,.0f} ev/s, "
+                f"plain INSERT {plain:,.0f} rows/s, ratio {ours / plain:.2f} (target >= 0.70)",
+                flush=True,
+            )
+        for conn in conns:
+            await conn.close()
+
+
+# --- bulk appends ---------------------------------------------------------------------------------
+
+_TAG_PREFIX = len('{"type":"bench.track_played",')
+_PLAIN_COPY = (
+    "COPY bench.plain_events (event_id, stream_type, stream_id, type, schema_version, data,"
+    " metadata, occurred_at) FROM STDIN"
+)
+
+
+async def bench_bulk(batches: int, batch_size: int, rounds: int) -> None:
+    store = EventStore(CODEC)
+    with BenchDatabase() as bench:
+        conn = await _connect(bench.app_url)
+        seq = 0
+
+        def batch() -> list[NewEvent]:
+            nonlocal seq
+            out = []
+            for _ in range(batch_size):
+                seq += 1
+                out.append(
+                    NewEvent(
+                        event=_event(seq),
+                        metadata=_metadata(),
+                        occurred_at=datetime.now(UTC),
+                        stream_type="listener",
+                        stream_id=f"l-{seq % 5000}",
+                    )
+                )
+            return out
+
+        async def plain(events: list[NewEvent]) -> None:
+            # The same rows, already encoded: the cost of COPY itself and nothing else.
+            rows = [
+                (
+                    e.event_id,
+                    e.stream_type,
+                    e.stream_id,
+                    "bench.track_played",
+                    1,
+                    "{" + _encoder.encode(e.event).decode()[_TAG_PREFIX:],
+                    _encoder.encode(e.metadata).decode(),
+                    e.occurred_at,
+                )
+                for e in events
+            ]
+            start = time.perf_counter()
+            async with conn.transaction(), conn.cursor() as cur, cur.copy(_PLAIN_COPY) as copy:
+                for row in rows:
+                    await copy.write_row(row)
+            timings["plain"] += time.perf_counter() - start
+
+        async def ours(events: list[NewEvent]) -> None:
+            start = time.perf_counter()
+            result = await store.append_bulk(conn, events)
+            timings["store"] += time.perf_counter() - start
+            assert len(result.inserted) == len(events)
+
+        timings = {"plain": 0.0, "store": 0.0}
+        for _ in range(rounds):
+            for _ in range(batches):
+                await plain(batch())
+                await ours(batch())
+        n = batches * batch_size * rounds
+        p, s = n / timings["plain"], n / timings["store"]
+        print(
+            f"bulk append, {batch_size}-event batches: store {s:,.0f} ev/s, "
+            f"raw COPY {p:,.0f} rows/s, ratio {s / p:.2f} (target >= 0.60)",
+            flush=True,
+        )
+        await conn.close()
+
+
+# --- subscription catch-up ------------------------------------------------------------------------
+
+_FILL = """
+INSERT INTO lufy.events (event_id, stream_type, stream_id, type, schema_version, data, metadata,
+                         occurred_at)
+SELECT gen_random_uuid(), 'listener', 'l-' || (g %% 5000), 'bench.track_played', 1,
+       jsonb_build_object('track_id', %(track)s::text, 'artist_id', %(artist)s::text,
+                          'session_id', 's-' || g, 'listened_ms', 30000 + g %% 1000,
+                          'source', 'library', 'country', 'DE', 'device', 'ios'),
+       jsonb_build_object('correlation_id', gen_random_uuid()::text),
+       now()
+FROM generate_series(%(lo)s, %(hi)s - 1) AS g
+"""
+
+
+async def bench_catchup(events: int, batch_size: int) -> None:
+    store = EventStore(CODEC)
+    with BenchDatabase() as bench:
+        step = 10_000  # one transaction per 10k events, like many writers over time
+        with psycopg.connect(bench.admin_url, autocommit=True) as admin:
+            t0 = time.perf_counter()
+            for lo in range(0, events, step):
+                admin.execute(
+                    _FILL,
+                    {"lo": lo, "hi": min(events, lo + step), "track": _TRACK, "artist": _ARTIST},
+                )
+            admin.execute("VACUUM ANALYZE lufy.events")
+            print(f"  filled {events:,} events in {time.perf_counter() - t0:.0f}s", flush=True)
+
+        # Baseline: the same rows in log order through a server-side cursor, not decoded.
+        conn = await _connect(bench.app_url)
+        start = time.perf_counter()
+        seen = 0
+        async with conn.transaction(), conn.cursor(name="raw") as cur:
+            await cur.execute(
+                "SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
+                " stream_version, type, schema_version, data::text, metadata::text, occurred_at,"
+                " recorded_at FROM lufy.events ORDER BY transaction_id, global_position"
+            )
+            while rows := await cur.fetchmany(batch_size):
+                seen += len(rows)
+        raw = seen / (time.perf_counter() - start)
+
+        subscription = Subscription(store, bench.app_url, batch_size=batch_size)
+        start = time.perf_counter()
+        delivered = 0
+        async for page in subscription.pages(conn):
+            delivered += len(page.events)  # the no-op consumer
+            if delivered >= events:
+                subscription.stop()
+        ours = delivered / (time.perf_counter() - start)
+        await conn.close()
+        print(
+            f"subscription catch-up over {delivered:,} events (pages of {batch_size}): "
+            f"{ours:,.0f} ev/s decoded, raw cursor read {raw:,.0f} rows/s, "
+            f"ratio {ours / raw:.2f}",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("append")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p = sub.add_parser("bulk")
+    p.add_argument("--batches", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=3)
+    p = sub.add_parser("catchup")
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--batch-size", type=int, default=1000)
+    args = parser.parse_args(argv)
+    if args.command == "append":
+        asyncio.run(bench_append(args.clients, args.seconds, args.rounds))
+    elif args.command == "bulk":
+        asyncio.run(bench_bulk(args.batches, args.batch_size, args.rounds))
+    else:
+        asyncio.run(bench_catchup(args.events, args.batch_size))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

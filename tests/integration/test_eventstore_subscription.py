@@ -1,0 +1,175 @@
+"""Following the log: woken by NOTIFY, and still complete without it (polling)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from lufy.eventstore import ANY, Checkpoint, Event, EventCodec, EventStore, NewEvent, Subscription
+from lufy.eventstore.envelope import RecordedEvent
+
+HOUR = 3600.0
+
+
+class Noted(Event, frozen=True, tag="test.noted"):
+    text: str
+
+
+@pytest.fixture
+def store() -> EventStore:
+    return EventStore(EventCodec([Noted]))
+
+
+def noted(text: str) -> NewEvent:
+    return NewEvent(event=Noted(text=text))
+
+
+class Observed(Subscription):
+    """Records when it goes to sleep for the long poll interval."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asleep = asyncio.Event()
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds >= self.poll_interval:
+            self.asleep.set()
+        try:
+            await super()._sleep(seconds)
+        finally:
+            self.asleep.clear()
+
+
+class Deaf(Subscription):
+    """A subscription whose LISTEN connection never hears anything."""
+
+    async def _listen(self) -> None:
+        await self._stopped.wait()
+
+
+class Consumer:
+    def __init__(self, subscription: Subscription, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.subscription = subscription
+        self.events: list[RecordedEvent] = []
+        self.checkpoints: list[Checkpoint] = []
+        self.arrived = asyncio.Condition()
+        self.task = asyncio.create_task(self._run(conn))
+
+    async def _run(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async for page in self.subscription.pages(conn):
+            async with self.arrived:
+                self.events.extend(page.events)
+                self.checkpoints.append(page.checkpoint)
+                self.arrived.notify_all()
+
+    async def wait_for(self, count: int) -> None:
+        # Bounds a hang only; the assertions are about what arrives, never how fast.
+        async def enough() -> None:
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: len(self.events) >= count)
+
+        await asyncio.wait_for(enough(), timeout=60)
+
+    async def stop(self) -> None:
+        self.subscription.stop()
+        await asyncio.wait_for(self.task, timeout=30)
+
+
+@pytest.fixture
+async def reader_conn(settings) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL, autocommit=True)
+    yield conn
+    await conn.close()
+
+
+async def test_a_sleeping_subscription_is_woken_by_notify(
+    settings, app_conn, reader_conn, store: EventStore
+) -> None:
+    # It would otherwise sleep for an hour: only the NOTIFY of the append can wake it.
+    subscription = Observed(store, settings.DATABASE_URL, poll_interval=HOUR)
+    consumer = Consumer(subscription, reader_conn)
+    await asyncio.wait_for(subscription.listening.wait(), timeout=30)
+    await asyncio.wait_for(subscription.asleep.wait(), timeout=30)
+    assert consumer.events == []
+
+    result = await store.append(app_conn, "note", "a", [noted("wake up")], expected=ANY)
+    await consumer.wait_for(1)
+    assert [e.global_position for e in consumer.events] == result.positions
+
+    await asyncio.wait_for(subscription.asleep.wait(), timeout=30)
+    more = await store.append(app_conn, "note", "a", [noted("again"), noted("!")], expected=ANY)
+    await consumer.wait_for(3)
+    await consumer.stop()
+    assert [e.global_position for e in consumer.events] == result.positions + more.positions
+
+
+async def test_a_subscription_that_hears_no_notify_still_finds_events_by_polling(
+    settings, app_conn, admin_conn, reader_conn, store: EventStore
+) -> None:
+    subscription = Deaf(store, settings.DATABASE_URL, poll_interval=0.05)
+    consumer = Consumer(subscription, reader_conn)
+    first = await store.append(app_conn, "note", "a", [noted("one")], expected=ANY)
+    # Written by another tool: a plain INSERT sends no NOTIFY at all.
+    cur = await admin_conn.execute(
+        "INSERT INTO lufy.events (event_id, stream_type, stream_id, type, data) "
+        "VALUES (%s, 'note', 'raw', 'test.noted', '{\"text\": \"raw\"}') "
+        "RETURNING global_position",
+        [uuid.uuid4()],
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    await consumer.wait_for(2)
+    await consumer.stop()
+    assert [e.global_position for e in consumer.events] == [first.positions[0], row[0]]
+    assert consumer.events[1].data == Noted(text="raw")
+
+
+async def test_a_woken_subscription_keeps_looking_while_events_are_held_back(
+    settings, app_conn, reader_conn, store: EventStore
+) -> None:
+    holder = await psycopg.AsyncConnection.connect(settings.DATABASE_URL)
+    try:
+        # An open transaction (it wrote nothing to the log) holds the barrier below the
+        # append, whose NOTIFY then finds nothing readable.
+        await holder.execute("SELECT pg_current_xact_id()")
+        subscription = Observed(store, settings.DATABASE_URL, poll_interval=HOUR)
+        consumer = Consumer(subscription, reader_conn)
+        await asyncio.wait_for(subscription.listening.wait(), timeout=30)
+        await asyncio.wait_for(subscription.asleep.wait(), timeout=30)
+        result = await store.append(app_conn, "note", "a", [noted("held")], expected=ANY)
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert consumer.events == []
+        # Its commit sends no NOTIFY: the subscription must find the event on its own.
+        await holder.commit()
+        await consumer.wait_for(1)
+        await consumer.stop()
+    finally:
+        await holder.close()
+    assert [e.global_position for e in consumer.events] == result.positions
+
+
+async def test_a_subscription_resumes_from_a_stored_checkpoint_without_repeats(
+    settings, app_conn, reader_conn, store: EventStore
+) -> None:
+    first = await store.append(
+        app_conn, "note", "a", [noted(str(i)) for i in range(5)], expected=ANY
+    )
+    one = Consumer(Subscription(store, settings.DATABASE_URL, batch_size=2), reader_conn)
+    await one.wait_for(5)
+    await one.stop()
+    stored = one.checkpoints[-1]
+
+    second = await store.append(app_conn, "note", "a", [noted("later")], expected=ANY)
+    two = Consumer(
+        Subscription(store, settings.DATABASE_URL, after=stored, batch_size=2), reader_conn
+    )
+    await two.wait_for(1)
+    await two.stop()
+    assert [e.global_position for e in one.events] == first.positions
+    assert [e.global_position for e in two.events] == second.positions
