@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+import pytest
+
+from lufy.projections.rebuild import rebuild
+from lufy.projections.runner import Projector
+
+from ._projection_helpers import (
+    FAST,
+    CountingProjection,
+    append_counted,
+    counted,
+    create_tables,
+    make_store,
+    wait_for_count,
+)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class CountingProjectionV2(CountingProjection):
+    version: ClassVar[int] = 2
+
+
+async def _caught_up_projector(settings, store, projection, expected, app_conn) -> None:
+    projector = Projector(settings, [projection], options=FAST, store=store)
+    task = asyncio.create_task(projector.run())
+    try:
+        assert await wait_for_count(app_conn, expected) == expected
+    finally:
+        projector.stop()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def test_an_interrupted_rebuild_resumes_where_it_stopped_and_matches_live(
+    settings, app_conn
+) -> None:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    store = make_store()
+    for i in range(40):
+        await append_counted(app_conn, store, f"s{i % 3}", 25, n=i)
+    await _caught_up_projector(settings, store, CountingProjection(), 1000, app_conn)
+
+    seen: list[int] = []
+
+    def stop_midway(done: int, total: int) -> None:
+        seen.append(done)
+        if done >= 400:
+            raise _Interrupted  # as Ctrl-C (or kill -9) between two batches would
+
+    with pytest.raises(_Interrupted):
+        await rebuild(
+            settings.DATABASE_URL,
+            CountingProjection(),
+            store=store,
+            batch_size=100,
+            progress=stop_midway,
+        )
+    cur = await app_conn.execute(
+        "SELECT events_applied FROM lufy.projection_rebuilds WHERE name = 'test_counter'"
+    )
+    assert (await cur.fetchone())[0] == 400
+
+    progress: list[tuple[int, int]] = []
+    result = await rebuild(
+        settings.DATABASE_URL,
+        CountingProjection(),
+        store=store,
+        batch_size=100,
+        progress=lambda d, t: progress.append((d, t)),
+        compare=True,
+    )
+    assert result.resumed
+    assert progress[0] == (400, 1000)
+    assert result.events_applied == 1000
+    assert result.differences == {"test_counter": (0, 0), "test_counter_seen": (0, 0)}
+
+
+async def test_a_rebuild_until_a_time_builds_the_past_without_touching_live(
+    settings, app_conn
+) -> None:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    store = make_store()
+    await append_counted(app_conn, store, "a", 10)
+    cur = await app_conn.execute("SELECT clock_timestamp()")
+    cut = (await cur.fetchone())[0]
+    await asyncio.sleep(0.02)
+    await append_counted(app_conn, store, "a", 5)
+    await _caught_up_projector(settings, store, CountingProjection(), 15, app_conn)
+
+    result = await rebuild(settings.DATABASE_URL, CountingProjection(), store=store, until=cut)
+    assert not result.swapped
+    assert result.events_applied == 10
+    cur = await app_conn.execute("SELECT events FROM lufy_shadow.test_counter")
+    assert await cur.fetchall() == [(10,)]
+    assert await counted(app_conn) == 15
+
+
+async def test_a_new_version_is_rebuilt_by_the_projector_before_it_goes_on(
+    settings, app_conn
+) -> None:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    store = make_store()
+    await append_counted(app_conn, store, "a", 30)
+    await _caught_up_projector(settings, store, CountingProjection(), 30, app_conn)
+    # Corrupt the live model so that only a rebuild can put it right.
+    await app_conn.execute("UPDATE lufy.test_counter SET events = 1")
+    await append_counted(app_conn, store, "a", 3)
+
+    await _caught_up_projector(settings, store, CountingProjectionV2(), 33, app_conn)
+    assert await counted(app_conn) == 33
+    cur = await app_conn.execute(
+        "SELECT version, state FROM lufy.projection_state WHERE name = 'test_counter'"
+    )
+    assert await cur.fetchone() == (2, "running")
+    cur = await app_conn.execute(
+        "SELECT (data->>'version')::int FROM lufy.events "
+        "WHERE type = 'operations.projection_rebuilt'"
+    )
+    assert await cur.fetchall() == [(2,)]
