@@ -16,7 +16,11 @@ __all__ = ["process_upload"]
 # Transcoding a 30-minute file takes a while on a small machine; a kill mid-run is retried.
 @job(queue="media-processing", max_retries=5, min_backoff_ms=5_000, time_limit_ms=1_800_000)
 async def process_upload(payload: dict[str, Any], *, job_key: str) -> None:
-    container = bootstrap(pool_size=2)
+    """Validate and transcode one uploaded track (payload: {track_id})."""
+    from lufy.jobs.broker import current
+
+    # The worker's settings (those it was configured with), not a fresh read of the env.
+    container = bootstrap(current().settings, pool_size=2)
     await container.start()
     try:
         await process_track(catalog_service(container), uuid.UUID(payload["track_id"]), job_key)

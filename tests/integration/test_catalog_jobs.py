@@ -1,0 +1,88 @@
+"""The real runtime: catalog.track_uploaded -> reactor (projector) -> media-processing worker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from psycopg import AsyncConnection
+
+import lufy.catalog.jobs  # noqa: F401  (declares process_upload)
+from lufy.bootstrap import Container
+from lufy.catalog.reactors import MediaProcessingReactor
+from lufy.catalog.schemas import UploadCreate
+from lufy.catalog.service import catalog_service
+from lufy.jobs.testing import InProcessWorker
+from lufy.projections.runner import Projector, ProjectorOptions
+from lufy.settings import Settings
+from lufy.web.auth import Principal
+from tests.helpers.accounts import create_user
+from tests.helpers.media import make_tone
+
+FAST = ProjectorOptions(
+    batch_size=100,
+    poll_interval=0.1,
+    retry_delays=(0.05, 0.1),
+    failed_check_interval=0.1,
+    lead_retry_interval=0.2,
+    maintenance=False,
+)
+
+
+async def _status(conn: AsyncConnection[Any], track_id: uuid.UUID) -> tuple[Any, ...] | None:
+    cur = await conn.execute(
+        "SELECT status, failure_reason FROM lufy.tracks WHERE id = %s", [track_id]
+    )
+    return await cur.fetchone()
+
+
+async def test_an_uploaded_track_is_processed_by_the_media_processing_worker(
+    settings: Settings, container: Container, admin_conn: AsyncConnection[Any], tmp_path: Path
+) -> None:
+    user = await create_user(container, role="artist")
+    artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
+    service = catalog_service(container)
+    good = make_tone(tmp_path / "good.ogg", seconds=3)
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"\x00not audio" * 100)
+
+    projector = Projector(settings, [MediaProcessingReactor()], options=FAST)
+    running = asyncio.create_task(projector.run())
+    tracks: dict[str, uuid.UUID] = {}
+    try:
+        await asyncio.sleep(0.5)  # the reactor starts at the head of the log
+        with InProcessWorker(settings, queues=["media-processing"], threads=1) as worker:
+            for name, path, ctype in (("good", good, "audio/ogg"), ("bad", bad, "audio/mpeg")):
+                data = path.read_bytes()
+                ticket = await service.request_upload(
+                    artist,
+                    UploadCreate(
+                        filename=path.name, content_type=ctype, size_bytes=len(data), title=name
+                    ),
+                )
+                service.storage.put_bytes(
+                    f"uploads/{ticket.track_id}/source{path.suffix}", data, content_type=ctype
+                )
+                await service.complete_upload(artist, ticket.upload_id)
+                tracks[name] = ticket.track_id
+            for _ in range(300):
+                states = [await _status(admin_conn, t) for t in tracks.values()]
+                if all(s is not None and s[0] in ("ready", "failed") for s in states):
+                    break
+                await asyncio.sleep(0.1)
+            worker.wait_until_finished(timeout=60)
+    finally:
+        projector.stop()
+        await asyncio.wait_for(running, timeout=20)
+
+    assert await _status(admin_conn, tracks["good"]) == ("ready", None)
+    status, reason = await _status(admin_conn, tracks["bad"])  # type: ignore[misc]
+    assert status == "failed"
+    assert "not an audio file" in reason
+    cur = await admin_conn.execute(
+        "SELECT status, count(*) FROM lufy.jobs WHERE actor = 'process_upload' GROUP BY 1"
+    )
+    # A bad file is a failed *track*, not a failed job: nothing is retried or dead.
+    assert dict(await cur.fetchall()) == {"done": 2}
