@@ -34,6 +34,11 @@ class Container:
     async def stop(self) -> None:
         await self.db.close()
         await self.redis.aclose()
+        # Services holding connections of their own (the rate limiter's Redis) expose aclose().
+        for service in list(self.services.values()):
+            aclose = getattr(service, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def bootstrap(

@@ -99,6 +99,9 @@ async def make_container(redis_url: str) -> AsyncIterator[ContainerFactory]:
     yield factory
     for container in made:
         await container.redis.aclose()
+        limiter = container.services.get("ratelimiter")
+        if limiter is not None:
+            await limiter.aclose()
 
 
 ClientFactory = Callable[..., httpx.AsyncClient]
@@ -443,7 +446,7 @@ async def test_the_window_slides_rather_than_resetting_at_once(
         user=Policy("user", 100, 60, "caller"),
         guest=Policy("burst", 2, 1, "caller"),
     )
-    container.services["ratelimiter"] = RateLimiter(container.redis, table)
+    container.services["ratelimiter"] = RateLimiter.from_settings(container.settings, table=table)
     client = clients(make_app(container))
 
     first = [(await client.get("/api/ping")).status_code for _ in range(3)]
@@ -462,7 +465,7 @@ async def test_the_policy_table_can_be_overridden_with_route_groups(
         container.settings,
         groups={"/api/pi": Rule((Policy("pings", 1, 60, "ip"),), include_default=False)},
     )
-    container.services["ratelimiter"] = RateLimiter(container.redis, table)
+    container.services["ratelimiter"] = RateLimiter.from_settings(container.settings, table=table)
     client = clients(make_app(container))
 
     statuses = [(await client.get("/api/ping")).status_code for _ in range(2)]

@@ -18,7 +18,6 @@ The policy table is plain data (`PolicyTable.default(settings)`); to change it, 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import ipaddress
 import math
@@ -31,11 +30,9 @@ from importlib import resources
 from typing import Any, Literal
 
 import msgspec
-import redis.asyncio as aioredis
 from litestar import Request, get
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
-from redis.exceptions import NoScriptError, RedisError
 
 from lufy.errors import ServiceUnavailableError
 from lufy.logs import get_logger
@@ -47,6 +44,7 @@ from lufy.observability import (
 from lufy.settings import Settings
 from lufy.web.auth import Principal
 from lufy.web.clientip import TrustedProxies, client_ip_for
+from lufy.web.ratelimit_store import ReplyError, ScriptStore, StoreError
 
 __all__ = [
     "MIDDLEWARE",
@@ -265,54 +263,59 @@ class StoreUnavailable(Exception):
 class RateLimiter:
     """Checks requests against a PolicyTable with one EVALSHA per check.
 
-    `timeout` bounds each check (the socket timeouts of the shared client are longer, and its
-    retries would stall a request during an outage). After a failure Redis is not asked again
-    for `cooldown` seconds, so an outage costs requests nothing and logs one line per cooldown.
+    The store's timeout bounds each check, connecting included, so an outage never stalls a
+    request for long. After a failure Redis is not asked again for `cooldown` seconds: during
+    an outage requests pay nothing for the limiter and the log gets one line per cooldown.
     """
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        store: ScriptStore,
         table: PolicyTable,
         *,
         enabled: bool = True,
         trusted_proxies: TrustedProxies | None = None,
-        timeout: float = 0.25,
         cooldown: float = 1.0,
     ) -> None:
-        self.redis = redis
+        self.store = store
         self.table = table
         self.enabled = enabled
         self.trusted = trusted_proxies or TrustedProxies()
-        self.timeout = timeout
         self.cooldown = cooldown
         self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._down_until = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: aioredis.Redis, **kwargs: Any) -> RateLimiter:
-        table = kwargs.pop("table", None) or PolicyTable.default(settings)
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        table: PolicyTable | None = None,
+        timeout: float = 0.25,
+        cooldown: float = 1.0,
+    ) -> RateLimiter:
         return cls(
-            redis,
-            table,
+            ScriptStore(settings.REDIS_URL, timeout=timeout),
+            table or PolicyTable.default(settings),
             enabled=settings.RATE_LIMIT_ENABLED,
             trusted_proxies=TrustedProxies.from_settings(settings),
-            **kwargs,
+            cooldown=cooldown,
         )
 
     async def check(self, keyed: Sequence[tuple[Policy, str]], *, record: bool = True) -> Decision:
         """Check (and when admitted, record) one request; raises StoreUnavailable."""
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("rate limit store marked down after a recent failure")
-        keys = [f"{_KEY_PREFIX}:{policy.name}:{subject}" for policy, subject in keyed]
-        args: list[str | int] = [os.urandom(9).hex(), 1 if record else 0]
+        args: list[str | int] = [len(keyed)]
+        args.extend(f"{_KEY_PREFIX}:{policy.name}:{subject}" for policy, subject in keyed)
+        args.append(os.urandom(9).hex())
+        args.append(1 if record else 0)
         for policy, _ in keyed:
             args.append(policy.limit)
             args.append(policy.window * 1000)
         try:
-            async with asyncio.timeout(self.timeout):
-                reply = await self._evalsha(keys, args)
-        except (RedisError, OSError, TimeoutError) as exc:
+            reply = await self._evalsha(args)
+        except (StoreError, OSError, TimeoutError) as exc:
             self._down_until = time.monotonic() + self.cooldown
             _log.warning(
                 "rate limit store unavailable",
@@ -320,29 +323,36 @@ class RateLimiter:
                 cooldown_seconds=self.cooldown,
             )
             raise StoreUnavailable(str(exc)) from exc
-        values = [int(v) for v in reply]
         return Decision(
-            admitted=values[0] == 1,
+            admitted=reply[0] == 1,
             policies=tuple(policy for policy, _ in keyed),
-            remaining=tuple(values[1::2]),
-            reset=tuple(math.ceil(us / 1_000_000) for us in values[2::2]),
+            remaining=tuple(reply[1::2]),
+            reset=tuple(math.ceil(us / 1_000_000) for us in reply[2::2]),
         )
 
-    async def _evalsha(self, keys: list[str], args: list[str | int]) -> list[Any]:
+    async def _evalsha(self, args: list[str | int]) -> list[int]:
         try:
-            reply = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
-        except NoScriptError:
+            reply = await self.store.execute("EVALSHA", self._sha, *args)
+        except ReplyError as exc:
+            if exc.code != "NOSCRIPT":
+                raise
             # First use on this server, or Redis restarted: load once, then EVALSHA again.
-            self._sha = await self.redis.script_load(_SCRIPT)
-            reply = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
-        return list(reply)
+            sha = await self.store.execute("SCRIPT", "LOAD", _SCRIPT)
+            self._sha = sha.decode()
+            reply = await self.store.execute("EVALSHA", self._sha, *args)
+        if not isinstance(reply, list) or not all(isinstance(v, int) for v in reply):
+            raise StoreError(f"unexpected reply to the rate limit script: {reply!r}")
+        return reply
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
 
 
 def limiter_of(container: Any) -> RateLimiter:
-    """The container's limiter, built from its settings and Redis client on first use."""
+    """The container's limiter, built from its settings on first use (closed by Container.stop)."""
     limiter = container.services.get(_SERVICE_KEY)
     if limiter is None:
-        limiter = RateLimiter.from_settings(container.settings, container.redis)
+        limiter = RateLimiter.from_settings(container.settings)
         container.services[_SERVICE_KEY] = limiter
     assert isinstance(limiter, RateLimiter)
     return limiter

@@ -1,0 +1,266 @@
+"""A minimal, pipelining Redis client for the rate limiter's one command (EVALSHA).
+
+Why not redis-py: every API request makes one check, so the client's own overhead is paid on
+every request. redis-py's asyncio client spends several hundred microseconds of Python per
+command (pool checkout, retry wrapper, per-command instrumentation) and one write and one read
+system call per command. This client keeps one connection per process and writes the commands
+issued during one event-loop turn together, so concurrent requests share system calls; replies
+come back in order and are matched to their waiters first-in, first-out. It speaks only what
+the limiter needs: RESP2 replies, AUTH and SELECT from the URL, TLS for `rediss://`, and
+`unix://` sockets.
+
+A command that times out closes the connection (a reply that never came means we can no longer
+trust the stream), which fails the others in flight and makes the next command reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["ReplyError", "ScriptStore", "StoreError", "encode_command", "parse_reply"]
+
+
+class StoreError(Exception):
+    """Redis answered with something we cannot use, or the stream broke."""
+
+
+class ReplyError(StoreError):
+    """An error reply (`-ERR ...`, `-NOSCRIPT ...`)."""
+
+    @property
+    def code(self) -> str:
+        return str(self).split(" ", 1)[0]
+
+
+class _Incomplete:
+    pass
+
+
+INCOMPLETE = _Incomplete()
+
+
+def encode_command(args: tuple[str | int | bytes, ...]) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def parse_reply(buf: bytearray | bytes, pos: int) -> tuple[Any, int] | _Incomplete:
+    """One RESP2 reply starting at `pos`: (value, next position), or INCOMPLETE."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return INCOMPLETE
+    kind = buf[pos]
+    line = bytes(buf[pos + 1 : end])
+    after = end + 2
+    if kind == 0x3A:  # ':' integer
+        return int(line), after
+    if kind == 0x24:  # '$' bulk string
+        size = int(line)
+        if size < 0:
+            return None, after
+        if len(buf) < after + size + 2:
+            return INCOMPLETE
+        return bytes(buf[after : after + size]), after + size + 2
+    if kind == 0x2A:  # '*' array
+        count = int(line)
+        if count < 0:
+            return None, after
+        items: list[Any] = []
+        for _ in range(count):
+            parsed = parse_reply(buf, after)
+            if isinstance(parsed, _Incomplete):
+                return INCOMPLETE
+            value, after = parsed
+            items.append(value)
+        return items, after
+    if kind == 0x2B:  # '+' simple string
+        return line.decode(), after
+    if kind == 0x2D:  # '-' error
+        return ReplyError(line.decode(errors="replace")), after
+    raise StoreError(f"unexpected reply type {chr(kind)!r} from Redis")
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._buffer = bytearray()
+        self._outgoing: list[bytes] = []
+        self._flush_scheduled = False
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buffer
+        buf.extend(data)
+        pos = 0
+        while pos < len(buf):
+            try:
+                parsed = parse_reply(buf, pos)
+            except (StoreError, ValueError) as exc:
+                self._fail(StoreError(f"unreadable reply from Redis: {exc}"))
+                self.close()
+                return
+            if isinstance(parsed, _Incomplete):
+                break
+            value, pos = parsed
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():  # a caller that timed out no longer waits
+                    waiter.set_result(value)
+        if pos:
+            del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        reason = f": {exc}" if exc else ""
+        self._fail(ConnectionError(f"connection to Redis lost{reason}"))
+
+    def _fail(self, exc: BaseException) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    def request(self, payload: bytes) -> asyncio.Future[Any]:
+        if self.closed or self._transport is None:
+            raise ConnectionError("connection to Redis is closed")
+        waiter: asyncio.Future[Any] = self._loop.create_future()
+        if not self._waiters and not self._outgoing:
+            # Nothing in flight: send now rather than pay one more loop turn.
+            self._transport.write(payload)
+        else:
+            # Busy: commands issued during this loop turn leave together in one write.
+            self._outgoing.append(payload)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+        self._waiters.append(waiter)
+        return waiter
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._outgoing and not self.closed and self._transport is not None:
+            data = b"".join(self._outgoing)
+            self._outgoing.clear()
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self._transport is not None:
+                self._transport.close()
+            self._fail(ConnectionError("connection to Redis closed"))
+
+
+class ScriptStore:
+    """One pipelined connection to the Redis of `url`, opened on first use, reopened on loss."""
+
+    def __init__(self, url: str, *, timeout: float = 0.25) -> None:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self._scheme = parts.scheme
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 6379
+        self._path = unquote(parts.path) if parts.scheme == "unix" else ""
+        self._username = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        db_text = query.get("db", [""])[0]
+        if not db_text and parts.scheme != "unix":
+            db_text = parts.path.lstrip("/")
+        self._db = int(db_text) if db_text else 0
+        self.timeout = timeout  # for a whole command, connecting included
+        self._conn: _Connection | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.timeout):
+            if self._scheme == "unix":
+                _, conn = await loop.create_unix_connection(lambda: _Connection(loop), self._path)
+            else:
+                context = ssl.create_default_context() if self._scheme == "rediss" else None
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop), self._host, self._port, ssl=context
+                )
+            try:
+                if self._password is not None:
+                    auth: tuple[str, ...] = ("AUTH", self._password)
+                    if self._username:
+                        auth = ("AUTH", self._username, self._password)
+                    _raise_error(await conn.request(encode_command(auth)))
+                if self._db:
+                    _raise_error(await conn.request(encode_command(("SELECT", self._db))))
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    async def _connection(self) -> _Connection:
+        conn = self._conn
+        loop = asyncio.get_running_loop()
+        if conn is not None and not conn.closed and conn.loop is loop:
+            return conn
+        if conn is not None and conn.loop is not loop:
+            # Used from another event loop (tests running an app in a portal thread): the old
+            # connection belongs to its loop, so leave it to be closed there.
+            self._abandon(conn)
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._lock:  # one connect at a time; the others wait and share it
+            conn = self._conn
+            if conn is None or conn.closed:
+                conn = self._conn = await self._connect()
+        return conn
+
+    def _abandon(self, conn: _Connection) -> None:
+        self._conn = None
+        if not conn.loop.is_closed():
+            conn.loop.call_soon_threadsafe(conn.close)
+
+    async def execute(self, *args: str | int | bytes) -> Any:
+        """Run one command; raises ReplyError, ConnectionError/OSError or TimeoutError."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                conn = await self._connection()
+                reply = await conn.request(encode_command(args))
+        except TimeoutError:
+            self.reset()
+            raise
+        return _raise_error(reply)
+
+    def reset(self) -> None:
+        """Drop the connection; the next command opens a new one."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            same_loop = asyncio.get_running_loop() is conn.loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            conn.close()
+            self._conn = None
+        else:
+            self._abandon(conn)
+
+    async def aclose(self) -> None:
+        self.reset()
+
+
+def _raise_error(reply: Any) -> Any:
+    if isinstance(reply, ReplyError):
+        raise reply
+    return reply
