@@ -66,15 +66,27 @@ def _ensure_database(admin_url: str) -> bool:
         psycopg.connect(admin_url, connect_timeout=5).close()
         return False
     except psycopg.OperationalError as exc:
-        if "does not exist" not in str(exc):
-            raise MigrationError(f"cannot connect to {dbname!r}: {exc}".strip()) from None
+        # Only a missing database is ours to fix; a missing role says "does not exist" too.
+        if f'database "{dbname}" does not exist' not in str(exc):
+            raise MigrationError(f"cannot connect to {dbname!r}: {_one_line(exc)}") from None
     maintenance = make_conninfo(admin_url, dbname="postgres")
-    with psycopg.connect(maintenance, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(maintenance, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise MigrationError(f"cannot create database {dbname!r}: {_one_line(exc)}") from None
+    with conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                return False  # another migrator created it a moment ago (catalog race)
             return True
     return False
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) -> None:
@@ -274,7 +286,7 @@ def migrate(
             with conn.transaction():
                 _grant_rebuild_rights(conn)
         except psycopg.Error as exc:
-            raise MigrationError(f"migration failed: {exc}".strip()) from exc
+            raise MigrationError(f"migration failed: {_one_line(exc)}") from exc
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
     return report
