@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "analytics": "lufy.analytics.cli:analytics",
     "seed": "lufy.analytics.seed:seed_command",
     "users": "lufy.accounts.cli:users",
+    "jobs": "lufy.jobs.cli:jobs",
 }
 
 

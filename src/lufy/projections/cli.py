@@ -40,10 +40,14 @@ async def _connect() -> AsyncConnection[Any]:
 def _holder_line(holder: dict[str, Any] | None) -> str | None:
     if not holder:
         return None
+    # Another role's backend shows no details to the app role: say what is known.
+    who = ", ".join(str(holder[k]) for k in ("user", "application_name") if holder.get(k))
+    seconds = holder.get("seconds")
+    since = f" for {seconds:.1f}s" if isinstance(seconds, int | float) else ""
+    state = holder.get("state") or "in a transaction"
+    query = f": {holder['query']!r}" if holder.get("query") else ""
     return (
-        f"read barrier held by pid {holder['pid']} ({holder['user']}"
-        f"{', ' + holder['application_name'] if holder.get('application_name') else ''}), "
-        f"{holder['state']} for {holder['seconds']:.1f}s: {holder['query']!r}"
+        f"read barrier held by pid {holder['pid']} ({who or 'another role'}), {state}{since}{query}"
     )
 
 
@@ -84,7 +88,7 @@ def status_command(as_json: bool) -> None:
             f"{r.lag_seconds:.1f}",
             r.owner or "-",
         )
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
     for r in rows:
         if r.state == "failed":

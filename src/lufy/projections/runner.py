@@ -423,12 +423,19 @@ class Projector:
             _log.info("projector stopped")
 
 
-def run_projector(settings: Settings, *, options: ProjectorOptions | None = None) -> None:
-    """`lufy projector`: every discovered async projection and reactor, until SIGTERM/SIGINT."""
+def run_projector(
+    settings: Settings,
+    *,
+    options: ProjectorOptions | None = None,
+    only_maintenance: bool = False,
+) -> None:
+    """`lufy projector`: every discovered async projection and reactor, and the maintenance
+    loop (job sweeper, periodic analytics refresh), until SIGTERM/SIGINT."""
     from lufy.projections.discovery import all_projections
 
     configure_logging(settings.LUFY_ENV)
-    projector = Projector(settings, all_projections(), options=options)
+    found = [] if only_maintenance else all_projections()
+    projector = Projector(settings, found, options=options)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
