@@ -21,6 +21,7 @@ from lufy.web import health
 from lufy.web.auth import provide_optional_principal, provide_principal
 from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
+from lufy.web.openapi import complete_openapi
 
 __all__ = ["create_app"]
 
@@ -64,7 +65,7 @@ def create_app(container: Container | None = None) -> Litestar:
     async def provide_container(state: State) -> Container:
         return state.container  # type: ignore[no-any-return]
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*health.ROUTES, *_collect("ROUTES")],
         middleware=[request_context_middleware, metrics_middleware, *_collect("MIDDLEWARE")],
         dependencies={
@@ -91,3 +92,5 @@ def create_app(container: Container | None = None) -> Litestar:
         ),
         debug=False,
     )
+    complete_openapi(app)
+    return app

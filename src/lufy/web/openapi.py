@@ -1,0 +1,184 @@
+"""Completes the generated OpenAPI document with the errors every route can answer.
+
+Handlers declare their success response and the errors particular to them; the errors that come
+from shared machinery (validation, authentication, rate limiting, an unreachable database, a path
+that matches no resource) are the same everywhere, so they are documented once, here, as RFC 9457
+problem+json with an example each. Schemathesis checks the document against real answers
+(tests/e2e/test_openapi_fuzz.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    OpenAPI,
+    Operation,
+    Reference,
+    Schema,
+)
+from litestar.openapi.spec import OpenAPIHeader as Header
+from litestar.openapi.spec import OpenAPIMediaType as MediaType
+from litestar.openapi.spec import OpenAPIResponse as Response
+from litestar.openapi.spec.enums import OpenAPIType
+
+__all__ = ["PROBLEM_SCHEMA", "complete_openapi"]
+
+PROBLEM_JSON = "application/problem+json"
+
+PROBLEM_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    title="Problem",
+    description="An RFC 9457 problem document. `detail` says in words what to change; "
+    "validation failures also list `errors`, rejected rate-limited calls carry Retry-After.",
+    required=["type", "status", "title", "detail"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING, examples=["about:blank"]),
+        "status": Schema(type=OpenAPIType.INTEGER, minimum=400, maximum=599),
+        "title": Schema(type=OpenAPIType.STRING),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "errors": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(type=OpenAPIType.OBJECT),
+            description="Validation failures: where (`key`, `source`) and what (`message`).",
+        ),
+    },
+)
+
+_EXAMPLES: dict[int, tuple[str, str, str]] = {
+    400: ("Invalid request", "body.email: Expected `str`, got `int`", "The request is malformed"),
+    401: (
+        "Authentication required",
+        "a valid bearer access token is required",
+        "No valid credentials (a missing, expired or revoked token)",
+    ),
+    403: (
+        "Forbidden",
+        "only the track's artist may change it",
+        "Signed in, but not allowed to do this",
+    ),
+    404: ("Not found", "no such track", "No such resource (or not visible to the caller)"),
+    405: ("Method not allowed", "Method Not Allowed", "The path exists, the method does not"),
+    409: (
+        "Conflict",
+        "the track is already published",
+        "The resource's current state forbids this change",
+    ),
+    413: (
+        "Payload too large",
+        "a batch holds at most 500 events and 1 MiB",
+        "The body is larger than this route accepts",
+    ),
+    415: (
+        "Unsupported media type",
+        "send application/json",
+        "The body's Content-Type is not accepted here",
+    ),
+    422: (
+        "Validation failed",
+        "tz: unknown time zone 'Mars/Base'",
+        "Well-formed but semantically invalid input",
+    ),
+    429: (
+        "Too many requests",
+        "rate limit of 100 requests per 60 s exceeded; retry in 17 s",
+        "Rate limited: wait `Retry-After` seconds",
+    ),
+    503: (
+        "Service unavailable",
+        "database unavailable, retry shortly",
+        "A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after "
+        "`Retry-After` seconds",
+    ),
+}
+
+_RETRY_AFTER = Header(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
+    description="Seconds to wait before retrying",
+)
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def _problem_response(status: int) -> Response:
+    title, detail, description = _EXAMPLES[status]
+    headers: dict[str, Header | Reference] | None = None
+    if status in (429, 503):
+        headers = {"Retry-After": _RETRY_AFTER}
+    return Response(
+        description=description,
+        headers=headers,
+        content={
+            PROBLEM_JSON: MediaType(
+                schema=Reference(ref="#/components/schemas/Problem"),
+                examples={
+                    title.lower().replace(" ", "-"): Example(
+                        value={
+                            "type": "about:blank",
+                            "status": status,
+                            "title": title,
+                            "detail": detail,
+                        }
+                    )
+                },
+            )
+        },
+    )
+
+
+def _errors_for(path: str, method: str, operation: Operation) -> list[int]:
+    """The shared errors an operation can answer, from what the shared machinery does."""
+    codes = [400]
+    has_path_params = "{" in path
+    if path.startswith(("/api/", "/media/")):
+        # Any caller may send a bad or expired token (401); role checks answer 403; services
+        # reject semantically invalid input with 422; PostgreSQL may be down (503).
+        codes += [401, 403, 422, 503]
+        if path.startswith("/api/"):
+            codes.append(429)
+        if method in ("post", "put", "patch"):
+            codes += [409, 413, 415]
+    if has_path_params or path.startswith("/media/"):
+        codes.append(404)
+    return codes
+
+
+def complete_openapi(app: Litestar) -> OpenAPI:
+    """Add the shared error responses (and the Problem schema) to every operation, in place."""
+    document = app.openapi_schema
+    components = document.components
+    if isinstance(components, list):  # Litestar allows a list; it is one object here
+        components = components[0] if components else Components()
+    components = components or Components()
+    document.components = components
+    components.schemas = {**(components.schemas or {}), "Problem": PROBLEM_SCHEMA}
+    for path, item in (document.paths or {}).items():
+        for method in _METHODS:
+            operation: Operation | None = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses: dict[str, Any] = dict(operation.responses or {})
+            for status in _errors_for(path, method, operation):
+                key = str(status)
+                existing = responses.get(key)
+                if existing is None or _is_litestar_default(existing):
+                    responses[key] = _problem_response(status)
+                elif (
+                    path.startswith(("/api/", "/media/"))
+                    and isinstance(existing, Response)
+                    and existing.content
+                    and PROBLEM_JSON not in existing.content
+                ):
+                    # A handler documented this error: make sure it says problem+json.
+                    problem = _problem_response(status).content or {}
+                    existing.content[PROBLEM_JSON] = problem[PROBLEM_JSON]
+            operation.responses = responses
+    return document
+
+
+def _is_litestar_default(response: Any) -> bool:
+    """Litestar's generated 400 ("Bad request syntax or unsupported method") describes its own
+    error body, not the problem+json document Lufy answers with."""
+    return isinstance(response, Response) and response.description.startswith("Bad request syntax")
