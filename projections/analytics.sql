@@ -1,0 +1,89 @@
+-- Analytics read models, maintained by the async projections of lufy/analytics/projections.py.
+-- Table names are unqualified: the migrator and the projection runner set search_path to the
+-- live schema (lufy) or to a rebuild's shadow schema. Counts are sums of event weights
+-- (1 / sample rate), so they are unbiased estimates when sampling is on.
+
+-- One row per playback session (all playback.* events sharing a session_id).
+CREATE TABLE IF NOT EXISTS playback_sessions (
+    session_id     text        PRIMARY KEY,
+    track_id       uuid        NOT NULL,
+    artist_id      uuid        NOT NULL,
+    listener_key   text        NOT NULL,
+    -- Earliest playback.started, and earliest event of any playback type: the session starts
+    -- at the first when there is one (CONTRACT.md section 4), else at the second.
+    start_event_at timestamptz,
+    first_event_at timestamptz NOT NULL,
+    started_at     timestamptz GENERATED ALWAYS AS (coalesce(start_event_at, first_event_at)) STORED,
+    listened_ms    bigint      NOT NULL DEFAULT 0,
+    is_stream      boolean     GENERATED ALWAYS AS (listened_ms >= 30000) STORED,
+    completed      boolean     NOT NULL DEFAULT false,
+    skipped        boolean     NOT NULL DEFAULT false,
+    source         text,
+    country        text,
+    device         text,
+    weight         double precision NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS playback_sessions_artist_started
+    ON playback_sessions (artist_id, started_at);
+CREATE INDEX IF NOT EXISTS playback_sessions_started ON playback_sessions (started_at);
+CREATE INDEX IF NOT EXISTS playback_sessions_track_started
+    ON playback_sessions (track_id, started_at);
+
+-- Per track and 15-minute UTC bucket (of a session's start, or of a like's occurred_at).
+-- 15 minutes so that hours and days of every real time zone are unions of whole buckets.
+CREATE TABLE IF NOT EXISTS track_rollup_15m (
+    track_id    uuid        NOT NULL,
+    bucket      timestamptz NOT NULL,
+    artist_id   uuid        NOT NULL,
+    streams     double precision NOT NULL DEFAULT 0,
+    listen_ms   double precision NOT NULL DEFAULT 0,
+    starts      double precision NOT NULL DEFAULT 0,
+    completions double precision NOT NULL DEFAULT 0,
+    skips       double precision NOT NULL DEFAULT 0,
+    likes       double precision NOT NULL DEFAULT 0,
+    -- Follows of the artist made from this track (the event named the track).
+    follows     double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (track_id, bucket)
+);
+CREATE INDEX IF NOT EXISTS track_rollup_15m_artist_bucket ON track_rollup_15m (artist_id, bucket);
+CREATE INDEX IF NOT EXISTS track_rollup_15m_bucket ON track_rollup_15m (bucket);
+
+-- Net follows per artist and 15-minute UTC bucket of occurred_at.
+CREATE TABLE IF NOT EXISTS artist_rollup_15m (
+    artist_id uuid        NOT NULL,
+    bucket    timestamptz NOT NULL,
+    follows   double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (artist_id, bucket)
+);
+CREATE INDEX IF NOT EXISTS artist_rollup_15m_bucket ON artist_rollup_15m (bucket);
+
+-- Likes and follows one by one (+weight or -weight), for the exact edges of ranges that do not
+-- start or end on a 15-minute boundary (RFC 3339 instants, `24h`).
+CREATE TABLE IF NOT EXISTS engagement_events (
+    event_id    uuid        PRIMARY KEY,
+    kind        text        NOT NULL CHECK (kind IN ('like', 'follow')),
+    track_id    uuid,
+    artist_id   uuid        NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    delta       double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS engagement_events_artist_time ON engagement_events (artist_id, occurred_at);
+CREATE INDEX IF NOT EXISTS engagement_events_time ON engagement_events (occurred_at);
+
+-- An artist sees rows of their own tracks; admins, the projector ('system') and analysts (through
+-- the views of schema analytics) see all.
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['playback_sessions', 'track_rollup_15m', 'artist_rollup_15m',
+                             'engagement_events'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('DROP POLICY IF EXISTS analytics_owner ON %I', t);
+        EXECUTE format($p$CREATE POLICY analytics_owner ON %I USING (
+            artist_id = (select nullif(current_setting('app.current_user_id', true), '')::uuid)
+            OR (select current_setting('app.current_role', true)) IN ('admin', 'system')
+            OR current_user = 'lufy_analyst')$p$, t);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO lufy_app', t);
+    END LOOP;
+END $$;

@@ -1,0 +1,42 @@
+"""`POST /api/analytics/events`: batches of analytics events from players and web pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, post
+
+from lufy.analytics.ingest import IngestContext, IngestResult
+from lufy.analytics.service import ingestor
+from lufy.bootstrap import Container
+from lufy.web.auth import Principal
+from lufy.web.context import correlation_id, request_id
+
+__all__ = ["ROUTES", "ingest_events"]
+
+
+@post(
+    "/api/analytics/events",
+    status_code=202,
+    summary="Ingest a batch of analytics events",
+    description="Body {events: [...]} of at most 500 events and 1 MiB, as application/json or "
+    "text/plain (sendBeacon). Each bad event is listed in `rejected`; the rest are accepted.",
+    tags=["analytics"],
+)
+async def ingest_events(
+    request: Request[Any, Any, Any], container: Container, maybe_principal: Principal | None
+) -> IngestResult:
+    context = IngestContext.from_headers(
+        user_agent=request.headers.get("user-agent"),
+        viewer_country=request.headers.get("cloudfront-viewer-country"),
+        user_id=maybe_principal.user_id if maybe_principal else None,
+        correlation_id=correlation_id(),
+        request_id=request_id(),
+    )
+    body = await request.body()
+    return await ingestor(container).ingest_http(
+        body, context, user_agent=request.headers.get("user-agent")
+    )
+
+
+ROUTES = [ingest_events]

@@ -1,0 +1,111 @@
+-- Dashboard queries. Every query reads the live read models under the caller's RLS context and
+-- takes the range as [from, to) split in three: the 15-minute-aligned middle [mid_from, mid_to)
+-- comes from the rollups, the unaligned edges [from, mid_from) and [mid_to, to) from the
+-- sessions and likes/follows one by one, so any instant range is exact and the cost follows the
+-- range, not the history. `bounds` are the bucket boundaries (UTC instants computed for the
+-- requested zone); width_bucket() numbers each row's bucket 1..n.
+
+-- name: sums
+WITH src AS (
+    SELECT r.bucket AS at, r.streams, r.listen_ms, r.starts, r.completions, r.skips, r.likes,
+           CASE WHEN %(track)s::uuid IS NULL THEN 0 ELSE r.follows END AS followers
+    FROM track_rollup_15m r
+    WHERE r.bucket >= %(mid_from)s AND r.bucket < %(mid_to)s
+      AND (%(artist)s::uuid IS NULL OR r.artist_id = %(artist)s::uuid)
+      AND (%(track)s::uuid IS NULL OR r.track_id = %(track)s::uuid)
+    UNION ALL
+    SELECT f.bucket, 0, 0, 0, 0, 0, 0, f.follows
+    FROM artist_rollup_15m f
+    WHERE f.bucket >= %(mid_from)s AND f.bucket < %(mid_to)s AND %(track)s::uuid IS NULL
+      AND (%(artist)s::uuid IS NULL OR f.artist_id = %(artist)s::uuid)
+    UNION ALL
+    SELECT s.started_at, CASE WHEN s.is_stream THEN s.weight ELSE 0 END, s.listened_ms * s.weight,
+           s.weight, CASE WHEN s.completed THEN s.weight ELSE 0 END,
+           CASE WHEN s.skipped THEN s.weight ELSE 0 END, 0, 0
+    FROM playback_sessions s
+    WHERE ((s.started_at >= %(from)s AND s.started_at < %(mid_from)s)
+           OR (s.started_at >= %(mid_to)s AND s.started_at < %(to)s))
+      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
+      AND (%(track)s::uuid IS NULL OR s.track_id = %(track)s::uuid)
+    UNION ALL
+    SELECT e.occurred_at, 0, 0, 0, 0, 0, CASE WHEN e.kind = 'like' THEN e.delta ELSE 0 END,
+           CASE WHEN e.kind = 'follow' THEN e.delta ELSE 0 END
+    FROM engagement_events e
+    WHERE ((e.occurred_at >= %(from)s AND e.occurred_at < %(mid_from)s)
+           OR (e.occurred_at >= %(mid_to)s AND e.occurred_at < %(to)s))
+      AND (%(artist)s::uuid IS NULL OR e.artist_id = %(artist)s::uuid)
+      AND (%(track)s::uuid IS NULL OR e.track_id = %(track)s::uuid)
+)
+SELECT width_bucket(at, %(bounds)s::timestamptz[]) AS b, sum(streams), sum(listen_ms),
+       sum(starts), sum(completions), sum(skips), sum(likes), sum(followers)
+FROM src
+GROUP BY 1;
+
+-- name: listeners
+-- Exact distinct listeners with a stream, per bucket; a listener's weight is 1 / sample rate.
+SELECT b, sum(w) FROM (
+    SELECT width_bucket(s.started_at, %(bounds)s::timestamptz[]) AS b, s.listener_key,
+           max(s.weight) AS w
+    FROM playback_sessions s
+    WHERE s.is_stream AND s.started_at >= %(from)s AND s.started_at < %(to)s
+      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
+      AND (%(track)s::uuid IS NULL OR s.track_id = %(track)s::uuid)
+    GROUP BY 1, 2
+) per_listener
+GROUP BY b;
+
+-- name: track_sums
+WITH src AS (
+    SELECT r.track_id, r.streams, r.listen_ms, r.starts, r.completions, r.skips, r.likes,
+           r.follows
+    FROM track_rollup_15m r
+    WHERE r.bucket >= %(mid_from)s AND r.bucket < %(mid_to)s
+      AND (%(artist)s::uuid IS NULL OR r.artist_id = %(artist)s::uuid)
+    UNION ALL
+    SELECT s.track_id, CASE WHEN s.is_stream THEN s.weight ELSE 0 END, s.listened_ms * s.weight,
+           s.weight, CASE WHEN s.completed THEN s.weight ELSE 0 END,
+           CASE WHEN s.skipped THEN s.weight ELSE 0 END, 0, 0
+    FROM playback_sessions s
+    WHERE ((s.started_at >= %(from)s AND s.started_at < %(mid_from)s)
+           OR (s.started_at >= %(mid_to)s AND s.started_at < %(to)s))
+      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
+    UNION ALL
+    SELECT e.track_id, 0, 0, 0, 0, 0, CASE WHEN e.kind = 'like' THEN e.delta ELSE 0 END,
+           CASE WHEN e.kind = 'follow' THEN e.delta ELSE 0 END
+    FROM engagement_events e
+    WHERE e.track_id IS NOT NULL
+      AND ((e.occurred_at >= %(from)s AND e.occurred_at < %(mid_from)s)
+           OR (e.occurred_at >= %(mid_to)s AND e.occurred_at < %(to)s))
+      AND (%(artist)s::uuid IS NULL OR e.artist_id = %(artist)s::uuid)
+)
+SELECT track_id, sum(streams), sum(listen_ms), sum(starts), sum(completions), sum(skips),
+       sum(likes), sum(follows)
+FROM src
+GROUP BY 1;
+
+-- name: track_listeners
+SELECT track_id, sum(w) FROM (
+    SELECT s.track_id, s.listener_key, max(s.weight) AS w
+    FROM playback_sessions s
+    WHERE s.is_stream AND s.started_at >= %(from)s AND s.started_at < %(to)s
+      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
+    GROUP BY 1, 2
+) per_listener
+GROUP BY track_id;
+
+-- name: track_titles
+SELECT id, title FROM lufy.tracks WHERE id = ANY(%(ids)s);
+
+-- name: breakdown
+SELECT key, sum(streams), sum(w) FROM (
+    SELECT coalesce(CASE %(dimension)s WHEN 'country' THEN s.country
+                                       WHEN 'device' THEN s.device
+                                       ELSE s.source END, 'unknown') AS key,
+           s.listener_key, sum(s.weight) AS streams, max(s.weight) AS w
+    FROM playback_sessions s
+    WHERE s.is_stream AND s.started_at >= %(from)s AND s.started_at < %(to)s
+      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
+    GROUP BY 1, 2
+) per_listener
+GROUP BY key
+ORDER BY 2 DESC, 1;

@@ -1,0 +1,124 @@
+"""`lufy events import FILE`: NDJSON analytics events into the log, for backfills.
+
+Each line is one event in the ingestion shape plus optional `listener_id`, `country` and
+`device`; any past time is accepted. Lines go through the same validation, sampling and COPY
+path as the HTTP API, in batches, so a re-run appends nothing twice (duplicates by event_id).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
+from lufy.db import Database
+from lufy.eventstore import EventStore
+from lufy.settings import Settings
+
+__all__ = ["ImportReport", "import_file", "import_lines"]
+
+BATCH = 2000
+_decoder = msgspec.json.Decoder()
+
+
+@dataclass
+class ImportReport:
+    lines: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    sampled_out: int = 0
+    # (line number, reason), first ones only
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.lines} line(s): {self.accepted} accepted, {self.duplicates} duplicate(s), "
+            f"{self.sampled_out} sampled out, {self.rejected_count} rejected"
+        )
+
+
+async def import_lines(
+    ingestor: Ingestor, lines: TextIO, *, on_progress: Any = None
+) -> ImportReport:
+    report = ImportReport()
+    context = IngestContext(historical=True)
+    batch: list[Any] = []
+    numbers: list[int] = []
+
+    async def flush() -> None:
+        if not batch:
+            return
+        result = await ingestor.ingest(batch, context, event_type=ImportedEvent)
+        report.accepted += result.accepted
+        report.duplicates += result.duplicates
+        report.sampled_out += result.sampled_out
+        for rejection in result.rejected:
+            _reject(report, numbers[rejection.index], rejection.reason)
+        batch.clear()
+        numbers.clear()
+
+    for number, line in enumerate(lines, start=1):
+        if on_progress is not None:
+            on_progress(len(line.encode()))
+        if not line.strip():
+            continue
+        report.lines += 1
+        try:
+            batch.append(_decoder.decode(line))
+        except msgspec.DecodeError as exc:
+            _reject(report, number, f"not JSON: {exc}")
+            continue
+        numbers.append(number)
+        if len(batch) >= BATCH:
+            await flush()
+    await flush()
+    return report
+
+
+def _reject(report: ImportReport, number: int, reason: str) -> None:
+    report.rejected_count += 1
+    if len(report.rejected) < 50:
+        report.rejected.append((number, reason))
+
+
+async def import_file(settings: Settings, path: str | Path) -> ImportReport:
+    """Import `path` (or `-` for stdin) with a progress bar on stderr; summary at the end."""
+    db = Database(settings.DATABASE_URL, min_size=1, max_size=2, name="lufy-import")
+    await db.open(wait=True)
+    console = Console(stderr=True)
+    try:
+        ingestor = Ingestor(db, EventStore(), sample_rate=settings.ANALYTICS_SAMPLE_RATE)
+        if str(path) == "-":
+            report = await import_lines(ingestor, sys.stdin)
+        else:
+            file = Path(path)
+            with (
+                Progress(
+                    TextColumn("importing {task.fields[name]}"),
+                    BarColumn(),
+                    TaskProgressColumn(),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=True,
+                ) as progress,
+                file.open(encoding="utf-8") as lines,  # noqa: ASYNC230 - a CLI, nothing else runs
+            ):
+                task = progress.add_task("import", total=file.stat().st_size, name=file.name)  # noqa: ASYNC240
+                report = await import_lines(
+                    ingestor, lines, on_progress=lambda n: progress.advance(task, n)
+                )
+    finally:
+        await db.close()
+    for number, reason in report.rejected:
+        console.print(f"line {number}: {reason}", markup=False, highlight=False)
+    if report.rejected_count > len(report.rejected):
+        console.print(f"... and {report.rejected_count - len(report.rejected)} more rejected")
+    console.print(report.summary(), markup=False, highlight=False)
+    return report

@@ -1,0 +1,28 @@
+"""The `analytics-refresh` job: refresh the materialized views of schema analytics.
+
+Idempotent by nature (a refresh recomputes from the read models), so any job key will do; the
+scheduler enqueues it about once a minute and `lufy analytics refresh` does the same at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lufy.jobs import job
+from lufy.logs import get_logger
+from lufy.sqlfiles import load_queries
+
+__all__ = ["refresh_analytics"]
+
+_Q = load_queries("lufy.analytics")
+_log = get_logger(__name__)
+
+
+@job(queue="analytics-refresh", max_retries=3, time_limit_ms=900_000)
+def refresh_analytics(payload: dict[str, Any], *, job_key: str) -> None:
+    from lufy.jobs.broker import current
+
+    with current().pool.connection() as conn:
+        rows = conn.execute(_Q.refresh_views).fetchall()
+    for name, seconds in rows:
+        _log.info("analytics view refreshed", view=name, seconds=seconds, job_key=job_key)

@@ -1,0 +1,18 @@
+"""Refreshing the materialized views of schema analytics (job and command share this)."""
+
+from __future__ import annotations
+
+from lufy.db import Database
+from lufy.sqlfiles import load_queries
+
+__all__ = ["refresh_views"]
+
+_Q = load_queries("lufy.analytics")
+
+
+async def refresh_views(db: Database) -> list[tuple[str, float]]:
+    """REFRESH MATERIALIZED VIEW CONCURRENTLY for each view, through a SECURITY DEFINER
+    function (lufy_app owns nothing); readers are never blocked. Returns (view, seconds)."""
+    async with db.connection() as conn:
+        cur = await conn.execute(_Q.refresh_views)
+        return [(str(name), float(seconds)) for name, seconds in await cur.fetchall()]

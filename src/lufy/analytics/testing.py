@@ -1,0 +1,127 @@
+"""Test and seed helpers: drive the analytics projections without the projector daemon, and
+create artists and tracks directly in their read models (for tests and benchmarks only)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from lufy.analytics.projections import PROJECTIONS
+from lufy.db import Database
+from lufy.eventstore import Checkpoint, EventStore
+
+__all__ = ["LocalProjector", "insert_artist", "insert_track", "principal_app"]
+
+
+class LocalProjector:
+    """Applies every analytics projection to what the log holds beyond its checkpoint, the way
+    the projector does: in commit-safe order, each batch in one transaction as role 'system'."""
+
+    def __init__(self, db: Database, store: EventStore, *, batch: int = 500) -> None:
+        self.db = db
+        self.store = store
+        self.batch = batch
+        self.checkpoint = Checkpoint.START
+
+    async def run(self, *, wait_seconds: float = 30.0) -> int:
+        """Apply everything committed before the call; returns the number of events applied.
+
+        The read barrier is cluster-wide: a transaction still open anywhere (another test, an
+        analyst's session) holds it back, so wait until it has passed this call's own xid.
+        """
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT pg_current_xact_id()::text::bigint")
+            row = await cur.fetchone()
+        assert row is not None
+        target = int(row[0])
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        applied = 0
+        types = frozenset().union(*(p.handles for p in PROJECTIONS))
+        while True:
+            async with self.db.transaction(role="system") as conn:
+                page = await self.store.read_all(
+                    conn, self.checkpoint, limit=self.batch, types=types
+                )
+                for projection in PROJECTIONS:
+                    mine = [e for e in page.events if e.type in projection.handles]
+                    if mine:
+                        await projection.apply(conn, mine)
+            applied += len(page.events)
+            self.checkpoint = page.checkpoint
+            if page.events:
+                continue
+            if page.barrier > target:
+                return applied
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the log's read barrier did not pass; a transaction is open")
+            await asyncio.sleep(0.02)
+
+
+async def insert_artist(
+    admin: AsyncConnection[Any], *, name: str = "Artist", role: str = "artist"
+) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    await admin.execute(
+        "INSERT INTO lufy.users (id, email, display_name, role, email_verified) "
+        "VALUES (%s, %s, %s, %s, true)",
+        [user_id, f"{user_id.hex[:12]}@example.test", name, role],
+    )
+    return user_id
+
+
+async def insert_track(
+    admin: AsyncConnection[Any], artist_id: uuid.UUID, *, title: str = "Track"
+) -> uuid.UUID:
+    track_id = uuid.uuid4()
+    await admin.execute(
+        "INSERT INTO lufy.tracks (id, artist_id, title, status, duration_ms, published, "
+        "published_at) VALUES (%s, %s, %s, 'ready', 240000, true, now())",
+        [track_id, artist_id, title],
+    )
+    return track_id
+
+
+def principal_app(container: Any) -> Any:
+    """The analytics and dashboard routes on a bare Litestar app whose caller is named by a
+    test header `x-test-principal: <role>:<user id>` (tests only; the real app authenticates
+    bearer tokens)."""
+    from litestar import Litestar
+    from litestar.datastructures import State
+    from litestar.di import Provide
+    from litestar.types import ASGIApp, Receive, Scope, Send
+
+    from lufy.analytics import api, dashboard_api
+    from lufy.web.auth import Principal, provide_optional_principal, provide_principal
+    from lufy.web.context import request_context_middleware
+    from lufy.web.errors import exception_handlers
+
+    def as_principal(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            for key, value in scope.get("headers", ()):
+                if key == b"x-test-principal":
+                    role, _, user = value.decode().partition(":")
+                    scope.setdefault("state", {})["principal"] = Principal(
+                        user_id=uuid.UUID(user), role=role, session_id=uuid.uuid4()
+                    )
+            await app(scope, receive, send)
+
+        return middleware
+
+    async def provide_container(state: State) -> Any:
+        return state.container
+
+    return Litestar(
+        route_handlers=[*api.ROUTES, *dashboard_api.ROUTES],
+        middleware=[request_context_middleware, as_principal],
+        dependencies={
+            "container": Provide(provide_container),
+            "principal": Provide(provide_principal),
+            "maybe_principal": Provide(provide_optional_principal),
+        },
+        exception_handlers=exception_handlers,
+        state=State({"container": container}),
+        request_max_body_size=2 * 1024 * 1024,
+    )
