@@ -352,9 +352,9 @@ async def _projection_rows(conn: Any, *, has_state: bool) -> list[ProjectionRow]
     return result
 
 
-async def _job_rows(conn: Any) -> list[tuple[str, str, int]]:
-    cur = await conn.execute(_QUERIES.unfinished_jobs)
-    return [(str(q), str(s), int(n)) for q, s, n in await cur.fetchall()]
+async def _job_rows(conn: Any) -> list[tuple[str, str, int, int]]:
+    cur = await conn.execute(_QUERIES.job_counts)
+    return [(str(q), str(s), int(n), int(a)) for q, s, n, a in await cur.fetchall()]
 
 
 async def _database_families(container: Container) -> list[Metric]:
@@ -399,12 +399,25 @@ async def _database_families(container: Container) -> list[Metric]:
     families.extend([position, lag_events, lag_seconds, state])
     tracked = GaugeMetricFamily(
         "lufy_jobs_tracked",
-        "Jobs recorded in lufy.jobs that are not done, per queue and status (pending, running, "
-        "retrying), and the dead ones",
+        "Jobs recorded in the lufy.jobs ledger per queue and status (pending, running, retrying, "
+        "done, dead)",
         labels=["queue", "status"],
     )
-    for queue, status, n in jobs:
+    attempts = GaugeMetricFamily(
+        "lufy_job_attempts",
+        "Attempts the ledger's jobs took, per queue and status; attempts minus jobs is the "
+        "number of failed attempts that were retried",
+        labels=["queue", "status"],
+    )
+    seen = {(queue, status) for queue, status, _, _ in jobs}
+    for queue in QUEUES:
+        for status in ("pending", "running", "retrying", "done", "dead"):
+            if (queue, status) not in seen:
+                jobs.append((queue, status, 0, 0))
+    for queue, status, n, tries in sorted(jobs):
         tracked.add_metric([queue, status], n)
+        attempts.add_metric([queue, status], tries)
+    families.append(attempts)
     families.append(tracked)
     return families
 

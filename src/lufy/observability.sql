@@ -34,15 +34,10 @@ SELECT to_regclass('lufy.projection_state') IS NOT NULL AS has_projection_state,
 -- name: projection_states
 SELECT name, state FROM lufy.projection_state;
 
--- name: unfinished_jobs
--- Jobs the log implies that are not done yet, per queue and status (a partial index keeps this
--- cheap however many jobs are done), plus the dead ones.
-SELECT queue, status, count(*) AS jobs
+-- name: job_counts
+-- Every job the log implies, per queue and status, with the attempts they took (an attempt
+-- beyond the first is a failure that was retried). One pass over lufy.jobs: jobs are few next to
+-- events (an e-mail or an upload each), so this stays cheap at scrape frequency.
+SELECT queue, status, count(*) AS jobs, coalesce(sum(attempts), 0) AS attempts
 FROM lufy.jobs
-WHERE status NOT IN ('done', 'dead')
-GROUP BY queue, status
-UNION ALL
-SELECT queue, 'dead', count(*)
-FROM lufy.jobs
-WHERE status = 'dead'
-GROUP BY queue;
+GROUP BY queue, status;

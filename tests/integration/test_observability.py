@@ -205,3 +205,30 @@ async def test_readyz_is_not_ready_when_redis_is_unreachable(settings: Settings)
         assert response.status_code == 503
         assert response.json()["redis"].startswith("error")
         assert response.json()["database"] == "ok"
+
+
+async def test_a_failed_projection_and_the_job_ledger_show_up_in_the_scrape(
+    client: AsyncTestClient[Any], admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    await admin_conn.execute(
+        "INSERT INTO lufy.checkpoints (name) VALUES ('broken_probe') ON CONFLICT DO NOTHING"
+    )
+    await admin_conn.execute(
+        "INSERT INTO lufy.projection_state (name, state, error) "
+        "VALUES ('broken_probe', 'failed', 'boom')"
+    )
+    await admin_conn.execute(
+        "INSERT INTO lufy.jobs (actor, job_key, queue, status, attempts) VALUES "
+        "('send_email', 'a', 'email-send', 'done', 1), "
+        "('send_email', 'b', 'email-send', 'done', 3), "
+        "('send_email', 'c', 'email-send', 'dead', 5), "
+        "('process_upload', 'd', 'media-processing', 'pending', 0)"
+    )
+    text = await scrape(client)
+    assert value(text, "lufy_projection_state", projection="broken_probe", state="failed") == 1
+    assert value(text, "lufy_projection_state", projection="broken_probe", state="running") == 0
+    assert value(text, "lufy_jobs_tracked", queue="email-send", status="done") == 2
+    assert value(text, "lufy_jobs_tracked", queue="email-send", status="dead") == 1
+    assert value(text, "lufy_job_attempts", queue="email-send", status="done") == 4
+    assert value(text, "lufy_jobs_tracked", queue="media-processing", status="pending") == 1
+    assert value(text, "lufy_jobs_tracked", queue="analytics-refresh", status="pending") == 0
