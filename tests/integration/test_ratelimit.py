@@ -500,3 +500,32 @@ def test_policies_reject_nonsense() -> None:
         Policy('bad"name', 1, 60)
     with pytest.raises(ValueError, match="at least one policy"):
         Rule((), include_default=False)
+
+
+async def test_a_hung_redis_fails_open_and_closed_within_the_timeout_too(
+    make_container: ContainerFactory, clients: ClientFactory
+) -> None:
+    # A server that accepts connections and never answers: Redis stuck, not down.
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = clients(make_app(await make_container(REDIS_URL=f"redis://127.0.0.1:{port}/0")))
+
+        ordinary = await client.get("/api/ping")
+        signing_in = await client.post(
+            "/api/auth/sign-in", json={"email": "a@example.com", "password": "x"}
+        )
+
+        assert ordinary.status_code == 200
+        assert signing_in.status_code == 503
+        assert len(accepted) == 1  # the second request did not wait on Redis again
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

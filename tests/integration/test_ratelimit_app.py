@@ -114,3 +114,24 @@ async def test_with_redis_down_sign_in_answers_503_and_reading_the_session_still
     assert sign_in.headers["content-type"] == "application/problem+json"
     assert "Retry-After" in sign_in.headers
     assert sign_up.status_code == 503
+
+
+async def test_password_reset_mail_is_limited_per_email(container: Container) -> None:
+    user = await create_user(container)
+
+    statuses = []
+    for n in range(4):
+        async with api_client(container, client_ip=f"198.51.100.{n + 1}") as client:
+            response = await client.post("/api/auth/password/forgot", json={"email": user.email})
+            statuses.append(response.status_code)
+
+    assert statuses == [202, 202, 202, 429]
+
+
+async def test_the_status_route_is_in_the_openapi_document(container: Container) -> None:
+    async with api_client(container) as client:
+        document = (await client.get("/schema/openapi.json")).json()
+
+    operation = document["paths"]["/api/rate-limit/status"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("RateLimitStatus")
