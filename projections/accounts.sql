@@ -50,6 +50,11 @@ CREATE POLICY users_update ON users FOR UPDATE USING (
     OR (select current_setting('app.current_role', true)) IN ('admin', 'system')
 );
 
+-- Only rebuilds delete (replacing the live rows with the shadow's), and they run as system.
+DROP POLICY IF EXISTS users_delete ON users;
+CREATE POLICY users_delete ON users FOR DELETE
+    USING ((select current_setting('app.current_role', true)) = 'system');
+
 GRANT SELECT, INSERT, UPDATE ON users TO lufy_app;
 
 -- sessions ---------------------------------------------------------------------------------------
@@ -111,6 +116,10 @@ CREATE POLICY sessions_update ON sessions FOR UPDATE USING (
     user_id = (select nullif(current_setting('app.current_user_id', true), '')::uuid)
     OR (select current_setting('app.current_role', true)) IN ('admin', 'system')
 );
+
+DROP POLICY IF EXISTS sessions_delete ON sessions;
+CREATE POLICY sessions_delete ON sessions FOR DELETE
+    USING ((select current_setting('app.current_role', true)) = 'system');
 
 -- Token hashes are for the auth service alone (it runs as system): no user, not even an admin.
 DROP POLICY IF EXISTS refresh_tokens_system ON refresh_tokens;

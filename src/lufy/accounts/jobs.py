@@ -1,0 +1,19 @@
+"""Jobs of the accounts context (run by `lufy worker`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lufy.accounts.emails import deliver
+from lufy.jobs import job
+
+__all__ = ["send_email"]
+
+
+@job(queue="email-send", max_retries=8)
+def send_email(payload: dict[str, Any], *, job_key: str) -> None:
+    """Render and send one account e-mail; the job key is the causing event's id, and the
+    backends are idempotent on it (Resend's Idempotency-Key, the file backend's file name)."""
+    from lufy.jobs.broker import current
+
+    deliver(payload, key=job_key, settings=current().settings)
