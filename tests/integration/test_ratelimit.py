@@ -361,11 +361,29 @@ async def test_the_body_replay_hands_every_chunk_to_the_handler() -> None:
     async def receive() -> Any:
         return next(source)
 
-    body, replay = await ratelimit._peek_body(receive, 1024)
+    body, too_large, replay = await ratelimit._peek_body(receive, 1024)
 
     assert body == b'{"email": "a@example.com"}'
+    assert not too_large
     assert ratelimit.email_of(body) == "a@example.com"
     assert [await replay(), await replay()] == chunks
+
+
+async def test_a_client_that_goes_away_mid_body_is_not_told_its_body_was_too_large() -> None:
+    messages = [
+        {"type": "http.request", "body": b'{"email": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    source = iter(messages)
+
+    async def receive() -> Any:
+        return next(source)
+
+    body, too_large, replay = await ratelimit._peek_body(receive, 1024)
+
+    assert body is None
+    assert not too_large
+    assert [await replay(), await replay()] == messages
 
 
 async def test_redis_outage_fails_open_on_ordinary_routes_and_closed_on_sign_in(

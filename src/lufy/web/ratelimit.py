@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 from litestar import Request, get
@@ -414,27 +414,32 @@ def keyed_policies(
 # --- ASGI ---------------------------------------------------------------------------------------
 
 
-async def _peek_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
-    """Read the body up to `limit` bytes and a `receive` that replays it to the handler.
+class _Peeked(NamedTuple):
+    body: bytes | None  # the whole body, or None when too large or the client went away
+    too_large: bool
+    replay: Receive
 
-    Returns None for the body when it is larger than `limit` (the replay still has all of it).
-    """
+
+async def _peek_body(receive: Receive, limit: int) -> _Peeked:
+    """Read the body up to `limit` bytes, and a `receive` that replays it to the handler."""
     messages: deque[ReceiveMessage] = deque()
     chunks: list[bytes] = []
     size = 0
-    complete = False
+    body: bytes | None = None
+    too_large = False
     while True:
         message = await receive()
         messages.append(message)
         if message["type"] != "http.request":
-            break
+            break  # a disconnect: the handler will see it too
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            too_large = True
             break
         chunks.append(chunk)
         if not message.get("more_body", False):
-            complete = True
+            body = b"".join(chunks)
             break
 
     async def replay() -> ReceiveMessage:
@@ -442,7 +447,7 @@ async def _peek_body(receive: Receive, limit: int) -> tuple[bytes | None, Receiv
             return messages.popleft()
         return await receive()
 
-    return (b"".join(chunks) if complete else None), replay
+    return _Peeked(body, too_large, replay)
 
 
 def _headers_of(policies: Sequence[Policy], decision: Decision | None) -> list[tuple[bytes, bytes]]:
@@ -500,8 +505,8 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
         policies = limiter.table.policies_for(rule, principal is not None)
         email: str | None = None
         if rule is not None and rule.needs_email:
-            body, receive = await _peek_body(receive, _MAX_PEEK_BODY)
-            if body is None:
+            body, too_large, receive = await _peek_body(receive, _MAX_PEEK_BODY)
+            if too_large:
                 await _send_problem(
                     send,
                     413,
@@ -510,7 +515,7 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
                     _headers_of(policies, None),
                 )
                 return
-            email = email_of(body)
+            email = email_of(body) if body is not None else None
         keyed = keyed_policies(policies, principal, client_ip_for(scope, limiter.trusted), email)
         applied = tuple(policy for policy, _ in keyed)
 
