@@ -87,25 +87,50 @@ async def reader_conn(settings) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     await conn.close()
 
 
-async def test_a_sleeping_subscription_is_woken_by_notify(
-    settings, app_conn, reader_conn, store: EventStore
+async def _append_alone(store: EventStore, conn: psycopg.AsyncConnection[Any], n: int) -> None:
+    await store.append(conn, "note", "a", [noted(str(i)) for i in range(n)], expected=ANY)
+
+
+async def _append_in_transaction(
+    store: EventStore, conn: psycopg.AsyncConnection[Any], n: int
 ) -> None:
-    # It would otherwise sleep for an hour: only the NOTIFY of the append can wake it.
+    async with conn.transaction():
+        await store.append(conn, "note", "a", [noted(str(i)) for i in range(n)], expected=ANY)
+
+
+async def _bulk_alone(store: EventStore, conn: psycopg.AsyncConnection[Any], n: int) -> None:
+    items = [NewEvent(event=Noted(text=str(i)), stream_type="l", stream_id="x") for i in range(n)]
+    await store.append_bulk(conn, items)
+
+
+async def _bulk_in_transaction(
+    store: EventStore, conn: psycopg.AsyncConnection[Any], n: int
+) -> None:
+    async with conn.transaction():
+        await _bulk_alone(store, conn, n)
+
+
+@pytest.mark.parametrize(
+    "write", [_append_alone, _append_in_transaction, _bulk_alone, _bulk_in_transaction]
+)
+async def test_a_sleeping_subscription_is_woken_by_notify(
+    settings, app_conn, reader_conn, store: EventStore, write: Any
+) -> None:
+    # It would otherwise sleep for an hour: only the NOTIFY of the write can wake it.
     subscription = Observed(store, settings.DATABASE_URL, poll_interval=HOUR)
     consumer = Consumer(subscription, reader_conn)
     await asyncio.wait_for(subscription.listening.wait(), timeout=30)
     await asyncio.wait_for(subscription.asleep.wait(), timeout=30)
     assert consumer.events == []
 
-    result = await store.append(app_conn, "note", "a", [noted("wake up")], expected=ANY)
+    await write(store, app_conn, 1)
     await consumer.wait_for(1)
-    assert [e.global_position for e in consumer.events] == result.positions
-
     await asyncio.wait_for(subscription.asleep.wait(), timeout=30)
-    more = await store.append(app_conn, "note", "a", [noted("again"), noted("!")], expected=ANY)
+    await write(store, app_conn, 2)
     await consumer.wait_for(3)
     await consumer.stop()
-    assert [e.global_position for e in consumer.events] == result.positions + more.positions
+    cur = await app_conn.execute("SELECT global_position FROM lufy.events ORDER BY 1")
+    assert [e.global_position for e in consumer.events] == [r[0] for r in await cur.fetchall()]
 
 
 async def test_a_subscription_that_hears_no_notify_still_finds_events_by_polling(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 import psycopg
@@ -55,9 +55,32 @@ def _expected_code(expected: ExpectedVersion) -> int:
     return expected
 
 
+_IN_TX_NOTIFY = "(SELECT pg_notify('lufy_events', '')) IS NULL"
+
+
+def _without_notify(query: LiteralString) -> LiteralString:
+    assert _IN_TX_NOTIFY in query
+    return query.replace(_IN_TX_NOTIFY, "false")
+
+
 # expected-version code -> the one-statement fast path (0 = an exact version; exactly 0 is a
-# stream that does not exist yet, so it takes the no-stream path).
-_FAST_PATH = {-2: _Q.append_any, -1: _Q.append_no_stream, 0: _Q.append_exact}
+# stream that does not exist yet, so it takes the no-stream path), as
+# (NOTIFY inside the transaction, no NOTIFY: the caller sends it after the commit).
+_FAST_PATH = {
+    code: (query, _without_notify(query))
+    for code, query in ((-2, _Q.append_any), (-1, _Q.append_no_stream), (0, _Q.append_exact))
+}
+
+
+def _commits_alone(conn: AsyncConnection[Any]) -> bool:
+    """True when the next statement is its own transaction (autocommit, none open).
+
+    Then the NOTIFY is sent after the commit, as a transaction of its own. Inside a
+    transaction it must go with the transaction (it is delivered at commit), but PostgreSQL
+    serialises the commits of notifying transactions, WAL flush included, on one lock: with
+    concurrent writers that costs group commit (measured: 8 clients at ~0.2 of plain INSERTs).
+    """
+    return conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 class EventStore:
@@ -101,7 +124,8 @@ class EventStore:
             "metadata": [self.codec.encode_metadata(item.metadata) for item in items],
             "occurred_at": [item.occurred_at for item in items],
         }
-        fast = _FAST_PATH[code if code < 0 else (-1 if code == 0 else 0)]
+        alone = _commits_alone(conn)
+        fast = _FAST_PATH[code if code < 0 else (-1 if code == 0 else 0)][alone]
         for attempt in range(2):
             try:
                 cur = await conn.execute(fast, params, prepare=True)
@@ -123,6 +147,8 @@ class EventStore:
             except psycopg.Error as exc:
                 self._raise_domain_error(exc, stream_type, stream_id)
                 raise
+        if alone and not rows[-1][3]:
+            await conn.execute(_Q.notify_alone, prepare=True)
         return AppendResult(
             positions=[r[0] for r in rows],
             stream_version=rows[-1][1],
@@ -169,6 +195,7 @@ class EventStore:
                 self.codec.encode_metadata(item.metadata),
                 item.occurred_at or now,
             )
+        alone = _commits_alone(conn)
         for attempt in range(3):
             try:
                 async with conn.transaction():
@@ -181,7 +208,10 @@ class EventStore:
                         async with conn.cursor() as cc, cc.copy(_Q.copy_events) as copy:
                             for row in fresh:
                                 await copy.write_row(row)
-                        await conn.execute(_Q.notify)
+                        if not alone:
+                            await conn.execute(_Q.notify, prepare=True)
+                if fresh and alone:
+                    await conn.execute(_Q.notify_alone, prepare=True)
                 return BulkResult(
                     inserted=[r[0] for r in fresh],
                     duplicates=duplicates + [k for k in rows if k in existing],

@@ -87,6 +87,13 @@ FROM STDIN;
 -- name: notify
 SELECT pg_notify('lufy_events', '');
 
+-- name: notify_alone
+-- A NOTIFY in a transaction of its own, after the events committed. PostgreSQL gives a notifying
+-- transaction an xid and holds a global lock from queueing until its commit is done: with
+-- synchronous commit that lock spans a WAL flush and serialises every notifier. Nothing durable
+-- is at stake here (notifications do not survive a crash anyway), so this one commits async.
+SELECT set_config('synchronous_commit', 'off', true), pg_notify('lufy_events', '');
+
 -- name: read_stream_forward
 SELECT global_position, transaction_id::text::bigint, event_id, stream_type, stream_id,
        stream_version, type, schema_version, data::text, metadata::text, occurred_at, recorded_at
