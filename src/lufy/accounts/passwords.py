@@ -57,19 +57,25 @@ class PasswordHashing:
         else:
             self._hasher = PasswordHasher()  # RFC 9106 low-memory profile: t=3, m=64 MiB, p=4
         # Verified against when no account matches, so that an unknown address takes as long
-        # as a wrong password (no user enumeration by timing).
-        self._dummy = self._hasher.hash("lufy-dummy-password-for-timing")
+        # as a wrong password (no user enumeration by timing). Made on first use.
+        self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and bool(
-                password_hash
-            )
+            if not password_hash:
+                self._hasher.verify(self._dummy_hash(), password)
+                return False
+            return self._hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = self._hasher.hash("lufy-dummy-password-for-timing")
+        return self._dummy
 
     async def hash_async(self, password: str) -> str:
         return await asyncio.to_thread(self.hash, password)
