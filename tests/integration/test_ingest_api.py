@@ -46,6 +46,7 @@ async def track(admin_conn) -> uuid.UUID:
 
 @pytest.fixture
 async def client(container: Container):
+    await container.db.pool.wait()
     async with AsyncTestClient(principal_app(container)) as c:
         yield c
 
@@ -165,11 +166,12 @@ async def test_bots_are_dropped_and_nothing_is_written(client, track, admin_conn
 async def test_country_and_device_come_from_headers_and_no_ip_is_stored(
     client, track, admin_conn
 ) -> None:
-    await post(
+    response = await post(
         client,
         [event(track)],
         **{"user-agent": IPHONE, "cloudfront-viewer-country": "se", "x-forwarded-for": "9.9.9.9"},
     )
+    assert response.json()["accepted"] == 1, response.text
     cur = await admin_conn.execute("SELECT data::text, metadata::text FROM lufy.events")
     data, metadata = await cur.fetchone()
     stored = json.loads(data)

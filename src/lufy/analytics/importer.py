@@ -18,12 +18,19 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
 from lufy.db import Database
+from lufy.errors import LufyError
 from lufy.eventstore import EventStore
 from lufy.settings import Settings
 
-__all__ = ["ImportReport", "import_file", "import_lines"]
+__all__ = ["ImportRejectedError", "ImportReport", "import_file", "import_lines"]
 
 BATCH = 2000
+
+
+class ImportRejectedError(LufyError):
+    title = "Some lines were rejected"
+
+
 _decoder = msgspec.json.Decoder()
 
 
@@ -121,4 +128,8 @@ async def import_file(settings: Settings, path: str | Path) -> ImportReport:
     if report.rejected_count > len(report.rejected):
         console.print(f"... and {report.rejected_count - len(report.rejected)} more rejected")
     console.print(report.summary(), markup=False, highlight=False)
+    if report.rejected_count:
+        # Exit status 1 so scripts notice; the accepted lines are in, and a re-run after fixing
+        # the file appends only what is missing.
+        raise ImportRejectedError(f"{report.rejected_count} line(s) rejected (see above)")
     return report
