@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -137,7 +138,7 @@ def _env(admin: str, app: str, redis_url: str, mail: str, enabled: bool) -> dict
 
 
 @contextmanager
-def _server(env: dict[str, str], port: int) -> Iterator[str]:
+def _server(env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [sys.executable, "-m", "lufy.cli", "serve", "--port", str(port)],
@@ -160,7 +161,7 @@ def _server(env: dict[str, str], port: int) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("server did not become ready in 60 s")
             time.sleep(0.3)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -169,6 +170,24 @@ def _server(env: dict[str, str], port: int) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _create_user(env: dict[str, str]) -> None:
@@ -217,9 +236,10 @@ def _wrk(
         args += ["-H", header]
     out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    if rps is None:
+    if rps is None or total is None:
         raise SystemExit(f"could not read wrk output:\n{out}")
     if bad is not None or errors is not None:
         raise SystemExit(f"the benchmark saw failed requests:\n{out}")
@@ -230,7 +250,12 @@ def _wrk(
             return float("nan")
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
-    return {"rps": float(rps.group(1)), "p50_ms": latency("50"), "p99_ms": latency("99")}
+    return {
+        "rps": float(rps.group(1)),
+        "requests": float(total.group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+    }
 
 
 def main() -> None:
@@ -248,12 +273,13 @@ def main() -> None:
         admin, app = stack.enter_context(_database())
         redis_url = stack.enter_context(_redis_db())
         mail = stack.enter_context(tempfile.TemporaryDirectory())
-        bases = {
+        servers = {
             enabled: stack.enter_context(
                 _server(_env(admin, app, redis_url, mail, enabled), _free_port())
             )
             for enabled in (False, True)
         }
+        bases = {enabled: base for enabled, (base, _) in servers.items()}
         headers: list[str] = []
         if not opts.guest:
             token = _access_token(bases[True], _env(admin, app, redis_url, mail, True))
@@ -273,12 +299,16 @@ def main() -> None:
             for enabled in order:
                 url = f"{bases[enabled]}{opts.route}"
                 _wrk(wrk, url, headers, opts.warmup, opts.connections)
+                cpu_before = _tree_cpu_seconds(servers[enabled][1])
                 run = _wrk(wrk, url, headers, opts.duration, opts.connections)
+                cpu = _tree_cpu_seconds(servers[enabled][1]) - cpu_before
+                run["cpu_us"] = cpu / run["requests"] * 1e6
                 results[enabled].append(run)
                 label = "on " if enabled else "off"
                 print(
                     f"  limiter {label}: {run['rps']:8.0f} req/s  "
-                    f"p50 {run['p50_ms']:.2f} ms  p99 {run['p99_ms']:.2f} ms",
+                    f"p50 {run['p50_ms']:.2f} ms  p99 {run['p99_ms']:.2f} ms  "
+                    f"server CPU {run['cpu_us']:.0f} us/request",
                     flush=True,
                 )
 
@@ -299,6 +329,13 @@ def main() -> None:
         f"ratio on/off (median of pairs): {ratio:.3f}  "
         f"(target >= 0.85: {'met' if ratio >= 0.85 else 'NOT met'})"
     )
+    cpu_off = statistics.median(r["cpu_us"] for r in results[False])
+    cpu_on = statistics.median(r["cpu_us"] for r in results[True])
+    print(
+        f"API server CPU per request (median): off {cpu_off:.0f} us, on {cpu_on:.0f} us "
+        f"(ratio off/on {cpu_off / cpu_on:.3f}; Redis's own time is not included)"
+    )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
