@@ -1,0 +1,34 @@
+# One image for every Lufy process: `lufy migrate`, `lufy serve`, `lufy projector`, `lufy worker`.
+# The wheel carries sql/, projections/ and events/ as package data, so nothing is read from a
+# source checkout at run time.
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN pip install --no-cache-dir build==1.2.2
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY sql ./sql
+COPY projections ./projections
+COPY events ./events
+RUN python -m build --wheel --outdir /dist
+
+FROM python:3.11-slim
+# ffprobe/ffmpeg validate and package uploads (media-processing jobs).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+RUN useradd --create-home --uid 10001 lufy \
+    && mkdir -p /var/lib/lufy/media /var/lib/lufy/mail \
+    && chown -R lufy:lufy /var/lib/lufy
+COPY --from=build /dist/*.whl /tmp/
+RUN pip install --no-cache-dir /tmp/*.whl && rm /tmp/*.whl
+
+USER lufy
+WORKDIR /home/lufy
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MEDIA_ROOT=/var/lib/lufy/media \
+    EMAIL_FILE_DIR=/var/lib/lufy/mail
+EXPOSE 8000
+ENTRYPOINT ["lufy"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
