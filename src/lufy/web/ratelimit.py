@@ -8,9 +8,9 @@ under concurrency and cost one Redis round trip.
 
 Responses carry the draft-ietf-httpapi-ratelimit-headers fields `RateLimit-Policy` and
 `RateLimit`; a refused request gets a 429 problem+json with `Retry-After`. When Redis cannot be
-reached, ordinary routes are let through (logged, counted in `lufy_rate_limit_store_failures`)
-and the credential routes answer 503: an attacker must not get unlimited password guesses by
-taking Redis down.
+reached, ordinary routes are let through (logged, counted in `lufy_rate_limit_decisions` with
+outcome `fail_open`) and the credential routes answer 503: an attacker must not get unlimited
+password guesses by taking Redis down. See docs/ratelimit.md.
 
 The policy table is plain data (`PolicyTable.default(settings)`); to change it, put a
 `RateLimiter` built with another table in `container.services["ratelimiter"]` before serving.
@@ -70,6 +70,7 @@ _KEY_PREFIX = "lufy:rl"
 # one keeps an attacker from hiding the address past what we are willing to read.
 _MAX_PEEK_BODY = 16 * 1024
 _PROBLEM_JSON = b"application/problem+json"
+
 
 # --- the policy table -------------------------------------------------------------------------
 
@@ -517,6 +518,9 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
                 return
             email = email_of(body) if body is not None else None
         keyed = keyed_policies(policies, principal, client_ip_for(scope, limiter.trusted), email)
+        if not keyed:  # a rule of e-mail policies only, and no e-mail: the handler rejects it
+            await app(scope, receive, send)
+            return
         applied = tuple(policy for policy, _ in keyed)
 
         try:
