@@ -137,7 +137,7 @@ class PgCluster:
 
 
 class RedisServer:
-    """A redis-server of our own, with an append-only file fsynced on every write: like the
+    """A redis-server of our own, with an append-only file (fsynced every second): like the
     production Redis that docs/operations.md asks for, it keeps queued jobs across a restart."""
 
     def __init__(self) -> None:
@@ -164,7 +164,7 @@ class RedisServer:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                "everysec",
                 "--logfile",
                 str(self.root / "redis.log"),
             ],
@@ -309,6 +309,11 @@ def stack(pg: PgCluster, template: str, workdir: Path) -> Iterator[Stack]:
     dbname = f"lufy_fault_{os.getpid()}_{time.monotonic_ns() % 10**9}"
     with psycopg.connect(pg.url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{template}"')
+    # Per-database role settings (the app role's search_path) are not cloned with a template;
+    # migrating the clone (nothing left to apply) sets them as in production.
+    from lufy.migrate import migrate
+
+    migrate(pg.url(dbname), pg.url(dbname, "lufy_app", "lufy_app"))
     redis = RedisServer()
     redis.start()
     deployment = Stack(pg, dbname, redis, workdir)
