@@ -62,5 +62,10 @@ CREATE POLICY tracks_update ON tracks FOR UPDATE USING (
     artist_id = (select nullif(current_setting('app.current_user_id', true), '')::uuid)
     OR (select current_setting('app.current_role', true)) IN ('admin', 'system')
 );
+-- Only rebuilds delete rows (the swap replaces them), running as system.
+DROP POLICY IF EXISTS tracks_delete ON tracks;
+CREATE POLICY tracks_delete ON tracks FOR DELETE USING (
+    (select current_setting('app.current_role', true)) IN ('admin', 'system')
+);
 
 GRANT SELECT, INSERT, UPDATE ON tracks TO lufy_app;

@@ -619,3 +619,57 @@ async def test_the_reactor_enqueues_process_upload_for_each_uploaded_track(
     assert specs[0].queue == "media-processing"
     assert specs[0].payload == {"track_id": track_id}
     assert specs[0].key == str(uploaded.event_id)
+
+
+async def test_rebuilding_the_tracks_read_model_from_the_log_reproduces_it(
+    container: Container,
+    client: AsyncTestClient[Any],
+    artist: TestUser,
+    tmp_path: Path,
+    admin_conn: Any,
+    settings: Settings,
+) -> None:
+    from lufy.catalog.projections import TRACKS
+    from lufy.projections.rebuild import rebuild
+
+    service = catalog_service(container)
+    tone = make_tone(tmp_path / "tone.mp3", seconds=2)
+    ready = await uploaded_track(client, artist, tone)
+    await process_track(service, uuid.UUID(ready), "j1")
+    await client.post(f"/api/music/tracks/{ready}/publish", headers=artist.headers)
+    await client.patch(
+        f"/api/music/tracks/{ready}", json={"title": "Renamed"}, headers=artist.headers
+    )
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"junk" * 100)
+    failed = await uploaded_track(client, artist, junk)
+    await process_track(service, uuid.UUID(failed), "j2")
+    gone = await uploaded_track(client, artist, junk)
+    await client.delete(f"/api/music/tracks/{gone}", headers=artist.headers)
+    await start_upload(client, artist, junk, title="Still uploading")
+
+    query = (
+        "SELECT id, artist_id, title, status, failure_reason, duration_ms, loudness_lufs, "
+        "published, published_at, deleted_at, created_at, upload_id, hls_prefix, version "
+        "FROM lufy.tracks ORDER BY id"
+    )
+    before = await (await admin_conn.execute(query)).fetchall()
+    assert len(before) == 4
+    result = await rebuild(settings.DATABASE_URL, TRACKS, compare=True)
+    assert result.swapped
+    assert result.differences.get("tracks", (0, 0)) == (0, 0)
+    after = await (await admin_conn.execute(query)).fetchall()
+    assert after == before
+
+
+async def test_a_file_far_above_the_json_body_limit_streams_through_the_local_upload_target(
+    container: Container, client: AsyncTestClient[Any], artist: TestUser, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.wav"
+    path.write_bytes(b"\x01" * (6 * 1024 * 1024))
+    ticket = await start_upload(client, artist, path, content_type="audio/wav")
+    sent = await send_file(client, ticket, path.read_bytes())
+    assert sent.status_code == 200, sent.text
+    info = catalog_service(container).storage.stat(f"uploads/{ticket['track_id']}/source.wav")
+    assert info is not None
+    assert info.size == 6 * 1024 * 1024

@@ -42,7 +42,6 @@ from lufy.catalog.schemas import (
 from lufy.db import Database
 from lufy.errors import (
     ConflictError,
-    LufyError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -52,6 +51,7 @@ from lufy.eventstore import ANY, NO_STREAM, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import Event
 from lufy.media import signing
 from lufy.media.storage import BlobStorage
+from lufy.media.uploads import UnsupportedMediaTypeError
 from lufy.projections.inline import append_inline
 from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
@@ -61,11 +61,6 @@ __all__ = ["CatalogService", "UnsupportedMediaTypeError", "normalize_content_typ
 
 _Q = load_queries("lufy.catalog")
 UPLOAD_TTL = timedelta(hours=1)
-
-
-class UnsupportedMediaTypeError(LufyError):
-    status = 415
-    title = "Unsupported media type"
 
 
 def normalize_content_type(value: str) -> str:

@@ -10,7 +10,7 @@ from lufy.errors import LufyError, NotFoundError, PayloadTooLargeError, Validati
 from lufy.media.signing import UploadClaims
 from lufy.media.storage import BlobNotFoundError, BlobStorage
 
-__all__ = ["Received", "read_media", "receive"]
+__all__ = ["Received", "UnsupportedMediaTypeError", "read_media", "receive"]
 
 
 class UnsupportedMediaTypeError(LufyError):
