@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from lufy.errors import LufyError
+from lufy.eventstore.horizon import xid_horizon_problem
 from lufy.sqlfiles import data_dir
 
 __all__ = ["MigrationError", "MigrationReport", "migrate"]
@@ -285,6 +286,9 @@ def migrate(
                 report.projections.append(name)
             with conn.transaction():
                 _grant_rebuild_rights(conn)
+                problem = xid_horizon_problem(conn)
+            if problem:
+                raise MigrationError(problem)
         except psycopg.Error as exc:
             raise MigrationError(f"migration failed: {_one_line(exc)}") from exc
         finally:

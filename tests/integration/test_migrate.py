@@ -229,3 +229,18 @@ def test_the_shipped_sql_folder_is_what_the_tests_migrate() -> None:
     # Guards the monkeypatching above: migrate reads migrations through data_dir("sql").
     assert shutil.which("pg_dump") is not None
     assert any(e.name == "0001_event_log.sql" for e in data_dir("sql").iterdir())
+
+
+def test_migrate_refuses_a_log_whose_transaction_ids_are_ahead_of_the_cluster(
+    dbname: str,
+) -> None:
+    # What a dump restored into a new cluster looks like: old rows keep their high xid8s.
+    with psycopg.connect(admin_url(dbname), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO lufy.events (transaction_id, event_id, stream_type, stream_id, type, "
+            "data) VALUES ((pg_current_xact_id()::text::bigint + (5::bigint << 32))::text::xid8,"
+            " gen_random_uuid(), 'operations', 'x', 'operations.projection_rebuilt', '{}')"
+        )
+    with pytest.raises(MigrationError, match=r"pg_resetwal -e \d+") as caught:
+        migrate(admin_url(dbname), app_url(dbname))
+    assert "\n" not in str(caught.value)
