@@ -96,7 +96,9 @@ def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) ->
     # Roles are cluster-wide; creating them races with other migrators on the same cluster.
     conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY + 1])
     for role, password in ((APP_ROLE, app_password), (ANALYST_ROLE, ANALYST_ROLE)):
-        row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        row = conn.execute(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", [role]
+        ).fetchone()
         if row is None:
             conn.execute(
                 sql.SQL(
@@ -104,7 +106,9 @@ def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) ->
                     "NOBYPASSRLS"
                 ).format(sql.Identifier(role), sql.Literal(password))
             )
-        else:
+        elif row[0]:
+            # Only when needed: advisory locks are per database, so migrators of two databases
+            # both altering the (cluster-wide) role fail with "tuple concurrently updated".
             conn.execute(
                 sql.SQL("ALTER ROLE {} NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(role))
             )
