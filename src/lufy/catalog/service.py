@@ -168,6 +168,9 @@ class CatalogService:
                 f"filename: a {content_type} file should end in {' or '.join(allowed)}, "
                 f"not {extension or 'no extension'!r}"
             )
+        title = body.title.strip()
+        if not title:
+            raise ValidationFailedError("title: must not be blank")
         now = self.clock()
         track_id, upload_id = uuid.uuid4(), uuid.uuid4()
         key = f"uploads/{track_id}/source{extension}"
@@ -202,7 +205,7 @@ class CatalogService:
             track_id=track_id,
             upload_id=upload_id,
             artist_id=principal.user_id,
-            title=body.title.strip() or body.title,
+            title=title,
             filename=PurePosixPath(body.filename).name,
             content_type=content_type,
             size_bytes=body.size_bytes,

@@ -261,6 +261,12 @@ def package_hls(
     budget = timeout if timeout is not None else max(120.0, probed.duration_s * 2)
     try:
         result = subprocess.run(command, capture_output=True, timeout=budget, check=False)
+    except subprocess.TimeoutExpired:
+        # Bounded on purpose: a file that stalls the decoder must not retry forever.
+        raise MediaRejected(
+            "decoding the file took far longer than its length; it may be damaged: "
+            "export it again and upload the new file"
+        ) from None
     finally:
         if key_info is not None:
             key_info.unlink(missing_ok=True)
