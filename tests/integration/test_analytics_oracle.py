@@ -23,13 +23,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from litestar.testing import AsyncTestClient
-
 from lufy.analytics.dashboard import Dashboard
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
 from lufy.analytics.projections import AnalyticsProjection
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track, principal_app
+from lufy.analytics.testing import LocalProjector, http_client, insert_artist, insert_track
 from lufy.bootstrap import bootstrap
 from lufy.projections.rebuild import rebuild
 
@@ -529,7 +527,7 @@ async def test_every_dashboard_number_matches_the_oracle_before_and_after_a_rebu
     container.services["analytics.dashboard"] = Dashboard(container.db, clock=lambda: now)
     projector = LocalProjector(container.db, store, batch=300)
     try:
-        async with AsyncTestClient(principal_app(container)) as client:
+        async with http_client(container) as client:
             # Bots are dropped however plausible their events.
             r = await client.post(
                 "/api/analytics/events",

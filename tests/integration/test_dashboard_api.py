@@ -7,16 +7,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track, principal_app
+from lufy.analytics.testing import LocalProjector, http_client, insert_artist, insert_track
 from lufy.bootstrap import Container
 
 
 @pytest.fixture
 async def client(container: Container):
     await container.db.pool.wait()
-    async with AsyncTestClient(principal_app(container)) as c:
+    async with http_client(container) as c:
         yield c
 
 

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track, principal_app
+from lufy.analytics.testing import LocalProjector, http_client, insert_artist, insert_track
 from lufy.bootstrap import Container, bootstrap
 
 CHROME = (
@@ -47,7 +46,7 @@ async def track(admin_conn) -> uuid.UUID:
 @pytest.fixture
 async def client(container: Container):
     await container.db.pool.wait()
-    async with AsyncTestClient(principal_app(container)) as c:
+    async with http_client(container) as c:
         yield c
 
 
@@ -187,7 +186,7 @@ async def test_sampling_keeps_a_listener_always_or_never_with_weight_one_over_ra
     await container.start()
     await container.db.pool.wait()
     try:
-        async with AsyncTestClient(principal_app(container)) as client:
+        async with http_client(container) as client:
             events = [event(track, anonymous_id=f"anon-{i % 40}") for i in range(400)]
             body = (await post(client, events)).json()
             fresh = [event(track, anonymous_id=f"anon-{i}") for i in range(40)]
@@ -207,7 +206,7 @@ async def test_postgres_down_is_a_503_with_retry_after(settings, track) -> None:
         update={"DATABASE_URL": "postgresql://lufy_app:lufy_app@127.0.0.1:1/nowhere"}
     )
     container = bootstrap(down)
-    async with AsyncTestClient(principal_app(container)) as client:
+    async with http_client(container) as client:
         response = await post(client, [event(track)])
     assert response.status_code == 503
     assert int(response.headers["retry-after"]) > 0

@@ -23,12 +23,12 @@ __all__ = [
 ]
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-# ua-parser flags crawlers as the device family "Spider"; these catch tools and monitors it
-# leaves alone. Matched case-insensitively anywhere in the User-Agent.
+# ua-parser flags crawlers as the device family "Spider"; these catch headless browsers and
+# monitors it leaves alone. Generic HTTP libraries (curl, python-httpx, okhttp) are not bots:
+# server-side senders use them, and dropping their events would lose data silently.
 _BOT_WORDS = re.compile(
-    r"bot\b|bot/|crawler|spider|slurp|headless|lighthouse|pingdom|uptime|monitor|"
-    r"python-requests|python-httpx|aiohttp|curl/|wget/|go-http-client|okhttp|java/|"
-    r"facebookexternalhit",
+    r"bot\b|bot/|crawler|spider|slurp|headlesschrome|phantomjs|lighthouse|pingdom|"
+    r"uptimerobot|statuscake|site24x7|facebookexternalhit|embedly|quora link preview",
     re.IGNORECASE,
 )
 _TV_WORDS = re.compile(r"smart-?tv|hbbtv|appletv|googletv|roku|tizen|webos|bravia|crkey", re.I)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from psycopg import AsyncConnection
 
 from lufy.analytics.projections import PROJECTIONS
 from lufy.db import Database
 from lufy.eventstore import Checkpoint, EventStore
 
-__all__ = ["LocalProjector", "insert_artist", "insert_track", "principal_app"]
+__all__ = ["LocalProjector", "http_client", "insert_artist", "insert_track", "principal_app"]
 
 
 class LocalProjector:
@@ -125,3 +128,12 @@ def principal_app(container: Any) -> Any:
         state=State({"container": container}),
         request_max_body_size=2 * 1024 * 1024,
     )
+
+
+@asynccontextmanager
+async def http_client(container: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling `principal_app(container)` in the caller's event loop (where the
+    container's pool lives); the container is started and stopped by the caller."""
+    transport = httpx.ASGITransport(app=principal_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
