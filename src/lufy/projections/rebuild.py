@@ -17,6 +17,8 @@ left in `lufy_shadow` for inspection, without a swap.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,10 +46,12 @@ from lufy.projections.context import (
     enter_system_transaction,
     process_label,
 )
+from lufy.sqlfiles import load_queries
 
 __all__ = ["RebuildError", "RebuildResult", "rebuild"]
 
 _log = get_logger(__name__)
+_STORE_Q = load_queries("lufy.eventstore")
 LIVE_SCHEMA = "lufy"
 
 
@@ -102,13 +106,14 @@ async def rebuild(
         )
         async with conn:
             return await _Rebuild(
-                conn, store, projection, until, batch_size, progress, started
+                url, conn, store, projection, until, batch_size, progress, started
             ).run(compare=compare, swap=swap and until is None)
 
 
 class _Rebuild:
     def __init__(
         self,
+        url: str,
         conn: AsyncConnection[Any],
         store: EventStore,
         projection: Projection,
@@ -117,6 +122,7 @@ class _Rebuild:
         progress: Progress | None,
         started: float,
     ) -> None:
+        self.url = url
         self.conn = conn
         self.store = store
         self.p = projection
@@ -218,27 +224,79 @@ class _Rebuild:
     async def _catch_up(
         self, checkpoint: Checkpoint, applied: int, total: int
     ) -> tuple[Checkpoint, int]:
-        """Apply batches until a page comes back short: the swap then has little left to do."""
-        while True:
-            page = await self.store.read_all(
-                self.conn, checkpoint, limit=self.batch_size, types=self.types
-            )
-            events = page.events
-            after = page.checkpoint
-            done = len(events) < self.batch_size
-            if self.until is not None:
-                kept = [e for e in events if e.recorded_at <= self.until]
-                if len(kept) < len(events):
-                    events, done = kept, True
-                    after = kept[-1].checkpoint if kept else checkpoint
-            if events or after != checkpoint:
-                await self._apply_batch(events, checkpoint, after)
-                applied += len(events)
-                checkpoint = after
-                if self.progress:
-                    self.progress(applied, max(total, applied))
-            if done:
-                return checkpoint, applied
+        """Apply batches until a page comes back short: the swap then has little left to do.
+
+        The next page is read on a second connection while the current one is applied, so the
+        database's part of reading overlaps with decoding and applying.
+        """
+        pages: asyncio.Queue[tuple[list[RecordedEvent], Checkpoint, bool] | BaseException] = (
+            asyncio.Queue(maxsize=2)
+        )
+
+        async def read_ahead(reader: AsyncConnection[Any], after: Checkpoint) -> None:
+            try:
+                while True:
+                    events, nxt, full = await self._read(reader, after)
+                    await pages.put((events, nxt, full))
+                    if not full:
+                        return
+                    after = nxt
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # hand it to the consumer, which raises it
+                await pages.put(exc)
+
+        reader = await AsyncConnection.connect(
+            self.url, autocommit=True, application_name=process_label("rebuild")
+        )
+        async with reader:
+            producer = asyncio.create_task(read_ahead(reader, checkpoint))
+            try:
+                while True:
+                    item = await pages.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    events, after, full = item
+                    done = not full
+                    if self.until is not None:
+                        kept = [e for e in events if e.recorded_at <= self.until]
+                        if len(kept) < len(events):
+                            events, done = kept, True
+                            after = kept[-1].checkpoint if kept else checkpoint
+                    if events or after != checkpoint:
+                        await self._apply_batch(events, checkpoint, after)
+                        applied += len(events)
+                        checkpoint = after
+                        if self.progress:
+                            self.progress(applied, max(total, applied))
+                    if done:
+                        return checkpoint, applied
+            finally:
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await producer
+
+    async def _read(
+        self, reader: AsyncConnection[Any], after: Checkpoint
+    ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
+        """One page as EventStore.read_all gives it, fetched in binary (cheaper to convert)."""
+        cur = reader.cursor(binary=True)
+        await cur.execute(
+            _STORE_Q.read_all_types,
+            {
+                "tx": after.transaction_id,
+                "pos": after.global_position,
+                "limit": self.batch_size,
+                "types": self.types,
+            },
+            prepare=True,
+        )
+        rows = await cur.fetchall()
+        events = decode_rows(self.store, rows)
+        if len(events) >= self.batch_size:
+            return events, events[-1].checkpoint, True
+        # Every transaction below the barrier is finished and was read: skip to it.
+        return events, max(after, Checkpoint(int(rows[0][12]), 0)), False
 
     async def _apply_batch(
         self, events: Sequence[RecordedEvent], before: Checkpoint, after: Checkpoint

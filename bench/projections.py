@@ -1,0 +1,285 @@
+"""Projection figures, each a ratio to a baseline measured in the same run.
+
+    python bench/projections.py rebuild [--events 1000000] [--batch-size 5000]
+    python bench/projections.py lag     [--rate 2000] [--seconds 30] [--batch 40]
+
+rebuild: a rollup projection (plays and listened ms per track and hour) is rebuilt from the log
+with `lufy.projections.rebuild` (read gap-free, decode, apply, checkpoint per batch, swap);
+the baseline is one `INSERT … SELECT … GROUP BY` computing the same rows from lufy.events. The
+figure is rebuild events/s ÷ SQL events/s (target ≥ 0.5); the rows are checked to be equal.
+
+lag: steady appends (bulk path, `--batch` events per append, paced to `--rate` events/s) while a
+projector runs the same rollup projection, which also stamps clock_timestamp() per event; the
+lag of an event is that stamp minus the moment its append committed. Prints p50/p99 (target
+p99 ≤ 1 s), and the ratio of the achieved rate to the requested one.
+
+Each command creates a throw-away database (migrated like production), works as the app role
+`lufy_app` and drops the database. Admin: LUFY_BENCH_ADMIN_URL (default: OS user on localhost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import AsyncConnection
+
+from lufy.eventstore import EventCodec, EventStore, NewEvent
+from lufy.eventstore.envelope import Event, RecordedEvent
+from lufy.migrate import migrate
+from lufy.operations.events import EVENTS as OPERATIONS_EVENTS
+from lufy.projections.base import Projection
+from lufy.projections.rebuild import rebuild
+from lufy.projections.runner import Projector, ProjectorOptions
+from lufy.settings import load_settings
+
+ADMIN_BASE = os.environ.get(
+    "LUFY_BENCH_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"
+)
+
+
+class Played(Event, frozen=True, tag="bench.played"):
+    track: str
+    listened_ms: int
+    sent_at: float = 0.0
+
+
+STORE = EventStore(EventCodec([Played, *OPERATIONS_EVENTS]))
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS {schema}.bench_rollup (
+    track text NOT NULL, hour timestamptz NOT NULL, plays bigint NOT NULL,
+    listened_ms bigint NOT NULL, PRIMARY KEY (track, hour)
+);
+CREATE TABLE IF NOT EXISTS {schema}.bench_lag (
+    event_id uuid PRIMARY KEY, applied_at timestamptz NOT NULL
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.bench_rollup, {schema}.bench_lag TO lufy_app;
+"""
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+class Rollup(Projection):
+    name: ClassVar[str] = "bench_rollup"
+    handles: ClassVar[frozenset[str]] = frozenset({"bench.played"})
+    tables: ClassVar[tuple[str, ...]] = ("bench_rollup",)
+    stamp: ClassVar[bool] = False
+
+    async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
+        acc: dict[tuple[str, datetime], list[int]] = defaultdict(lambda: [0, 0])
+        for e in events:
+            data = e.data
+            assert isinstance(data, Played)
+            row = acc[(data.track, _hour(e.occurred_at))]
+            row[0] += 1
+            row[1] += data.listened_ms
+        keys = list(acc)
+        await conn.execute(
+            "INSERT INTO bench_rollup (track, hour, plays, listened_ms) "
+            "SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[]) "
+            "ON CONFLICT (track, hour) DO UPDATE SET plays = bench_rollup.plays + excluded.plays,"
+            " listened_ms = bench_rollup.listened_ms + excluded.listened_ms",
+            [
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [acc[k][0] for k in keys],
+                [acc[k][1] for k in keys],
+            ],
+        )
+        if self.stamp:
+            await conn.execute(
+                "INSERT INTO bench_lag (event_id, applied_at) "
+                "SELECT unnest(%s::uuid[]), clock_timestamp()",
+                [[e.event_id for e in events]],
+            )
+
+
+class StampingRollup(Rollup):
+    stamp: ClassVar[bool] = True
+
+
+def _url(dbname: str, user: str | None = None) -> str:
+    base = urlsplit(ADMIN_BASE)
+    netloc = base.netloc
+    if user:
+        netloc = f"{user}:{user}@{base.hostname}:{base.port or 5432}"
+    return urlunsplit(base._replace(netloc=netloc, path=f"/{dbname}"))
+
+
+class BenchDatabase:
+    def __init__(self) -> None:
+        self.name = f"lufy_bench_proj_{uuid.uuid4().hex[:8]}"
+        self.admin_url = _url(self.name)
+        self.app_url = _url(self.name, "lufy_app")
+
+    def __enter__(self) -> BenchDatabase:
+        migrate(self.admin_url, self.app_url)
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for schema in ("lufy", "lufy_shadow"):
+                conn.execute(TABLES.format(schema=schema).encode())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _fill(admin_url: str, events: int) -> None:
+    """Plays over 200 tracks and 7 days (about 34k rollup rows), written straight into the log
+    in a few large statements (the log's own insert path is measured by bench/eventstore.py)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO lufy.events (event_id, stream_type, stream_id, type, data, occurred_at)
+            SELECT gen_random_uuid(), 'bench', 'track-' || (i %% 200), 'bench.played',
+                   jsonb_build_object('track', 'track-' || (i %% 200),
+                                      'listened_ms', (i * 7919) %% 240000),
+                   now() - make_interval(secs => (i * 2.6)::int %% 604800)
+            FROM generate_series(1::bigint, %s::bigint) AS i
+            """,
+            [events],
+        )
+        conn.execute("VACUUM ANALYZE lufy.events")
+
+
+BASELINE = """
+INSERT INTO lufy_shadow.bench_rollup (track, hour, plays, listened_ms)
+SELECT data->>'track', date_trunc('hour', occurred_at), count(*),
+       sum((data->>'listened_ms')::bigint)
+FROM lufy.events WHERE type = 'bench.played'
+GROUP BY 1, 2
+"""
+
+
+async def bench_rebuild(events: int, batch_size: int) -> None:
+    with BenchDatabase() as db:
+        t = time.perf_counter()
+        _fill(db.admin_url, events)
+        print(
+            f"log filled with {events:,} events in {time.perf_counter() - t:.1f}s", file=sys.stderr
+        )
+        # The baseline writes into the shadow table under a session TimeZone of UTC, like the
+        # projection (which buckets UTC hours in Python).
+        async with await AsyncConnection.connect(db.app_url, autocommit=True) as conn:
+            await conn.execute("SET TimeZone = 'UTC'")
+            t = time.perf_counter()
+            await conn.execute(BASELINE)
+            sql_seconds = time.perf_counter() - t
+            await conn.execute(
+                "CREATE TEMP TABLE expected AS SELECT * FROM lufy_shadow.bench_rollup"
+            )
+            await conn.execute("DELETE FROM lufy_shadow.bench_rollup")
+            t = time.perf_counter()
+            result = await rebuild(db.app_url, Rollup(), store=STORE, batch_size=batch_size)
+            rebuild_seconds = time.perf_counter() - t
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT "
+                "SELECT * FROM lufy.bench_rollup) a) + (SELECT count(*) FROM (SELECT * FROM "
+                "lufy.bench_rollup EXCEPT SELECT * FROM expected) b), "
+                "(SELECT count(*) FROM lufy.bench_rollup)"
+            )
+            differing, rows = await cur.fetchone()  # type: ignore[misc]
+        assert result.events_applied == events, result.events_applied
+        sql_eps = events / sql_seconds
+        rebuild_eps = events / rebuild_seconds
+        print(
+            f"rebuild of a rollup over {events:,} events ({rows:,} rows, {differing} differing"
+            f" from SQL): {rebuild_eps:,.0f} events/s in {rebuild_seconds:.1f}s; "
+            f"INSERT…SELECT…GROUP BY: {sql_eps:,.0f} events/s in {sql_seconds:.1f}s; "
+            f"ratio {rebuild_eps / sql_eps:.2f} (target ≥ 0.5)"
+        )
+
+
+async def bench_lag(rate: float, seconds: float, batch: int) -> None:
+    with BenchDatabase() as db:
+        settings = load_settings(DATABASE_URL=db.app_url, DATABASE_ADMIN_URL=db.admin_url)
+        projector = Projector(
+            settings,
+            [StampingRollup()],
+            options=ProjectorOptions(maintenance=False),
+            store=STORE,
+        )
+        running = asyncio.create_task(projector.run())
+        await asyncio.sleep(1.0)  # leadership and the first (empty) read
+        committed: dict[uuid.UUID, float] = {}
+        interval = batch / rate
+        sent = 0
+        async with await AsyncConnection.connect(db.app_url, autocommit=True) as conn:
+            start = time.perf_counter()
+            next_at = start
+            while time.perf_counter() - start < seconds:
+                items = [
+                    NewEvent(
+                        event=Played(track=f"track-{(sent + i) % 500}", listened_ms=30_000),
+                        stream_type="bench",
+                        stream_id=f"session-{sent + i}",
+                    )
+                    for i in range(batch)
+                ]
+                await STORE.append_bulk(conn, items)
+                done = time.time()
+                for item in items:
+                    committed[item.event_id] = done
+                sent += batch
+                next_at += interval
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elapsed = time.perf_counter() - start
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                cur = await conn.execute("SELECT count(*) FROM lufy.bench_lag")
+                if (await cur.fetchone())[0] >= sent:  # type: ignore[index]
+                    break
+                await asyncio.sleep(0.2)
+            cur = await conn.execute("SELECT event_id, applied_at FROM lufy.bench_lag")
+            stamps = await cur.fetchall()
+        projector.stop()
+        await running
+        lags = sorted(row[1].timestamp() - committed[row[0]] for row in stamps)
+        q = statistics.quantiles(lags, n=100)
+        achieved = sent / elapsed
+        print(
+            f"append→read-model lag under {achieved:,.0f} events/s for {elapsed:.0f}s "
+            f"({len(lags):,}/{sent:,} events applied): p50 {q[49] * 1000:.0f} ms, "
+            f"p99 {q[98] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms "
+            f"(target p99 ≤ 1000 ms); achieved/requested rate {achieved / rate:.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("rebuild")
+    r.add_argument("--events", type=int, default=1_000_000)
+    r.add_argument("--batch-size", type=int, default=5000)
+    lag = sub.add_parser("lag")
+    lag.add_argument("--rate", type=float, default=2000)
+    lag.add_argument("--seconds", type=float, default=30)
+    lag.add_argument("--batch", type=int, default=40)
+    args = parser.parse_args()
+    if args.command == "rebuild":
+        asyncio.run(bench_rebuild(args.events, args.batch_size))
+    else:
+        asyncio.run(bench_lag(args.rate, args.seconds, args.batch))
+
+
+if __name__ == "__main__":
+    main()
