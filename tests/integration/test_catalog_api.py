@@ -673,3 +673,87 @@ async def test_a_file_far_above_the_json_body_limit_streams_through_the_local_up
     info = catalog_service(container).storage.stat(f"uploads/{ticket['track_id']}/source.wav")
     assert info is not None
     assert info.size == 6 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/api/music/uploads", {"content": b"not json"}),
+        ("POST", "/api/music/uploads", {"json": []}),
+        ("POST", "/api/music/uploads", {"json": {"filename": "a.mp3"}}),
+        (
+            "POST",
+            "/api/music/uploads",
+            {
+                "json": {
+                    "filename": "a.mp3",
+                    "content_type": "audio/mpeg",
+                    "size_bytes": 10,
+                    "title": "x" * 500,
+                }
+            },
+        ),
+        (
+            "POST",
+            "/api/music/uploads",
+            {
+                "json": {
+                    "filename": "a.mp3",
+                    "content_type": "audio/mpeg",
+                    "size_bytes": -5,
+                    "title": "x",
+                }
+            },
+        ),
+        (
+            "POST",
+            "/api/music/uploads",
+            {
+                "json": {
+                    "filename": "a.mp3",
+                    "content_type": "audio/mpeg",
+                    "size_bytes": 10**30,
+                    "title": "x",
+                }
+            },
+        ),
+        (
+            "POST",
+            "/api/music/uploads",
+            {
+                "json": {
+                    "filename": "a.mp3",
+                    "content_type": "audio/mpeg",
+                    "size_bytes": 10,
+                    "title": "x",
+                    "artist_id": str(uuid.uuid4()),
+                }
+            },
+        ),
+        ("POST", "/api/music/uploads/not-a-uuid/complete", {}),
+        ("GET", "/api/music/tracks?limit=0", {}),
+        ("GET", "/api/music/tracks?limit=100000", {}),
+        ("GET", "/api/music/tracks?offset=-1", {}),
+        ("GET", "/api/music/tracks?status=bogus", {}),
+        ("GET", "/api/music/tracks?artist_id=nope", {}),
+        ("GET", "/api/music/tracks?published=maybe", {}),
+        ("GET", "/api/music/tracks/123", {}),
+        ("PATCH", f"/api/music/tracks/{uuid.uuid4()}", {"json": {"title": None}}),
+        ("PATCH", f"/api/music/tracks/{uuid.uuid4()}", {"content": b"{"}),
+        ("GET", f"/api/music/tracks/{uuid.uuid4()}/stream", {}),
+        ("GET", f"/media/hls/{uuid.uuid4()}/master.m3u8?token=" + "a" * 5000, {}),
+        ("PUT", f"/media/uploads/{uuid.uuid4()}?token=x.y.z", {"content": b"abc"}),
+    ],
+)
+async def test_malformed_requests_get_a_clear_4xx_never_a_500(
+    client: AsyncTestClient[Any],
+    artist: TestUser,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+) -> None:
+    response = await client.request(method, path, headers=artist.headers, **kwargs)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    if response.status_code != 404 or response.content:
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["detail"]
