@@ -137,15 +137,12 @@ class _Connection(asyncio.Protocol):
         if self.closed or self._transport is None:
             raise ConnectionError("connection to Redis is closed")
         waiter: asyncio.Future[Any] = self._loop.create_future()
-        if not self._waiters and not self._outgoing:
-            # Nothing in flight: send now rather than pay one more loop turn.
-            self._transport.write(payload)
-        else:
-            # Busy: commands issued during this loop turn leave together in one write.
-            self._outgoing.append(payload)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self._loop.call_soon(self._flush)
+        # Commands issued during this loop turn leave together in one write, and Redis answers
+        # them together: under load that is one wake-up of each process for many requests.
+        self._outgoing.append(payload)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
         self._waiters.append(waiter)
         return waiter
 
