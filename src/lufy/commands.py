@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -87,13 +89,18 @@ def projector_command() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def dev_command(host: str, port: int) -> None:
     """Everything for a local run: migrate, then API, projector and workers until Ctrl-C."""
-    get_settings()
+    settings = get_settings()
     lufy = [sys.executable, "-m", "lufy.cli"]
-    subprocess.run([*lufy, "migrate"], check=True)
+    env = dict(os.environ)
+    if not settings.JWT_SECRET:
+        # One random key for the whole local stack: the API signs what the workers must open.
+        click.echo("lufy dev: JWT_SECRET is not set; using a random key for this run", err=True)
+        env["JWT_SECRET"] = secrets.token_urlsafe(48)
+    subprocess.run([*lufy, "migrate"], check=True, env=env)
     children = [
-        subprocess.Popen([*lufy, "serve", "--host", host, "--port", str(port)]),
-        subprocess.Popen([*lufy, "projector"]),
-        subprocess.Popen([*lufy, "worker"]),
+        subprocess.Popen([*lufy, "serve", "--host", host, "--port", str(port)], env=env),
+        subprocess.Popen([*lufy, "projector"], env=env),
+        subprocess.Popen([*lufy, "worker"], env=env),
     ]
     click.echo(
         f"lufy dev: API on http://{host}:{port} (docs at /schema); Ctrl-C stops all", err=True
