@@ -312,11 +312,11 @@ async def bench_catchup(events: int, batch_size: int) -> None:
             admin.execute("VACUUM ANALYZE lufy.events")
             print(f"  filled {events:,} events in {time.perf_counter() - t0:.0f}s", flush=True)
 
-        # Baseline: the same rows in log order through a server-side cursor, not decoded.
+        # Baseline: the same rows in log order through a binary server-side cursor, not decoded.
         conn = await _connect(bench.app_url)
         start = time.perf_counter()
         seen = 0
-        async with conn.transaction(), conn.cursor(name="raw") as cur:
+        async with conn.transaction(), conn.cursor(name="raw", binary=True) as cur:
             await cur.execute(
                 "SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
                 " stream_version, type, schema_version, data::text, metadata::text, occurred_at,"

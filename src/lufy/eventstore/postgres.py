@@ -269,6 +269,7 @@ class EventStore:
                 "from_version": start,
                 "limit": limit,
             },
+            binary=True,
         )
         return [self._recorded(r) for r in await cur.fetchall()]
 
@@ -295,7 +296,9 @@ class EventStore:
             query = _Q.read_all_types
         else:
             query = _Q.read_all
-        cur = await conn.execute(query, params, prepare=True)
+        # Binary results: parsing timestamps, uuids and integers from text cost more than the
+        # query itself on catch-up (measured: 36k vs 21k events/s in pages of 1000).
+        cur = await conn.execute(query, params, prepare=True, binary=True)
         rows = await cur.fetchall()
         barrier = int(rows[0][12])
         pending = bool(rows[0][13])
