@@ -188,3 +188,29 @@ async def test_a_bad_token_on_a_public_route_is_treated_as_a_guest(
         headers=auth_headers("garbage"),
     )
     assert response.status_code == 202
+
+
+async def test_when_the_database_is_down_a_bearer_request_is_a_503_not_a_500(
+    settings: Settings,
+) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from lufy.accounts.service import accounts_service
+    from lufy.bootstrap import bootstrap
+    from lufy.web.auth import Principal
+
+    down = settings.model_copy(
+        update={"DATABASE_URL": "postgresql://lufy_app:lufy_app@127.0.0.1:1/nowhere"}
+    )
+    container = bootstrap(down)
+    await container.start()
+    try:
+        who = Principal(user_id=uuid.uuid4(), role="listener", session_id=uuid.uuid4())
+        token = accounts_service(container).access_tokens.issue(who, now=datetime.now(UTC))
+        async with api_client(container) as client:
+            response = await client.get("/api/auth/session", headers=auth_headers(token))
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    finally:
+        await container.stop()

@@ -113,3 +113,10 @@ ORDER BY id FOR UPDATE
 -- name: session_is_live
 SELECT revoked_at IS NULL AND expires_at > now()
 FROM sessions WHERE id = %(id)s AND user_id = %(user_id)s
+
+-- name: current_session
+SELECT s.id, s.user_id, s.method, s.device, s.ip_prefix, s.created_at, s.last_seen_at,
+       s.expires_at, s.revoked_at, s.revoked_reason,
+       u.id, u.email, u.display_name, u.role, u.email_verified, u.password_hash, u.version
+FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE s.id = %(id)s AND s.user_id = %(user_id)s

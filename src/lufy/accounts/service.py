@@ -198,7 +198,7 @@ class AccountService:
     async def _one(
         self, conn: AsyncConnection[Any], query: Any, params: dict[str, Any]
     ) -> tuple[Any, ...] | None:
-        cur = await conn.execute(query, params)
+        cur = await conn.execute(query, params, prepare=True)
         return await cur.fetchone()
 
     async def _user_by_email(self, conn: AsyncConnection[Any], email: str) -> UserState | None:
@@ -525,12 +525,15 @@ class AccountService:
 
     async def current(self, principal: Principal) -> CurrentSession:
         async with self._as(principal) as conn:
-            user_row = await self._one(conn, _Q.user_by_id, {"id": principal.user_id})
-            session_row = await self._one(conn, _Q.session_view, {"id": principal.session_id})
-        if user_row is None or session_row is None:
+            row = await self._one(
+                conn,
+                _Q.current_session,
+                {"id": principal.session_id, "user_id": principal.user_id},
+            )
+        if row is None:
             raise NotFoundError("the session no longer exists")
         return CurrentSession(
-            user=_view(_user(user_row)), session=_session_info(session_row, principal.session_id)
+            user=_view(_user(row[10:])), session=_session_info(row[:10], principal.session_id)
         )
 
     async def list_sessions(self, principal: Principal) -> SessionList:
