@@ -106,12 +106,20 @@ WHERE (e.transaction_id, e.global_position) > (%(tx)s::text::xid8, %(pos)s)
 -- name: status
 -- Each reader: checkpoint, events not yet applied (capped count), age of the oldest of them,
 -- the state row, and the live owner: the backend holding the leadership lock.
-SELECT s.name, s.kind, s.version, s.state, c.global_position,
+SELECT s.name, s.kind, s.version, s.state, passed.position,
        behind.events, coalesce(extract(epoch FROM clock_timestamp() - behind.oldest), 0)::float8,
        owner.application_name, owner.pid, s.failed_position, s.error,
        extract(epoch FROM clock_timestamp() - c.updated_at)::float8
 FROM lufy.projection_state s
 LEFT JOIN lufy.checkpoints c ON c.name = s.name
+-- The checkpoint may sit at a barrier (xid, 0): show the last event it has passed.
+LEFT JOIN LATERAL (
+    SELECT coalesce((
+        SELECT e.global_position FROM lufy.events e
+        WHERE (e.transaction_id, e.global_position) <= (c.transaction_id, c.global_position)
+        ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1), 0) AS position
+    WHERE c.name IS NOT NULL
+) passed ON true
 LEFT JOIN LATERAL (
     SELECT count(*) AS events, min(p.recorded_at) AS oldest
     FROM (
