@@ -239,3 +239,28 @@ async def test_a_failed_projection_and_the_job_ledger_show_up_in_the_scrape(
     assert value(text, "lufy_job_attempts", queue="email-send", status="done") == 4
     assert value(text, "lufy_jobs_tracked", queue="media-processing", status="pending") == 1
     assert value(text, "lufy_jobs_tracked", queue="analytics-refresh", status="pending") == 0
+
+
+async def test_the_grafana_dashboard_only_queries_metrics_lufy_exposes(
+    client: AsyncTestClient[Any],
+) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    )
+    exprs = [
+        target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
+    used = {name for expr in exprs for name in re.findall(r"\blufy_[a-z0-9_]+", expr)}
+    exposed: set[str] = set()
+    for family in text_string_to_metric_families(await scrape(client)):
+        # A family is exposed even before it has samples (no projection has run yet, ...).
+        exposed |= {family.name, f"{family.name}_total"}
+        exposed |= {f"{family.name}_{suffix}" for suffix in ("bucket", "count", "sum")}
+    assert used, "the dashboard queries nothing"
+    assert used - exposed == set()
