@@ -1,12 +1,15 @@
 """Projection figures, each a ratio to a baseline measured in the same run.
 
     python bench/projections.py rebuild [--events 1000000] [--batch-size 5000]
+                                        [--range-batch-size 50000]
     python bench/projections.py lag     [--rate 2000] [--seconds 30] [--batch 40]
 
 rebuild: a rollup projection (plays and listened ms per track and hour) is rebuilt from the log
 with `lufy.projections.rebuild` (read gap-free, decode, apply, checkpoint per batch, swap);
 the baseline is one `INSERT … SELECT … GROUP BY` computing the same rows from lufy.events. The
 figure is rebuild events/s ÷ SQL events/s (target ≥ 0.5); the rows are checked to be equal.
+Two versions of the projection are rebuilt: one applying decoded events in Python, one a
+RangeProjection applying each batch's range of the log with one set-based statement.
 
 lag: steady appends (bulk path, `--batch` events per append, paced to `--rate` events/s) while a
 projector runs the same rollup projection, which also stamps clock_timestamp() per event; the
@@ -37,10 +40,11 @@ import psycopg
 from psycopg import AsyncConnection
 
 from lufy.eventstore import EventCodec, EventStore, NewEvent
-from lufy.eventstore.envelope import Event, RecordedEvent
+from lufy.eventstore.envelope import Checkpoint, Event, RecordedEvent
 from lufy.migrate import migrate
 from lufy.operations.events import EVENTS as OPERATIONS_EVENTS
 from lufy.projections.base import Projection
+from lufy.projections.ranged import RangeProjection, range_params
 from lufy.projections.rebuild import rebuild
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import load_settings
@@ -109,6 +113,29 @@ class Rollup(Projection):
             )
 
 
+class SqlRollup(RangeProjection):
+    """The same rollup applied as one INSERT … SELECT … GROUP BY per range of the log."""
+
+    name: ClassVar[str] = "bench_rollup"
+    handles: ClassVar[frozenset[str]] = frozenset({"bench.played"})
+    tables: ClassVar[tuple[str, ...]] = ("bench_rollup",)
+
+    async def apply_range(
+        self, conn: AsyncConnection[Any], after: Checkpoint, upto: Checkpoint
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO bench_rollup (track, hour, plays, listened_ms) "
+            "SELECT data->>'track', date_trunc('hour', occurred_at, 'UTC'), count(*), "
+            "sum((data->>'listened_ms')::bigint) FROM lufy.events "
+            "WHERE (transaction_id, global_position) > (%(after_tx)s::text::xid8, %(after_pos)s)"
+            " AND (transaction_id, global_position) <= (%(upto_tx)s::text::xid8, %(upto_pos)s)"
+            " AND type = ANY(%(types)s) GROUP BY 1, 2 "
+            "ON CONFLICT (track, hour) DO UPDATE SET plays = bench_rollup.plays + excluded.plays,"
+            " listened_ms = bench_rollup.listened_ms + excluded.listened_ms",
+            range_params(self, after, upto),
+        )
+
+
 class StampingRollup(Rollup):
     stamp: ClassVar[bool] = True
 
@@ -166,16 +193,31 @@ GROUP BY 1, 2
 """
 
 
-async def bench_rebuild(events: int, batch_size: int) -> None:
+async def _rebuild_and_check(
+    conn: AsyncConnection[Any], url: str, projection: Projection, batch_size: int
+) -> tuple[float, int, int]:
+    t = time.perf_counter()
+    result = await rebuild(url, projection, store=STORE, batch_size=batch_size)
+    seconds = time.perf_counter() - t
+    cur = await conn.execute(
+        "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT "
+        "SELECT * FROM lufy.bench_rollup) a) + (SELECT count(*) FROM (SELECT * FROM "
+        "lufy.bench_rollup EXCEPT SELECT * FROM expected) b), "
+        "(SELECT count(*) FROM lufy.bench_rollup)"
+    )
+    differing, rows = await cur.fetchone()  # type: ignore[misc]
+    return seconds, int(differing), int(rows) if result.events_applied else 0
+
+
+async def bench_rebuild(events: int, batch_size: int, range_batch_size: int) -> None:
     with BenchDatabase() as db:
         t = time.perf_counter()
         _fill(db.admin_url, events)
         print(
             f"log filled with {events:,} events in {time.perf_counter() - t:.1f}s", file=sys.stderr
         )
-        # The baseline writes into the shadow table under a session TimeZone of UTC, like the
-        # projection (which buckets UTC hours in Python).
         async with await AsyncConnection.connect(db.app_url, autocommit=True) as conn:
+            # The baseline, with the session in UTC like the projections' hour buckets.
             await conn.execute("SET TimeZone = 'UTC'")
             t = time.perf_counter()
             await conn.execute(BASELINE)
@@ -184,25 +226,22 @@ async def bench_rebuild(events: int, batch_size: int) -> None:
                 "CREATE TEMP TABLE expected AS SELECT * FROM lufy_shadow.bench_rollup"
             )
             await conn.execute("DELETE FROM lufy_shadow.bench_rollup")
-            t = time.perf_counter()
-            result = await rebuild(db.app_url, Rollup(), store=STORE, batch_size=batch_size)
-            rebuild_seconds = time.perf_counter() - t
-            cur = await conn.execute(
-                "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT "
-                "SELECT * FROM lufy.bench_rollup) a) + (SELECT count(*) FROM (SELECT * FROM "
-                "lufy.bench_rollup EXCEPT SELECT * FROM expected) b), "
-                "(SELECT count(*) FROM lufy.bench_rollup)"
-            )
-            differing, rows = await cur.fetchone()  # type: ignore[misc]
-        assert result.events_applied == events, result.events_applied
+            py = await _rebuild_and_check(conn, db.app_url, Rollup(), batch_size)
+            rng = await _rebuild_and_check(conn, db.app_url, SqlRollup(), range_batch_size)
         sql_eps = events / sql_seconds
-        rebuild_eps = events / rebuild_seconds
         print(
-            f"rebuild of a rollup over {events:,} events ({rows:,} rows, {differing} differing"
-            f" from SQL): {rebuild_eps:,.0f} events/s in {rebuild_seconds:.1f}s; "
-            f"INSERT…SELECT…GROUP BY: {sql_eps:,.0f} events/s in {sql_seconds:.1f}s; "
-            f"ratio {rebuild_eps / sql_eps:.2f} (target ≥ 0.5)"
+            f"INSERT…SELECT…GROUP BY over {events:,} events: {sql_eps:,.0f} events/s "
+            f"({sql_seconds:.1f}s)"
         )
+        for label, (seconds, differing, rows) in (
+            (f"rollup projection, Python apply, batches of {batch_size:,}", py),
+            (f"rollup RangeProjection, SQL apply, batches of {range_batch_size:,}", rng),
+        ):
+            eps = events / seconds
+            print(
+                f"rebuild, {label}: {eps:,.0f} events/s ({seconds:.1f}s, {rows:,} rows, "
+                f"{differing} differing from SQL); ratio {eps / sql_eps:.2f} (target ≥ 0.5)"
+            )
 
 
 async def bench_lag(rate: float, seconds: float, batch: int) -> None:
@@ -270,13 +309,14 @@ def main() -> None:
     r = sub.add_parser("rebuild")
     r.add_argument("--events", type=int, default=1_000_000)
     r.add_argument("--batch-size", type=int, default=5000)
+    r.add_argument("--range-batch-size", type=int, default=50_000)
     lag = sub.add_parser("lag")
     lag.add_argument("--rate", type=float, default=2000)
     lag.add_argument("--seconds", type=float, default=30)
     lag.add_argument("--batch", type=int, default=40)
     args = parser.parse_args()
     if args.command == "rebuild":
-        asyncio.run(bench_rebuild(args.events, args.batch_size))
+        asyncio.run(bench_rebuild(args.events, args.batch_size, args.range_batch_size))
     else:
         asyncio.run(bench_lag(args.rate, args.seconds, args.batch))
 

@@ -20,11 +20,12 @@ from psycopg import AsyncConnection
 
 from lufy.eventstore import ANY, EventStore, NewEvent
 from lufy.eventstore.codec import EventCodec
-from lufy.eventstore.envelope import Event, RecordedEvent
+from lufy.eventstore.envelope import Checkpoint, Event, RecordedEvent
 from lufy.jobs import JobSpec
 from lufy.jobs.reactors import Reactor
 from lufy.operations.events import EVENTS as OPERATIONS_EVENTS
 from lufy.projections.base import Projection
+from lufy.projections.ranged import RangeProjection, range_params
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import Settings, load_settings
 
@@ -172,3 +173,24 @@ async def _main(database_url: str, redis_url: str) -> None:
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt, psycopg.OperationalError):
         asyncio.run(_main(sys.argv[1], sys.argv[2]))
+
+
+class RangeCounter(RangeProjection):
+    """OtherProjection's rows, applied as one statement per range of the log."""
+
+    name: ClassVar[str] = "test_other"
+    handles: ClassVar[frozenset[str]] = frozenset({"test.counted"})
+    tables: ClassVar[tuple[str, ...]] = ("test_other",)
+
+    async def apply_range(
+        self, conn: AsyncConnection[Any], after: Checkpoint, upto: Checkpoint
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO test_other (stream_id, events) "
+            "SELECT stream_id, count(*) FROM lufy.events "
+            "WHERE (transaction_id, global_position) > (%(after_tx)s::text::xid8, %(after_pos)s)"
+            " AND (transaction_id, global_position) <= (%(upto_tx)s::text::xid8, %(upto_pos)s)"
+            " AND type = ANY(%(types)s) GROUP BY stream_id "
+            "ON CONFLICT (stream_id) DO UPDATE SET events = test_other.events + excluded.events",
+            range_params(self, after, upto),
+        )

@@ -11,6 +11,7 @@ from lufy.projections.runner import Projector
 from ._projection_helpers import (
     FAST,
     CountingProjection,
+    RangeCounter,
     append_counted,
     counted,
     create_tables,
@@ -123,3 +124,25 @@ async def test_a_new_version_is_rebuilt_by_the_projector_before_it_goes_on(
         "WHERE type = 'operations.projection_rebuilt'"
     )
     assert await cur.fetchall() == [(2,)]
+
+
+async def test_a_range_projection_applies_live_and_rebuilds_to_the_same_rows(
+    settings, app_conn
+) -> None:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    store = make_store()
+    for i in range(12):
+        await append_counted(app_conn, store, f"s{i % 4}", 20)
+    projector = Projector(settings, [RangeCounter()], options=FAST, store=store)
+    task = asyncio.create_task(projector.run())
+    try:
+        assert await wait_for_count(app_conn, 240, table="test_other") == 240
+    finally:
+        projector.stop()
+        await asyncio.wait_for(task, timeout=20)
+    result = await rebuild(
+        settings.DATABASE_URL, RangeCounter(), store=store, batch_size=50, compare=True
+    )
+    assert result.differences == {"test_other": (0, 0)}
+    assert result.events_applied == 240
+    assert await counted(app_conn, "test_other") == 240

@@ -170,3 +170,18 @@ ORDER BY a.attnum;
 
 -- name: shadow_exists
 SELECT to_regclass(%(table)s) IS NOT NULL;
+
+-- name: read_positions
+-- Like EventStore.read_all, but only where the events are: for projections that apply a range
+-- of the log with one set-based statement (RangeProjection), nothing else needs reading.
+WITH barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT e.transaction_id::text::bigint, e.global_position, e.recorded_at, barrier.xmin::text::bigint
+FROM barrier
+LEFT JOIN LATERAL (
+    SELECT ev.transaction_id, ev.global_position, ev.recorded_at FROM lufy.events ev
+    WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
+      AND ev.transaction_id < barrier.xmin
+      AND ev.type = ANY(%(types)s)
+    ORDER BY ev.transaction_id, ev.global_position
+    LIMIT %(limit)s
+) e ON true;

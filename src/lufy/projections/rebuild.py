@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -46,6 +46,7 @@ from lufy.projections.context import (
     enter_system_transaction,
     process_label,
 )
+from lufy.projections.ranged import RangeProjection, range_params
 from lufy.sqlfiles import load_queries
 
 __all__ = ["RebuildError", "RebuildResult", "rebuild"]
@@ -53,6 +54,16 @@ __all__ = ["RebuildError", "RebuildResult", "rebuild"]
 _log = get_logger(__name__)
 _STORE_Q = load_queries("lufy.eventstore")
 LIVE_SCHEMA = "lufy"
+
+
+class _Mark:
+    """Where an event is, for a RangeProjection's rebuild (which never decodes events)."""
+
+    __slots__ = ("checkpoint", "recorded_at")
+
+    def __init__(self, tx: int, pos: int, recorded_at: datetime) -> None:
+        self.checkpoint = Checkpoint(tx, pos)
+        self.recorded_at = recorded_at
 
 
 class RebuildError(LufyError):
@@ -280,6 +291,8 @@ class _Rebuild:
         self, reader: AsyncConnection[Any], after: Checkpoint
     ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
         """One page as EventStore.read_all gives it, fetched in binary (cheaper to convert)."""
+        if isinstance(self.p, RangeProjection):
+            return await self._read_positions(reader, after)
         cur = reader.cursor(binary=True)
         await cur.execute(
             _STORE_Q.read_all_types,
@@ -298,12 +311,35 @@ class _Rebuild:
         # Every transaction below the barrier is finished and was read: skip to it.
         return events, max(after, Checkpoint(int(rows[0][12]), 0)), False
 
+    async def _read_positions(
+        self, reader: AsyncConnection[Any], after: Checkpoint
+    ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
+        cur = await reader.execute(
+            Q.read_positions,
+            {
+                "tx": after.transaction_id,
+                "pos": after.global_position,
+                "limit": self.batch_size,
+                "types": self.types,
+            },
+            prepare=True,
+        )
+        rows = await cur.fetchall()
+        marks = [_Mark(int(r[0]), int(r[1]), r[2]) for r in rows if r[0] is not None]
+        events = cast(list[RecordedEvent], marks)  # only .checkpoint and .recorded_at are read
+        if len(marks) >= self.batch_size:
+            return events, marks[-1].checkpoint, True
+        return events, max(after, Checkpoint(int(rows[0][3]), 0)), False
+
     async def _apply_batch(
         self, events: Sequence[RecordedEvent], before: Checkpoint, after: Checkpoint
     ) -> None:
         async with self.conn.transaction():
             await enter_system_transaction(self.conn, SHADOW_PATH)
-            if events:
+            if isinstance(self.p, RangeProjection):
+                if events:
+                    await self.p.apply_range(self.conn, before, after)
+            elif events:
                 await self.p.apply(self.conn, events)
             await self.conn.execute(
                 Q.advance_rebuild,
@@ -384,6 +420,11 @@ class _Rebuild:
     ) -> tuple[Checkpoint, int]:
         """Inside the swap transaction: apply what the shadow copy still lacks."""
         applied = 0
+        if isinstance(self.p, RangeProjection) and to is not None:
+            if to > checkpoint:
+                await self.p.apply_range(self.conn, checkpoint, to)
+                applied = await self._count_between(checkpoint, to)
+            return max(checkpoint, to), applied
         while True:
             params: dict[str, Any] = {
                 "tx": checkpoint.transaction_id,
@@ -401,6 +442,16 @@ class _Rebuild:
                 checkpoint = events[-1].checkpoint
             if len(events) < self.batch_size:
                 return checkpoint, applied
+
+    async def _count_between(self, after: Checkpoint, upto: Checkpoint) -> int:
+        cur = await self.conn.execute(
+            "SELECT count(*) FROM lufy.events WHERE (transaction_id, global_position) > "
+            "(%(after_tx)s::text::xid8, %(after_pos)s) AND (transaction_id, global_position) <= "
+            "(%(upto_tx)s::text::xid8, %(upto_pos)s) AND type = ANY(%(types)s)",
+            range_params(self.p, after, upto),
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def _columns(self, table: str) -> list[str]:
         cur = await self.conn.execute(Q.table_columns, {"table": f"{LIVE_SCHEMA}.{table}"})
