@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -25,6 +28,8 @@ from lufy.observability import (
 from lufy.operations.events import ProjectionRebuilt
 from lufy.settings import Settings
 from lufy.web.app import create_app
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -244,18 +249,8 @@ async def test_a_failed_projection_and_the_job_ledger_show_up_in_the_scrape(
 async def test_the_grafana_dashboard_only_queries_metrics_lufy_exposes(
     client: AsyncTestClient[Any],
 ) -> None:
-    import json
-    import re
-    from pathlib import Path
-
-    dashboard = json.loads(
-        (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
-    )
-    exprs = [
-        target["expr"]
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
-    ]
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     used = {name for expr in exprs for name in re.findall(r"\blufy_[a-z0-9_]+", expr)}
     exposed: set[str] = set()
     for family in text_string_to_metric_families(await scrape(client)):
