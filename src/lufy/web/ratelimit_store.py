@@ -9,8 +9,9 @@ come back in order and are matched to their waiters first-in, first-out. It spea
 the limiter needs: RESP2 replies, AUTH and SELECT from the URL, TLS for `rediss://`, and
 `unix://` sockets.
 
-A command that times out closes the connection (a reply that never came means we can no longer
-trust the stream), which fails the others in flight and makes the next command reconnect.
+A command Redis does not answer in time closes the connection (a reply that never came means we
+can no longer trust the stream), which fails the others in flight with it and makes the next
+command reconnect.
 """
 
 from __future__ import annotations
@@ -88,13 +89,23 @@ def parse_reply(buf: bytearray | bytes, pos: int) -> tuple[Any, int] | _Incomple
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    """One Redis connection: FIFO waiters, writes coalesced per loop turn, one deadline timer.
+
+    A per-command `asyncio.timeout` costs a timer per request; instead one watchdog follows the
+    oldest command in flight, and if Redis has not answered it within `timeout`, every command
+    in flight fails with TimeoutError and the connection is closed (its stream can no longer be
+    trusted to line up with our waiters).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = self._loop = loop
+        self._timeout = timeout
         self._transport: asyncio.Transport | None = None
-        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._waiters: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._buffer = bytearray()
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
+        self._watchdog: asyncio.TimerHandle | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -116,35 +127,55 @@ class _Connection(asyncio.Protocol):
                 break
             value, pos = parsed
             if self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():  # a caller that timed out no longer waits
+                waiter, _ = self._waiters.popleft()
+                if not waiter.done():  # a caller that was cancelled no longer waits
                     waiter.set_result(value)
         if pos:
             del buf[:pos]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_watchdog()
         reason = f": {exc}" if exc else ""
         self._fail(ConnectionError(f"connection to Redis lost{reason}"))
 
     def _fail(self, exc: BaseException) -> None:
         while self._waiters:
-            waiter = self._waiters.popleft()
+            waiter, _ = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
 
     def request(self, payload: bytes) -> asyncio.Future[Any]:
         if self.closed or self._transport is None:
             raise ConnectionError("connection to Redis is closed")
-        waiter: asyncio.Future[Any] = self._loop.create_future()
+        loop = self._loop
+        waiter: asyncio.Future[Any] = loop.create_future()
         # Commands issued during this loop turn leave together in one write, and Redis answers
         # them together: under load that is one wake-up of each process for many requests.
         self._outgoing.append(payload)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        self._waiters.append(waiter)
+            loop.call_soon(self._flush)
+        self._waiters.append((waiter, loop.time()))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout, self._check_deadline)
         return waiter
+
+    def _check_deadline(self) -> None:
+        self._watchdog = None
+        if self.closed or not self._waiters:
+            return
+        left = self._waiters[0][1] + self._timeout - self._loop.time()
+        if left > 0:
+            self._watchdog = self._loop.call_later(left, self._check_deadline)
+            return
+        self._fail(TimeoutError(f"Redis did not answer within {self._timeout} s"))
+        self.close()
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -156,6 +187,7 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._stop_watchdog()
             if self._transport is not None:
                 self._transport.close()
             self._fail(ConnectionError("connection to Redis closed"))
@@ -177,7 +209,7 @@ class ScriptStore:
         if not db_text and parts.scheme != "unix":
             db_text = parts.path.lstrip("/")
         self._db = int(db_text) if db_text else 0
-        self.timeout = timeout  # for a whole command, connecting included
+        self.timeout = timeout  # to connect, and for Redis to answer a command
         self._conn: _Connection | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
@@ -186,11 +218,13 @@ class ScriptStore:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.timeout):
             if self._scheme == "unix":
-                _, conn = await loop.create_unix_connection(lambda: _Connection(loop), self._path)
+                _, conn = await loop.create_unix_connection(
+                    lambda: _Connection(loop, self.timeout), self._path
+                )
             else:
                 context = ssl.create_default_context() if self._scheme == "rediss" else None
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop), self._host, self._port, ssl=context
+                    lambda: _Connection(loop, self.timeout), self._host, self._port, ssl=context
                 )
             try:
                 if self._password is not None:
@@ -228,15 +262,12 @@ class ScriptStore:
             conn.loop.call_soon_threadsafe(conn.close)
 
     async def execute(self, *args: str | int | bytes) -> Any:
-        """Run one command; raises ReplyError, ConnectionError/OSError or TimeoutError."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                conn = await self._connection()
-                reply = await conn.request(encode_command(args))
-        except TimeoutError:
-            self.reset()
-            raise
-        return _raise_error(reply)
+        """Run one command; raises ReplyError, ConnectionError/OSError or TimeoutError.
+
+        Connecting (with AUTH and SELECT) and answering each get `timeout`.
+        """
+        conn = await self._connection()
+        return _raise_error(await conn.request(encode_command(args)))
 
     def reset(self) -> None:
         """Drop the connection; the next command opens a new one."""
