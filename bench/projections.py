@@ -167,19 +167,20 @@ class BenchDatabase:
 
 
 def _fill(admin_url: str, events: int) -> None:
-    """Plays over 200 tracks and 7 days (about 34k rollup rows), written straight into the log
-    in a few large statements (the log's own insert path is measured by bench/eventstore.py)."""
+    """Plays of 200 tracks over the last 7 days, in time order as a log is (about 34k rollup
+    rows), written straight into the log with one statement (the log's own append path is
+    measured by bench/eventstore.py)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
             """
             INSERT INTO lufy.events (event_id, stream_type, stream_id, type, data, occurred_at)
-            SELECT gen_random_uuid(), 'bench', 'track-' || (i %% 200), 'bench.played',
-                   jsonb_build_object('track', 'track-' || (i %% 200),
+            SELECT gen_random_uuid(), 'bench', 'track-' || ((i * 7919) %% 200), 'bench.played',
+                   jsonb_build_object('track', 'track-' || ((i * 7919) %% 200),
                                       'listened_ms', (i * 7919) %% 240000),
-                   now() - make_interval(secs => (i * 2.6)::int %% 604800)
+                   now() - interval '7 days' + make_interval(secs => i * 604800.0 / %s)
             FROM generate_series(1::bigint, %s::bigint) AS i
             """,
-            [events],
+            [events, events],
         )
         conn.execute("VACUUM ANALYZE lufy.events")
 

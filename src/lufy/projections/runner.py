@@ -148,9 +148,30 @@ class ProjectionTask:
                     _log.warning(
                         "projection lost its connection", projection=self.name, error=str(exc)
                     )
+                except Exception as exc:
+                    # A failed version rebuild, a bug in the runner: visible in status, retried
+                    # later, and never the end of the other projections.
+                    _log.exception("projection task failed", projection=self.name)
+                    await self._record_crash(exc)
+                    await self._sleep(opts.failed_retry_interval)
                 finally:
                     self.leading = False
             await self._sleep(opts.lead_retry_interval)
+
+    async def _record_crash(self, exc: BaseException) -> None:
+        try:
+            async with await AsyncConnection.connect(self.projector.url, autocommit=True) as c:
+                await c.execute(
+                    Q.mark_failed,
+                    {
+                        "name": self.name,
+                        "position": None,
+                        "event_id": None,
+                        "error": _describe(exc),
+                    },
+                )
+        except psycopg.Error:
+            pass
 
     async def _lead(self, conn: AsyncConnection[Any]) -> None:
         await self._prepare(conn)
