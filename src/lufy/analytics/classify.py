@@ -44,6 +44,7 @@ def listener_identity(user_id: uuid.UUID | None, anonymous_id: str | None) -> st
     return None
 
 
+@lru_cache(maxsize=65_536)
 def listener_key(secret: bytes, identity: str) -> str:
     """A keyed hash: stable per listener, useless without the database's secret."""
     return hmac.new(secret, identity.encode(), hashlib.sha256).hexdigest()[:32]
