@@ -291,8 +291,16 @@ def main() -> int:
         "--scale", type=float, default=1.0, help="multiplies every route's connections"
     )
     parser.add_argument("--listeners", type=int, default=100, help="accounts to sign in with")
+    parser.add_argument(
+        "--only",
+        choices=["ingest", "dashboard", "sign-in", "stream"],
+        action="append",
+        help="run only these routes (repeatable), to see one route's cost alone",
+    )
     args = parser.parse_args()
     mix = {"ingest": 4, "dashboard": 4, "sign-in": 2, "stream": 4}
+    if args.only:
+        mix = {route: n for route, n in mix.items() if route in args.only}
     mix = {route: max(1, round(n * args.scale)) for route, n in mix.items()}
 
     wrk = ensure_wrk()
