@@ -52,7 +52,16 @@ async def test_an_uploaded_track_is_processed_by_the_media_processing_worker(
     running = asyncio.create_task(projector.run())
     tracks: dict[str, uuid.UUID] = {}
     try:
-        await asyncio.sleep(0.5)  # the reactor starts at the head of the log
+        # A new reactor starts at the head of the log: append only once it has its place.
+        for _ in range(600):
+            cur = await admin_conn.execute(
+                "SELECT 1 FROM lufy.checkpoints WHERE name = %s", [MediaProcessingReactor.name]
+            )
+            if await cur.fetchone():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the reactor never started")
         with InProcessWorker(settings, queues=["media-processing"], threads=1) as worker:
             for name, path, ctype in (("good", good, "audio/ogg"), ("bad", bad, "audio/mpeg")):
                 data = path.read_bytes()
@@ -67,7 +76,7 @@ async def test_an_uploaded_track_is_processed_by_the_media_processing_worker(
                 )
                 await service.complete_upload(artist, ticket.upload_id)
                 tracks[name] = ticket.track_id
-            for _ in range(300):
+            for _ in range(1200):  # generous: the machine is shared
                 states = [await _status(admin_conn, t) for t in tracks.values()]
                 if all(s is not None and s[0] in ("ready", "failed") for s in states):
                     break
