@@ -144,3 +144,37 @@ def test_the_hls_command_is_one_ffmpeg_run_with_three_aac_renditions(tmp_path: P
     assert command.count("-i") == 1
     assert command[command.index("-hls_time") + 1] == "6"
     assert [command[command.index(f"-b:a:{i}") + 1] for i in range(3)] == ["64k", "128k", "256k"]
+
+
+def test_without_ffprobe_ffmpeg_itself_probes(tmp_path: Path) -> None:
+    source = make_tone(tmp_path / "tone.flac", seconds=3)
+    probed = transcode._probe_with_ffmpeg(source)
+    assert abs(probed.duration_s - 3.0) < 0.1
+    assert probed.codec == "flac"
+    fake = tmp_path / "fake.mp3"
+    fake.write_text("not audio at all\n" * 50)
+    with pytest.raises(MediaRejected, match="not an audio file"):
+        transcode._probe_with_ffmpeg(fake)
+
+
+def test_work_directories_left_by_killed_workers_are_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import time
+
+    from lufy.catalog.processing import sweep_stale_workdirs
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    old = tmp_path / "lufy-transcode-old"
+    fresh = tmp_path / "lufy-transcode-fresh"
+    other = tmp_path / "someone-elses"
+    for d in (old, fresh, other):
+        (d / "hls").mkdir(parents=True)
+    three_hours_ago = time.time() - 3 * 3600
+    os.utime(old, (three_hours_ago, three_hours_ago))
+    os.utime(other, (three_hours_ago, three_hours_ago))
+    assert sweep_stale_workdirs() == 1
+    assert not old.exists()
+    assert fresh.exists()
+    assert other.exists()

@@ -14,7 +14,9 @@ bad upload never becomes a crash loop.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path, PurePosixPath
 
@@ -25,9 +27,27 @@ from lufy.logs import get_logger
 from lufy.media import transcode
 from lufy.media.storage import BlobNotFoundError
 
-__all__ = ["hls_prefix", "process_track"]
+__all__ = ["hls_prefix", "process_track", "sweep_stale_workdirs"]
 
 _log = get_logger(__name__)
+_WORKDIR_PREFIX = "lufy-transcode-"
+# Longer than the job's time limit: a directory this old belongs to a killed worker.
+_STALE_AFTER_S = 2 * 3600
+
+
+def sweep_stale_workdirs(now: float | None = None) -> int:
+    """Remove work directories that killed workers left in the temp dir; returns how many."""
+    root = Path(tempfile.gettempdir())
+    limit = (now or time.time()) - _STALE_AFTER_S
+    removed = 0
+    for path in root.glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < limit:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def hls_prefix(track_id: uuid.UUID) -> str:
@@ -70,7 +90,8 @@ async def process_track(service: CatalogService, track_id: uuid.UUID, job_key: s
         _log.info("nothing to process", track_id=str(track_id), status=state.status)
         return "deleted" if state.deleted else state.status
     await service.start_transcoding(track_id, job_key)
-    with tempfile.TemporaryDirectory(prefix="lufy-transcode-") as tmp:
+    await asyncio.to_thread(sweep_stale_workdirs)
+    with tempfile.TemporaryDirectory(prefix=_WORKDIR_PREFIX) as tmp:
         try:
             result = await asyncio.to_thread(
                 _transcode, service, track_id, state.storage_key, Path(tmp)
