@@ -144,3 +144,25 @@ def test_local_storage_writes_stay_inside_its_root(tmp_path: Path) -> None:
     storage.put_bytes("hls/t/master.m3u8", b"ok")
     assert (tmp_path / "root" / "hls" / "t" / "master.m3u8").read_bytes() == b"ok"
     assert not (tmp_path / "hls").exists()
+
+
+def test_an_unreachable_s3_endpoint_is_service_unavailable_not_a_crash() -> None:
+    import boto3
+    from botocore.config import Config
+
+    from lufy.errors import ServiceUnavailableError
+    from tests.helpers.media import free_port
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    storage = S3Storage("nowhere", client=client)
+    with pytest.raises(ServiceUnavailableError):
+        storage.stat("uploads/x/source.mp3")
+    with pytest.raises(ServiceUnavailableError):
+        storage.get_bytes("hls/x/master.m3u8")

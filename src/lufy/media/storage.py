@@ -18,12 +18,13 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
-from lufy.errors import ValidationFailedError
+from lufy.errors import ServiceUnavailableError, ValidationFailedError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -382,6 +383,17 @@ class _S3Writer:
         self._spool.close()
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """An unreachable S3 endpoint is a 503 for the API (and a retry for a job), not a 500."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    try:
+        yield
+    except BotoConnectionError as exc:
+        raise ServiceUnavailableError(f"media storage unavailable: {exc}") from None
+
+
 class S3Storage:
     """Objects in one S3 bucket (any S3-compatible endpoint), under an optional key prefix."""
 
@@ -425,7 +437,8 @@ class S3Storage:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+            with _reachable():
+                return self.client.get_object(Bucket=self.bucket, Key=self._full(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise BlobNotFoundError(key) from None
@@ -458,7 +471,8 @@ class S3Storage:
         from botocore.exceptions import ClientError
 
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+            with _reachable():
+                head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 return None
