@@ -249,3 +249,25 @@ async def test_a_reactor_job_goes_through_the_email_send_worker_to_the_file_back
         worker.wait_until_finished(timeout=30)
     [message] = read_mailbox(settings.EMAIL_FILE_DIR, to="worker@example.com")
     assert "http://testserver.local/magic-link?token=worker-token" in message["text"]
+
+
+@pytest.mark.parametrize(
+    ("via", "says"), [("change", "your other sessions were"), ("reset", "every session was")]
+)
+def test_the_password_changed_notice_says_which_sessions_ended(via: str, says: str) -> None:
+    event = _recorded(
+        PasswordChanged(
+            user_id=uuid.uuid4(),
+            email="a@example.com",
+            display_name="A",
+            password_hash="x",
+            via=via,
+        )
+    )
+    [spec] = AccountEmails().jobs(event)
+    fake = MemoryBackend()
+    deliver(spec.payload, key=spec.key, settings=load_settings(), backend=fake)
+    message = fake.sent[spec.key]
+    assert message.subject == "Your Lufy password was changed"
+    assert f"{says} signed out" in message.text
+    assert f"{says} signed out" in message.html

@@ -26,6 +26,8 @@ class EmailPayload(msgspec.Struct, frozen=True, kw_only=True):
     to: str
     display_name: str
     sealed_token: str | None = None
+    # For password_changed: change (other sessions signed out) or reset (all of them).
+    via: str | None = None
 
 
 class _Copy(msgspec.Struct, frozen=True):
@@ -71,14 +73,15 @@ _COPY: dict[str, _Copy] = {
 def render(payload: EmailPayload, *, app_url: str, token: str | None) -> EmailMessage:
     name = payload.display_name
     if payload.template == "password_changed":
+        which = "every session was" if payload.via == "reset" else "your other sessions were"
         text = (
-            f"Hello {name},\n\nThe password of your Lufy account was just changed, and your "
-            "other sessions were signed out.\n\nIf this was not you, reset your password "
-            f"now at {app_url}/forgot-password and contact us.\n"
+            f"Hello {name},\n\nThe password of your Lufy account was just changed, and "
+            f"{which} signed out.\n\nIf this was not you, reset your password now at "
+            f"{app_url}/forgot-password and contact us.\n"
         )
         body = (
             f"<p>Hello {html.escape(name)},</p><p>The password of your Lufy account was just "
-            "changed, and your other sessions were signed out.</p><p>If this was not you, "
+            f"changed, and {which} signed out.</p><p>If this was not you, "
             f'<a href="{html.escape(app_url)}/forgot-password">reset your password now</a> '
             "and contact us.</p>"
         )

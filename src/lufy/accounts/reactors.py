@@ -43,7 +43,12 @@ class AccountEmails(Reactor):
         if isinstance(data, PasswordChanged):
             if data.via == "cli":
                 return []
-            payload = {"template": template, "to": data.email, "display_name": data.display_name}
+            payload = {
+                "template": template,
+                "to": data.email,
+                "display_name": data.display_name,
+                "via": data.via,
+            }
         else:
             assert isinstance(
                 data, EmailVerificationRequested | MagicLinkRequested | PasswordResetRequested
