@@ -15,3 +15,19 @@ async def test_a_helper_user_reads_their_own_session_over_http(container) -> Non
     assert body["user"]["role"] == "artist"
     assert body["session"]["id"] == str(artist.session_id)
     assert anonymous.status_code == 401
+
+
+async def test_the_rate_limiter_sees_the_principal_set_by_the_auth_middleware(
+    container,
+) -> None:
+    user = await create_user(container)
+    async with api_client(container) as client:
+        signed_in = await client.get("/api/auth/session", headers=user.headers)
+        guest = await client.get("/api/auth/session")
+        bad_token = await client.get(
+            "/api/auth/session", headers={"Authorization": "Bearer nonsense"}
+        )
+    assert signed_in.headers["RateLimit-Policy"].startswith('"user"')
+    assert guest.headers["RateLimit-Policy"].startswith('"guest"')
+    # A refused token is a guest to the limiter: guessing tokens is counted per IP.
+    assert bad_token.headers["RateLimit-Policy"].startswith('"guest"')
