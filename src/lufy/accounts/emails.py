@@ -133,5 +133,11 @@ def deliver(
                 permanent=True,
             )
     message = render(decoded, app_url=settings.APP_URL, token=token)
-    (backend or build_backend(settings)).send(message, key=key)
+    chosen = backend or build_backend(settings)
+    try:
+        chosen.send(message, key=key)
+    finally:
+        close = getattr(chosen, "close", None)
+        if backend is None and callable(close):
+            close()  # a backend built here (Resend's HTTP client) dies here
     return message
