@@ -343,6 +343,14 @@ async def test_the_local_upload_target_enforces_the_declared_type_and_size(
     ok = await client.put(url, content=b"a" * 1000, headers={"Content-Type": "audio/mpeg"})
     assert ok.status_code == 200
     assert ok.json() == {"upload_id": ticket["upload_id"], "size_bytes": 1000}
+    # Once completed, the source cannot be swapped under the job.
+    done = await client.post(
+        f"/api/music/uploads/{ticket['upload_id']}/complete", headers=artist.headers
+    )
+    assert done.status_code == 202
+    late = await client.put(url, content=b"b" * 1000, headers={"Content-Type": "audio/mpeg"})
+    assert late.status_code == 409
+    assert storage.get_bytes(f"uploads/{ticket['track_id']}/source.mp3") == b"a" * 1000
 
 
 async def test_completing_before_the_upload_is_a_409_and_changes_nothing(

@@ -50,6 +50,9 @@ WHERE id = %(id)s
 -- name: find_upload
 SELECT id FROM lufy.tracks WHERE upload_id = %(upload_id)s AND deleted_at IS NULL
 
+-- name: upload_status
+SELECT status, deleted_at IS NOT NULL FROM lufy.tracks WHERE upload_id = %(upload_id)s
+
 -- name: list_tracks
 SELECT id, artist_id, title, status, failure_reason, duration_ms, published, created_at
 FROM lufy.tracks

@@ -224,6 +224,17 @@ class CatalogService:
             expires_at=expires_at,
         )
 
+    async def ensure_upload_open(self, upload_id: uuid.UUID) -> None:
+        """The local upload target accepts bytes only while the track waits for them: once
+        completed, the source being processed can no longer be swapped."""
+        async with self.db.transaction(role="system") as conn:
+            cur = await conn.execute(_Q.upload_status, {"upload_id": upload_id})
+            row = await cur.fetchone()
+        if row is None or row[1]:
+            raise NotFoundError("no such upload")
+        if row[0] != model.UPLOADING:
+            raise ConflictError("this upload was already completed; start a new upload")
+
     async def complete_upload(self, principal: Principal, upload_id: uuid.UUID) -> UploadAccepted:
         async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
             cur = await conn.execute(_Q.find_upload, {"upload_id": upload_id})

@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from lufy.bootstrap import Container
 from lufy.catalog.schemas import MAX_UPLOAD_BYTES
+from lufy.catalog.service import catalog_service
 from lufy.media import uploads
 from lufy.media.delivery import media_key, rewrite_playlist
 from lufy.media.signing import verify_stream_token, verify_upload_token
@@ -38,6 +39,7 @@ async def receive_upload(
     claims = verify_upload_token(
         container.settings.jwt_secret, request.query_params.get("token"), upload_id=upload_id
     )
+    await catalog_service(container).ensure_upload_open(upload_id)
     return await uploads.receive(
         container_storage(container),
         claims,
