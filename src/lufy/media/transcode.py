@@ -258,7 +258,8 @@ def package_hls(
         # Variant playlists sit one level below the key: `../key.bin`.
         key_info.write_text(f"../{KEY_NAME}\n{key_path}\n{secrets.token_hex(16)}\n")
     command = hls_command(source, out_dir, key_info=key_info)
-    budget = timeout if timeout is not None else max(120.0, probed.duration_s * 2)
+    # Within the job time limit (30 min); ffmpeg runs 10-20x real time even on a busy 2-core VM.
+    budget = timeout if timeout is not None else min(max(120.0, probed.duration_s * 2), 1500.0)
     try:
         result = subprocess.run(command, capture_output=True, timeout=budget, check=False)
     except subprocess.TimeoutExpired:
