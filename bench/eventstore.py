@@ -29,7 +29,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from lufy.eventstore import EventCodec, EventStore, NewEvent, Subscription
+from lufy.eventstore import EventCodec, EventStore, NewEvent, Notifier, Subscription
 from lufy.eventstore.envelope import Event, EventMetadata
 from lufy.migrate import migrate
 
@@ -184,9 +184,12 @@ def _plain_op(conn: psycopg.AsyncConnection[Any], seq: list[int]) -> Callable[[]
 
 
 async def bench_append(clients_list: list[int], seconds: float, rounds: int) -> None:
-    store = EventStore(CODEC)
     seq = [0]
     with BenchDatabase() as bench:
+        # As bootstrap() builds it: the post-commit NOTIFY goes through the notifier.
+        store = EventStore(CODEC, notifier=Notifier(bench.app_url))
+        assert store.notifier is not None
+        await store.notifier.start()
         conns = [await _connect(bench.app_url) for _ in range(max(clients_list))]
         for clients in clients_list:
 
@@ -208,6 +211,7 @@ async def bench_append(clients_list: list[int], seconds: float, rounds: int) -> 
             )
         for conn in conns:
             await conn.close()
+        await store.notifier.stop()
 
 
 # --- bulk appends ---------------------------------------------------------------------------------
@@ -220,8 +224,10 @@ _PLAIN_COPY = (
 
 
 async def bench_bulk(batches: int, batch_size: int, rounds: int) -> None:
-    store = EventStore(CODEC)
     with BenchDatabase() as bench:
+        store = EventStore(CODEC, notifier=Notifier(bench.app_url))
+        assert store.notifier is not None
+        await store.notifier.start()
         conn = await _connect(bench.app_url)
         seq = 0
 
@@ -281,6 +287,7 @@ async def bench_bulk(batches: int, batch_size: int, rounds: int) -> None:
             flush=True,
         )
         await conn.close()
+        await store.notifier.stop()
 
 
 # --- subscription catch-up ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from lufy.db import Database
-from lufy.eventstore import EventStore
+from lufy.eventstore import EventStore, Notifier
 from lufy.settings import Settings, get_settings
 
 __all__ = ["Container", "bootstrap"]
@@ -30,8 +30,12 @@ class Container:
 
     async def start(self) -> None:
         await self.db.open()
+        if self.store.notifier is not None:
+            await self.store.notifier.start()
 
     async def stop(self) -> None:
+        if self.store.notifier is not None:
+            await self.store.notifier.stop()
         await self.db.close()
         await self.redis.aclose()
         # Services holding connections of their own (the rate limiter's Redis) expose aclose().
@@ -53,7 +57,8 @@ def bootstrap(
     container = Container(
         settings=settings,
         db=db or Database(settings.DATABASE_URL, max_size=pool_size),
-        store=store or EventStore(),
+        # The notifier wakes log readers after commits from a connection of its own.
+        store=store or EventStore(notifier=Notifier(settings.DATABASE_URL)),
         redis=redis_client
         or aioredis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=1.0

@@ -10,7 +10,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from lufy.eventstore import ANY, Checkpoint, Event, EventCodec, EventStore, NewEvent, Subscription
+from lufy.eventstore import (
+    ANY,
+    Checkpoint,
+    Event,
+    EventCodec,
+    EventStore,
+    NewEvent,
+    Notifier,
+    Subscription,
+)
 from lufy.eventstore.envelope import RecordedEvent
 
 HOUR = 3600.0
@@ -198,3 +207,33 @@ async def test_a_subscription_resumes_from_a_stored_checkpoint_without_repeats(
     await two.stop()
     assert [e.global_position for e in one.events] == first.positions
     assert [e.global_position for e in two.events] == second.positions
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["notifier", "notifier-not-started"])
+async def test_a_store_with_a_notifier_wakes_sleeping_readers_after_its_commits(
+    settings, app_conn, reader_conn, started: bool
+) -> None:
+    notifier = Notifier(settings.DATABASE_URL)
+    if started:
+        await notifier.start()
+    store = EventStore(EventCodec([Noted]), notifier=notifier)
+    subscription = Observed(store, settings.DATABASE_URL, poll_interval=HOUR)
+    consumer = Consumer(subscription, reader_conn)
+    try:
+        await asyncio.wait_for(subscription.listening.wait(), timeout=30)
+        await asyncio.wait_for(subscription.asleep.wait(), timeout=30)
+        for i in range(30):
+            await store.append(app_conn, "note", "a", [noted(str(i))], expected=ANY)
+        await consumer.wait_for(30)
+        await asyncio.wait_for(subscription.asleep.wait(), timeout=30)
+        await _bulk_alone(store, app_conn, 5)
+        await consumer.wait_for(35)
+    finally:
+        await consumer.stop()
+        await notifier.stop()
+    assert len({e.event_id for e in consumer.events}) == 35
+    if started:
+        # Bursts are merged: never more NOTIFYs than commits, at least one after the last.
+        assert 1 <= notifier.sent <= 31
+    else:
+        assert notifier.sent == 0  # the store sent them itself

@@ -14,6 +14,7 @@ from lufy.eventstore.envelope import (
     NewEvent,
     RecordedEvent,
 )
+from lufy.eventstore.notifier import Notifier
 from lufy.eventstore.postgres import BulkResult, EventStore, Page
 from lufy.eventstore.subscription import Subscription
 
@@ -29,6 +30,7 @@ __all__ = [
     "EventStore",
     "ExpectedVersion",
     "NewEvent",
+    "Notifier",
     "Page",
     "RecordedEvent",
     "Subscription",

@@ -17,11 +17,13 @@ from lufy.eventstore.envelope import (
     AppendResult,
     Checkpoint,
     Event,
+    EventMetadata,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
     _Sentinel,
 )
+from lufy.eventstore.notifier import Notifier
 from lufy.sqlfiles import load_queries
 
 __all__ = ["BulkResult", "EventStore", "Page"]
@@ -72,6 +74,42 @@ _FAST_PATH = {
 }
 
 
+class _BatchItem(msgspec.Struct, frozen=True):
+    """One event of an append, as the fast paths read it from their JSON parameter."""
+
+    event_id: uuid.UUID
+    type: str
+    schema_version: int
+    data: msgspec.Raw
+    metadata: EventMetadata
+    occurred_at: datetime | None
+
+
+_batch_encoder = msgspec.json.Encoder()
+
+
+def _function_params(
+    stream_type: str,
+    stream_id: str,
+    code: int,
+    items: Sequence[NewEvent],
+    encoded: Sequence[tuple[str, int, str]],
+    codec: EventCodec,
+) -> dict[str, Any]:
+    """Parameters of lufy.append_to_stream (the precise, slower path): one array per column."""
+    return {
+        "stream_type": stream_type,
+        "stream_id": stream_id,
+        "expected": code,
+        "event_ids": [item.event_id for item in items],
+        "types": [t for t, _, _ in encoded],
+        "schema_versions": [v for _, v, _ in encoded],
+        "data": [d for _, _, d in encoded],
+        "metadata": [codec.encode_metadata(item.metadata) for item in items],
+        "occurred_at": [item.occurred_at for item in items],
+    }
+
+
 def _commits_alone(conn: AsyncConnection[Any]) -> bool:
     """True when the next statement is its own transaction (autocommit, none open).
 
@@ -86,8 +124,15 @@ def _commits_alone(conn: AsyncConnection[Any]) -> bool:
 class EventStore:
     """Stateless; every method takes the connection (and so the transaction) to work in."""
 
-    def __init__(self, codec: EventCodec | None = None) -> None:
+    def __init__(self, codec: EventCodec | None = None, *, notifier: Notifier | None = None):
         self.codec = codec or default_codec()
+        # Sends the post-commit NOTIFY from its own connection (see notifier.py); without one,
+        # an append that commits alone sends it itself, one more round trip.
+        self.notifier = notifier
+
+    async def _notify_after_commit(self, conn: AsyncConnection[Any]) -> None:
+        if self.notifier is None or not self.notifier.poke():
+            await conn.execute(_Q.notify_alone, prepare=True)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -113,16 +158,25 @@ class EventStore:
         items = [e if isinstance(e, NewEvent) else NewEvent(event=e) for e in events]
         encoded = [self.codec.encode(item.event) for item in items]
         code = _expected_code(expected)
+        batch = _batch_encoder.encode(
+            [
+                _BatchItem(
+                    event_id=item.event_id,
+                    type=type_name,
+                    schema_version=version,
+                    data=msgspec.Raw(data.encode()),
+                    metadata=item.metadata,
+                    occurred_at=item.occurred_at,
+                )
+                for item, (type_name, version, data) in zip(items, encoded, strict=True)
+            ]
+        ).decode()
         params: dict[str, Any] = {
             "stream_type": stream_type,
             "stream_id": stream_id,
             "expected": code,
-            "event_ids": [item.event_id for item in items],
-            "types": [t for t, _, _ in encoded],
-            "schema_versions": [v for _, v, _ in encoded],
-            "data": [d for _, _, d in encoded],
-            "metadata": [self.codec.encode_metadata(item.metadata) for item in items],
-            "occurred_at": [item.occurred_at for item in items],
+            "n": len(items),
+            "batch": batch,
         }
         alone = _commits_alone(conn)
         fast = _FAST_PATH[code if code < 0 else (-1 if code == 0 else 0)][alone]
@@ -133,7 +187,10 @@ class EventStore:
                 if not rows:
                     # Nothing was written: a replay, a reused id or a version mismatch. The
                     # function re-checks under the same locks and answers precisely.
-                    cur = await conn.execute(_Q.append_to_stream, params, prepare=True)
+                    cur = await conn.execute(
+                        _Q.append_to_stream,
+                        _function_params(stream_type, stream_id, code, items, encoded, self.codec),
+                    )
                     rows = await cur.fetchall()
                 break
             except errors.UniqueViolation as exc:
@@ -148,7 +205,7 @@ class EventStore:
                 self._raise_domain_error(exc, stream_type, stream_id)
                 raise
         if alone and not rows[-1][3]:
-            await conn.execute(_Q.notify_alone, prepare=True)
+            await self._notify_after_commit(conn)
         return AppendResult(
             positions=[r[0] for r in rows],
             stream_version=rows[-1][1],
@@ -211,7 +268,7 @@ class EventStore:
                         if not alone:
                             await conn.execute(_Q.notify, prepare=True)
                 if fresh and alone:
-                    await conn.execute(_Q.notify_alone, prepare=True)
+                    await self._notify_after_commit(conn)
                 return BulkResult(
                     inserted=[r[0] for r in fresh],
                     duplicates=duplicates + [k for k in rows if k in existing],

@@ -4,28 +4,34 @@ FROM lufy.append_to_stream(%(stream_type)s, %(stream_id)s, %(expected)s, %(event
                            %(types)s, %(schema_versions)s, %(data)s::jsonb[], %(metadata)s::jsonb[],
                            %(occurred_at)s::timestamptz[]);
 
--- The fast paths: one plain statement per expected-version mode, no PL/pgSQL. Each writes only
--- when none of the event ids exists yet and the stream is at the expected version; otherwise it
--- writes nothing and returns no rows, and the caller falls back to lufy.append_to_stream, which
--- answers an idempotent replay or raises the precise error. The streams row lock serialises
--- writers of one stream; a writer that waited re-checks the version (READ COMMITTED EvalPlanQual).
+-- The fast paths: one plain statement per expected-version mode, no PL/pgSQL. The batch is one
+-- JSON array parameter ({event_id, type, schema_version, data, metadata, occurred_at} per
+-- event): one value to send and parse instead of six arrays, and `data` arrives as a JSON
+-- object, never as a string. Each writes only when none of the event ids exists yet and the
+-- stream is at the expected version; otherwise it writes nothing and returns no rows, and the
+-- caller falls back to lufy.append_to_stream, which answers an idempotent replay or raises the
+-- precise error. The streams row lock serialises writers of one stream; a writer that waited
+-- re-checks the version on the new row (READ COMMITTED EvalPlanQual).
 -- name: append_exact
-WITH s AS (
+WITH batch AS MATERIALIZED (
+    SELECT (x.e->>'event_id')::uuid AS event_id, x.e->>'type' AS type,
+           (x.e->>'schema_version')::int AS schema_version, x.e->'data' AS data,
+           x.e->'metadata' AS metadata, (x.e->>'occurred_at')::timestamptz AS occurred_at, x.i
+    FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS x(e, i)
+), s AS (
     UPDATE lufy.streams
-    SET version = version + cardinality(%(event_ids)s::uuid[])
+    SET version = version + %(n)s::bigint
     WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
       AND version = %(expected)s
-      AND NOT EXISTS (SELECT 1 FROM lufy.events WHERE event_id = ANY(%(event_ids)s::uuid[]))
-    RETURNING version - cardinality(%(event_ids)s::uuid[]) AS base
+      AND NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+    RETURNING version - %(n)s::bigint AS base
 ), ins AS (
     INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
                              schema_version, data, metadata, occurred_at)
-    SELECT x.event_id, %(stream_type)s, %(stream_id)s, s.base + x.i, x.type, x.schema_version,
-           x.data, x.metadata, coalesce(x.occurred_at, now())
-    FROM s, unnest(%(event_ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
-                   %(data)s::jsonb[], %(metadata)s::jsonb[], %(occurred_at)s::timestamptz[])
-            WITH ORDINALITY AS x(event_id, type, schema_version, data, metadata, occurred_at, i)
-    ORDER BY x.i
+    SELECT b.event_id, %(stream_type)s, %(stream_id)s, s.base + b.i, b.type, b.schema_version,
+           b.data, b.metadata, coalesce(b.occurred_at, now())
+    FROM s, batch b
+    ORDER BY b.i
     RETURNING global_position, stream_version, transaction_id
 )
 SELECT global_position, stream_version, transaction_id::text::bigint,
@@ -33,21 +39,24 @@ SELECT global_position, stream_version, transaction_id::text::bigint,
 FROM ins ORDER BY global_position;
 
 -- name: append_no_stream
-WITH s AS (
+WITH batch AS MATERIALIZED (
+    SELECT (x.e->>'event_id')::uuid AS event_id, x.e->>'type' AS type,
+           (x.e->>'schema_version')::int AS schema_version, x.e->'data' AS data,
+           x.e->'metadata' AS metadata, (x.e->>'occurred_at')::timestamptz AS occurred_at, x.i
+    FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS x(e, i)
+), s AS (
     INSERT INTO lufy.streams (stream_type, stream_id, version)
-    SELECT %(stream_type)s, %(stream_id)s, cardinality(%(event_ids)s::uuid[])
-    WHERE NOT EXISTS (SELECT 1 FROM lufy.events WHERE event_id = ANY(%(event_ids)s::uuid[]))
+    SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
+    WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
     ON CONFLICT (stream_type, stream_id) DO NOTHING
     RETURNING 0::bigint AS base
 ), ins AS (
     INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
                              schema_version, data, metadata, occurred_at)
-    SELECT x.event_id, %(stream_type)s, %(stream_id)s, s.base + x.i, x.type, x.schema_version,
-           x.data, x.metadata, coalesce(x.occurred_at, now())
-    FROM s, unnest(%(event_ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
-                   %(data)s::jsonb[], %(metadata)s::jsonb[], %(occurred_at)s::timestamptz[])
-            WITH ORDINALITY AS x(event_id, type, schema_version, data, metadata, occurred_at, i)
-    ORDER BY x.i
+    SELECT b.event_id, %(stream_type)s, %(stream_id)s, s.base + b.i, b.type, b.schema_version,
+           b.data, b.metadata, coalesce(b.occurred_at, now())
+    FROM s, batch b
+    ORDER BY b.i
     RETURNING global_position, stream_version, transaction_id
 )
 SELECT global_position, stream_version, transaction_id::text::bigint,
@@ -55,21 +64,24 @@ SELECT global_position, stream_version, transaction_id::text::bigint,
 FROM ins ORDER BY global_position;
 
 -- name: append_any
-WITH s AS (
+WITH batch AS MATERIALIZED (
+    SELECT (x.e->>'event_id')::uuid AS event_id, x.e->>'type' AS type,
+           (x.e->>'schema_version')::int AS schema_version, x.e->'data' AS data,
+           x.e->'metadata' AS metadata, (x.e->>'occurred_at')::timestamptz AS occurred_at, x.i
+    FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS x(e, i)
+), s AS (
     INSERT INTO lufy.streams AS st (stream_type, stream_id, version)
-    SELECT %(stream_type)s, %(stream_id)s, cardinality(%(event_ids)s::uuid[])
-    WHERE NOT EXISTS (SELECT 1 FROM lufy.events WHERE event_id = ANY(%(event_ids)s::uuid[]))
+    SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
+    WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
     ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = st.version + excluded.version
-    RETURNING st.version - cardinality(%(event_ids)s::uuid[]) AS base
+    RETURNING st.version - %(n)s::bigint AS base
 ), ins AS (
     INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
                              schema_version, data, metadata, occurred_at)
-    SELECT x.event_id, %(stream_type)s, %(stream_id)s, s.base + x.i, x.type, x.schema_version,
-           x.data, x.metadata, coalesce(x.occurred_at, now())
-    FROM s, unnest(%(event_ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[],
-                   %(data)s::jsonb[], %(metadata)s::jsonb[], %(occurred_at)s::timestamptz[])
-            WITH ORDINALITY AS x(event_id, type, schema_version, data, metadata, occurred_at, i)
-    ORDER BY x.i
+    SELECT b.event_id, %(stream_type)s, %(stream_id)s, s.base + b.i, b.type, b.schema_version,
+           b.data, b.metadata, coalesce(b.occurred_at, now())
+    FROM s, batch b
+    ORDER BY b.i
     RETURNING global_position, stream_version, transaction_id
 )
 SELECT global_position, stream_version, transaction_id::text::bigint,

@@ -1,0 +1,82 @@
+"""Wake readers after commits without costing the writer a round trip.
+
+An append that commits on its own must be followed by a NOTIFY sent *after* its commit (inside
+the transaction it would serialise concurrent commits, see postgres.py). Sending it on the
+writer's connection costs one more round trip per append. A process that appends a lot gives its
+EventStore a Notifier instead: `poke()` after the commit returns at once, and a task with a
+connection of its own sends the NOTIFY. Pokes that arrive while one is being sent are merged into
+the next, so a burst of appends costs one or two NOTIFYs, each still sent after every commit it
+covers. Readers do not depend on it for correctness: they also poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import psycopg
+from psycopg import AsyncConnection
+
+from lufy.logs import get_logger
+from lufy.sqlfiles import load_queries
+
+__all__ = ["Notifier"]
+
+_Q = load_queries("lufy.eventstore")
+_log = get_logger(__name__)
+
+
+class Notifier:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sent = 0
+        self._dirty = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._loop = asyncio.get_running_loop()
+            self._dirty = asyncio.Event()
+            self._task = asyncio.create_task(self._run(), name="lufy-notifier")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def poke(self) -> bool:
+        """Ask for a NOTIFY after a commit that has completed. False when this notifier cannot
+        send it (not started, or another event loop or thread): then the caller sends it."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if loop is not self._loop or self._task is None or self._task.done():
+            return False
+        self._dirty.set()
+        return True
+
+    async def _run(self) -> None:
+        conn: AsyncConnection[tuple[object, ...]] | None = None
+        try:
+            while True:
+                await self._dirty.wait()
+                self._dirty.clear()
+                try:
+                    if conn is None or conn.closed:
+                        conn = await AsyncConnection.connect(self.url, autocommit=True)
+                    await conn.execute(_Q.notify_alone, prepare=True)
+                    self.sent += 1
+                except psycopg.Error as exc:
+                    # Readers fall back to polling; try again on the next poke.
+                    _log.warning("notifier connection failed", error=str(exc).strip())
+                    if conn is not None:
+                        await conn.close()
+                    conn = None
+                    await asyncio.sleep(0.5)
+        finally:
+            if conn is not None:
+                await conn.close()
