@@ -1,5 +1,6 @@
-"""End to end: an artist uploads a generated 20-second tone to a running server, the job makes
-it ready, it is published, and ffprobe plays the HLS stream over HTTP through the token URL."""
+"""End to end: an artist signs up over HTTP and uploads a generated 20-second tone to a running
+server, the job makes it ready, it is published, and ffprobe plays the HLS stream over HTTP
+through the token URL; without a token, or with a wrong one, it gets 401/403."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from lufy.catalog.service import catalog_service
 from lufy.media.signing import issue_stream_token
 from lufy.media.transcode import ffprobe_binary
 from lufy.settings import Settings
-from tests.helpers.accounts import create_user
+from tests.helpers.accounts import DEFAULT_PASSWORD
 from tests.helpers.media import free_port, make_tone, wait_http
 
 
@@ -115,9 +116,25 @@ async def test_an_uploaded_tone_is_streamed_over_http_through_the_token_url(
     container = server_container
     tone = make_tone(tmp_path / "tone.mp3", seconds=20)
     data = tone.read_bytes()
-    artist = await create_user(container, role="artist")
 
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        # An artist signs up and signs in, over HTTP.
+        email = f"artist-{uuid.uuid4().hex[:8]}@example.com"
+        signed_up = await http.post(
+            "/api/auth/sign-up",
+            json={
+                "email": email,
+                "password": DEFAULT_PASSWORD,
+                "display_name": "Tone Artist",
+                "role": "artist",
+            },
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        signed_in = await http.post(
+            "/api/auth/sign-in", json={"email": email, "password": DEFAULT_PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        artist_headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
         created = await http.post(
             "/api/music/uploads",
             json={
@@ -126,7 +143,7 @@ async def test_an_uploaded_tone_is_streamed_over_http_through_the_token_url(
                 "size_bytes": len(data),
                 "title": "Twenty seconds of A",
             },
-            headers=artist.headers,
+            headers=artist_headers,
         )
         assert created.status_code == 201, created.text
         ticket = created.json()
@@ -134,7 +151,7 @@ async def test_an_uploaded_tone_is_streamed_over_http_through_the_token_url(
         sent = await http.put(ticket["url"], content=data, headers=ticket["headers"])
         assert sent.status_code == 200, sent.text
         done = await http.post(
-            f"/api/music/uploads/{ticket['upload_id']}/complete", headers=artist.headers
+            f"/api/music/uploads/{ticket['upload_id']}/complete", headers=artist_headers
         )
         assert done.status_code == 202, done.text
         track_id = ticket["track_id"]
@@ -142,11 +159,11 @@ async def test_an_uploaded_tone_is_streamed_over_http_through_the_token_url(
         # The job (what the media-processing worker runs for catalog.track_uploaded).
         status = await process_track(catalog_service(container), uuid.UUID(track_id), "e2e-job")
         assert status == "ready"
-        track = (await http.get(f"/api/music/tracks/{track_id}", headers=artist.headers)).json()
+        track = (await http.get(f"/api/music/tracks/{track_id}", headers=artist_headers)).json()
         assert track["status"] == "ready"
         assert abs(track["duration_ms"] - 20_000) < 300
 
-        published = await http.post(f"/api/music/tracks/{track_id}/publish", headers=artist.headers)
+        published = await http.post(f"/api/music/tracks/{track_id}/publish", headers=artist_headers)
         assert published.status_code == 200, published.text
         grant = (await http.get(f"/api/music/tracks/{track_id}/stream")).json()
         assert grant["url"].startswith(f"{server}/media/hls/{track_id}/master.m3u8?token=")
