@@ -104,7 +104,7 @@ SELECT 'h-' || g, t.id, t.artist_id, md5((g %% 200000)::text),
        %(from)s::timestamptz + (g::float8 / %(sessions)s) * %(span)s::interval,
        (g * 7919) %% 240000, (g %% 5) = 0, (g %% 4) = 0, 'playlist',
        (ARRAY['SE', 'US', 'IN', 'BR'])[1 + g %% 4], (ARRAY['mobile', 'desktop'])[1 + g %% 2], 1
-FROM generate_series(1, %(sessions)s) AS g
+FROM generate_series(1::bigint, %(sessions)s) AS g
 JOIN LATERAL (SELECT id, artist_id FROM bench_tracks WHERE n = g %% %(tracks)s) t ON true
 """
 
@@ -189,7 +189,8 @@ async def run(args: argparse.Namespace) -> None:
         scope = Scope(target, "artist", target)
         small = await measure(dashboard, scope, args.repeat)
         print(
-            f"100k: overview {small[0] * 1000:.1f} ms, timeseries {small[1] * 1000:.1f} ms",
+            f"{args.events:,} events: overview {small[0] * 1000:.1f} ms, "
+            f"timeseries {small[1] * 1000:.1f} ms",
             flush=True,
         )
 
@@ -223,7 +224,7 @@ async def run(args: argparse.Namespace) -> None:
             f"timeseries {big[1] * 1000:.1f} ms"
         )
         print(
-            f"ratio 10M/100k: overview {big[0] / small[0]:.2f}, "
+            f"ratio with history / without: overview {big[0] / small[0]:.2f}, "
             f"timeseries {big[1] / small[1]:.2f} (target <= 1.5)"
         )
     finally:
