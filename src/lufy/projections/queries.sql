@@ -185,3 +185,25 @@ LEFT JOIN LATERAL (
     ORDER BY ev.transaction_id, ev.global_position
     LIMIT %(limit)s
 ) e ON true;
+
+-- name: read_boundary
+-- Where a page of `limit` events after a checkpoint ends (its last event), without reading
+-- the events: NULL when fewer remain below the barrier (then the page ends at the barrier).
+WITH barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT e.transaction_id::text::bigint, e.global_position, barrier.xmin::text::bigint
+FROM barrier
+LEFT JOIN LATERAL (
+    SELECT ev.transaction_id, ev.global_position FROM lufy.events ev
+    WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
+      AND ev.transaction_id < barrier.xmin
+      AND ev.type = ANY(%(types)s)
+    ORDER BY ev.transaction_id, ev.global_position
+    OFFSET %(offset)s LIMIT 1
+) e ON true;
+
+-- name: count_below
+-- Events of these types after a checkpoint and below a barrier (the last, short page).
+SELECT count(*) FROM lufy.events e
+WHERE (e.transaction_id, e.global_position) > (%(tx)s::text::xid8, %(pos)s)
+  AND e.transaction_id < %(barrier)s::text::xid8
+  AND e.type = ANY(%(types)s);

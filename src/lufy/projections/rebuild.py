@@ -61,7 +61,7 @@ class _Mark:
 
     __slots__ = ("checkpoint", "recorded_at")
 
-    def __init__(self, tx: int, pos: int, recorded_at: datetime) -> None:
+    def __init__(self, tx: int, pos: int, recorded_at: datetime | None) -> None:
         self.checkpoint = Checkpoint(tx, pos)
         self.recorded_at = recorded_at
 
@@ -314,6 +314,8 @@ class _Rebuild:
     async def _read_positions(
         self, reader: AsyncConnection[Any], after: Checkpoint
     ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
+        if self.until is None:
+            return await self._read_boundary(reader, after)
         cur = await reader.execute(
             Q.read_positions,
             {
@@ -330,6 +332,33 @@ class _Rebuild:
         if len(marks) >= self.batch_size:
             return events, marks[-1].checkpoint, True
         return events, max(after, Checkpoint(int(rows[0][3]), 0)), False
+
+    async def _read_boundary(
+        self, reader: AsyncConnection[Any], after: Checkpoint
+    ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
+        """Only the end of the page and how many events it holds: nothing else is needed to
+        apply a range, and shipping 100k rows to Python would cost more than applying them."""
+        params: dict[str, Any] = {
+            "tx": after.transaction_id,
+            "pos": after.global_position,
+            "offset": self.batch_size - 1,
+            "types": self.types,
+        }
+        cur = await reader.execute(Q.read_boundary, params, prepare=True)
+        row = await cur.fetchone()
+        assert row is not None
+        if row[0] is not None:
+            end = _Mark(int(row[0]), int(row[1]), None)
+            # A page of `batch_size` events that all end where the page ends: only its length
+            # and last checkpoint are read.
+            return cast(list[RecordedEvent], [end] * self.batch_size), end.checkpoint, True
+        barrier = int(row[2])
+        cur = await reader.execute(Q.count_below, {**params, "barrier": barrier})
+        counted = await cur.fetchone()
+        n = int(counted[0]) if counted else 0
+        end_at = max(after, Checkpoint(barrier, 0))
+        filler = _Mark(end_at.transaction_id, end_at.global_position, None)
+        return cast(list[RecordedEvent], [filler] * n), end_at, False
 
     async def _apply_batch(
         self, events: Sequence[RecordedEvent], before: Checkpoint, after: Checkpoint
