@@ -46,7 +46,14 @@ async def test_a_sign_up_email_arrives_through_projector_and_worker(
     projector = Projector(settings, [AccountEmails()], options=FAST)
     running = asyncio.create_task(projector.run())
     try:
-        await asyncio.sleep(0.5)  # the reactor starts at the head of the log
+        # The reactor starts at the head of the log: sign up only once it has its place.
+        for _ in range(300):
+            cur = await admin_conn.execute(
+                "SELECT 1 FROM lufy.checkpoints WHERE name = 'accounts_emails'"
+            )
+            if await cur.fetchone():
+                break
+            await asyncio.sleep(0.1)
         with InProcessWorker(settings, queues=["email-send"], threads=1) as worker:
             async with api_client(container) as client:
                 response = await client.post(
