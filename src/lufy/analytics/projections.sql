@@ -1,18 +1,18 @@
 -- name: lock_sessions
 SELECT session_id, track_id, artist_id, listener_key, start_event_at, first_event_at,
        listened_ms, completed, skipped, source, country, device, weight
-FROM playback_sessions WHERE session_id = ANY(%(ids)s)
+FROM playback_sessions WHERE session_id = ANY(%(ids)b)
 FOR UPDATE;
 
 -- name: upsert_sessions
 INSERT INTO playback_sessions AS s (session_id, track_id, artist_id, listener_key, start_event_at,
                                     first_event_at, listened_ms, completed, skipped, source,
                                     country, device, weight)
-SELECT * FROM unnest(%(session_id)s::text[], %(track_id)s::uuid[], %(artist_id)s::uuid[],
-                     %(listener_key)s::text[], %(start_event_at)s::timestamptz[],
-                     %(first_event_at)s::timestamptz[], %(listened_ms)s::bigint[],
-                     %(completed)s::boolean[], %(skipped)s::boolean[], %(source)s::text[],
-                     %(country)s::text[], %(device)s::text[], %(weight)s::float8[])
+SELECT * FROM unnest(%(session_id)b::text[], %(track_id)b::uuid[], %(artist_id)b::uuid[],
+                     %(listener_key)b::text[], %(start_event_at)b::timestamptz[],
+                     %(first_event_at)b::timestamptz[], %(listened_ms)b::bigint[],
+                     %(completed)b::boolean[], %(skipped)b::boolean[], %(source)b::text[],
+                     %(country)b::text[], %(device)b::text[], %(weight)b::float8[])
 ON CONFLICT (session_id) DO UPDATE SET
     track_id = excluded.track_id, artist_id = excluded.artist_id,
     listener_key = excluded.listener_key, start_event_at = excluded.start_event_at,
@@ -23,10 +23,10 @@ ON CONFLICT (session_id) DO UPDATE SET
 -- name: add_track_rollup
 INSERT INTO track_rollup_15m AS r (track_id, bucket, artist_id, streams, listen_ms, starts,
                                    completions, skips, likes, follows)
-SELECT * FROM unnest(%(track_id)s::uuid[], %(bucket)s::timestamptz[], %(artist_id)s::uuid[],
-                     %(streams)s::float8[], %(listen_ms)s::float8[], %(starts)s::float8[],
-                     %(completions)s::float8[], %(skips)s::float8[], %(likes)s::float8[],
-                     %(follows)s::float8[])
+SELECT * FROM unnest(%(track_id)b::uuid[], %(bucket)b::timestamptz[], %(artist_id)b::uuid[],
+                     %(streams)b::float8[], %(listen_ms)b::float8[], %(starts)b::float8[],
+                     %(completions)b::float8[], %(skips)b::float8[], %(likes)b::float8[],
+                     %(follows)b::float8[])
 ON CONFLICT (track_id, bucket) DO UPDATE SET
     streams = r.streams + excluded.streams, listen_ms = r.listen_ms + excluded.listen_ms,
     starts = r.starts + excluded.starts, completions = r.completions + excluded.completions,
@@ -35,11 +35,11 @@ ON CONFLICT (track_id, bucket) DO UPDATE SET
 
 -- name: add_artist_rollup
 INSERT INTO artist_rollup_15m AS r (artist_id, bucket, follows)
-SELECT * FROM unnest(%(artist_id)s::uuid[], %(bucket)s::timestamptz[], %(follows)s::float8[])
+SELECT * FROM unnest(%(artist_id)b::uuid[], %(bucket)b::timestamptz[], %(follows)b::float8[])
 ON CONFLICT (artist_id, bucket) DO UPDATE SET follows = r.follows + excluded.follows;
 
 -- name: insert_engagement
 INSERT INTO engagement_events (event_id, kind, track_id, artist_id, occurred_at, delta)
-SELECT * FROM unnest(%(event_id)s::uuid[], %(kind)s::text[], %(track_id)s::uuid[],
-                     %(artist_id)s::uuid[], %(occurred_at)s::timestamptz[], %(delta)s::float8[])
+SELECT * FROM unnest(%(event_id)b::uuid[], %(kind)b::text[], %(track_id)b::uuid[],
+                     %(artist_id)b::uuid[], %(occurred_at)b::timestamptz[], %(delta)b::float8[])
 ON CONFLICT (event_id) DO NOTHING;
