@@ -64,6 +64,21 @@ def sign_in(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     return {"email": data.get("email"), "password": data.get("password")}
 
 
+HANDLED: dict[str, int] = {"read": 0, "write": 0}
+
+
+@get("/api/counted", sync_to_thread=False)
+def counted_read() -> dict[str, str]:
+    HANDLED["read"] += 1
+    return {"secret": "the handler's answer"}
+
+
+@post("/api/counted", status_code=200, sync_to_thread=False)
+def counted_write() -> dict[str, str]:
+    HANDLED["write"] += 1
+    return {"secret": "the handler's answer"}
+
+
 @get("/healthz-ish", sync_to_thread=False)
 def outside_api() -> dict[str, bool]:
     return {"ok": True}
@@ -71,7 +86,15 @@ def outside_api() -> dict[str, bool]:
 
 def make_app(container: Container) -> Litestar:
     return Litestar(
-        route_handlers=[ping, missing, sign_in, outside_api, *ratelimit.ROUTES],
+        route_handlers=[
+            ping,
+            missing,
+            sign_in,
+            counted_read,
+            counted_write,
+            outside_api,
+            *ratelimit.ROUTES,
+        ],
         middleware=[request_context_middleware, fake_auth, *ratelimit.MIDDLEWARE],
         exception_handlers=exception_handlers,
         state=State({"container": container}),
@@ -547,3 +570,72 @@ async def test_a_hung_redis_fails_open_and_closed_within_the_timeout_too(
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+def handled() -> dict[str, int]:
+    HANDLED.update(read=0, write=0)
+    return HANDLED
+
+
+def fill_up(redis_client: sync_redis.Redis, key: str, count: int) -> None:
+    """Admissions recorded by another API process, unknown to this one."""
+    seconds, micros = redis_client.time()
+    now = seconds * 1_000_000 + micros
+    redis_client.zadd(key, {f"other-{n}": now for n in range(count)})
+
+
+async def test_reads_run_while_their_check_is_in_flight_and_the_limit_stays_exact(
+    make_container: ContainerFactory, clients: ClientFactory, handled: dict[str, int]
+) -> None:
+    client = clients(make_app(await make_container(RATE_LIMIT_GUEST="4/minute")))
+    first = await client.get("/api/counted")
+
+    responses = await asyncio.gather(*(client.get("/api/counted") for _ in range(6)))
+
+    assert first.status_code == 200
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 3
+    assert statuses.count(429) == 3
+    for response in responses:
+        if response.status_code == 429:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "secret" not in response.text
+    # Speculation is bounded by the room the last check reported (3 left: at most 2 at once).
+    assert 4 <= handled["read"] <= 6
+
+
+async def test_a_read_refused_after_its_handler_ran_gets_the_refusal_not_the_answer(
+    make_container: ContainerFactory,
+    clients: ClientFactory,
+    handled: dict[str, int],
+    redis_client: sync_redis.Redis,
+) -> None:
+    client = clients(make_app(await make_container(RATE_LIMIT_GUEST="10/minute")))
+    assert (await client.get("/api/counted")).status_code == 200
+    fill_up(redis_client, "lufy:rl:guest:198.51.100.1", 9)
+
+    refused = await client.get("/api/counted")
+
+    assert handled["read"] == 2  # it ran, as the last check left 9 to spare
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["RateLimit"].startswith('"guest";r=0;')
+    assert "secret" not in refused.text
+    assert redis_client.zcard("lufy:rl:guest:198.51.100.1") == 10
+
+
+async def test_a_write_never_runs_before_its_check_answers(
+    make_container: ContainerFactory,
+    clients: ClientFactory,
+    handled: dict[str, int],
+    redis_client: sync_redis.Redis,
+) -> None:
+    client = clients(make_app(await make_container(RATE_LIMIT_GUEST="10/minute")))
+    assert (await client.post("/api/counted")).status_code == 200
+    fill_up(redis_client, "lufy:rl:guest:198.51.100.1", 9)
+
+    refused = await client.post("/api/counted")
+
+    assert refused.status_code == 429
+    assert handled["write"] == 1

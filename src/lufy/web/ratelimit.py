@@ -18,6 +18,7 @@ The policy table is plain data (`PolicyTable.default(settings)`); to change it, 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import math
@@ -285,6 +286,8 @@ class RateLimiter:
         self.cooldown = cooldown
         self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._down_until = 0.0
+        # keys -> [units left at the last decision, when that stops being news, checks in flight]
+        self._headroom: dict[tuple[str, ...], list[float]] = {}
 
     @classmethod
     def from_settings(
@@ -303,12 +306,50 @@ class RateLimiter:
             cooldown=cooldown,
         )
 
-    async def check(self, keyed: Sequence[tuple[Policy, str]], *, record: bool = True) -> Decision:
+    @staticmethod
+    def keys_of(keyed: Sequence[tuple[Policy, str]]) -> tuple[str, ...]:
+        return tuple(f"{_KEY_PREFIX}:{policy.name}:{subject}" for policy, subject in keyed)
+
+    def begin_speculation(self, keys: tuple[str, ...]) -> bool:
+        """Whether a safe request may run before its check answers: only when the last
+        decision for these keys, under a second old, left room to spare beyond the speculative
+        checks already in flight. When it may, it counts as in flight until end_speculation."""
+        seen = self._headroom.get(keys)
+        if seen is None or seen[1] <= time.monotonic() or seen[0] - seen[2] < 2:
+            return False
+        seen[2] += 1
+        return True
+
+    def end_speculation(self, keys: tuple[str, ...]) -> None:
+        seen = self._headroom.get(keys)
+        if seen is not None and seen[2] > 0:
+            seen[2] -= 1
+
+    async def check(
+        self,
+        keyed: Sequence[tuple[Policy, str]],
+        *,
+        keys: tuple[str, ...] | None = None,
+        record: bool = True,
+    ) -> Decision:
         """Check (and when admitted, record) one request; raises StoreUnavailable."""
+        keys = keys or self.keys_of(keyed)
+        decision = await self._check(keyed, keys, record)
+        seen = self._headroom.get(keys)
+        if seen is None:
+            if len(self._headroom) > 100_000:  # a bound, not an eviction policy: it is a hint
+                self._headroom.clear()
+            seen = self._headroom[keys] = [0.0, 0.0, 0.0]
+        seen[0] = min(decision.remaining)
+        seen[1] = time.monotonic() + 1.0
+        return decision
+
+    async def _check(
+        self, keyed: Sequence[tuple[Policy, str]], keys: tuple[str, ...], record: bool
+    ) -> Decision:
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("rate limit store marked down after a recent failure")
-        args: list[str | int] = [len(keyed)]
-        args.extend(f"{_KEY_PREFIX}:{policy.name}:{subject}" for policy, subject in keyed)
+        args: list[str | int] = [len(keyed), *keys]
         args.append(os.urandom(9).hex())
         args.append(1 if record else 0)
         for policy, _ in keyed:
@@ -487,13 +528,115 @@ def _describe(policy: Policy) -> str:
     return f"{policy.limit} requests per {policy.window} s"
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _Verdict(NamedTuple):
+    decision: Decision | None  # None: Redis could not be asked
+    closed: bool  # Redis could not be asked and the route fails closed
+
+
+async def _verdict(
+    limiter: RateLimiter,
+    keyed: Sequence[tuple[Policy, str]],
+    keys: tuple[str, ...],
+    rule: Rule | None,
+) -> _Verdict:
+    try:
+        return _Verdict(await limiter.check(keyed, keys=keys), closed=False)
+    except StoreUnavailable:
+        if rule is not None and rule.fail_closed:
+            record_rate_limit_fail_closed(
+                rule.policies[0].name if rule.policies else keyed[0][0].name
+            )
+            return _Verdict(None, closed=True)
+        record_rate_limit_fail_open(keyed[0][0].name)
+        return _Verdict(None, closed=False)
+
+
+async def _refuse(send: Send, verdict: _Verdict, applied: tuple[Policy, ...]) -> bool:
+    """Answer 503 or 429 when the verdict says so; True when it did."""
+    if verdict.closed:
+        await _send_problem(
+            send,
+            503,
+            "Service unavailable",
+            "rate limiting is unavailable, so this route is closed; retry shortly",
+            [*_headers_of(applied, None), (b"retry-after", b"5")],
+        )
+        return True
+    decision = verdict.decision
+    if decision is None or decision.admitted:
+        return False
+    refused = decision.refused_by or applied[0]
+    record_rate_limited(refused.name)
+    retry_after = decision.retry_after
+    await _send_problem(
+        send,
+        429,
+        "Too many requests",
+        f'rate limit "{refused.name}" exceeded ({_describe(refused)}); retry in {retry_after} s',
+        [*_headers_of(applied, decision), (b"retry-after", str(retry_after).encode())],
+        policy=refused.name,
+    )
+    return True
+
+
+async def _speculate(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    limiter: RateLimiter,
+    keyed: Sequence[tuple[Policy, str]],
+    keys: tuple[str, ...],
+    rule: Rule | None,
+) -> None:
+    """Run a safe (read-only) request while its check is in flight, and hold its response
+    until the check answers: the Redis round trip overlaps the handler's own waiting.
+
+    Taken only when the caller's last check left room to spare, so a caller at or over its
+    limit is refused before any handler runs; near the edge a refused request may have run its
+    side-effect free handler, and its response is replaced by the 429.
+    """
+    applied = tuple(policy for policy, _ in keyed)
+
+    async def decide() -> _Verdict:
+        try:
+            return await _verdict(limiter, keyed, keys, rule)
+        finally:
+            limiter.end_speculation(keys)
+
+    pending = asyncio.ensure_future(decide())
+    scope["state"][_STATE_KEY] = pending
+    refused = False
+
+    async def send_when_decided(message: Message) -> None:
+        nonlocal refused
+        if refused:
+            return  # the refusal went out instead; drop the handler's response
+        if message["type"] == "http.response.start":
+            verdict = await pending
+            if await _refuse(send, verdict, applied):
+                refused = True
+                return
+            extra = _headers_of(applied, verdict.decision)
+            message["headers"] = [*message.get("headers", []), *extra]
+        await send(message)
+
+    try:
+        await app(scope, receive, send_when_decided)
+    finally:
+        if not pending.done():
+            await asyncio.wait([pending])
+
+
 def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or not scope["path"].startswith("/api/"):
             await app(scope, receive, send)
             return
-        container = scope["app"].state.container
-        limiter = limiter_of(container)
+        limiter = limiter_of(scope["app"].state.container)
         if not limiter.enabled:
             await app(scope, receive, send)
             return
@@ -522,42 +665,21 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         applied = tuple(policy for policy, _ in keyed)
+        keys = limiter.keys_of(keyed)
 
-        try:
-            decision: Decision | None = await limiter.check(keyed)
-        except StoreUnavailable:
-            decision = None
-            if rule is not None and rule.fail_closed:
-                record_rate_limit_fail_closed(
-                    rule.policies[0].name if rule.policies else applied[0].name
-                )
-                await _send_problem(
-                    send,
-                    503,
-                    "Service unavailable",
-                    "rate limiting is unavailable, so this route is closed; retry shortly",
-                    [*_headers_of(applied, None), (b"retry-after", b"5")],
-                )
-                return
-            record_rate_limit_fail_open(applied[0].name)
-
-        if decision is not None and not decision.admitted:
-            refused = decision.refused_by or applied[0]
-            record_rate_limited(refused.name)
-            retry_after = decision.retry_after
-            await _send_problem(
-                send,
-                429,
-                "Too many requests",
-                f'rate limit "{refused.name}" exceeded ({_describe(refused)}); '
-                f"retry in {retry_after} s",
-                [*_headers_of(applied, decision), (b"retry-after", str(retry_after).encode())],
-                policy=refused.name,
-            )
+        if (
+            scope["method"] in _SAFE_METHODS
+            and (rule is None or not rule.fail_closed)
+            and limiter.begin_speculation(keys)
+        ):
+            await _speculate(app, scope, receive, send, limiter, keyed, keys, rule)
             return
 
-        state[_STATE_KEY] = decision
-        extra = _headers_of(applied, decision)
+        verdict = await _verdict(limiter, keyed, keys, rule)
+        if await _refuse(send, verdict, applied):
+            return
+        state[_STATE_KEY] = verdict.decision
+        extra = _headers_of(applied, verdict.decision)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -579,7 +701,7 @@ class RateLimitStatus(msgspec.Struct, frozen=True, kw_only=True):
     reset: int
 
 
-def status_of(request: Request[Any, Any, Any]) -> RateLimitStatus:
+async def status_of(request: Request[Any, Any, Any]) -> RateLimitStatus:
     """The caller's default policy as the middleware left it after this very request."""
     limiter = limiter_of(request.app.state.container)
     principal = request.state.get("principal")
@@ -589,6 +711,8 @@ def status_of(request: Request[Any, Any, Any]) -> RateLimitStatus:
             policy=policy.name, limit=policy.limit, remaining=policy.limit, reset=0
         )
     decision = request.state.get(_STATE_KEY)
+    if isinstance(decision, asyncio.Future):  # checked while the handler runs: wait for it
+        decision = (await decision).decision
     if not isinstance(decision, Decision):
         raise ServiceUnavailableError(
             "the rate limit store is unreachable, so the status is unknown", retry_after=5
@@ -607,10 +731,9 @@ def status_of(request: Request[Any, Any, Any]) -> RateLimitStatus:
     "/api/rate-limit/status",
     tags=["rate limiting"],
     summary="The caller's rate limit: policy, limit, remaining requests, seconds until reset",
-    sync_to_thread=False,
 )
-def rate_limit_status(request: Request[Any, Any, Any]) -> RateLimitStatus:
-    return status_of(request)
+async def rate_limit_status(request: Request[Any, Any, Any]) -> RateLimitStatus:
+    return await status_of(request)
 
 
 MIDDLEWARE = [ratelimit_middleware]
