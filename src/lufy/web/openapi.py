@@ -174,8 +174,23 @@ def complete_openapi(app: Litestar) -> OpenAPI:
                     # A handler documented this error: make sure it says problem+json.
                     problem = _problem_response(status).content or {}
                     existing.content[PROBLEM_JSON] = problem[PROBLEM_JSON]
+            if path.endswith(".csv"):
+                _document_csv(responses)
             operation.responses = responses
     return document
+
+
+def _document_csv(responses: dict[str, Any]) -> None:
+    """A `.csv` route answers text/csv; a handler returning `Response[str]` without a
+    `media_type` on its decorator is documented by Litestar as JSON."""
+    ok = responses.get("200")
+    if isinstance(ok, Response) and ok.content and "text/csv" not in ok.content:
+        ok.content = {
+            "text/csv": MediaType(
+                schema=Schema(type=OpenAPIType.STRING, description="RFC 4180 CSV with a header"),
+                example="t,value\n2026-11-01T00:00:00+00:00,42\n",
+            )
+        }
 
 
 def _is_litestar_default(response: Any) -> bool:
