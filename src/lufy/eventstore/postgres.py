@@ -122,7 +122,8 @@ def _commits_alone(conn: AsyncConnection[Any]) -> bool:
 
 
 class EventStore:
-    """Stateless; every method takes the connection (and so the transaction) to work in."""
+    """Holds no connection (only an optional notifier); every method takes the connection,
+    and so the transaction, to work in."""
 
     def __init__(self, codec: EventCodec | None = None, *, notifier: Notifier | None = None):
         self.codec = codec or default_codec()
