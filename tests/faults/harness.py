@@ -263,6 +263,7 @@ class Stack:
             "MEDIA_ROOT": str(workdir / "media"),
             "APP_URL": f"http://127.0.0.1:{self.port}",
             "RATE_LIMIT_GUEST": "100000/minute",
+            "TRUSTED_PROXIES": "127.0.0.0/8",
             "RATE_LIMIT_USER": "100000/minute",
         }
 
