@@ -180,6 +180,22 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 sent[session] = time.perf_counter()
 
+            async def foreign() -> None:
+                # The read barrier is cluster-wide: a long transaction in another database of
+                # the same PostgreSQL (other suites on this shared machine) delays projections.
+                async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+                    while not stop.is_set():
+                        cur = await conn.execute(
+                            "SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0) "
+                            "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+                            "AND datname <> current_database()"
+                        )
+                        row = await cur.fetchone()
+                        foreign_ages.append((time.perf_counter(), float(row[0]) if row else 0.0))
+                        await asyncio.sleep(0.2)
+
+            foreign_ages: list[tuple[float, float]] = []
+            watcher = asyncio.create_task(foreign())
             observer = asyncio.create_task(observe())
             per_second = max(1, args.rate // BATCH)
             started = time.perf_counter()
@@ -215,6 +231,7 @@ async def run(args: argparse.Namespace) -> None:
             achieved = n / (time.perf_counter() - started)
             stop.set()
             await observer
+            await watcher
         delays = sorted(seen[s] - sent[s] for s in sent if s in seen)
         missing = len(sent) - len(delays)
         p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
@@ -227,6 +244,21 @@ async def run(args: argparse.Namespace) -> None:
             f"max {delays[-1]:.3f}s (poll interval {POLL}s); p99 / 2 s = {p99 / 2:.2f} "
             "(target <= 1)"
         )
+        ages = [a for _, a in foreign_ages]
+        slow = [s for s in sent if s in seen and seen[s] - sent[s] > 1.0]
+        blocked = [
+            s for s in slow if any(sent[s] <= t <= seen[s] and a > 0.5 for t, a in foreign_ages)
+        ]
+        print(
+            f"other databases: longest open write transaction {max(ages, default=0):.1f}s, one "
+            f"over 1 s open {sum(a > 1 for a in ages) / max(1, len(ages)):.0%} of the time; "
+            f"{len(blocked)} of {len(slow)} markers slower than 1 s waited while one was open "
+            "(the read barrier is cluster-wide)"
+        )
+        fair = sorted(seen[s] - sent[s] for s in sent if s in seen and s not in blocked)
+        if fair:
+            p99_fair = fair[min(len(fair) - 1, int(0.99 * len(fair)))]
+            print(f"without those: p99 {p99_fair:.3f}s over {len(fair)} markers")
     finally:
         for p in processes:
             p.terminate()
