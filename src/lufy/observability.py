@@ -100,8 +100,8 @@ REQUESTS_IN_FLIGHT = Gauge(
 )
 ANALYTICS_EVENTS = Counter(
     "lufy_analytics_events",
-    "Analytics events received on POST /api/analytics/events (and `lufy events import`) by "
-    "outcome: accepted, duplicate, sampled_out, rejected",
+    "Analytics events received on POST /api/analytics/events by outcome: accepted, "
+    "duplicate, sampled_out, rejected, bot (dropped unread: a crawler's User-Agent)",
     ["outcome"],
     registry=REGISTRY,
 )
