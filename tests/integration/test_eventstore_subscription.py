@@ -82,7 +82,7 @@ class Consumer:
             async with self.arrived:
                 await self.arrived.wait_for(lambda: len(self.events) >= count)
 
-        await asyncio.wait_for(enough(), timeout=60)
+        await asyncio.wait_for(enough(), timeout=150)
 
     async def stop(self) -> None:
         self.subscription.stop()
