@@ -344,8 +344,12 @@ class _Rebuild:
             "offset": self.batch_size - 1,
             "types": self.types,
         }
-        cur = await reader.execute(Q.read_boundary, params, prepare=True)
-        row = await cur.fetchone()
+        async with reader.transaction():
+            # A row-comparison bound is badly estimated; with OFFSET the planner then prefers
+            # reading the whole log and sorting it to walking the index a page further.
+            await reader.execute("SELECT set_config('enable_sort', 'off', true)")
+            cur = await reader.execute(Q.read_boundary, params, prepare=True)
+            row = await cur.fetchone()
         assert row is not None
         if row[0] is not None:
             end = _Mark(int(row[0]), int(row[1]), None)
