@@ -265,8 +265,8 @@ class StoreUnavailable(Exception):
 class RateLimiter:
     """Checks requests against a PolicyTable with one EVALSHA per check.
 
-    The store's timeout bounds each check, connecting included, so an outage never stalls a
-    request for long. After a failure Redis is not asked again for `cooldown` seconds: during
+    The store's timeout bounds connecting and each answer, so an outage never stalls a request
+    for long. After a failure Redis is not asked again for `cooldown` seconds: during
     an outage requests pay nothing for the limiter and the log gets one line per cooldown.
     """
 
