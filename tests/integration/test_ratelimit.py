@@ -485,17 +485,24 @@ async def test_the_window_slides_rather_than_resetting_at_once(
     container = await make_container()
     table = PolicyTable(
         user=Policy("user", 100, 60, "caller"),
-        guest=Policy("burst", 2, 1, "caller"),
+        guest=Policy("burst", 2, 2, "caller"),
     )
     container.services["ratelimiter"] = RateLimiter.from_settings(container.settings, table=table)
     client = clients(make_app(container))
+    loop = asyncio.get_running_loop()
 
-    first = [(await client.get("/api/ping")).status_code for _ in range(3)]
-    await asyncio.sleep(1.05)
-    later = [(await client.get("/api/ping")).status_code for _ in range(3)]
+    first = await client.get("/api/ping")
+    first_done = loop.time()
+    await asyncio.sleep(1.0)
+    second = await client.get("/api/ping")
+    # Now the first request has left the 2-second window and the second has not.
+    await asyncio.sleep(max(0.0, first_done + 2.2 - loop.time()))
+    third = await client.get("/api/ping")
+    fourth = await client.get("/api/ping")
 
-    assert first == [200, 200, 429]
-    assert later == [200, 200, 429]
+    assert [r.status_code for r in (first, second, third, fourth)] == [200, 200, 200, 429]
+    # The fourth waits for the second request to leave, not for a whole new window.
+    assert int(fourth.headers["Retry-After"]) == 1
 
 
 async def test_the_policy_table_can_be_overridden_with_route_groups(
