@@ -29,7 +29,7 @@ class LocalProjector:
         self.batch = batch
         self.checkpoint = Checkpoint.START
 
-    async def run(self, *, wait_seconds: float = 30.0) -> int:
+    async def run(self, *, wait_seconds: float = 120.0) -> int:
         """Apply everything committed before the call; returns the number of events applied.
 
         The read barrier is cluster-wide: a transaction still open anywhere (another test, an
