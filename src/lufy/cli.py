@@ -12,6 +12,9 @@ import sys
 from typing import Any
 
 import click
+import psycopg
+import redis
+from psycopg_pool import PoolTimeout
 
 from lufy.errors import LufyError
 
@@ -70,6 +73,15 @@ def main(argv: list[str] | None = None) -> Any:
         return cli.main(args=argv, prog_name="lufy", standalone_mode=True)
     except LufyError as exc:
         click.echo(f"lufy: {exc.detail}", err=True)
+        sys.exit(1)
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        lines = str(exc).strip().splitlines()
+        click.echo(
+            f"lufy: database unreachable: {lines[0] if lines else type(exc).__name__}", err=True
+        )
+        sys.exit(1)
+    except redis.exceptions.ConnectionError as exc:
+        click.echo(f"lufy: Redis unreachable: {exc}", err=True)
         sys.exit(1)
 
 

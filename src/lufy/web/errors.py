@@ -60,6 +60,7 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     title = {
+        400: "Bad request",
         401: "Authentication required",
         403: "Forbidden",
         404: "Not found",
@@ -81,6 +82,14 @@ def _database_down(_: Request[Any, Any, Any], exc: psycopg.OperationalError) -> 
     )
 
 
+def _bad_value(_: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[dict[str, Any]]:
+    # A value PostgreSQL cannot store (a NUL character in text, a number out of range) that
+    # validation let through: the transaction rolled back, so nothing was written.
+    message = (exc.diag.message_primary or "invalid value").strip()
+    _log.info("value refused by the database", error=message)
+    return problem(400, "Invalid value", f"a value in the request cannot be stored: {message}")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     _log.exception("unhandled error", path=request.url.path)
     return problem(
@@ -95,6 +104,7 @@ exception_handlers: dict[Any, Any] = {
     ValidationException: _validation,
     HTTPException: _http,
     psycopg.OperationalError: _database_down,
+    psycopg.DataError: _bad_value,
     Exception: _unexpected,
 }
 
