@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +24,7 @@ from lufy.eventstore import (
     Subscription,
 )
 from lufy.eventstore.envelope import RecordedEvent
+from lufy.operations.events import ProjectionRebuilt
 
 HOUR = 3600.0
 
@@ -237,3 +241,45 @@ async def test_a_store_with_a_notifier_wakes_sleeping_readers_after_its_commits(
         assert 1 <= notifier.sent <= 31
     else:
         assert notifier.sent == 0  # the store sent them itself
+
+
+async def test_lufy_events_tail_prints_committed_events_as_json_lines(
+    settings, app_conn, tmp_path
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "LUFY_"))},
+        "DATABASE_URL": settings.DATABASE_URL,
+        "DATABASE_ADMIN_URL": settings.DATABASE_ADMIN_URL,
+        "LUFY_ENV": "test",
+    }
+    store = EventStore()  # the default codec: the tail decodes with it
+    first = ProjectionRebuilt(projection="before", version=1, events_applied=1)
+    await store.append(app_conn, "operations", "t", [NewEvent(event=first)], expected=ANY)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lufy.cli",
+        "events",
+        "tail",
+        "--from-start",
+        "--type",
+        "operations.projection_rebuilt",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=150)
+        assert json.loads(line)["data"]["projection"] == "before"
+        second = ProjectionRebuilt(projection="after", version=2, events_applied=2)
+        await store.append(app_conn, "operations", "t", [NewEvent(event=second)], expected=ANY)
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=150)
+        printed = json.loads(line)
+        assert printed["data"]["projection"] == "after"
+        assert printed["type"] == "operations.projection_rebuilt"
+        assert printed["stream"] == "operations/t"
+    finally:
+        proc.terminate()
+        await proc.wait()
