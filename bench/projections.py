@@ -2,7 +2,7 @@
 
     python bench/projections.py rebuild [--events 1000000] [--batch-size 5000]
                                         [--range-batch-size 100000] [--rounds 3]
-    python bench/projections.py lag     [--rate 2000] [--seconds 30] [--batch 40]
+    python bench/projections.py lag     [--rate 2000] [--seconds 30] [--batch 100] [--writers 2]
 
 rebuild: a rollup projection (plays and listened ms per track and hour) is rebuilt from the log
 with `lufy.projections.rebuild` (read gap-free, decode, apply, checkpoint per batch, swap);
@@ -12,9 +12,9 @@ Two versions of the projection are rebuilt: one applying decoded events in Pytho
 RangeProjection applying each batch's range of the log with one set-based statement.
 
 lag: steady appends (bulk path, `--batch` events per append, paced to `--rate` events/s) while a
-projector runs the same rollup projection, which also stamps clock_timestamp() per event; the
-lag of an event is that stamp minus the moment its append committed. Prints p50/p99 (target
-p99 ≤ 1 s), and the ratio of the achieved rate to the requested one.
+projector (its own process) runs the same rollup projection, which also stamps clock_timestamp()
+per event; the lag of an event is that stamp minus the moment its append committed. Prints
+p50/p99 (target p99 ≤ 1 s), and the ratio of the achieved rate to the requested one.
 
 Each command creates a throw-away database (migrated like production), works as the app role
 `lufy_app` and drops the database. Admin: LUFY_BENCH_ADMIN_URL (default: OS user on localhost).
@@ -26,7 +26,9 @@ import argparse
 import asyncio
 import getpass
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -268,61 +270,109 @@ async def bench_rebuild(events: int, batch_size: int, range_batch_size: int, rou
             )
 
 
-async def bench_lag(rate: float, seconds: float, batch: int) -> None:
+def _projector_process(app_url: str, admin_url: str) -> None:
+    """The projector of the lag figure, in its own process as in production."""
+    settings = load_settings(DATABASE_URL=app_url, DATABASE_ADMIN_URL=admin_url)
+    projector = Projector(
+        settings, [StampingRollup()], options=ProjectorOptions(maintenance=False), store=STORE
+    )
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, projector.stop)
+        await projector.run()
+
+    asyncio.run(run())
+
+
+async def bench_lag(rate: float, seconds: float, batch: int, writers: int) -> None:
     with BenchDatabase() as db:
-        settings = load_settings(DATABASE_URL=db.app_url, DATABASE_ADMIN_URL=db.admin_url)
-        projector = Projector(
-            settings,
-            [StampingRollup()],
-            options=ProjectorOptions(maintenance=False),
-            store=STORE,
+        child = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
+            [sys.executable, __file__, "_projector", db.app_url, db.admin_url],
+            stderr=subprocess.DEVNULL,
         )
-        running = asyncio.create_task(projector.run())
-        await asyncio.sleep(1.0)  # leadership and the first (empty) read
         committed: dict[uuid.UUID, float] = {}
-        interval = batch / rate
-        sent = 0
-        async with await AsyncConnection.connect(db.app_url, autocommit=True) as conn:
-            start = time.perf_counter()
-            next_at = start
-            while time.perf_counter() - start < seconds:
-                items = [
-                    NewEvent(
-                        event=Played(track=f"track-{(sent + i) % 500}", listened_ms=30_000),
-                        stream_type="bench",
-                        stream_id=f"session-{sent + i}",
+        sent = [0] * writers
+
+        async def writer(w: int, start: float) -> None:
+            interval = batch * writers / rate
+            next_at = start + w * interval / writers
+            async with await AsyncConnection.connect(db.app_url, autocommit=True) as conn:
+                while time.perf_counter() - start < seconds:
+                    items = [
+                        NewEvent(
+                            event=Played(track=f"track-{i % 500}", listened_ms=30_000),
+                            stream_type="bench",
+                            stream_id=f"session-{w}-{sent[w] + i}",
+                        )
+                        for i in range(batch)
+                    ]
+                    await STORE.append_bulk(conn, items)
+                    done = time.time()
+                    for item in items:
+                        committed[item.event_id] = done
+                    sent[w] += batch
+                    next_at += interval
+                    delay = next_at - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+
+        # The read barrier is cluster-wide: any database's open transaction holds every reader
+        # back. Sample who holds it, to tell the projector's lag from a neighbour's.
+        held: list[tuple[float, str, float]] = []
+
+        async def watch(until: float) -> None:
+            async with await AsyncConnection.connect(db.admin_url, autocommit=True) as conn:
+                while time.perf_counter() < until:
+                    cur = await conn.execute(
+                        "SELECT datname, extract(epoch FROM now() - xact_start)::float8 "
+                        "FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+                        "ORDER BY age(backend_xid) DESC LIMIT 1"
                     )
-                    for i in range(batch)
-                ]
-                await STORE.append_bulk(conn, items)
-                done = time.time()
-                for item in items:
-                    committed[item.event_id] = done
-                sent += batch
-                next_at += interval
-                delay = next_at - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                    row = await cur.fetchone()
+                    if row is not None and row[1] is not None and row[1] > 0.25:
+                        held.append((time.time(), str(row[0]), float(row[1])))
+                    await asyncio.sleep(0.1)
+
+        try:
+            await asyncio.sleep(3.0)  # the child imports, leads, reads the empty log
+            start = time.perf_counter()
+            watcher = asyncio.create_task(watch(start + seconds))
+            await asyncio.gather(*(writer(w, start) for w in range(writers)))
+            await watcher
             elapsed = time.perf_counter() - start
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                cur = await conn.execute("SELECT count(*) FROM lufy.bench_lag")
-                if (await cur.fetchone())[0] >= sent:  # type: ignore[index]
-                    break
-                await asyncio.sleep(0.2)
-            cur = await conn.execute("SELECT event_id, applied_at FROM lufy.bench_lag")
-            stamps = await cur.fetchall()
-        projector.stop()
-        await running
+            total = sum(sent)
+            async with await AsyncConnection.connect(db.app_url, autocommit=True) as conn:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    cur = await conn.execute("SELECT count(*) FROM lufy.bench_lag")
+                    if (await cur.fetchone())[0] >= total:  # type: ignore[index]
+                        break
+                    await asyncio.sleep(0.2)
+                cur = await conn.execute("SELECT event_id, applied_at FROM lufy.bench_lag")
+                stamps = await cur.fetchall()
+        finally:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=30)
         lags = sorted(row[1].timestamp() - committed[row[0]] for row in stamps)
         q = statistics.quantiles(lags, n=100)
-        achieved = sent / elapsed
+        achieved = total / elapsed
         print(
             f"append→read-model lag under {achieved:,.0f} events/s for {elapsed:.0f}s "
-            f"({len(lags):,}/{sent:,} events applied): p50 {q[49] * 1000:.0f} ms, "
-            f"p99 {q[98] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms "
+            f"({len(lags):,}/{total:,} events applied; {writers} writers, appends of {batch}): "
+            f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms "
             f"(target p99 ≤ 1000 ms); achieved/requested rate {achieved / rate:.2f}"
         )
+        others = [h for h in held if h[1] != db.name]
+        if others:
+            longest = max(others, key=lambda h: h[2])
+            print(
+                f"  read barrier held > 0.25 s by other databases' transactions in {len(others)} "
+                f"of ~{int(seconds * 10)} samples (longest {longest[2]:.1f}s, {longest[1]})"
+            )
+        late = [lag for lag in lags if lag > 0.5]
+        if late:
+            print(f"  {len(late):,} events ({len(late) / len(lags):.1%}) took over 0.5 s")
 
 
 def main() -> None:
@@ -338,12 +388,16 @@ def main() -> None:
     lag = sub.add_parser("lag")
     lag.add_argument("--rate", type=float, default=2000)
     lag.add_argument("--seconds", type=float, default=30)
-    lag.add_argument("--batch", type=int, default=40)
+    lag.add_argument("--batch", type=int, default=100)
+    lag.add_argument("--writers", type=int, default=2)
+    if sys.argv[1:2] == ["_projector"]:
+        _projector_process(sys.argv[2], sys.argv[3])
+        return
     args = parser.parse_args()
     if args.command == "rebuild":
         asyncio.run(bench_rebuild(args.events, args.batch_size, args.range_batch_size, args.rounds))
     else:
-        asyncio.run(bench_lag(args.rate, args.seconds, args.batch))
+        asyncio.run(bench_lag(args.rate, args.seconds, args.batch, args.writers))
 
 
 if __name__ == "__main__":
