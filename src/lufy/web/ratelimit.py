@@ -166,6 +166,19 @@ def default_route_rules() -> dict[tuple[str, str], Rule]:
             (Policy("verify-email-ip", 10, _15_MINUTES, "ip"),),
             fail_closed=True,
         ),
+        ("POST", f"{auth}/verify-email/resend"): Rule(
+            (Policy("verify-email-resend-ip", 5, _HOUR, "ip"),),
+            fail_closed=True,
+        ),
+        ("POST", f"{auth}/password/change"): Rule(
+            (Policy("password-change-ip", 10, _15_MINUTES, "ip"),),
+            fail_closed=True,
+        ),
+        # Refresh presents a credential too; CONTRACT.md says auth routes fail closed.
+        ("POST", f"{auth}/refresh"): Rule(
+            (Policy("refresh-ip", 60, _15_MINUTES, "ip"),),
+            fail_closed=True,
+        ),
     }
 
 
