@@ -107,6 +107,7 @@ async def _catalogue(
     accounts = accounts_service(container)
     catalog = catalog_service(container)
     tracks: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+    pending: list[tuple[Principal, uuid.UUID, str, str]] = []
     for a in range(artists):
         name = _ARTISTS[a % len(_ARTISTS)] + (f" {a // len(_ARTISTS) + 1}" if a >= 8 else "")
         email = f"artist{a + 1}@demo.lufy.local"
@@ -150,13 +151,22 @@ async def _catalogue(
             key = f"uploads/{ticket.track_id}/source.wav"
             await asyncio.to_thread(catalog.storage.put_bytes, key, audio, content_type="audio/wav")
             await catalog.complete_upload(principal, ticket.upload_id)
-            status = await process_track(catalog, ticket.track_id, f"seed:{ticket.track_id}")
-            if status != "ready":
-                raise click.ClickException(f"track {title!r} ended {status}")
-            await catalog.publish(principal, ticket.track_id)
-            track = await catalog.get_track(principal, ticket.track_id)
-            tracks[ticket.track_id] = (artist_id, track.duration_ms or 90_000)
-            click.echo(f"  {name}: {title} ({status})", err=True)
+            pending.append((principal, ticket.track_id, name, title))
+
+    # Transcoding is the slow part: two at a time (ffmpeg runs in threads), one per core.
+    gate = asyncio.Semaphore(2)
+
+    async def finish(principal: Principal, track_id: uuid.UUID, name: str, title: str) -> None:
+        async with gate:
+            status = await process_track(catalog, track_id, f"seed:{track_id}")
+        if status != "ready":
+            raise click.ClickException(f"track {title!r} ended {status}")
+        await catalog.publish(principal, track_id)
+        track = await catalog.get_track(principal, track_id)
+        tracks[track_id] = (principal.user_id, track.duration_ms or 90_000)
+        click.echo(f"  {name}: {title} ({status})", err=True)
+
+    await asyncio.gather(*(finish(*item) for item in pending))
     return tracks
 
 
@@ -300,7 +310,7 @@ async def _seed(
     try:
         rng = random.Random(seed)
         click.echo("catalogue (through accounts and catalog, with real transcoding):", err=True)
-        tracks = await _catalogue(container, artists, per_artist, rng)
+        tracks = await _catalogue(container, artists, per_artist, random.Random(seed + 1))
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         events = _plays(tracks, listeners=listeners, weeks=weeks, per_day=per_day, now=now, rng=rng)
         ingestor = Ingestor(
