@@ -12,7 +12,7 @@ from typing import Any
 from litestar import Request, Router, delete, get, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from lufy.accounts.clients import ClientInfo, client_ip
+from lufy.accounts.clients import ClientInfo
 from lufy.accounts.middleware import authentication_middleware
 from lufy.accounts.schemas import (
     Accepted,
@@ -32,6 +32,7 @@ from lufy.accounts.schemas import (
 from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.web.auth import Principal
+from lufy.web.clientip import client_ip_for
 
 __all__ = ["AUTH_BODY_LIMIT", "MIDDLEWARE", "ROUTES"]
 
@@ -41,8 +42,8 @@ _BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
 
 def _client(request: Request[Any, Any, Any], container: Container) -> ClientInfo:
-    peer = request.client.host if request.client else None
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), container.settings.trusted_proxies)
+    # The same answer the rate limiter uses (trusted proxies only, computed once per request).
+    ip = client_ip_for(request.scope)
     return ClientInfo(user_agent=request.headers.get("user-agent"), ip=ip)
 
 

@@ -4,12 +4,11 @@ network prefix (never its full address)."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
 from functools import lru_cache
 
 import msgspec
 
-__all__ = ["ClientInfo", "client_ip", "device_label", "ip_prefix"]
+__all__ = ["ClientInfo", "device_label", "ip_prefix"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -56,24 +55,3 @@ def ip_prefix(ip: str | None) -> str | None:
         address = address.ipv4_mapped
     bits = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
-
-
-def client_ip(
-    peer: str | None, forwarded_for: str | None, trusted: Sequence[_Network]
-) -> str | None:
-    """The socket peer, unless it is a trusted proxy: then the right-most X-Forwarded-For
-    entry that is not itself a trusted proxy."""
-    if not peer or not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return peer
-
-
-def _is_trusted(ip: str, trusted: Sequence[_Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(address in network for network in trusted)
