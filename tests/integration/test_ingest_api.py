@@ -242,3 +242,37 @@ async def test_accepted_events_reach_the_session_read_model(client, track, db, s
     assert row[0] == 45000
     assert row[1] is True
     assert abs((row[2] - start).total_seconds()) < 0.001
+
+
+async def test_nul_characters_reject_only_their_event(client, track) -> None:
+    events = [
+        event(track, properties={"note": "a\u0000b"}),
+        event(track, session_id="s-\u0000"),
+        event(track, properties={"k\u0000": 1}),
+        event(track),
+    ]
+    response = await post(client, events)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert [r["index"] for r in body["rejected"]] == [0, 1, 2]
+    assert body["rejected"][1]["reason"].startswith("session_id: must not contain NUL")
+    assert body["accepted"] == 1
+
+
+async def test_absurdly_nested_properties_are_a_clear_4xx(client, track) -> None:
+    body = '{"events": [' + json.dumps(event(track))[:-1] + ', "properties": '
+    body += '{"a": ' * 5000 + "1" + "}" * 5000 + "}]}"
+    response = await client.post(
+        "/api/analytics/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "nested" in response.json()["detail"]
+    shallow = event(track, properties={"a": {"b": {"c": [1, [2, [3]]]}}})
+    deep: dict = {"x": 1}
+    for _ in range(40):
+        deep = {"x": deep}
+    body = (await post(client, [shallow, event(track, properties=deep)])).json()
+    assert body["accepted"] == 1
+    assert body["rejected"] == [
+        {"index": 1, "reason": "properties: nested more than 32 levels deep"}
+    ]

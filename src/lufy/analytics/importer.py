@@ -82,6 +82,9 @@ async def import_lines(
         except msgspec.DecodeError as exc:
             _reject(report, number, f"not JSON: {exc}")
             continue
+        except RecursionError:
+            _reject(report, number, "nested too deeply to be an event")
+            continue
         numbers.append(number)
         if len(batch) >= BATCH:
             await flush()

@@ -145,7 +145,7 @@ def decode_batch(body: bytes) -> list[Any]:
         )
     try:
         typed = _fast_decoder.decode(body).events
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         pass
     else:
         if len(typed) > MAX_BATCH_EVENTS:
@@ -157,6 +157,8 @@ def decode_batch(body: bytes) -> list[Any]:
         payload = _body_decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise MalformedBodyError(f'body must be a JSON object {{"events": [...]}}: {exc}') from None
+    except RecursionError:
+        raise MalformedBodyError("body is nested too deeply to be a batch of events") from None
     events = payload.get("events")
     if not isinstance(events, list):
         raise MalformedBodyError('body must be a JSON object with an "events" array')
@@ -179,6 +181,46 @@ def _reason(exc: msgspec.ValidationError) -> str:
         message, _, where = text.rpartition(" - at `$.")
         return f"{where.rstrip('`')}: {message}"
     return text
+
+
+_TEXT_FIELDS = ("session_id", "anonymous_id", "source", "country", "device")
+
+
+MAX_PROPERTIES_DEPTH = 32
+
+
+def _text_problem(item: IncomingEvent) -> str | None:
+    """What PostgreSQL could not store, per event (instead of failing the whole batch's COPY):
+    a NUL character in any text, or properties nested absurdly deep."""
+    for name in _TEXT_FIELDS:
+        value = getattr(item, name, None)
+        if isinstance(value, str) and "\x00" in value:
+            return f"{name}: must not contain NUL (\\u0000) characters"
+    if item.properties is not None:
+        found = _scan(item.properties, 0)
+        if found == "deep":
+            return f"properties: nested more than {MAX_PROPERTIES_DEPTH} levels deep"
+        if found == "nul":
+            return "properties: must not contain NUL (\\u0000) characters"
+    return None
+
+
+def _scan(value: Any, depth: int) -> str | None:
+    if isinstance(value, str):
+        return "nul" if "\x00" in value else None
+    if depth >= MAX_PROPERTIES_DEPTH and isinstance(value, dict | list):
+        return "deep"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _scan(k, depth + 1) or _scan(v, depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _scan(v, depth + 1)
+            if found:
+                return found
+    return None
 
 
 class _Candidate(msgspec.Struct):
@@ -322,6 +364,9 @@ class Ingestor:
                 return _reason(exc), None
         if item.type not in ANALYTICS_TYPES:
             return f"type: unknown event type {item.type!r}", None
+        problem = _text_problem(item)
+        if problem is not None:
+            return problem, None
         if item.occurred_at.tzinfo is None:
             return "occurred_at: must be RFC 3339 with a UTC offset", None
         if item.occurred_at > now + FUTURE_WINDOW:
