@@ -126,7 +126,7 @@ FAST = ProjectorOptions(
     poll_interval=0.2,
     retry_delays=(0.05, 0.1),
     failed_check_interval=0.1,
-    failed_retry_interval=30.0,
+    failed_retry_interval=3.0,
     lead_retry_interval=0.2,
     maintenance=False,
 )

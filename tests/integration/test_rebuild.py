@@ -32,7 +32,10 @@ async def _caught_up_projector(settings, store, projection, expected, app_conn) 
     projector = Projector(settings, [projection], options=FAST, store=store)
     task = asyncio.create_task(projector.run())
     try:
-        assert await wait_for_count(app_conn, expected) == expected
+        got = await wait_for_count(app_conn, expected)
+        if got != expected:
+            cur = await app_conn.execute("SELECT * FROM lufy.projection_state")
+            raise AssertionError(f"counted {got}, not {expected}: {await cur.fetchall()}")
     finally:
         projector.stop()
         await asyncio.wait_for(task, timeout=20)
