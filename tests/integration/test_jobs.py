@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+import asyncio
 import collections
+import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from lufy.jobs import JobSpec, job
 from lufy.jobs.broker import current
-from lufy.jobs.ledger import enqueue, record, revive_dead
+from lufy.jobs.ledger import enqueue, record
 from lufy.jobs.testing import InProcessWorker
 
+ROOT = Path(__file__).resolve().parents[2]
 _calls: collections.Counter[str] = collections.Counter()
 _effects: list[str] = []
 _guard = threading.Lock()
@@ -88,27 +95,38 @@ async def test_a_job_out_of_retries_is_dead_until_an_operator_retries_it(setting
         assert "refuses this address" in last_error
         assert key not in _effects
 
-        conn = await psycopg.AsyncConnection.connect(settings.DATABASE_URL)
-        async with conn, conn.transaction():
-            revived = await revive_dead(conn, actor="test_doomed_job")
+        listed = await asyncio.to_thread(_lufy, settings, "jobs", "dead", "--json")
+        assert [(j["actor"], j["job_key"]) for j in json.loads(listed.stdout)] == [
+            ("test_doomed_job", key)
+        ]
+        # The operator fixes the cause (here: the payload), then retries from the command line.
+        async with await psycopg.AsyncConnection.connect(settings.DATABASE_URL) as conn:
             await conn.execute(
                 "UPDATE lufy.jobs SET payload = '{\"fixed\": true}' WHERE job_key = %s", [key]
             )
-        assert [j.job_key for j in revived] == [key]
-        await enqueue(
-            worker.runtime,
-            [
-                _queued(
-                    JobSpec(
-                        actor="test_doomed_job",
-                        queue="email-send",
-                        payload={"fixed": True},
-                        key=key,
-                    )
-                )
-            ],
-        )  # type: ignore[arg-type]
+            await conn.commit()
+        retried = await asyncio.to_thread(_lufy, settings, "jobs", "retry", "--key", key)
+        assert retried.returncode == 0, retried.stderr
+        assert "1 dead job(s) sent again" in retried.stderr
         worker.wait_until_finished(timeout=20)
     status, attempts, _ = await _job_row(settings, "test_doomed_job", key)
     assert (status, attempts) == ("done", 1)
     assert _effects.count(key) == 1
+
+
+def _lufy(settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.DATABASE_URL,
+        "DATABASE_ADMIN_URL": settings.DATABASE_ADMIN_URL,
+        "REDIS_URL": settings.REDIS_URL,
+        "LUFY_ENV": "test",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "lufy.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
