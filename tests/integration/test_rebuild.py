@@ -4,12 +4,16 @@ import asyncio
 from typing import ClassVar
 
 import pytest
+from psycopg import AsyncConnection
 
+from lufy.eventstore import ANY, NewEvent
+from lufy.projections.inline import append_inline
 from lufy.projections.rebuild import rebuild
 from lufy.projections.runner import Projector
 
 from ._projection_helpers import (
     FAST,
+    Counted,
     CountingProjection,
     RangeCounter,
     append_counted,
@@ -149,3 +153,44 @@ async def test_a_range_projection_applies_live_and_rebuilds_to_the_same_rows(
     assert result.differences == {"test_other": (0, 0)}
     assert result.events_applied == 240
     assert await counted(app_conn, "test_other") == 240
+
+
+class InlineCounter(CountingProjection):
+    inline: ClassVar[bool] = True
+
+
+async def test_an_inline_projection_rebuilds_while_its_writers_keep_writing(
+    settings, app_conn
+) -> None:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    store = make_store()
+    written = 0
+
+    async def write(rounds: int) -> None:
+        nonlocal written
+        async with await AsyncConnection.connect(settings.DATABASE_URL) as conn:
+            for _ in range(rounds):
+                async with conn.transaction():
+                    await append_inline(
+                        store,
+                        conn,
+                        "test",
+                        "inline",
+                        [NewEvent(event=Counted()) for _ in range(5)],
+                        expected=ANY,
+                        projections=[InlineCounter()],
+                    )
+                written += 5
+                await asyncio.sleep(0.005)
+
+    await write(40)
+    writers = asyncio.create_task(write(60))
+    result = await rebuild(
+        settings.DATABASE_URL, InlineCounter(), store=store, batch_size=50, compare=True
+    )
+    await writers
+    assert result.swapped
+    assert result.differences == {"test_counter": (0, 0), "test_counter_seen": (0, 0)}
+    assert await counted(app_conn) == written == 500
+    cur = await app_conn.execute("SELECT count(*) FROM lufy.test_counter_seen")
+    assert (await cur.fetchone())[0] == 500
