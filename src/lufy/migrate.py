@@ -217,6 +217,31 @@ def _grant_rebuild_rights(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             )
 
 
+def _place_new_reactors(
+    conn: psycopg.Connection[tuple[object, ...]], say: Callable[[str], None]
+) -> None:
+    """Give every reactor that has no checkpoint yet one at the current read barrier.
+
+    A reactor new to a database starts at the head of the log (a new e-mail reactor must not
+    mail everyone who ever signed up), but "the head" must be fixed when the code is deployed,
+    not when a projector first happens to start: events appended in between (a sign-up before
+    the projector ever ran) would otherwise be skipped.
+    """
+    from lufy.projections.discovery import all_projections
+
+    for projection in all_projections():
+        if projection.inline or not getattr(projection, "start_at_head", False):
+            continue
+        cur = conn.execute(
+            "INSERT INTO lufy.checkpoints (name, transaction_id, global_position) "
+            "VALUES (%s, pg_snapshot_xmin(pg_current_snapshot()), 0) "
+            "ON CONFLICT (name) DO NOTHING",
+            [projection.name],
+        )
+        if cur.rowcount:
+            say(f"reactor {projection.name} starts at the current end of the log")
+
+
 def migrate(
     admin_url: str,
     app_url: str,
@@ -290,6 +315,7 @@ def migrate(
                 report.projections.append(name)
             with conn.transaction():
                 _grant_rebuild_rights(conn)
+                _place_new_reactors(conn, say)
                 problem = xid_horizon_problem(conn)
             if problem:
                 raise MigrationError(problem)
