@@ -259,3 +259,29 @@ async def test_the_grafana_dashboard_only_queries_metrics_lufy_exposes(
         exposed |= {f"{family.name}_{suffix}" for suffix in ("bucket", "count", "sum")}
     assert used, "the dashboard queries nothing"
     assert used - exposed == set()
+
+
+async def test_a_templated_route_is_counted_under_its_template_never_its_raw_path(
+    client: AsyncTestClient[Any],
+) -> None:
+    for _ in range(2):
+        response = await client.get(f"/api/music/tracks/{uuid.uuid4()}")
+        assert response.status_code == 404
+    text = await scrape(client)
+    routes = {
+        dict(labels)["route"]
+        for name, labels in samples(text)
+        if name == "lufy_http_requests_total"
+    }
+    assert "/api/music/tracks/{track_id}" in routes
+    assert not any(route.count("-") >= 4 for route in routes), "a raw id leaked into a label"
+    assert (
+        value(
+            text,
+            "lufy_http_requests_total",
+            method="GET",
+            route="/api/music/tracks/{track_id}",
+            status="404",
+        )
+        >= 2
+    )
