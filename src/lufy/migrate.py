@@ -234,7 +234,7 @@ def _place_new_reactors(
             continue
         cur = conn.execute(
             "INSERT INTO lufy.checkpoints (name, transaction_id, global_position) "
-            "VALUES (%s, pg_snapshot_xmin(pg_current_snapshot()), 0) "
+            "VALUES (%s, lufy.read_barrier(), 0) "
             "ON CONFLICT (name) DO NOTHING",
             [projection.name],
         )

@@ -128,13 +128,13 @@ LIMIT %(limit)s;
 SELECT version FROM lufy.streams WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s;
 
 -- name: read_all
--- Gap-free: only transactions below the snapshot's xmin are certainly finished, so only their
+-- Gap-free: only transactions below the read barrier (sql/0003) are certainly finished, so only their
 -- events are handed out; the barrier is returned so an empty page can still advance the reader.
 -- `pending`, from the same snapshot: committed events above the barrier, held back by an open
 -- transaction (strictly above xmin, so the holder's own invisible rows are never scanned).
 WITH barrier AS MATERIALIZED (
     SELECT b.xmin, EXISTS (SELECT 1 FROM lufy.events p WHERE p.transaction_id > b.xmin) AS pending
-    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) b
+    FROM (SELECT lufy.read_barrier() AS xmin) b
 )
 SELECT e.global_position, e.transaction_id::text::bigint, e.event_id, e.stream_type, e.stream_id,
        e.stream_version, e.type, e.schema_version, e.data::text, e.metadata::text,
@@ -151,7 +151,7 @@ LEFT JOIN LATERAL (
 -- name: read_all_types
 WITH barrier AS MATERIALIZED (
     SELECT b.xmin, EXISTS (SELECT 1 FROM lufy.events p WHERE p.transaction_id > b.xmin) AS pending
-    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) b
+    FROM (SELECT lufy.read_barrier() AS xmin) b
 )
 SELECT e.global_position, e.transaction_id::text::bigint, e.event_id, e.stream_type, e.stream_id,
        e.stream_version, e.type, e.schema_version, e.data::text, e.metadata::text,
@@ -175,15 +175,15 @@ SELECT a.pid, a.usename::text, a.application_name, a.state,
        extract(epoch FROM now() - a.xact_start)::float8 AS seconds, left(a.query, 200)
 FROM pg_stat_activity a
 WHERE a.backend_xid IS NOT NULL
-  AND a.backend_xid::text::bigint = (pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)
+  AND a.backend_xid::text::bigint = (lufy.read_barrier()::text::bigint % 4294967296)
 LIMIT 1;
 
 -- name: barrier
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
+SELECT lufy.read_barrier()::text::bigint;
 
 -- name: pending
 -- Committed events the read barrier still holds back (a lower transaction is open). Strictly
 -- above xmin: the holder's own rows are invisible anyway, and a long import must not be scanned.
 SELECT EXISTS (
-    SELECT 1 FROM lufy.events WHERE transaction_id > pg_snapshot_xmin(pg_current_snapshot())
+    SELECT 1 FROM lufy.events WHERE transaction_id > lufy.read_barrier()
 );
