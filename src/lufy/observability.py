@@ -331,8 +331,9 @@ async def _redis_families(container: Container) -> list[Metric]:
 # name, position, lag_events, lag_seconds, state
 ProjectionRow = tuple[str, int, int, float, str]
 _PROJECTION_STATES = ("running", "catching_up", "idle", "stopped", "failed", "rebuilding")
-# Lag counts stop here: beyond it the exact number no longer changes what an operator does.
-_LAG_CAP = 1_000_000
+# Lag counts stop here: beyond it the exact number no longer changes what an operator does,
+# and every scrape must stay cheap (a reader far behind would otherwise cost a long index scan).
+LAG_CAP = 100_000
 
 
 async def _projection_rows(conn: Any, *, has_state: bool) -> list[ProjectionRow]:
@@ -342,7 +343,7 @@ async def _projection_rows(conn: Any, *, has_state: bool) -> list[ProjectionRow]
     if has_state:
         cur = await conn.execute(_QUERIES.projection_states)
         states = {str(name): str(state) for name, state in await cur.fetchall()}
-    cur = await conn.execute(_QUERIES.checkpoint_lag, {"cap": _LAG_CAP})
+    cur = await conn.execute(_QUERIES.checkpoint_lag, {"cap": LAG_CAP})
     result: list[ProjectionRow] = []
     for name, position, behind, lag_seconds, _idle in await cur.fetchall():
         state = states.get(str(name)) or "running"
@@ -377,7 +378,7 @@ async def _database_families(container: Container) -> list[Metric]:
     )
     lag_events = GaugeMetricFamily(
         "lufy_projection_lag_events",
-        "Committed events a projection has not applied yet",
+        f"Committed events a projection has not applied yet (counted up to {LAG_CAP})",
         labels=["projection"],
     )
     lag_seconds = GaugeMetricFamily(
