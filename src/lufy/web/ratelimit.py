@@ -174,6 +174,11 @@ def default_route_rules() -> dict[tuple[str, str], Rule]:
             (Policy("password-change-ip", 10, _15_MINUTES, "ip"),),
             fail_closed=True,
         ),
+        # Players send beacons every few seconds, many listeners share one NAT address, and a
+        # batch carries up to 500 events: ingestion gets its own, wider policy per caller.
+        ("POST", "/api/analytics/events"): Rule(
+            (Policy("ingest", 600, 60, "caller"),), include_default=False
+        ),
         # Refresh presents a credential too; CONTRACT.md says auth routes fail closed.
         ("POST", f"{auth}/refresh"): Rule(
             (Policy("refresh-ip", 60, _15_MINUTES, "ip"),),
