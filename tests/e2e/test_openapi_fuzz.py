@@ -3,7 +3,7 @@ no 5xx, and no response that contradicts the document (status, content type, bod
 
 Bounded for CI (a few examples per operation). For a longer run:
     LUFY_FUZZ_EXAMPLES=200 LUFY_FUZZ_SECONDS=900 pytest tests/e2e/test_openapi_fuzz.py
-or `bench/fuzz/run` (the same, with a report directory).
+or `bench/fuzz/run.sh` (the same with longer defaults, a random seed and kept reports).
 """
 
 from __future__ import annotations
