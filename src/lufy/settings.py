@@ -11,6 +11,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,6 +105,22 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s):// URL")
         return value.rstrip("/") if value else value
 
+    @field_validator("CLOUDFRONT_PRIVATE_KEY")
+    @classmethod
+    def _pem_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(value.replace("\\n", "\n").encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("must be an unencrypted PEM private key") from exc
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("CloudFront needs an RSA key")
+        return value
+
     @field_validator("RATE_LIMIT_USER", "RATE_LIMIT_GUEST")
     @classmethod
     def _rate_policy(cls, value: str) -> str:
@@ -125,8 +142,15 @@ class Settings(BaseSettings):
         if self.LUFY_ENV == "production":
             if not self.JWT_SECRET or len(self.JWT_SECRET) < 32:
                 raise ValueError("JWT_SECRET: production needs a secret of at least 32 characters")
-            if self.effective_email_backend == "file":
-                raise ValueError("EMAIL_BACKEND: production refuses the file backend")
+            if self.effective_email_backend in ("file", "log"):
+                raise ValueError(
+                    f"EMAIL_BACKEND: production refuses the {self.effective_email_backend} backend"
+                )
+            app_password = urlsplit(self.DATABASE_URL).password
+            if not app_password or app_password == "lufy_app":
+                raise ValueError("DATABASE_URL: production refuses the default lufy_app password")
+            if urlsplit(self.APP_URL).hostname in ("127.0.0.1", "localhost", "::1"):
+                raise ValueError("APP_URL: production needs the public URL, not a loopback one")
         cloudfront = (
             self.CLOUDFRONT_KEY_PAIR_ID,
             self.CLOUDFRONT_PRIVATE_KEY,

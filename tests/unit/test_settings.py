@@ -112,6 +112,24 @@ BAD_VALUES = [
         "EMAIL_BACKEND",
     ),
     ({"CLOUDFRONT_DOMAIN": "d111.cloudfront.net"}, "CLOUDFRONT_KEY_PAIR_ID"),
+    ({"CLOUDFRONT_PRIVATE_KEY": "not a pem"}, "CLOUDFRONT_PRIVATE_KEY"),
+    (
+        {"LUFY_ENV": "production", "JWT_SECRET": "x" * 40, "EMAIL_BACKEND": "log"},
+        "EMAIL_BACKEND",
+    ),
+    (
+        {"LUFY_ENV": "production", "JWT_SECRET": "x" * 40, "RESEND_API_KEY": "re_live"},
+        "DATABASE_URL",
+    ),
+    (
+        {
+            "LUFY_ENV": "production",
+            "JWT_SECRET": "x" * 40,
+            "RESEND_API_KEY": "re_live",
+            "DATABASE_URL": "postgresql://lufy_app:s3cret-long@db:5432/lufy",
+        },
+        "APP_URL",
+    ),
 ]
 
 
@@ -133,6 +151,8 @@ def test_production_with_safe_values_starts(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("LUFY_ENV", "production")
     monkeypatch.setenv("JWT_SECRET", "p" * 48)
     monkeypatch.setenv("RESEND_API_KEY", "re_live")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://lufy_app:s3cret-long@db:5432/lufy")
+    monkeypatch.setenv("APP_URL", "https://lufy.example")
     s = load_settings()
     assert s.jwt_secret == "p" * 48
     assert s.effective_email_backend == "resend"
