@@ -145,9 +145,39 @@ def _errors_for(path: str, method: str, operation: Operation) -> list[int]:
     return codes
 
 
-def complete_openapi(app: Litestar) -> OpenAPI:
-    """Add the shared error responses (and the Problem schema) to every operation, in place."""
-    document = app.openapi_schema
+def complete_openapi(app: Litestar) -> None:
+    """Add the shared error responses (and the Problem schema) to every operation of `app`'s
+    document, when the document is first built. Generating it costs several times creating the
+    app, so an app never asked for its schema (most tests) never pays for it. Litestar offers no
+    hook for this and its plugin is slotted, so the plugin class's builder is wrapped once and
+    completes each document it builds; should Litestar's private plugin
+    change shape, the document is completed at once instead. (Every Litestar app of the
+    process is completed this way; a Lufy process serves only Lufy's.)"""
+    plugin = next((p for p in app.plugins if hasattr(p, "provide_openapi")), None)
+    if plugin is None or not _wrap_builder(type(plugin)):
+        _complete(app.openapi_schema)
+
+
+def _wrap_builder(plugin_class: type[Any]) -> bool:
+    original = getattr(plugin_class, "provide_openapi", None)
+    if original is None or "_openapi" not in getattr(plugin_class, "__slots__", ("_openapi",)):
+        return False
+    if getattr(original, "_lufy_completes", False):
+        return True
+
+    def provide_openapi(self: Any) -> OpenAPI:
+        first = getattr(self, "_openapi", None) is None
+        document: OpenAPI = original(self)
+        if first:
+            _complete(document)
+        return document
+
+    provide_openapi._lufy_completes = True  # type: ignore[attr-defined]
+    plugin_class.provide_openapi = provide_openapi
+    return True
+
+
+def _complete(document: OpenAPI) -> None:
     components = document.components
     if isinstance(components, list):  # Litestar allows a list; it is one object here
         components = components[0] if components else Components()
@@ -177,7 +207,6 @@ def complete_openapi(app: Litestar) -> OpenAPI:
             if path.endswith(".csv"):
                 _document_csv(responses)
             operation.responses = responses
-    return document
 
 
 def _document_csv(responses: dict[str, Any]) -> None:
