@@ -74,7 +74,17 @@ async def test_eight_writers_with_rollbacks_and_open_transactions_are_counted_ex
     async with running(projector):
         await asyncio.gather(*(writer(i) for i in range(8)))
         total = sum(committed)
-        assert await wait_for_count(app_conn, total) == total
+        got = await wait_for_count(app_conn, total)
+        if got != total:
+            cur = await app_conn.execute(
+                "SELECT c.transaction_id, c.global_position, lufy.read_barrier(), "
+                "(SELECT count(*) FROM lufy.events e WHERE (e.transaction_id, e.global_position)"
+                " > (c.transaction_id, c.global_position)), "
+                "(SELECT count(*) FROM lufy.events WHERE type = 'test.counted'), "
+                "(SELECT state || ' ' || coalesce(error, '') FROM lufy.projection_state "
+                "WHERE name = c.name) FROM lufy.checkpoints c WHERE c.name = 'test_counter'"
+            )
+            raise AssertionError(f"counted {got} of {total}: {await cur.fetchone()}")
         # Caught up means the checkpoint passes the last event; nothing more arrives after it.
         await asyncio.sleep(0.5)
     assert await counted(app_conn) == total

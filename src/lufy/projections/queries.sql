@@ -106,6 +106,7 @@ WHERE (e.transaction_id, e.global_position) > (%(tx)s::text::xid8, %(pos)s)
 -- name: status
 -- Each reader: checkpoint, events not yet applied (capped count), age of the oldest of them,
 -- the state row, and the live owner: the backend holding the leadership lock.
+WITH barrier AS MATERIALIZED (SELECT lufy.read_barrier() AS xmin)
 SELECT s.name, s.kind, s.version, s.state, passed.position,
        behind.events, coalesce(extract(epoch FROM clock_timestamp() - behind.oldest), 0)::float8,
        owner.application_name, owner.pid, s.failed_position, s.error,
@@ -126,7 +127,7 @@ LEFT JOIN LATERAL (
         SELECT e.recorded_at FROM lufy.events e
         WHERE c.name IS NOT NULL
           AND (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)
-          AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          AND e.transaction_id < (SELECT xmin FROM barrier)
         ORDER BY e.transaction_id, e.global_position
         LIMIT %(cap)s
     ) p
@@ -174,14 +175,16 @@ SELECT to_regclass(%(table)s) IS NOT NULL;
 -- name: read_positions
 -- Like EventStore.read_all, but only where the events are: for projections that apply a range
 -- of the log with one set-based statement (RangeProjection), nothing else needs reading.
-WITH barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+WITH barrier AS MATERIALIZED (SELECT lufy.read_barrier() AS xmin)
 SELECT e.transaction_id::text::bigint, e.global_position, e.recorded_at, barrier.xmin::text::bigint
 FROM barrier
 LEFT JOIN LATERAL (
     SELECT ev.transaction_id, ev.global_position, ev.recorded_at FROM lufy.events ev
     WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
       AND ev.transaction_id < barrier.xmin
-      AND ev.type = ANY(%(types)s)
+      -- `|| ''` keeps the planner off events_type_order, which cannot honour the row
+      -- comparison and would read every event of the type on each page.
+      AND (ev.type || '') = ANY(%(types)s)
     ORDER BY ev.transaction_id, ev.global_position
     LIMIT %(limit)s
 ) e ON true;
@@ -189,14 +192,16 @@ LEFT JOIN LATERAL (
 -- name: read_boundary
 -- Where a page of `limit` events after a checkpoint ends (its last event), without reading
 -- the events: NULL when fewer remain below the barrier (then the page ends at the barrier).
-WITH barrier AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+WITH barrier AS MATERIALIZED (SELECT lufy.read_barrier() AS xmin)
 SELECT e.transaction_id::text::bigint, e.global_position, barrier.xmin::text::bigint
 FROM barrier
 LEFT JOIN LATERAL (
     SELECT ev.transaction_id, ev.global_position FROM lufy.events ev
     WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
       AND ev.transaction_id < barrier.xmin
-      AND ev.type = ANY(%(types)s)
+      -- `|| ''` keeps the planner off events_type_order, which cannot honour the row
+      -- comparison and would read every event of the type on each page.
+      AND (ev.type || '') = ANY(%(types)s)
     ORDER BY ev.transaction_id, ev.global_position
     OFFSET %(offset)s LIMIT 1
 ) e ON true;
