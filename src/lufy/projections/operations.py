@@ -44,7 +44,8 @@ class ProjectionStatus(msgspec.Struct, kw_only=True):
 async def status(
     conn: AsyncConnection[Any],
 ) -> tuple[list[ProjectionStatus], dict[str, Any] | None]:
-    """Every projection the runtime has seen, and what holds the read barrier back (if any)."""
+    """Every projection (also those no projector has started yet) and what holds the read
+    barrier back (if any)."""
     cur = await conn.execute(Q.status, {"cap": LAG_CAP, "ns": NS_LIVE})
     rows = await cur.fetchall()
     out = [
@@ -63,8 +64,38 @@ async def status(
         )
         for r in rows
     ]
+    out.extend(await _not_started(conn, {s.name for s in out}))
     holder = await EventStore().barrier_holder(conn)
     return out, holder
+
+
+async def _not_started(conn: AsyncConnection[Any], seen: set[str]) -> list[ProjectionStatus]:
+    """Projections this code defines that no projector has run against this database yet."""
+    from lufy.projections.discovery import all_projections
+    from lufy.projections.runner import kind_of
+
+    out = []
+    for p in sorted(all_projections(), key=lambda p: p.name):
+        if p.name in seen:
+            continue
+        lag = 0
+        if not p.inline:
+            cur = await conn.execute(Q.lag_of_unstarted, {"name": p.name, "cap": LAG_CAP})
+            row = await cur.fetchone()
+            lag = int(row[0]) if row else 0
+        out.append(
+            ProjectionStatus(
+                name=p.name,
+                kind=kind_of(p),
+                version=p.version,
+                state="not started",
+                position=None,
+                lag_events=lag,
+                lag_seconds=0.0,
+                owner=None,
+            )
+        )
+    return out
 
 
 async def wait_for_projection(

@@ -212,3 +212,14 @@ SELECT count(*) FROM lufy.events e
 WHERE (e.transaction_id, e.global_position) > (%(tx)s::text::xid8, %(pos)s)
   AND e.transaction_id < %(barrier)s::text::xid8
   AND e.type = ANY(%(types)s);
+
+-- name: lag_of_unstarted
+-- Events after a checkpoint that no projector has used yet (a reactor placed by migrate), or
+-- after the start of the log when there is no checkpoint; counted up to %(cap)s.
+SELECT count(*) FROM (
+    SELECT 1 FROM lufy.events e
+    LEFT JOIN lufy.checkpoints c ON c.name = %(name)s
+    WHERE (e.transaction_id, e.global_position)
+          > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.global_position, 0))
+    LIMIT %(cap)s
+) behind;
