@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, route
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -15,6 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from lufy.bootstrap import Container, bootstrap
+from lufy.errors import NotFoundError
 from lufy.logs import configure_logging
 from lufy.observability import metrics_middleware
 from lufy.web import health
@@ -50,6 +51,17 @@ def _collect(attribute: str) -> list[Any]:
     return found
 
 
+@route(
+    "/api/{rest:path}",
+    http_method=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    include_in_schema=False,
+)
+async def api_not_found(rest: str) -> None:
+    # Litestar runs middleware only for matched routes: without this, an unknown /api path
+    # would answer without request ids and rate-limit headers, and would not be counted.
+    raise NotFoundError(f"no API route at /api{rest}")
+
+
 def create_app(container: Container | None = None) -> Litestar:
     container = container or bootstrap()
     configure_logging(container.settings.LUFY_ENV)
@@ -66,7 +78,7 @@ def create_app(container: Container | None = None) -> Litestar:
         return state.container  # type: ignore[no-any-return]
 
     app = Litestar(
-        route_handlers=[*health.ROUTES, *_collect("ROUTES")],
+        route_handlers=[*health.ROUTES, *_collect("ROUTES"), api_not_found],
         middleware=[request_context_middleware, metrics_middleware, *_collect("MIDDLEWARE")],
         dependencies={
             "container": Provide(provide_container),
