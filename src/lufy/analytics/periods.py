@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from lufy.errors import LufyError
 
@@ -45,10 +46,21 @@ class Period:
     default_granularity: str
 
 
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - {"localtime"}  # the server's zone, not a name
+
+
 def zone(name: str | None) -> ZoneInfo:
+    name = name or "UTC"
+    # Only names of the IANA database: ZoneInfo would also open folders ("Europe"), paths
+    # ("posix/Europe/Paris") and "localtime", some of them failing with OSError.
+    if name not in _zone_names():
+        shown = name if len(name) <= 64 else name[:64] + "..."
+        raise BadQueryError(f"tz: {shown!r} is not an IANA time zone name")
     try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise BadQueryError(f"tz: {name!r} is not an IANA time zone name") from None
 
 
@@ -63,7 +75,21 @@ def _month_start(day: date, months_back: int = 0) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+_FIRST_YEAR, _LAST_YEAR = 1970, 2200
+
+
 def _parse_bound(name: str, text: str) -> date | datetime:
+    try:
+        value = _parse_bound_unchecked(name, text)
+    except OverflowError:
+        raise BadQueryError(f"{name}: {text!r} is outside {_FIRST_YEAR}-{_LAST_YEAR}") from None
+    # Far years overflow date arithmetic (the previous period, the end of the day).
+    if not _FIRST_YEAR <= value.year <= _LAST_YEAR:
+        raise BadQueryError(f"{name}: {text!r} is outside {_FIRST_YEAR}-{_LAST_YEAR}")
+    return value
+
+
+def _parse_bound_unchecked(name: str, text: str) -> date | datetime:
     if _DATE.match(text):
         try:
             return date.fromisoformat(text)
