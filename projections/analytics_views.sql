@@ -15,12 +15,14 @@ COMMENT ON VIEW analytics.playback_sessions IS
 CREATE OR REPLACE VIEW analytics.events AS
 SELECT e.global_position, e.event_id, e.type, e.stream_type, e.occurred_at, e.recorded_at,
        CASE WHEN e.stream_type = 'analytics'
-            THEN e.data - 'listener_id' - 'anonymous_id' END AS data,
+            -- `properties` is free-form client input that may carry personal data.
+            THEN e.data - 'listener_id' - 'anonymous_id' - 'properties' END AS data,
        (e.metadata ->> 'weight')::double precision AS weight
 FROM lufy.events e;
 COMMENT ON VIEW analytics.events IS
     'One row per event of the log, without personal data: analytics events with their payload '
-    '(listener as listener_key only, no user or anonymous id), every other event with its type '
+    '(listener as listener_key only, no user or anonymous id, no free-form properties), every '
+    'other event with its type '
     'and times but no payload. Live.';
 
 DROP MATERIALIZED VIEW IF EXISTS analytics.artist_daily;

@@ -180,3 +180,10 @@ async def test_the_refresh_job_refreshes_the_views(settings, admin_conn) -> None
         runtime.close()
     cur = await admin_conn.execute("SELECT view_name FROM lufy.analytics_refreshes ORDER BY 1")
     assert await cur.fetchall() == [("artist_daily",), ("track_daily",)]
+
+
+async def test_the_analyst_events_view_carries_no_free_form_properties(admin_conn) -> None:
+    cur = await admin_conn.execute("SELECT pg_get_viewdef('analytics.events'::regclass)")
+    row = await cur.fetchone()
+    assert row is not None
+    assert "'properties'::text" in row[0]
