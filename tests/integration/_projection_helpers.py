@@ -152,7 +152,7 @@ async def counted(conn: AsyncConnection[Any], table: str = "test_counter") -> in
 
 
 async def wait_for_count(
-    conn: AsyncConnection[Any], expected: int, *, table: str = "test_counter", within: float = 30
+    conn: AsyncConnection[Any], expected: int, *, table: str = "test_counter", within: float = 120
 ) -> int:
     deadline = time.monotonic() + within
     value = await counted(conn, table)
