@@ -166,3 +166,15 @@ async def test_an_artist_reads_only_their_own_rows_even_without_a_filter(
     assert lines[0] == "t,streams"
     assert len(lines) == 8
     assert sum(float(line.split(",")[1]) for line in lines[1:]) == 5
+
+
+async def test_the_csv_export_names_its_charset_once(container) -> None:
+    from tests.helpers.accounts import create_user
+    from tests.helpers.http import api_client
+
+    artist = await create_user(container, role="artist")
+    async with api_client(container) as client:
+        response = await client.get("/api/dashboard/export.csv", headers=artist.headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.text.splitlines()[0].startswith("t,")

@@ -116,7 +116,12 @@ async def realtime(
     return await dashboard(container).realtime(Scope.of(principal, artist_id), tz)
 
 
-@get("/api/dashboard/export.csv", tags=_TAGS, summary="The timeseries as CSV")
+@get(
+    "/api/dashboard/export.csv",
+    tags=_TAGS,
+    summary="The timeseries as CSV",
+    media_type="text/csv",
+)
 async def export_csv(
     container: Container,
     principal: Principal,
@@ -138,7 +143,7 @@ async def export_csv(
     )
     return Response(
         text,
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="lufy-timeseries.csv"'},
     )
 
