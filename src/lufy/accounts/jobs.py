@@ -10,7 +10,9 @@ from lufy.jobs import job
 __all__ = ["send_email"]
 
 
-@job(queue="email-send", max_retries=8)
+# Sending one message takes well under a second; a short limit also keeps the lease of a job
+# whose worker was killed short (limit + 30 s) before the sweeper hands it to another worker.
+@job(queue="email-send", max_retries=8, time_limit_ms=60_000)
 def send_email(payload: dict[str, Any], *, job_key: str) -> None:
     """Render and send one account e-mail; the job key is the causing event's id, and the
     backends are idempotent on it (Resend's Idempotency-Key, the file backend's file name)."""
