@@ -18,12 +18,13 @@ from litestar.openapi.spec import (
     OpenAPI,
     Operation,
     Reference,
+    RequestBody,
     Schema,
 )
 from litestar.openapi.spec import OpenAPIHeader as Header
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import OpenAPIResponse as Response
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 __all__ = ["PROBLEM_SCHEMA", "complete_openapi"]
 
@@ -206,7 +207,58 @@ def _complete(document: OpenAPI) -> None:
                     existing.content[PROBLEM_JSON] = problem[PROBLEM_JSON]
             if path.endswith(".csv"):
                 _document_csv(responses)
+            if path == "/api/analytics/events" and method == "post":
+                operation.request_body = operation.request_body or _ingest_body()
             operation.responses = responses
+
+
+def _ingest_body() -> RequestBody:
+    """The ingestion route reads its raw body itself (it also takes text/plain from
+    sendBeacon), so Litestar cannot infer the schema: CONTRACT.md section 3, written out."""
+    text = Schema(type=OpenAPIType.STRING, max_length=200)
+    uuid_ = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID)
+    event = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["event_id", "type", "occurred_at", "session_id"],
+        properties={
+            "event_id": uuid_,
+            "type": Schema(
+                type=OpenAPIType.STRING,
+                enum=[
+                    "playback.started",
+                    "playback.progress",
+                    "playback.completed",
+                    "playback.skipped",
+                    "page.viewed",
+                    "track.liked",
+                    "track.unliked",
+                    "artist.followed",
+                    "artist.unfollowed",
+                ],
+            ),
+            "occurred_at": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+            "session_id": text,
+            "anonymous_id": text,
+            "track_id": uuid_,
+            "artist_id": uuid_,
+            "listened_ms": Schema(type=OpenAPIType.INTEGER, minimum=0),
+            "source": text,
+            "properties": Schema(type=OpenAPIType.OBJECT),
+        },
+    )
+    batch = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["events"],
+        properties={"events": Schema(type=OpenAPIType.ARRAY, items=event, max_items=500)},
+    )
+    return RequestBody(
+        required=True,
+        description="At most 500 events and 1 MiB; also accepted as text/plain (sendBeacon).",
+        content={
+            "application/json": MediaType(schema=batch),
+            "text/plain": MediaType(schema=Schema(type=OpenAPIType.STRING)),
+        },
+    )
 
 
 def _document_csv(responses: dict[str, Any]) -> None:
