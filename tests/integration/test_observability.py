@@ -55,6 +55,7 @@ async def scrape(client: AsyncTestClient[Any]) -> str:
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"].count("charset") == 1
     return response.text
 
 

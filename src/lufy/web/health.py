@@ -129,7 +129,9 @@ async def readyz(state: State) -> Response[Readiness]:
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type="text/plain")
 async def metrics(state: State) -> Response[bytes]:
     payload, content_type = await render_metrics(state.container)
-    return Response(payload, media_type=content_type)
+    # Litestar appends "; charset=utf-8" to text/* itself: pass the type without it.
+    media_type = content_type.replace("; charset=utf-8", "")
+    return Response(payload, media_type=media_type)
 
 
 ROUTES = [healthz, readyz, metrics]
