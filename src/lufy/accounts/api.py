@@ -10,6 +10,8 @@ import uuid
 from typing import Any
 
 from litestar import Request, Router, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from lufy.accounts.clients import ClientInfo
@@ -48,7 +50,7 @@ def _client(request: Request[Any, Any, Any], container: Container) -> ClientInfo
 
 
 @post("/sign-up", status_code=HTTP_201_CREATED, summary="Create an account")
-async def sign_up(data: SignUp, container: Container) -> UserEnvelope:
+async def sign_up(data: JSONBody[SignUp], container: NamedDependency[Container]) -> UserEnvelope:
     user = await accounts_service(container).sign_up(
         email=data.email, password=data.password, display_name=data.display_name, role=data.role
     )
@@ -56,7 +58,9 @@ async def sign_up(data: SignUp, container: Container) -> UserEnvelope:
 
 
 @post("/verify-email", status_code=HTTP_200_OK, summary="Confirm an e-mail address")
-async def verify_email(data: TokenRequest, container: Container) -> UserEnvelope:
+async def verify_email(
+    data: JSONBody[TokenRequest], container: NamedDependency[Container]
+) -> UserEnvelope:
     return UserEnvelope(user=await accounts_service(container).verify_email(data.token))
 
 
@@ -66,13 +70,15 @@ async def verify_email(data: TokenRequest, container: Container) -> UserEnvelope
     summary="Send a new verification link",
     security=_BEARER,
 )
-async def resend_verification(principal: Principal, container: Container) -> Accepted:
+async def resend_verification(
+    principal: NamedDependency[Principal], container: NamedDependency[Container]
+) -> Accepted:
     return await accounts_service(container).resend_verification(principal)
 
 
 @post("/sign-in", status_code=HTTP_200_OK, summary="Sign in with e-mail and password")
 async def sign_in(
-    data: SignIn, request: Request[Any, Any, Any], container: Container
+    data: JSONBody[SignIn], request: Request[Any, Any, Any], container: NamedDependency[Container]
 ) -> AuthTokens:
     return await accounts_service(container).sign_in(
         email=data.email, password=data.password, client=_client(request, container)
@@ -81,7 +87,9 @@ async def sign_in(
 
 @post("/refresh", status_code=HTTP_200_OK, summary="Rotate a refresh token for a new pair")
 async def refresh(
-    data: RefreshRequest, request: Request[Any, Any, Any], container: Container
+    data: JSONBody[RefreshRequest],
+    request: Request[Any, Any, Any],
+    container: NamedDependency[Container],
 ) -> AuthTokens:
     return await accounts_service(container).refresh(
         data.refresh_token, _client(request, container)
@@ -89,24 +97,34 @@ async def refresh(
 
 
 @post("/sign-out", status_code=204, summary="End the current session", security=_BEARER)
-async def sign_out(principal: Principal, container: Container) -> None:
+async def sign_out(
+    principal: NamedDependency[Principal], container: NamedDependency[Container]
+) -> None:
     await accounts_service(container).sign_out(principal)
 
 
 @get("/session", summary="The caller and their current session", security=_BEARER)
-async def current_session(principal: Principal, container: Container) -> CurrentSession:
+async def current_session(
+    principal: NamedDependency[Principal], container: NamedDependency[Container]
+) -> CurrentSession:
     return await accounts_service(container).current(principal)
 
 
 @get("/sessions", summary="The caller's live sessions", security=_BEARER)
-async def list_sessions(principal: Principal, container: Container) -> SessionList:
+async def list_sessions(
+    principal: NamedDependency[Principal], container: NamedDependency[Container]
+) -> SessionList:
     return await accounts_service(container).list_sessions(principal)
 
 
 @delete(
     "/sessions/{session_id:uuid}", summary="Revoke one of the caller's sessions", security=_BEARER
 )
-async def revoke_session(session_id: uuid.UUID, principal: Principal, container: Container) -> None:
+async def revoke_session(
+    session_id: FromPath[uuid.UUID],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
+) -> None:
     await accounts_service(container).revoke_session(principal, session_id)
 
 
@@ -116,20 +134,26 @@ async def revoke_session(session_id: uuid.UUID, principal: Principal, container:
     summary="Revoke every session of the caller but the current one",
     security=_BEARER,
 )
-async def revoke_other_sessions(principal: Principal, container: Container) -> RevokedSessions:
+async def revoke_other_sessions(
+    principal: NamedDependency[Principal], container: NamedDependency[Container]
+) -> RevokedSessions:
     return RevokedSessions(
         revoked=await accounts_service(container).revoke_other_sessions(principal)
     )
 
 
 @post("/magic-link", status_code=HTTP_202_ACCEPTED, summary="E-mail a sign-in link")
-async def magic_link(data: EmailRequest, container: Container) -> Accepted:
+async def magic_link(
+    data: JSONBody[EmailRequest], container: NamedDependency[Container]
+) -> Accepted:
     return await accounts_service(container).request_magic_link(data.email)
 
 
 @post("/magic-link/verify", status_code=HTTP_200_OK, summary="Sign in with a magic link")
 async def magic_link_verify(
-    data: TokenRequest, request: Request[Any, Any, Any], container: Container
+    data: JSONBody[TokenRequest],
+    request: Request[Any, Any, Any],
+    container: NamedDependency[Container],
 ) -> AuthTokens:
     return await accounts_service(container).verify_magic_link(
         data.token, _client(request, container)
@@ -137,12 +161,16 @@ async def magic_link_verify(
 
 
 @post("/password/forgot", status_code=HTTP_202_ACCEPTED, summary="E-mail a password reset link")
-async def forgot_password(data: EmailRequest, container: Container) -> Accepted:
+async def forgot_password(
+    data: JSONBody[EmailRequest], container: NamedDependency[Container]
+) -> Accepted:
     return await accounts_service(container).forgot_password(data.email)
 
 
 @post("/password/reset", status_code=HTTP_200_OK, summary="Set a new password with a reset link")
-async def reset_password(data: ResetPassword, container: Container) -> UserEnvelope:
+async def reset_password(
+    data: JSONBody[ResetPassword], container: NamedDependency[Container]
+) -> UserEnvelope:
     user = await accounts_service(container).reset_password(data.token, data.password)
     return UserEnvelope(user=user)
 
@@ -154,7 +182,9 @@ async def reset_password(data: ResetPassword, container: Container) -> UserEnvel
     security=_BEARER,
 )
 async def change_password(
-    data: ChangePassword, principal: Principal, container: Container
+    data: JSONBody[ChangePassword],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
 ) -> RevokedSessions:
     revoked = await accounts_service(container).change_password(
         principal, current_password=data.current_password, new_password=data.new_password

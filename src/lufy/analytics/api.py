@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
+from litestar.di import NamedDependency
 
 from lufy.analytics.ingest import IngestContext, IngestResult
 from lufy.analytics.service import ingestor
@@ -24,7 +25,9 @@ __all__ = ["ROUTES", "ingest_events"]
     tags=["analytics"],
 )
 async def ingest_events(
-    request: Request[Any, Any, Any], container: Container, maybe_principal: Principal | None
+    request: Request[Any, Any, Any],
+    container: NamedDependency[Container],
+    maybe_principal: NamedDependency[Principal | None],
 ) -> IngestResult:
     context = IngestContext.from_headers(
         user_agent=request.headers.get("user-agent"),

@@ -6,7 +6,8 @@ import uuid
 from typing import Annotated
 
 from litestar import Response, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
 
 from lufy.analytics.dashboard import Query, Scope
 from lufy.analytics.schemas import (
@@ -24,25 +25,25 @@ __all__ = ["ROUTES"]
 
 _Range = Annotated[
     str | None,
-    Parameter(description="7d, 28d, 90d (any Nd), 24h or 12m; the default is 28d"),
+    QueryParameter(description="7d, 28d, 90d (any Nd), 24h or 12m; the default is 28d"),
 ]
 _From = Annotated[
     str | None,
-    Parameter(
-        query="from",
+    QueryParameter(
+        name="from",
         description="a date (inclusive, calendar day in tz) or an RFC 3339 instant (half-open)",
     ),
 ]
-_To = Annotated[str | None, Parameter(description="a date (inclusive) or an RFC 3339 instant")]
-_Tz = Annotated[str | None, Parameter(description="IANA time zone; the default is UTC")]
-_Artist = Annotated[uuid.UUID | None, Parameter(description="admins only: one artist")]
+_To = Annotated[str | None, QueryParameter(description="a date (inclusive) or an RFC 3339 instant")]
+_Tz = Annotated[str | None, QueryParameter(description="IANA time zone; the default is UTC")]
+_Artist = Annotated[uuid.UUID | None, QueryParameter(description="admins only: one artist")]
 _TAGS = ["dashboard"]
 
 
 @get("/api/dashboard/overview", tags=_TAGS, summary="Totals of the period and the one before")
 async def overview(
-    container: Container,
-    principal: Principal,
+    container: NamedDependency[Container],
+    principal: NamedDependency[Principal],
     range: _Range = None,
     from_: _From = None,
     to: _To = None,
@@ -56,11 +57,11 @@ async def overview(
 
 @get("/api/dashboard/timeseries", tags=_TAGS, summary="One metric per hour, day, week or month")
 async def timeseries(
-    container: Container,
-    principal: Principal,
-    metric: str = "streams",
-    granularity: str | None = None,
-    track_id: uuid.UUID | None = None,
+    container: NamedDependency[Container],
+    principal: NamedDependency[Principal],
+    metric: FromQuery[str] = "streams",
+    granularity: FromQuery[str | None] = None,
+    track_id: FromQuery[uuid.UUID | None] = None,
     range: _Range = None,
     from_: _From = None,
     to: _To = None,
@@ -78,10 +79,10 @@ async def timeseries(
 
 @get("/api/dashboard/tracks", tags=_TAGS, summary="The overview metrics per track")
 async def tracks(
-    container: Container,
-    principal: Principal,
-    sort: str = "streams",
-    limit: int = 50,
+    container: NamedDependency[Container],
+    principal: NamedDependency[Principal],
+    sort: FromQuery[str] = "streams",
+    limit: FromQuery[int] = 50,
     range: _Range = None,
     from_: _From = None,
     to: _To = None,
@@ -95,9 +96,9 @@ async def tracks(
 
 @get("/api/dashboard/breakdown", tags=_TAGS, summary="Streams and listeners by a dimension")
 async def breakdown(
-    container: Container,
-    principal: Principal,
-    dimension: str = "country",
+    container: NamedDependency[Container],
+    principal: NamedDependency[Principal],
+    dimension: FromQuery[str] = "country",
     range: _Range = None,
     from_: _From = None,
     to: _To = None,
@@ -111,7 +112,10 @@ async def breakdown(
 
 @get("/api/dashboard/realtime", tags=_TAGS, summary="Streams per minute, last 30 minutes")
 async def realtime(
-    container: Container, principal: Principal, tz: _Tz = None, artist_id: _Artist = None
+    container: NamedDependency[Container],
+    principal: NamedDependency[Principal],
+    tz: _Tz = None,
+    artist_id: _Artist = None,
 ) -> RealtimeResponse:
     return await dashboard(container).realtime(Scope.of(principal, artist_id), tz)
 
@@ -123,11 +127,11 @@ async def realtime(
     media_type="text/csv",
 )
 async def export_csv(
-    container: Container,
-    principal: Principal,
-    metric: str | None = None,
-    granularity: str | None = None,
-    track_id: uuid.UUID | None = None,
+    container: NamedDependency[Container],
+    principal: NamedDependency[Principal],
+    metric: FromQuery[str | None] = None,
+    granularity: FromQuery[str | None] = None,
+    track_id: FromQuery[uuid.UUID | None] = None,
     range: _Range = None,
     from_: _From = None,
     to: _To = None,

@@ -6,7 +6,8 @@ import uuid
 from typing import Annotated, Literal
 
 from litestar import Router, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from lufy.bootstrap import Container
@@ -29,7 +30,9 @@ _BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
 @post("/uploads", status_code=HTTP_201_CREATED, summary="Start an upload", security=_BEARER)
 async def create_upload(
-    data: UploadCreate, principal: Principal, container: Container
+    data: JSONBody[UploadCreate],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
 ) -> UploadTicket:
     return await catalog_service(container).request_upload(principal, data)
 
@@ -41,20 +44,22 @@ async def create_upload(
     security=_BEARER,
 )
 async def complete_upload(
-    upload_id: uuid.UUID, principal: Principal, container: Container
+    upload_id: FromPath[uuid.UUID],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
 ) -> UploadAccepted:
     return await catalog_service(container).complete_upload(principal, upload_id)
 
 
 @get("/tracks", summary="Tracks the caller may see (own in every state, others published)")
 async def list_tracks(
-    container: Container,
-    maybe_principal: Principal | None,
-    artist_id: uuid.UUID | None = None,
-    status: Literal["uploading", "processing", "ready", "failed"] | None = None,
-    published: bool = False,
-    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    container: NamedDependency[Container],
+    maybe_principal: NamedDependency[Principal | None],
+    artist_id: FromQuery[uuid.UUID | None] = None,
+    status: FromQuery[Literal["uploading", "processing", "ready", "failed"] | None] = None,
+    published: FromQuery[bool] = False,
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
 ) -> TrackList:
     tracks = await catalog_service(container).list_tracks(
         maybe_principal,
@@ -69,14 +74,19 @@ async def list_tracks(
 
 @get("/tracks/{track_id:uuid}", summary="One track")
 async def get_track(
-    track_id: uuid.UUID, container: Container, maybe_principal: Principal | None
+    track_id: FromPath[uuid.UUID],
+    container: NamedDependency[Container],
+    maybe_principal: NamedDependency[Principal | None],
 ) -> Track:
     return await catalog_service(container).get_track(maybe_principal, track_id)
 
 
 @patch("/tracks/{track_id:uuid}", summary="Update a track's metadata", security=_BEARER)
 async def update_track(
-    track_id: uuid.UUID, data: TrackUpdate, principal: Principal, container: Container
+    track_id: FromPath[uuid.UUID],
+    data: JSONBody[TrackUpdate],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
 ) -> Track:
     return await catalog_service(container).update_track(principal, track_id, data)
 
@@ -87,7 +97,11 @@ async def update_track(
     summary="Publish a ready track",
     security=_BEARER,
 )
-async def publish_track(track_id: uuid.UUID, principal: Principal, container: Container) -> Track:
+async def publish_track(
+    track_id: FromPath[uuid.UUID],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
+) -> Track:
     return await catalog_service(container).publish(principal, track_id)
 
 
@@ -97,7 +111,11 @@ async def publish_track(track_id: uuid.UUID, principal: Principal, container: Co
     summary="Unpublish a track",
     security=_BEARER,
 )
-async def unpublish_track(track_id: uuid.UUID, principal: Principal, container: Container) -> Track:
+async def unpublish_track(
+    track_id: FromPath[uuid.UUID],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
+) -> Track:
     return await catalog_service(container).unpublish(principal, track_id)
 
 
@@ -106,13 +124,19 @@ async def unpublish_track(track_id: uuid.UUID, principal: Principal, container: 
     summary="Delete a track, its media, and every way to stream it",
     security=_BEARER,
 )
-async def delete_track(track_id: uuid.UUID, principal: Principal, container: Container) -> None:
+async def delete_track(
+    track_id: FromPath[uuid.UUID],
+    principal: NamedDependency[Principal],
+    container: NamedDependency[Container],
+) -> None:
     await catalog_service(container).delete(principal, track_id)
 
 
 @get("/tracks/{track_id:uuid}/stream", summary="A stream token and URL for a track")
 async def stream_track(
-    track_id: uuid.UUID, container: Container, maybe_principal: Principal | None
+    track_id: FromPath[uuid.UUID],
+    container: NamedDependency[Container],
+    maybe_principal: NamedDependency[Principal | None],
 ) -> StreamGrant:
     return await catalog_service(container).authorize_stream(maybe_principal, track_id)
 

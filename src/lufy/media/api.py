@@ -13,6 +13,8 @@ import uuid
 from typing import Any
 
 from litestar import Request, Response, Router, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from lufy.bootstrap import Container
@@ -34,7 +36,9 @@ __all__ = ["ROUTES"]
     request_max_body_size=MAX_UPLOAD_BYTES,
 )
 async def receive_upload(
-    upload_id: uuid.UUID, request: Request[Any, Any, Any], container: Container
+    upload_id: FromPath[uuid.UUID],
+    request: Request[Any, Any, Any],
+    container: NamedDependency[Container],
 ) -> uploads.Received:
     claims = verify_upload_token(
         container.settings.jwt_secret, request.query_params.get("token"), upload_id=upload_id
@@ -51,7 +55,10 @@ async def receive_upload(
 
 @get("/hls/{track_id:uuid}/{path:path}", summary="HLS delivery with stream-token check")
 async def deliver(
-    track_id: uuid.UUID, path: str, request: Request[Any, Any, Any], container: Container
+    track_id: FromPath[uuid.UUID],
+    path: FromPath[str],
+    request: Request[Any, Any, Any],
+    container: NamedDependency[Container],
 ) -> Response[bytes]:
     token = request.query_params.get("token")
     verify_stream_token(container.settings.jwt_secret, token, track_id=track_id)

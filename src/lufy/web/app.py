@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.errors import NotFoundError
@@ -56,7 +57,7 @@ def _collect(attribute: str) -> list[Any]:
     http_method=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
     include_in_schema=False,
 )
-async def api_not_found(rest: str) -> None:
+async def api_not_found(rest: FromPath[str]) -> None:
     # Litestar runs middleware only for matched routes: without this, an unknown /api path
     # would answer without request ids and rate-limit headers, and would not be counted.
     raise NotFoundError(f"no API route at /api{rest}")
