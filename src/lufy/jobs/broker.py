@@ -32,7 +32,7 @@ __all__ = ["JobRuntime", "QueuedJob", "configure", "current", "enqueue_message",
 
 _Q = load_queries("lufy.jobs")
 _log = get_logger(__name__)
-_lock = threading.Lock()
+_lock = threading.RLock()  # configure() runs under it from obtain()
 _runtime: JobRuntime | None = None
 
 
@@ -256,14 +256,17 @@ def obtain(settings: Settings) -> tuple[JobRuntime, bool]:
     """This process's runtime for `settings`: the existing one when it uses the same database
     and Redis (a worker and a projector sharing a process), else a new one. The flag says
     whether it is new (then the caller closes it)."""
-    existing = _runtime
-    if (
-        existing is not None
-        and existing.settings.DATABASE_URL == settings.DATABASE_URL
-        and existing.settings.REDIS_URL == settings.REDIS_URL
-    ):
-        return existing, False
-    return configure(settings), True
+    # Under the lock: a projector and a worker starting together in one process must share
+    # one runtime, not each replace (and close) the other's.
+    with _lock:
+        existing = _runtime
+        if (
+            existing is not None
+            and existing.settings.DATABASE_URL == settings.DATABASE_URL
+            and existing.settings.REDIS_URL == settings.REDIS_URL
+        ):
+            return existing, False
+        return configure(settings), True
 
 
 def current() -> JobRuntime:
