@@ -42,7 +42,7 @@ def migrate_command() -> None:
 def serve_command(host: str, port: int, workers: int) -> None:
     """The HTTP API, on granian."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     settings = get_settings()  # fail fast on bad configuration, before forking workers
     from lufy.logs import configure_logging
@@ -55,6 +55,8 @@ def serve_command(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         interface=Interfaces.ASGI,
+        # uvloop (a dependency) where it is installed: ~15% more requests/s than asyncio's loop.
+        loop=Loops.auto,
         log_access=False,
         workers_kill_timeout=10,
     ).serve()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis as sync_redis
+import uvloop
 
 from lufy.web.ratelimit_store import (
     INCOMPLETE,
@@ -108,3 +109,16 @@ async def test_a_refused_connection_raises_an_os_error_at_once() -> None:
 
     with pytest.raises(OSError):
         await closed.execute("PING")
+
+
+def test_the_store_works_on_uvloop_the_servers_event_loop(redis_url: str) -> None:
+    # `lufy serve` runs on uvloop, whose transports are not asyncio.Transport subclasses.
+
+    async def main() -> list[object]:
+        client = ScriptStore(redis_url, timeout=2.0)
+        try:
+            return list(await asyncio.gather(*(client.execute("ECHO", f"u{i}") for i in range(50))))
+        finally:
+            await client.aclose()
+
+    assert uvloop.run(main()) == [f"u{i}".encode() for i in range(50)]
