@@ -20,12 +20,12 @@ from psycopg import AsyncConnection
 
 from lufy.eventstore import ANY, EventStore, NewEvent
 from lufy.eventstore.codec import EventCodec
-from lufy.eventstore.envelope import Checkpoint, Event, RecordedEvent
+from lufy.eventstore.envelope import Event, RecordedEvent
 from lufy.jobs import JobSpec
 from lufy.jobs.reactors import Reactor
 from lufy.operations.events import EVENTS as OPERATIONS_EVENTS
 from lufy.projections.base import Projection
-from lufy.projections.ranged import RangeProjection, range_params
+from lufy.projections.ranged import LogRange, RangeProjection
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import Settings, load_settings
 
@@ -182,15 +182,11 @@ class RangeCounter(RangeProjection):
     handles: ClassVar[frozenset[str]] = frozenset({"test.counted"})
     tables: ClassVar[tuple[str, ...]] = ("test_other",)
 
-    async def apply_range(
-        self, conn: AsyncConnection[Any], after: Checkpoint, upto: Checkpoint
-    ) -> None:
+    async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
         await conn.execute(
             "INSERT INTO test_other (stream_id, events) "
-            "SELECT stream_id, count(*) FROM lufy.events "
-            "WHERE (transaction_id, global_position) > (%(after_tx)s::text::xid8, %(after_pos)s)"
-            " AND (transaction_id, global_position) <= (%(upto_tx)s::text::xid8, %(upto_pos)s)"
+            f"SELECT stream_id, count(*) FROM lufy.events WHERE {log.where()}"
             " AND type = ANY(%(types)s) GROUP BY stream_id "
             "ON CONFLICT (stream_id) DO UPDATE SET events = test_other.events + excluded.events",
-            range_params(self, after, upto),
+            log.params(self),
         )

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from psycopg import AsyncConnection
 
 from lufy.eventstore import ANY, NewEvent
 from lufy.projections.inline import append_inline
+from lufy.projections.ranged import LogRange
 from lufy.projections.rebuild import rebuild
 from lufy.projections.runner import Projector
 
@@ -153,6 +154,123 @@ async def test_a_range_projection_applies_live_and_rebuilds_to_the_same_rows(
     assert result.differences == {"test_other": (0, 0)}
     assert result.events_applied == 240
     assert await counted(app_conn, "test_other") == 240
+
+
+async def test_an_interrupted_first_pass_of_a_range_projection_resumes_at_its_position(
+    settings, app_conn
+) -> None:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    store = make_store()
+    for i in range(12):
+        await append_counted(app_conn, store, f"s{i % 4}", 20)
+    projector = Projector(settings, [RangeCounter()], options=FAST, store=store)
+    task = asyncio.create_task(projector.run())
+    try:
+        assert await wait_for_count(app_conn, 240, table="test_other") == 240
+    finally:
+        projector.stop()
+        await asyncio.wait_for(task, timeout=20)
+
+    def stop_after_two_steps(done: int, total: int) -> None:
+        calls.append((done, total))
+        if len(calls) == 2:
+            raise _Interrupted
+
+    calls: list[tuple[int, int]] = []
+    with pytest.raises(_Interrupted):
+        await rebuild(
+            settings.DATABASE_URL,
+            RangeCounter(),
+            store=store,
+            batch_size=50,
+            progress=stop_after_two_steps,
+        )
+    cur = await app_conn.execute(
+        "SELECT global_position, first_pass_below IS NOT NULL, first_pass_end "
+        "FROM lufy.projection_rebuilds WHERE name = 'test_other'"
+    )
+    position, in_first_pass, end = await cur.fetchone()
+    assert (position, in_first_pass) == (100, True)
+    assert end >= 240
+    cur = await app_conn.execute("SELECT coalesce(sum(events), 0) FROM lufy_shadow.test_other")
+    shadow_so_far = (await cur.fetchone())[0]
+    assert 0 < shadow_so_far < 240
+
+    result = await rebuild(
+        settings.DATABASE_URL, RangeCounter(), store=store, batch_size=50, compare=True
+    )
+    assert result.resumed
+    assert result.differences == {"test_other": (0, 0)}
+    assert result.events_applied == 240
+    assert await counted(app_conn, "test_other") == 240
+
+
+class HookedRangeCounter(RangeCounter):
+    """RangeCounter that lets the test act between the first pass's steps."""
+
+    hook: ClassVar[list[Any]] = []
+
+    async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
+        for act in self.hook:
+            await act(log)
+        await super().apply_range(conn, log)
+
+
+async def test_a_first_pass_under_concurrent_commits_and_a_held_transaction_counts_each_once(
+    settings, app_conn
+) -> None:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    store = make_store()
+    for i in range(10):
+        await append_counted(app_conn, store, f"s{i % 3}", 20)
+    # A transaction open across the rebuild's start holds the read barrier below itself: its
+    # events are not in the first pass, and must still be applied exactly once.
+    held = await AsyncConnection.connect(settings.DATABASE_URL)
+    await append_counted(held, store, "held", 7)
+    written = 200 + 7
+    steps: list[LogRange] = []
+    async with await AsyncConnection.connect(settings.DATABASE_URL, autocommit=True) as writer:
+
+        async def during_the_pass(log: LogRange) -> None:
+            nonlocal written
+            if log.by_checkpoints:
+                return
+            steps.append(log)
+            await append_counted(writer, store, "late", 3)  # committed above the barrier
+            written += 3
+            if len(steps) == 2:
+                await held.commit()
+
+        HookedRangeCounter.hook = [during_the_pass]
+        projector = Projector(settings, [HookedRangeCounter()], options=FAST, store=store)
+        task = asyncio.create_task(projector.run())
+        try:
+            result = await rebuild(
+                settings.DATABASE_URL,
+                HookedRangeCounter(),
+                store=store,
+                batch_size=30,
+                compare=True,
+            )
+            assert len(steps) >= 7  # 200+ positions in steps of 30
+            assert all(s.below == steps[0].below for s in steps)
+            assert result.differences == {"test_other": (0, 0)}
+            assert await wait_for_count(app_conn, written, table="test_other") == written
+            await asyncio.sleep(0.5)  # nothing more may arrive: each event counted once
+            assert await counted(app_conn, "test_other") == written
+        finally:
+            HookedRangeCounter.hook = []
+            projector.stop()
+            await asyncio.wait_for(task, timeout=20)
+            await held.close()
+    cur = await app_conn.execute("SELECT stream_id, events FROM lufy.test_other ORDER BY 1")
+    assert dict(await cur.fetchall()) == {
+        "held": 7,
+        "late": written - 207,
+        "s0": 80,
+        "s1": 60,
+        "s2": 60,
+    }
 
 
 class InlineCounter(CountingProjection):

@@ -106,11 +106,19 @@ def status_command(as_json: bool) -> None:
 @click.option(
     "--until", "until_text", default=None, help="build as of this time (RFC 3339); no swap"
 )
-@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--batch-size",
+    default=None,
+    type=click.IntRange(1, 1_000_000),
+    help="events per transaction (default 5000); for a RangeProjection's first pass, log "
+    "positions per transaction (default: its rebuild_step)",
+)
 @click.option(
     "--compare", is_flag=True, help="count rows that differ from the live model before the swap"
 )
-def rebuild_command(name: str, until_text: str | None, batch_size: int, compare: bool) -> None:
+def rebuild_command(
+    name: str, until_text: str | None, batch_size: int | None, compare: bool
+) -> None:
     """Rebuild NAME from the log into its shadow copy, then swap it in (resumable)."""
     from rich.progress import (
         BarColumn,

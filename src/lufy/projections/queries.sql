@@ -142,7 +142,8 @@ LEFT JOIN LATERAL (
 ORDER BY s.name;
 
 -- name: get_rebuild
-SELECT version, until_ts, transaction_id::text::bigint, global_position, events_applied
+SELECT version, until_ts, transaction_id::text::bigint, global_position, events_applied,
+       first_pass_below::text::bigint, first_pass_end
 FROM lufy.projection_rebuilds WHERE name = %(name)s;
 
 -- name: start_rebuild
@@ -150,7 +151,38 @@ INSERT INTO lufy.projection_rebuilds (name, version, until_ts, transaction_id, g
 VALUES (%(name)s, %(version)s, %(until)s, '0'::xid8, 0)
 ON CONFLICT (name) DO UPDATE
 SET version = excluded.version, until_ts = excluded.until_ts, transaction_id = '0'::xid8,
-    global_position = 0, events_applied = 0, started_at = now(), updated_at = now();
+    global_position = 0, events_applied = 0, first_pass_below = NULL, first_pass_end = NULL,
+    started_at = now(), updated_at = now();
+
+-- name: begin_first_pass
+UPDATE lufy.projection_rebuilds
+SET first_pass_below = %(below)s::text::xid8, first_pass_end = %(end)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: advance_first_pass
+UPDATE lufy.projection_rebuilds SET global_position = %(pos)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: end_first_pass
+-- The pass covered every event below the barrier: from here on the place is the checkpoint
+-- (barrier, 0), as for any reader that has read everything below a barrier.
+UPDATE lufy.projection_rebuilds
+SET transaction_id = first_pass_below, global_position = 0, events_applied = %(applied)s,
+    first_pass_below = NULL, first_pass_end = NULL, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: barrier_now
+-- Before last_position, in its own statement: every transaction below the barrier has then
+-- finished before last_position takes its snapshot, so all their events are at or below it.
+SELECT lufy.read_barrier()::text::bigint;
+
+-- name: last_position
+SELECT max(global_position) FROM lufy.events;
+
+-- name: count_first_pass
+-- The events a first pass applies (for progress and the events_applied figure).
+SELECT count(*) FROM lufy.events
+WHERE transaction_id < %(below)s::text::xid8 AND type = ANY(%(types)s);
 
 -- name: advance_rebuild
 UPDATE lufy.projection_rebuilds

@@ -1,16 +1,35 @@
-"""Projections that apply a range of the log with one set-based statement.
+"""Projections that apply a stretch of the log with one set-based statement.
 
 A rollup over millions of events need not ship each event to Python: `apply_range` runs one
-`INSERT … SELECT … FROM lufy.events WHERE (transaction_id, global_position) > after AND
-(…) <= upto AND type = ANY(…) GROUP BY … ON CONFLICT …`. The runner hands it exactly the range
-of a batch it has read (every transaction in it is finished, so the range is fixed), and a
-rebuild reads only positions; live processing and replay remain one code path.
+`INSERT … SELECT … FROM lufy.events WHERE <range> AND type = ANY(…) GROUP BY … ON CONFLICT …`,
+where `<range>` is `log.where()` and the parameters are `log.params(self)`:
+
+    async def apply_range(self, conn, log):
+        await conn.execute(
+            f"INSERT INTO plays_per_hour (track, hour, plays) SELECT data->>'track', "
+            f"date_trunc('hour', occurred_at), count(*) FROM lufy.events "
+            f"WHERE {log.where()} AND type = ANY(%(types)s) GROUP BY 1, 2 "
+            "ON CONFLICT (track, hour) DO UPDATE SET plays = plays_per_hour.plays + excluded.plays",
+            log.params(self),
+        )
+
+A range is one of two shapes, and the statement must work for both (it does when it only puts
+`log.where()` in its WHERE clause):
+- live processing and the end of a rebuild hand it the range of a batch the runner read:
+  after < (transaction_id, global_position) <= upto, every transaction in it finished;
+- a rebuild's first pass hands it ranges of positions below a read barrier fixed when the pass
+  started (all transactions below it finished): from_position < global_position <= to_position
+  and transaction_id < below. Such a range is a plain index range (or a sequential read), which
+  is what lets a rebuild run nearly as fast as one `INSERT … SELECT` over the whole log.
+
+`where()` is constant SQL text (no values in it), so formatting it into the statement is safe.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from psycopg import AsyncConnection
@@ -18,34 +37,78 @@ from psycopg import AsyncConnection
 from lufy.eventstore.envelope import Checkpoint, RecordedEvent
 from lufy.projections.base import Projection
 
-__all__ = ["RangeProjection", "range_params"]
+__all__ = ["LogRange", "RangeProjection"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRange:
+    """A stretch of the log: between two checkpoints, or a range of positions below a barrier."""
+
+    after: Checkpoint | None = None
+    upto: Checkpoint | None = None
+    from_position: int = 0
+    to_position: int = 0
+    below: int = 0  # a transaction id: only transactions below it (positions shape)
+
+    @classmethod
+    def between(cls, after: Checkpoint, upto: Checkpoint) -> LogRange:
+        """Events with after < (transaction_id, global_position) <= upto."""
+        return cls(after=after, upto=upto)
+
+    @classmethod
+    def positions(cls, from_position: int, to_position: int, below: int) -> LogRange:
+        """Events with from_position < global_position <= to_position and transaction_id < below."""
+        return cls(from_position=from_position, to_position=to_position, below=below)
+
+    @property
+    def by_checkpoints(self) -> bool:
+        return self.after is not None
+
+    def where(self, alias: str = "") -> str:
+        """The range as an SQL condition on lufy.events (`alias` when the statement names it)."""
+        p = f"{alias}." if alias else ""
+        if self.by_checkpoints:
+            return (
+                f"({p}transaction_id, {p}global_position) > "
+                "(%(range_after_tx)s::text::xid8, %(range_after_pos)s) AND "
+                f"({p}transaction_id, {p}global_position) <= "
+                "(%(range_upto_tx)s::text::xid8, %(range_upto_pos)s)"
+            )
+        return (
+            f"{p}global_position > %(range_from_pos)s AND {p}global_position <= %(range_to_pos)s"
+            f" AND {p}transaction_id < %(range_below_tx)s::text::xid8"
+        )
+
+    def params(self, projection: Projection | None = None) -> dict[str, Any]:
+        """The parameters `where()` names, plus `types` (the projection's handled types)."""
+        out: dict[str, Any] = {}
+        if projection is not None:
+            out["types"] = sorted(projection.handles)
+        if self.after is not None and self.upto is not None:
+            out["range_after_tx"] = self.after.transaction_id
+            out["range_after_pos"] = self.after.global_position
+            out["range_upto_tx"] = self.upto.transaction_id
+            out["range_upto_pos"] = self.upto.global_position
+        else:
+            out["range_from_pos"] = self.from_position
+            out["range_to_pos"] = self.to_position
+            out["range_below_tx"] = self.below
+        return out
 
 
 class RangeProjection(Projection):
     inline: ClassVar[bool] = False
+    # Log positions per transaction in a rebuild's first pass (when `rebuild` is not given a
+    # batch size): big enough that per-statement costs vanish, small enough to resume cheaply.
+    rebuild_step: ClassVar[int] = 250_000
 
     @abstractmethod
-    async def apply_range(
-        self, conn: AsyncConnection[Any], after: Checkpoint, upto: Checkpoint
-    ) -> None:
-        """Apply every event of `handles` with after < (transaction_id, global_position) <= upto
-        (use `range_params` for the statement's parameters)."""
+    async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
+        """Apply every event of `handles` in `log` (use `log.where()` and `log.params(self)`)."""
 
     async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
         # A batch from the runner holds every handled event between its first and last.
         if events:
             first = events[0]
             before = Checkpoint(first.transaction_id, first.global_position - 1)
-            await self.apply_range(conn, before, events[-1].checkpoint)
-
-
-def range_params(projection: Projection, after: Checkpoint, upto: Checkpoint) -> dict[str, Any]:
-    """Parameters `after_tx`, `after_pos`, `upto_tx`, `upto_pos` (cast the tx ones with
-    `::text::xid8`) and `types` for a range statement."""
-    return {
-        "after_tx": after.transaction_id,
-        "after_pos": after.global_position,
-        "upto_tx": upto.transaction_id,
-        "upto_pos": upto.global_position,
-        "types": sorted(projection.handles),
-    }
+            await self.apply_range(conn, LogRange.between(before, events[-1].checkpoint))

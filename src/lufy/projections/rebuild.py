@@ -13,6 +13,12 @@ interrupted rebuild resumes where it stopped. Once it has caught up, one transac
 - records the version, moves the live checkpoint, and appends `operations.projection_rebuilt`.
 With `until`, the shadow copy is built as of that time (a prefix of the log by recorded_at) and
 left in `lufy_shadow` for inspection, without a swap.
+
+A RangeProjection (one set-based statement per stretch of the log) is first built by a *first
+pass*: the read barrier is fixed when the rebuild starts, and everything below it is applied by
+ranges of log positions (`rebuild_step` per transaction), each a plain index range of the log
+rather than a walk in (transaction_id, global_position) order; what was committed since is
+then applied like any reader would, from the checkpoint (barrier, 0).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -46,7 +52,7 @@ from lufy.projections.context import (
     enter_system_transaction,
     process_label,
 )
-from lufy.projections.ranged import RangeProjection, range_params
+from lufy.projections.ranged import LogRange, RangeProjection
 from lufy.sqlfiles import load_queries
 
 __all__ = ["RebuildError", "RebuildResult", "rebuild"]
@@ -54,6 +60,7 @@ __all__ = ["RebuildError", "RebuildResult", "rebuild"]
 _log = get_logger(__name__)
 _STORE_Q = load_queries("lufy.eventstore")
 LIVE_SCHEMA = "lufy"
+DEFAULT_BATCH_SIZE = 5000
 
 
 class _Mark:
@@ -64,6 +71,19 @@ class _Mark:
     def __init__(self, tx: int, pos: int, recorded_at: datetime | None) -> None:
         self.checkpoint = Checkpoint(tx, pos)
         self.recorded_at = recorded_at
+
+
+class _FirstPass(NamedTuple):
+    below: int  # the read barrier when the rebuild started (a transaction id)
+    end: int  # the last position then
+    done: int  # positions up to here are applied
+
+
+class _Place(NamedTuple):
+    checkpoint: Checkpoint
+    applied: int
+    resumed: bool
+    first_pass: _FirstPass | None
 
 
 class RebuildError(LufyError):
@@ -94,12 +114,16 @@ async def rebuild(
     *,
     store: EventStore | None = None,
     until: datetime | None = None,
-    batch_size: int = 5000,
+    batch_size: int | None = None,
     progress: Progress | None = None,
     compare: bool = False,
     swap: bool = True,
 ) -> RebuildResult:
-    """Rebuild `projection` (resuming an interrupted rebuild of the same version and `until`)."""
+    """Rebuild `projection` (resuming an interrupted rebuild of the same version and `until`).
+
+    `batch_size` is events per transaction (default 5000), or for a RangeProjection's first
+    pass log positions per transaction (default: its `rebuild_step`).
+    """
     if isinstance(projection, Reactor) or not projection.tables:
         raise RebuildError(f"{projection.name} has no tables to rebuild (reactors replay nothing)")
     store = store or EventStore()
@@ -129,7 +153,7 @@ class _Rebuild:
         store: EventStore,
         projection: Projection,
         until: datetime | None,
-        batch_size: int,
+        batch_size: int | None,
         progress: Progress | None,
         started: float,
     ) -> None:
@@ -140,25 +164,31 @@ class _Rebuild:
         self.name = projection.name
         self.types = sorted(projection.handles)
         self.until = until
-        self.batch_size = batch_size
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.first_pass_step = batch_size or (
+            projection.rebuild_step if isinstance(projection, RangeProjection) else 0
+        )
         self.progress = progress
         self.started = started
 
     async def run(self, *, compare: bool, swap: bool) -> RebuildResult:
         await self._check_shadow()
-        checkpoint, applied, resumed = await self._start()
-        total = applied + await self._count_after(checkpoint)
-        if self.progress:
-            self.progress(applied, total)
+        place = await self._start()
+        checkpoint, applied = place.checkpoint, place.applied
         if not self.p.inline:
             await self.conn.execute(Q.mark_rebuilding, {"name": self.name})
         try:
+            if place.first_pass is not None:
+                checkpoint, applied = await self._first_pass(place.first_pass)
+            total = applied + await self._count_after(checkpoint)
+            if self.progress:
+                self.progress(applied, total)
             checkpoint, applied = await self._catch_up(checkpoint, applied, total)
             result = RebuildResult(
                 name=self.name,
                 version=self.p.version,
                 events_applied=applied,
-                resumed=resumed,
+                resumed=place.resumed,
                 swapped=False,
                 checkpoint=checkpoint,
                 seconds=0.0,
@@ -197,14 +227,17 @@ class _Rebuild:
                     "its projections/ file must create the table with an unqualified name)"
                 )
 
-    async def _start(self) -> tuple[Checkpoint, int, bool]:
+    async def _start(self) -> _Place:
         """Resume the rebuild of this version and `until`, or start afresh on empty tables."""
         async with self.conn.transaction():
             cur = await self.conn.execute(Q.get_rebuild, {"name": self.name})
             row = await cur.fetchone()
             if row is not None and int(row[0]) == self.p.version and row[1] == self.until:
                 _log.info("resuming rebuild", projection=self.name, position=int(row[3]))
-                return Checkpoint(int(row[2]), int(row[3])), int(row[4]), True
+                if row[5] is not None:
+                    first = _FirstPass(below=int(row[5]), end=int(row[6]), done=int(row[3]))
+                    return _Place(Checkpoint.START, 0, True, first)
+                return _Place(Checkpoint(int(row[2]), int(row[3])), int(row[4]), True, None)
             await enter_system_transaction(self.conn, SHADOW_PATH)
             for table in self.p.tables:
                 await self.conn.execute(
@@ -216,7 +249,21 @@ class _Rebuild:
                 Q.start_rebuild,
                 {"name": self.name, "version": self.p.version, "until": self.until},
             )
-        return Checkpoint.START, 0, False
+            if not isinstance(self.p, RangeProjection) or self.until is not None:
+                return _Place(Checkpoint.START, 0, False, None)
+            # Two statements, in this order (READ COMMITTED: each its own snapshot): every
+            # transaction below the barrier has finished before the last position is read.
+            cur = await self.conn.execute(Q.barrier_now)
+            below = int((await cur.fetchone() or (0,))[0])
+            cur = await self.conn.execute(Q.last_position)
+            end_row = await cur.fetchone()
+            if end_row is None or end_row[0] is None:  # an empty log
+                return _Place(Checkpoint.START, 0, False, None)
+            first = _FirstPass(below=below, end=int(end_row[0]), done=0)
+            await self.conn.execute(
+                Q.begin_first_pass, {"name": self.name, "below": below, "end": first.end}
+            )
+            return _Place(Checkpoint.START, 0, False, first)
 
     async def _count_after(self, checkpoint: Checkpoint) -> int:
         cur = await self.conn.execute(
@@ -231,6 +278,63 @@ class _Rebuild:
         return int(row[0]) if row else 0
 
     # --- building -----------------------------------------------------------------------------
+
+    async def _first_pass(self, first: _FirstPass) -> tuple[Checkpoint, int]:
+        """Apply everything below the barrier by ranges of positions; returns (barrier, 0).
+
+        How many events that is gets counted on a second connection meanwhile (the apply runs
+        in one backend, so the count takes the other core): progress shows positions covered
+        until it is known, and the count becomes `events_applied` when the pass ends.
+        """
+        assert isinstance(self.p, RangeProjection)
+        step = self.first_pass_step
+        counter = asyncio.create_task(self._count_first_pass(first.below))
+        try:
+            pos = first.done
+            while True:
+                nxt = min(pos + step, first.end)
+                last = nxt >= first.end
+                counted = await counter if last else 0
+                async with self.conn.transaction():
+                    await enter_system_transaction(self.conn, SHADOW_PATH)
+                    if nxt > pos:
+                        await self.p.apply_range(
+                            self.conn, LogRange.positions(pos, nxt, first.below)
+                        )
+                    if last:
+                        await self.conn.execute(
+                            Q.end_first_pass, {"name": self.name, "applied": counted}
+                        )
+                    else:
+                        await self.conn.execute(
+                            Q.advance_first_pass, {"name": self.name, "pos": nxt}
+                        )
+                pos = nxt
+                if last:
+                    if self.progress:
+                        self.progress(counted, counted)
+                    return Checkpoint(first.below, 0), counted
+                if self.progress:
+                    total = counter.result() if counter.done() else first.end
+                    self.progress(round(total * pos / first.end), total)
+        finally:
+            if not counter.done():
+                counter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await counter
+
+    async def _count_first_pass(self, below: int) -> int:
+        async with (
+            await AsyncConnection.connect(
+                self.url, autocommit=True, application_name=process_label("rebuild")
+            ) as counter,
+            counter.transaction(),
+        ):
+            # One worker: the other core is the apply's.
+            await counter.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            cur = await counter.execute(Q.count_first_pass, {"below": below, "types": self.types})
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def _catch_up(
         self, checkpoint: Checkpoint, applied: int, total: int
@@ -371,7 +475,7 @@ class _Rebuild:
             await enter_system_transaction(self.conn, SHADOW_PATH)
             if isinstance(self.p, RangeProjection):
                 if events:
-                    await self.p.apply_range(self.conn, before, after)
+                    await self.p.apply_range(self.conn, LogRange.between(before, after))
             elif events:
                 await self.p.apply(self.conn, events)
             await self.conn.execute(
@@ -455,7 +559,7 @@ class _Rebuild:
         applied = 0
         if isinstance(self.p, RangeProjection) and to is not None:
             if to > checkpoint:
-                await self.p.apply_range(self.conn, checkpoint, to)
+                await self.p.apply_range(self.conn, LogRange.between(checkpoint, to))
                 applied = await self._count_between(checkpoint, to)
             return max(checkpoint, to), applied
         while True:
@@ -477,11 +581,10 @@ class _Rebuild:
                 return checkpoint, applied
 
     async def _count_between(self, after: Checkpoint, upto: Checkpoint) -> int:
+        log = LogRange.between(after, upto)
         cur = await self.conn.execute(
-            "SELECT count(*) FROM lufy.events WHERE (transaction_id, global_position) > "
-            "(%(after_tx)s::text::xid8, %(after_pos)s) AND (transaction_id, global_position) <= "
-            "(%(upto_tx)s::text::xid8, %(upto_pos)s) AND type = ANY(%(types)s)",
-            range_params(self.p, after, upto),
+            f"SELECT count(*) FROM lufy.events WHERE {log.where()} AND type = ANY(%(types)s)",
+            log.params(self.p),
         )
         row = await cur.fetchone()
         return int(row[0]) if row else 0

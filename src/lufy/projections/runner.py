@@ -65,7 +65,7 @@ class ProjectorOptions:
     sweep_interval: float = 15.0
     sweep_grace: float = 30.0
     refresh_interval: float = 300.0
-    rebuild_batch_size: int = 5000
+    rebuild_batch_size: int | None = None  # None: rebuild()'s defaults
 
 
 def kind_of(projection: Projection) -> str:
