@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 import pytest
 from psycopg import AsyncConnection
 
-from lufy.eventstore import ANY, NewEvent
+from lufy.eventstore import ANY, EventStore, NewEvent
 from lufy.projections.inline import append_inline
 from lufy.projections.ranged import LogRange
 from lufy.projections.rebuild import rebuild
@@ -134,9 +134,7 @@ async def test_a_new_version_is_rebuilt_by_the_projector_before_it_goes_on(
     assert await cur.fetchall() == [(2,)]
 
 
-async def test_a_range_projection_applies_live_and_rebuilds_to_the_same_rows(
-    settings, app_conn
-) -> None:
+async def _240_events_applied_live_by_a_range_counter(settings, app_conn) -> EventStore:
     await create_tables(settings.DATABASE_ADMIN_URL)
     store = make_store()
     for i in range(12):
@@ -148,6 +146,13 @@ async def test_a_range_projection_applies_live_and_rebuilds_to_the_same_rows(
     finally:
         projector.stop()
         await asyncio.wait_for(task, timeout=20)
+    return store
+
+
+async def test_a_range_projection_applies_live_and_rebuilds_to_the_same_rows(
+    settings, app_conn
+) -> None:
+    store = await _240_events_applied_live_by_a_range_counter(settings, app_conn)
     result = await rebuild(
         settings.DATABASE_URL, RangeCounter(), store=store, batch_size=50, compare=True
     )
@@ -159,17 +164,7 @@ async def test_a_range_projection_applies_live_and_rebuilds_to_the_same_rows(
 async def test_an_interrupted_first_pass_of_a_range_projection_resumes_at_its_position(
     settings, app_conn
 ) -> None:
-    await create_tables(settings.DATABASE_ADMIN_URL)
-    store = make_store()
-    for i in range(12):
-        await append_counted(app_conn, store, f"s{i % 4}", 20)
-    projector = Projector(settings, [RangeCounter()], options=FAST, store=store)
-    task = asyncio.create_task(projector.run())
-    try:
-        assert await wait_for_count(app_conn, 240, table="test_other") == 240
-    finally:
-        projector.stop()
-        await asyncio.wait_for(task, timeout=20)
+    store = await _240_events_applied_live_by_a_range_counter(settings, app_conn)
 
     def stop_after_two_steps(done: int, total: int) -> None:
         calls.append((done, total))
