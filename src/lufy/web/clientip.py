@@ -9,6 +9,7 @@ whole: a client can write anything it likes into it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,6 +33,15 @@ def parse_ip(text: str) -> IPAddress | None:
     IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, what a dual-stack socket reports for an IPv4
     peer) become the IPv4 address, so one client has one spelling.
     """
+    # No address is longer than this (an IPv6 one in brackets with a port); anything longer
+    # is not one, and is not kept in the cache either.
+    if len(text) > 64:
+        return None
+    return _parse_ip(text)
+
+
+@functools.lru_cache(maxsize=16384)  # every request parses its peer: most are repeat callers
+def _parse_ip(text: str) -> IPAddress | None:
     text = text.strip().strip('"')
     if not text:
         return None
@@ -97,7 +107,7 @@ def client_ip(
     if hop is None:
         return peer
     if not trusted or hop not in trusted:
-        return str(hop)
+        return _text_of(hop)
     for entry in reversed(_forwarded_for(headers)):
         candidate = parse_ip(entry)
         if candidate is None:
@@ -109,6 +119,11 @@ def client_ip(
             return str(hop)
     # Every hop is one of ours (or there was no header): the leftmost is as far as we can see.
     return str(hop)
+
+
+@functools.lru_cache(maxsize=16384)
+def _text_of(address: IPAddress) -> str:
+    return str(address)
 
 
 def client_ip_for(scope: Scope, trusted: TrustedProxies | None = None) -> str:

@@ -19,8 +19,10 @@ The policy table is plain data (`PolicyTable.default(settings)`); to change it, 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
+import itertools
 import math
 import os
 import time
@@ -304,6 +306,10 @@ class RateLimiter:
         self.cooldown = cooldown
         self._sha = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._down_until = 0.0
+        # Each admitted request is a member of its sorted sets: unique per process and call
+        # (a random prefix per limiter, then a counter), without a system call per request.
+        self._member_prefix = os.urandom(8).hex()
+        self._member_seq = itertools.count()
         # keys -> [units left at the last decision, when that stops being news, checks in flight]
         self._headroom: dict[tuple[str, ...], list[float]] = {}
 
@@ -368,7 +374,7 @@ class RateLimiter:
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("rate limit store marked down after a recent failure")
         args: list[str | int] = [len(keyed), *keys]
-        args.append(os.urandom(9).hex())
+        args.append(f"{self._member_prefix}{next(self._member_seq)}")
         args.append(1 if record else 0)
         for policy, _ in keyed:
             args.append(policy.limit)
@@ -510,8 +516,15 @@ async def _peek_body(receive: Receive, limit: int) -> _Peeked:
     return _Peeked(body, too_large, replay)
 
 
-def _headers_of(policies: Sequence[Policy], decision: Decision | None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"ratelimit-policy", ", ".join(p.header_item for p in policies).encode())]
+@functools.lru_cache(maxsize=1024)
+def _policy_header(policies: tuple[Policy, ...]) -> tuple[bytes, bytes]:
+    return (b"ratelimit-policy", ", ".join(p.header_item for p in policies).encode())
+
+
+def _headers_of(
+    policies: tuple[Policy, ...], decision: Decision | None
+) -> list[tuple[bytes, bytes]]:
+    headers = [_policy_header(policies)]
     if decision is not None:
         headers.append((b"ratelimit", decision.header().encode()))
     return headers
@@ -678,7 +691,11 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
                 )
                 return
             email = email_of(body) if body is not None else None
-        keyed = keyed_policies(policies, principal, client_ip_for(scope, limiter.trusted), email)
+        # A signed-in caller's default policy counts by user id: the address is only worked
+        # out for guests and per-IP policies.
+        needs_ip = principal is None or any(p.key == "ip" for p in policies)
+        ip = client_ip_for(scope, limiter.trusted) if needs_ip else ""
+        keyed = keyed_policies(policies, principal, ip, email)
         if not keyed:  # a rule of e-mail policies only, and no e-mail: the handler rejects it
             await app(scope, receive, send)
             return
