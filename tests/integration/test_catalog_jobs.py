@@ -9,11 +9,11 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-import lufy.catalog.jobs  # noqa: F401  (declares process_upload)
 from lufy.bootstrap import Container
+from lufy.catalog.jobs import GAVE_UP, give_up_on_upload
 from lufy.catalog.reactors import MediaProcessingReactor
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import catalog_service
+from lufy.catalog.service import CatalogService, catalog_service
 from lufy.jobs.testing import InProcessWorker
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import Settings
@@ -38,12 +38,16 @@ async def _status(conn: AsyncConnection[Any], track_id: uuid.UUID) -> tuple[Any,
     return await cur.fetchone()
 
 
+async def _artist_and_service(container: Container) -> tuple[Principal, CatalogService]:
+    user = await create_user(container, role="artist")
+    artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
+    return artist, catalog_service(container)
+
+
 async def test_an_uploaded_track_is_processed_by_the_media_processing_worker(
     settings: Settings, container: Container, admin_conn: AsyncConnection[Any], tmp_path: Path
 ) -> None:
-    user = await create_user(container, role="artist")
-    artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
-    service = catalog_service(container)
+    artist, service = await _artist_and_service(container)
     good = make_tone(tmp_path / "good.ogg", seconds=3)
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"\x00not audio" * 100)
@@ -95,3 +99,34 @@ async def test_an_uploaded_track_is_processed_by_the_media_processing_worker(
     )
     # A bad file is a failed *track*, not a failed job: nothing is retried or dead.
     assert dict(await cur.fetchall()) == {"done": 2}
+
+
+async def test_a_dead_processing_job_fails_its_track_instead_of_leaving_it_processing(
+    settings: Settings, container: Container, admin_conn: AsyncConnection[Any], tmp_path: Path
+) -> None:
+    artist, service = await _artist_and_service(container)
+    data = make_tone(tmp_path / "tone.ogg", seconds=1).read_bytes()
+    ticket = await service.request_upload(
+        artist,
+        UploadCreate(
+            filename="tone.ogg", content_type="audio/ogg", size_bytes=len(data), title="t"
+        ),
+    )
+    service.storage.put_bytes(
+        f"uploads/{ticket.track_id}/source.ogg", data, content_type="audio/ogg"
+    )
+    await service.complete_upload(artist, ticket.upload_id)
+    assert await _status(admin_conn, ticket.track_id) == ("processing", None)
+
+    payload = {"track_id": str(ticket.track_id)}
+    with InProcessWorker(settings, queues=["media-processing"]):  # the worker's runtime
+        await give_up_on_upload(payload, job_key="job-1", error="RuntimeError: disk full")
+        await give_up_on_upload(payload, job_key="job-1", error="RuntimeError: disk full")
+
+    assert await _status(admin_conn, ticket.track_id) == ("failed", GAVE_UP)
+    cur = await admin_conn.execute(
+        "SELECT count(*) FROM lufy.events WHERE type = 'catalog.transcoding_failed' "
+        "AND data->>'track_id' = %s",
+        [str(ticket.track_id)],
+    )
+    assert await cur.fetchone() == (1,)  # called twice, failed once

@@ -32,7 +32,15 @@ def flaky_job(payload: dict[str, Any], *, job_key: str) -> None:
         _effects.append(job_key)
 
 
-@job(queue="email-send", name="test_doomed_job", max_retries=2, min_backoff_ms=20)
+_buried: list[tuple[str, str]] = []
+
+
+def _give_up(payload: dict[str, Any], *, job_key: str, error: str) -> None:
+    with _guard:
+        _buried.append((job_key, error))
+
+
+@job(queue="email-send", name="test_doomed_job", max_retries=2, min_backoff_ms=20, on_dead=_give_up)
 def doomed_job(payload: dict[str, Any], *, job_key: str) -> None:
     with _guard:
         _calls[job_key] += 1
@@ -94,6 +102,9 @@ async def test_a_job_out_of_retries_is_dead_until_an_operator_retries_it(setting
         assert (status, attempts) == ("dead", 3)
         assert "refuses this address" in last_error
         assert key not in _effects
+        # Its on_dead ran once, with the last error.
+        assert [k for k, _ in _buried] == [key]
+        assert "refuses this address" in _buried[0][1]
 
         listed = await asyncio.to_thread(_lufy, settings, "jobs", "dead", "--json")
         assert [(j["actor"], j["job_key"]) for j in json.loads(listed.stdout)] == [
@@ -112,6 +123,7 @@ async def test_a_job_out_of_retries_is_dead_until_an_operator_retries_it(setting
     status, attempts, _ = await _job_row(settings, "test_doomed_job", key)
     assert (status, attempts) == ("done", 1)
     assert _effects.count(key) == 1
+    assert [k for k, _ in _buried] == [key]  # a job that ends done is not given up again
 
 
 def _lufy(settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,11 +10,41 @@ from lufy.catalog.processing import process_track
 from lufy.catalog.service import catalog_service
 from lufy.jobs import job
 
-__all__ = ["process_upload"]
+__all__ = ["GAVE_UP", "give_up_on_upload", "process_upload"]
+
+
+GAVE_UP = (
+    "processing failed repeatedly and was given up; upload the file again "
+    "(operators: `lufy jobs dead` shows the error)"
+)
+
+
+async def give_up_on_upload(payload: dict[str, Any], *, job_key: str, error: str) -> None:
+    """`process_upload` is dead (retries spent): the track is failed, not left processing.
+
+    The artist sees a reason they can act on; the error itself stays in the job ledger and the
+    logs. The event id is the job's own failure id, so this never adds a second failure.
+    """
+    from lufy.jobs.broker import current
+
+    container = bootstrap(current().settings, pool_size=2)
+    await container.start()
+    try:
+        await catalog_service(container).fail_transcoding(
+            uuid.UUID(payload["track_id"]), job_key, GAVE_UP
+        )
+    finally:
+        await container.stop()
 
 
 # Transcoding a 30-minute file takes a while on a small machine; a kill mid-run is retried.
-@job(queue="media-processing", max_retries=5, min_backoff_ms=5_000, time_limit_ms=1_800_000)
+@job(
+    queue="media-processing",
+    max_retries=5,
+    min_backoff_ms=5_000,
+    time_limit_ms=1_800_000,
+    on_dead=give_up_on_upload,
+)
 async def process_upload(payload: dict[str, Any], *, job_key: str) -> None:
     """Validate and transcode one uploaded track (payload: {track_id})."""
     from lufy.jobs.broker import current

@@ -9,6 +9,7 @@ the job modules (their dependencies, ffmpeg and e-mail clients, stay in the work
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import traceback
 from collections.abc import Callable
@@ -222,8 +223,25 @@ class LedgerMiddleware(Middleware):
             return
         key = message.kwargs.get("job_key")
         if key is not None:
-            _runtime.bury(message.actor_name, key, _describe(exception))
+            error = _describe(exception)
+            _runtime.bury(message.actor_name, key, error)
             _log.error("job dead after its retries", job=message.actor_name, job_key=key)
+            _after_death(message.actor_name, message.kwargs.get("payload") or {}, key, error)
+
+
+def _after_death(actor: str, payload: dict[str, Any], key: str, error: str) -> None:
+    """The dead job's `on_dead`, if it has one; a failure there is logged, never raised (the
+    worker must go on, and the job is already listed as dead for an operator)."""
+    d = definitions().get(actor)
+    if d is None or d.on_dead is None:
+        return
+    try:
+        if inspect.iscoroutinefunction(d.on_dead):
+            asyncio.run(d.on_dead(payload, job_key=key, error=error))
+        else:
+            d.on_dead(payload, job_key=key, error=error)
+    except Exception as exc:
+        _log.error("on_dead of a dead job failed", job=actor, job_key=key, error=_describe(exc))
 
 
 def configure(settings: Settings | None = None, *, pool_size: int = 4) -> JobRuntime:

@@ -28,6 +28,10 @@ class JobDefinition:
     min_backoff_ms: int
     max_backoff_ms: int
     time_limit_ms: int
+    # Called once when the job is dead (its retries spent): `on_dead(payload, job_key=…,
+    # error=…)`, sync or async, to leave the domain in an honest state (a track stuck in
+    # "processing" becomes "failed"). It runs in the worker; its own failure is logged.
+    on_dead: Callable[..., Any] | None = None
 
     @property
     def is_async(self) -> bool:
@@ -46,6 +50,7 @@ def job(
     min_backoff_ms: int = 1_000,
     max_backoff_ms: int = 600_000,
     time_limit_ms: int = 600_000,
+    on_dead: Callable[..., Any] | None = None,
 ) -> Callable[[F], F]:
     """Declare `fn(payload: dict, *, job_key: str)` (sync or async) as a job on `queue`.
 
@@ -55,7 +60,8 @@ def job(
     external effect (a crash can come after the e-mail left and before `done` was recorded).
     Failures retry with exponential backoff (`min_backoff_ms` doubling up to `max_backoff_ms`),
     and after `max_retries` the job is dead: listed by `lufy jobs dead`, retried by
-    `lufy jobs retry`. The function is returned unchanged, so it can be called directly.
+    `lufy jobs retry`, and `on_dead(payload, job_key=…, error=…)` (sync or async) is called once
+    then. The function is returned unchanged, so it can be called directly.
     """
 
     def decorate(fn: F) -> F:
@@ -67,6 +73,7 @@ def job(
             min_backoff_ms=min_backoff_ms,
             max_backoff_ms=max_backoff_ms,
             time_limit_ms=time_limit_ms,
+            on_dead=on_dead,
         )
         known = _DEFINITIONS.get(definition.name)
         if known is not None and known.fn is not fn and _qualname(known.fn) != _qualname(fn):
