@@ -249,21 +249,23 @@ class _Rebuild:
                 Q.start_rebuild,
                 {"name": self.name, "version": self.p.version, "until": self.until},
             )
-            if not isinstance(self.p, RangeProjection) or self.until is not None:
-                return _Place(Checkpoint.START, 0, False, None)
-            # Two statements, in this order (READ COMMITTED: each its own snapshot): every
-            # transaction below the barrier has finished before the last position is read.
-            cur = await self.conn.execute(Q.barrier_now)
-            below = int((await cur.fetchone() or (0,))[0])
-            cur = await self.conn.execute(Q.last_position)
-            end_row = await cur.fetchone()
-            if end_row is None or end_row[0] is None:  # an empty log
-                return _Place(Checkpoint.START, 0, False, None)
-            first = _FirstPass(below=below, end=int(end_row[0]), done=0)
-            await self.conn.execute(
-                Q.begin_first_pass, {"name": self.name, "below": below, "end": first.end}
-            )
-            return _Place(Checkpoint.START, 0, False, first)
+        if not isinstance(self.p, RangeProjection) or self.until is not None:
+            return _Place(Checkpoint.START, 0, False, None)
+        # Two transactions of their own (the connection is in autocommit), in this order: every
+        # transaction below the barrier has finished before the last position's snapshot, so
+        # all their events are at or below it, whatever the default isolation level. Interrupted
+        # before begin_first_pass, a resumed rebuild just takes the ordinary path from the start.
+        cur = await self.conn.execute(Q.barrier_now)
+        below = int((await cur.fetchone() or (0,))[0])
+        cur = await self.conn.execute(Q.last_position)
+        end_row = await cur.fetchone()
+        if end_row is None or end_row[0] is None:  # an empty log
+            return _Place(Checkpoint.START, 0, False, None)
+        first = _FirstPass(below=below, end=int(end_row[0]), done=0)
+        await self.conn.execute(
+            Q.begin_first_pass, {"name": self.name, "below": below, "end": first.end}
+        )
+        return _Place(Checkpoint.START, 0, False, first)
 
     async def _count_after(self, checkpoint: Checkpoint) -> int:
         cur = await self.conn.execute(
