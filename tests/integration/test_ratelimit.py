@@ -541,6 +541,24 @@ async def test_the_script_is_loaded_again_when_redis_forgot_it(
     assert limiter._sha != "0" * 40
 
 
+async def test_reads_and_writes_go_on_after_redis_flushed_its_scripts(
+    make_container: ContainerFactory, clients: ClientFactory, redis_url: str
+) -> None:
+    container = await make_container()
+    client = clients(make_app(container))
+    assert (await client.get("/api/ping")).status_code == 200
+    remaining = 19
+    for method in ("GET", "POST", "GET"):
+        # As a Redis restarted without persistence: the script is gone from the server.
+        sync_redis.Redis.from_url(redis_url).script_flush()
+
+        response = await client.request(method, "/api/counted")
+
+        remaining -= 1
+        assert response.status_code == 200
+        assert response.headers["RateLimit"] == f'"guest";r={remaining};t=60'
+
+
 def test_policies_reject_nonsense() -> None:
     with pytest.raises(ValueError, match="positive"):
         Policy("p", 0, 60)

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import ipaddress
 import itertools
-import math
 import os
 import time
 from collections import deque
@@ -278,6 +277,41 @@ class Decision:
         )
 
 
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPlan:
+    """One EVALSHA of ratelimit.lua for a set of keys, encoded (RESP) but for the member.
+
+    Every request of a caller on a route sends the same command but for the member it adds, so
+    the command is built once: `head` (EVALSHA, the script's sha, the keys) and `tail` (the
+    record flag, limits and windows), with the member between them.
+    """
+
+    sha: str
+    applied: tuple[Policy, ...]
+    keys: tuple[str, ...]
+    head: bytes
+    tail: bytes
+
+    @classmethod
+    def build(cls, sha: str, applied: tuple[Policy, ...], keys: tuple[str, ...]) -> CheckPlan:
+        argc = 3 + len(keys) + 1 + 1 + 2 * len(applied)  # EVALSHA sha numkeys keys member flag
+        head = [b"*%d\r\n" % argc, _bulk(b"EVALSHA"), _bulk(sha.encode())]
+        head.append(_bulk(str(len(keys)).encode()))
+        head.extend(_bulk(key.encode()) for key in keys)
+        tail = [_bulk(b"1")]  # record the request when admitted
+        for policy in applied:
+            tail.append(_bulk(str(policy.limit).encode()))
+            tail.append(_bulk(str(policy.window * 1000).encode()))
+        return cls(sha, applied, keys, b"".join(head), b"".join(tail))
+
+    def payload(self, member: bytes) -> bytes:
+        return b"".join((self.head, _bulk(member), self.tail))
+
+
 class StoreUnavailable(Exception):
     """Redis could not answer in time; the caller decides between failing open and closed."""
 
@@ -312,6 +346,7 @@ class RateLimiter:
         self._member_seq = itertools.count()
         # keys -> [units left at the last decision, when that stops being news, checks in flight]
         self._headroom: dict[tuple[str, ...], list[float]] = {}
+        self._plans: dict[tuple[str, ...], CheckPlan] = {}
 
     @classmethod
     def from_settings(
@@ -349,66 +384,90 @@ class RateLimiter:
         if seen is not None and seen[2] > 0:
             seen[2] -= 1
 
-    async def check(
-        self,
-        keyed: Sequence[tuple[Policy, str]],
-        *,
-        keys: tuple[str, ...] | None = None,
-        record: bool = True,
-    ) -> Decision:
+    def plan(self, applied: tuple[Policy, ...], keys: tuple[str, ...]) -> CheckPlan:
+        """What the checks of these keys send, encoded once (cached per key set)."""
+        plan = self._plans.get(keys)
+        if plan is None or plan.sha != self._sha:
+            if len(self._plans) > 100_000:  # a bound, not an eviction policy: it is a cache
+                self._plans.clear()
+            plan = self._plans[keys] = CheckPlan.build(self._sha, applied, keys)
+        return plan
+
+    def send(self, plan: CheckPlan) -> asyncio.Future[Any] | None:
+        """Write the check now and return the future of its raw reply, without a task or an
+        await: None when there is no open connection on this event loop yet, or Redis is
+        marked down (then `check` does it the slow way). Finish with `settle`."""
+        if time.monotonic() < self._down_until:
+            return None
+        conn = self.store.open_connection()
+        if conn is None:
+            return None
+        return conn.request(plan.payload(self._member()))
+
+    async def settle(self, plan: CheckPlan, reply: asyncio.Future[Any]) -> Decision:
+        """The decision of a check sent with `send`; raises StoreUnavailable."""
+        try:
+            value = await reply
+        except (StoreError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+        if isinstance(value, ReplyError) and value.code == "NOSCRIPT":
+            return await self.check(plan)  # loads the script, then asks again
+        return self._decided(plan, value)
+
+    async def check(self, plan: CheckPlan) -> Decision:
         """Check (and when admitted, record) one request; raises StoreUnavailable."""
-        keys = keys or self.keys_of(keyed)
-        decision = await self._check(keyed, keys, record)
-        seen = self._headroom.get(keys)
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("rate limit store marked down after a recent failure")
+        try:
+            conn = await self.store.connection()
+            value = await conn.request(plan.payload(self._member()))
+            if isinstance(value, ReplyError) and value.code == "NOSCRIPT":
+                # First use on this server, or Redis restarted: load once, then ask again.
+                sha = await self.store.execute("SCRIPT", "LOAD", _SCRIPT)
+                self._sha = sha.decode()
+                plan = self.plan(plan.applied, plan.keys)
+                value = await conn.request(plan.payload(self._member()))
+        except (StoreError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+        return self._decided(plan, value)
+
+    def _member(self) -> bytes:
+        return f"{self._member_prefix}{next(self._member_seq)}".encode()
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        self._down_until = time.monotonic() + self.cooldown
+        _log.warning(
+            "rate limit store unavailable",
+            error=f"{type(exc).__name__}: {exc}".strip(": "),
+            cooldown_seconds=self.cooldown,
+        )
+        return StoreUnavailable(str(exc))
+
+    def _decided(self, plan: CheckPlan, value: Any) -> Decision:
+        n = len(plan.applied)
+        if (
+            not isinstance(value, list)
+            or len(value) != 1 + 2 * n
+            or not all(isinstance(v, int) for v in value)
+        ):
+            raise self._unavailable(
+                StoreError(f"unexpected reply to the rate limit script: {value!r}")
+            )
+        remaining = tuple(value[1::2])
+        decision = Decision(
+            admitted=value[0] == 1,
+            policies=plan.applied,
+            remaining=remaining,
+            reset=tuple(-(-us // 1_000_000) for us in value[2::2]),
+        )
+        seen = self._headroom.get(plan.keys)
         if seen is None:
             if len(self._headroom) > 100_000:  # a bound, not an eviction policy: it is a hint
                 self._headroom.clear()
-            seen = self._headroom[keys] = [0.0, 0.0, 0.0]
-        seen[0] = min(decision.remaining)
+            seen = self._headroom[plan.keys] = [0.0, 0.0, 0.0]
+        seen[0] = min(remaining)
         seen[1] = time.monotonic() + 1.0
         return decision
-
-    async def _check(
-        self, keyed: Sequence[tuple[Policy, str]], keys: tuple[str, ...], record: bool
-    ) -> Decision:
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable("rate limit store marked down after a recent failure")
-        args: list[str | int] = [len(keyed), *keys]
-        args.append(f"{self._member_prefix}{next(self._member_seq)}")
-        args.append(1 if record else 0)
-        for policy, _ in keyed:
-            args.append(policy.limit)
-            args.append(policy.window * 1000)
-        try:
-            reply = await self._evalsha(args)
-        except (StoreError, OSError, TimeoutError) as exc:
-            self._down_until = time.monotonic() + self.cooldown
-            _log.warning(
-                "rate limit store unavailable",
-                error=f"{type(exc).__name__}: {exc}".strip(": "),
-                cooldown_seconds=self.cooldown,
-            )
-            raise StoreUnavailable(str(exc)) from exc
-        return Decision(
-            admitted=reply[0] == 1,
-            policies=tuple(policy for policy, _ in keyed),
-            remaining=tuple(reply[1::2]),
-            reset=tuple(math.ceil(us / 1_000_000) for us in reply[2::2]),
-        )
-
-    async def _evalsha(self, args: list[str | int]) -> list[int]:
-        try:
-            reply = await self.store.execute("EVALSHA", self._sha, *args)
-        except ReplyError as exc:
-            if exc.code != "NOSCRIPT":
-                raise
-            # First use on this server, or Redis restarted: load once, then EVALSHA again.
-            sha = await self.store.execute("SCRIPT", "LOAD", _SCRIPT)
-            self._sha = sha.decode()
-            reply = await self.store.execute("EVALSHA", self._sha, *args)
-        if not isinstance(reply, list) or not all(isinstance(v, int) for v in reply):
-            raise StoreError(f"unexpected reply to the rate limit script: {reply!r}")
-        return reply
 
     async def aclose(self) -> None:
         await self.store.aclose()
@@ -567,22 +626,59 @@ class _Verdict(NamedTuple):
     closed: bool  # Redis could not be asked and the route fails closed
 
 
-async def _verdict(
-    limiter: RateLimiter,
-    keyed: Sequence[tuple[Policy, str]],
-    keys: tuple[str, ...],
-    rule: Rule | None,
-) -> _Verdict:
+def _unavailable_verdict(rule: Rule | None, applied: tuple[Policy, ...]) -> _Verdict:
+    """Redis could not be asked: fail closed on credential routes, open elsewhere."""
+    if rule is not None and rule.fail_closed:
+        record_rate_limit_fail_closed(rule.policies[0].name if rule.policies else applied[0].name)
+        return _Verdict(None, closed=True)
+    record_rate_limit_fail_open(applied[0].name)
+    return _Verdict(None, closed=False)
+
+
+async def _verdict(limiter: RateLimiter, plan: CheckPlan, rule: Rule | None) -> _Verdict:
     try:
-        return _Verdict(await limiter.check(keyed, keys=keys), closed=False)
+        return _Verdict(await limiter.check(plan), closed=False)
     except StoreUnavailable:
-        if rule is not None and rule.fail_closed:
-            record_rate_limit_fail_closed(
-                rule.policies[0].name if rule.policies else keyed[0][0].name
-            )
-            return _Verdict(None, closed=True)
-        record_rate_limit_fail_open(keyed[0][0].name)
-        return _Verdict(None, closed=False)
+        return _unavailable_verdict(rule, plan.applied)
+
+
+class _Pending:
+    """A check sent before its request ran (see _speculate): its verdict, worked out once."""
+
+    __slots__ = ("_limiter", "_plan", "_reply", "_rule", "_verdict")
+
+    def __init__(
+        self, limiter: RateLimiter, plan: CheckPlan, reply: asyncio.Future[Any], rule: Rule | None
+    ) -> None:
+        self._limiter = limiter
+        self._plan = plan
+        self._reply = reply
+        self._rule = rule
+        self._verdict: _Verdict | None = None
+
+    async def verdict(self) -> _Verdict:
+        if self._verdict is None:
+            try:
+                decision = await self._limiter.settle(self._plan, self._reply)
+                self._verdict = _Verdict(decision, closed=False)
+            except StoreUnavailable:
+                self._verdict = _unavailable_verdict(self._rule, self._plan.applied)
+            finally:
+                self._limiter.end_speculation(self._plan.keys)
+        return self._verdict
+
+    def abandon(self) -> None:
+        """The request ended without asking (its handler failed before answering)."""
+        if self._verdict is None:
+            self._verdict = _Verdict(None, closed=False)
+            self._limiter.end_speculation(self._plan.keys)
+            self._reply.add_done_callback(_retrieve)
+
+
+def _retrieve(reply: asyncio.Future[Any]) -> None:
+    # Nobody awaits this reply: take its exception so asyncio does not log it as lost.
+    if not reply.cancelled():
+        reply.exception()
 
 
 async def _refuse(send: Send, verdict: _Verdict, applied: tuple[Policy, ...]) -> bool:
@@ -618,27 +714,18 @@ async def _speculate(
     scope: Scope,
     receive: Receive,
     send: Send,
-    limiter: RateLimiter,
-    keyed: Sequence[tuple[Policy, str]],
-    keys: tuple[str, ...],
-    rule: Rule | None,
+    pending: _Pending,
+    applied: tuple[Policy, ...],
 ) -> None:
     """Run a safe (read-only) request while its check is in flight, and hold its response
-    until the check answers: the Redis round trip overlaps the handler's own waiting.
+    until the check answers: the Redis round trip overlaps the handler's own work.
 
+    The check was written before the handler started (no task, no await), so by the time the
+    handler answers the reply has usually arrived and holding the response costs nothing.
     Taken only when the caller's last check left room to spare, so a caller at or over its
     limit is refused before any handler runs; near the edge a refused request may have run its
     side-effect free handler, and its response is replaced by the 429.
     """
-    applied = tuple(policy for policy, _ in keyed)
-
-    async def decide() -> _Verdict:
-        try:
-            return await _verdict(limiter, keyed, keys, rule)
-        finally:
-            limiter.end_speculation(keys)
-
-    pending = asyncio.ensure_future(decide())
     scope["state"][_STATE_KEY] = pending
     refused = False
 
@@ -647,19 +734,20 @@ async def _speculate(
         if refused:
             return  # the refusal went out instead; drop the handler's response
         if message["type"] == "http.response.start":
-            verdict = await pending
+            verdict = await pending.verdict()
             if await _refuse(send, verdict, applied):
                 refused = True
                 return
-            extra = _headers_of(applied, verdict.decision)
-            message["headers"] = [*message.get("headers", []), *extra]
+            message["headers"] = [
+                *message.get("headers", []),
+                *_headers_of(applied, verdict.decision),
+            ]
         await send(message)
 
     try:
         await app(scope, receive, send_when_decided)
     finally:
-        if not pending.done():
-            await asyncio.wait([pending])
+        pending.abandon()
 
 
 def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
@@ -700,17 +788,21 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         applied = tuple(policy for policy, _ in keyed)
-        keys = limiter.keys_of(keyed)
+        plan = limiter.plan(applied, limiter.keys_of(keyed))
 
         if (
             scope["method"] in _SAFE_METHODS
             and (rule is None or not rule.fail_closed)
-            and limiter.begin_speculation(keys)
+            and limiter.begin_speculation(plan.keys)
         ):
-            await _speculate(app, scope, receive, send, limiter, keyed, keys, rule)
-            return
+            reply = limiter.send(plan)
+            if reply is not None:
+                pending = _Pending(limiter, plan, reply, rule)
+                await _speculate(app, scope, receive, send, pending, applied)
+                return
+            limiter.end_speculation(plan.keys)
 
-        verdict = await _verdict(limiter, keyed, keys, rule)
+        verdict = await _verdict(limiter, plan, rule)
         if await _refuse(send, verdict, applied):
             return
         state[_STATE_KEY] = verdict.decision
@@ -746,8 +838,8 @@ async def status_of(request: Request[Any, Any, Any]) -> RateLimitStatus:
             policy=policy.name, limit=policy.limit, remaining=policy.limit, reset=0
         )
     decision = request.state.get(_STATE_KEY)
-    if isinstance(decision, asyncio.Future):  # checked while the handler runs: wait for it
-        decision = (await decision).decision
+    if isinstance(decision, _Pending):  # checked while the handler runs: wait for it
+        decision = (await decision.verdict()).decision
     if not isinstance(decision, Decision):
         raise ServiceUnavailableError(
             "the rate limit store is unreachable, so the status is unknown", retry_after=5

@@ -239,6 +239,21 @@ class ScriptStore:
                 raise
         return conn
 
+    def open_connection(self) -> _Connection | None:
+        """The open connection on the running event loop, if there is one (no I/O)."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return conn if conn.loop is loop else None
+
+    async def connection(self) -> _Connection:
+        """The connection on the running loop, opened (with AUTH and SELECT) when needed."""
+        return await self._connection()
+
     async def _connection(self) -> _Connection:
         conn = self._conn
         loop = asyncio.get_running_loop()
