@@ -164,10 +164,14 @@ class _Rebuild:
         self.name = projection.name
         self.types = sorted(projection.handles)
         self.until = until
+        if batch_size is not None and batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         self.first_pass_step = batch_size or (
-            projection.rebuild_step if isinstance(projection, RangeProjection) else 0
+            projection.rebuild_step if isinstance(projection, RangeProjection) else 1
         )
+        if self.first_pass_step < 1:
+            raise ValueError(f"{projection.name}: rebuild_step must be at least 1")
         self.progress = progress
         self.started = started
 
@@ -229,15 +233,30 @@ class _Rebuild:
 
     async def _start(self) -> _Place:
         """Resume the rebuild of this version and `until`, or start afresh on empty tables."""
+        first_pass = isinstance(self.p, RangeProjection) and self.until is None
+        bounds: tuple[int, int | None] | None = None
+        if first_pass:
+            # Read before the start's transaction, each in a transaction of its own (the
+            # connection is in autocommit), in this order: every transaction below the barrier
+            # has finished before the last position's snapshot, so all their events are at or
+            # below it, whatever the default isolation level. Reading them early is safe: the
+            # first pass then covers a little less, and catch-up the rest.
+            cur = await self.conn.execute(Q.barrier_now)
+            below = int((await cur.fetchone() or (0,))[0])
+            cur = await self.conn.execute(Q.last_position)
+            end_row = await cur.fetchone()
+            bounds = (below, None if end_row is None or end_row[0] is None else int(end_row[0]))
         async with self.conn.transaction():
             cur = await self.conn.execute(Q.get_rebuild, {"name": self.name})
             row = await cur.fetchone()
             if row is not None and int(row[0]) == self.p.version and row[1] == self.until:
-                _log.info("resuming rebuild", projection=self.name, position=int(row[3]))
-                if row[5] is not None:
+                if row[5] is None:
+                    _log.info("resuming rebuild", projection=self.name, position=int(row[3]))
+                    return _Place(Checkpoint(int(row[2]), int(row[3])), int(row[4]), True, None)
+                if first_pass:  # (a projection that is no longer ranged starts afresh)
+                    _log.info("resuming first pass", projection=self.name, position=int(row[3]))
                     first = _FirstPass(below=int(row[5]), end=int(row[6]), done=int(row[3]))
                     return _Place(Checkpoint.START, 0, True, first)
-                return _Place(Checkpoint(int(row[2]), int(row[3])), int(row[4]), True, None)
             await enter_system_transaction(self.conn, SHADOW_PATH)
             for table in self.p.tables:
                 await self.conn.execute(
@@ -249,23 +268,14 @@ class _Rebuild:
                 Q.start_rebuild,
                 {"name": self.name, "version": self.p.version, "until": self.until},
             )
-        if not isinstance(self.p, RangeProjection) or self.until is not None:
-            return _Place(Checkpoint.START, 0, False, None)
-        # Two transactions of their own (the connection is in autocommit), in this order: every
-        # transaction below the barrier has finished before the last position's snapshot, so
-        # all their events are at or below it, whatever the default isolation level. Interrupted
-        # before begin_first_pass, a resumed rebuild just takes the ordinary path from the start.
-        cur = await self.conn.execute(Q.barrier_now)
-        below = int((await cur.fetchone() or (0,))[0])
-        cur = await self.conn.execute(Q.last_position)
-        end_row = await cur.fetchone()
-        if end_row is None or end_row[0] is None:  # an empty log
-            return _Place(Checkpoint.START, 0, False, None)
-        first = _FirstPass(below=below, end=int(end_row[0]), done=0)
-        await self.conn.execute(
-            Q.begin_first_pass, {"name": self.name, "below": below, "end": first.end}
-        )
-        return _Place(Checkpoint.START, 0, False, first)
+            if bounds is None or bounds[1] is None:  # not ranged, or an empty log
+                return _Place(Checkpoint.START, 0, False, None)
+            first = _FirstPass(below=bounds[0], end=bounds[1], done=0)
+            # In the start's transaction: an interruption from here on resumes the first pass.
+            await self.conn.execute(
+                Q.begin_first_pass, {"name": self.name, "below": first.below, "end": first.end}
+            )
+            return _Place(Checkpoint.START, 0, False, first)
 
     async def _count_after(self, checkpoint: Checkpoint) -> int:
         cur = await self.conn.execute(
