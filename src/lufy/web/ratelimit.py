@@ -404,32 +404,37 @@ class RateLimiter:
             return None
         return conn.request(plan.payload(self._member()))
 
-    async def settle(self, plan: CheckPlan, reply: asyncio.Future[Any]) -> Decision:
+    async def settle(
+        self, plan: CheckPlan, reply: asyncio.Future[Any], *, reload: bool = True
+    ) -> Decision:
         """The decision of a check sent with `send`; raises StoreUnavailable."""
         try:
             value = await reply
-        except (StoreError, OSError, TimeoutError) as exc:
-            raise self._unavailable(exc) from exc
-        if isinstance(value, ReplyError) and value.code == "NOSCRIPT":
-            return await self.check(plan)  # loads the script, then asks again
-        return self._decided(plan, value)
-
-    async def check(self, plan: CheckPlan) -> Decision:
-        """Check (and when admitted, record) one request; raises StoreUnavailable."""
-        if time.monotonic() < self._down_until:
-            raise StoreUnavailable("rate limit store marked down after a recent failure")
-        try:
-            conn = await self.store.connection()
-            value = await conn.request(plan.payload(self._member()))
-            if isinstance(value, ReplyError) and value.code == "NOSCRIPT":
+            if reload and isinstance(value, ReplyError) and value.code == "NOSCRIPT":
                 # First use on this server, or Redis restarted: load once, then ask again.
                 sha = await self.store.execute("SCRIPT", "LOAD", _SCRIPT)
                 self._sha = sha.decode()
                 plan = self.plan(plan.applied, plan.keys)
-                value = await conn.request(plan.payload(self._member()))
+                conn = await self.store.connection()
+                return await self.settle(
+                    plan, conn.request(plan.payload(self._member())), reload=False
+                )
         except (StoreError, OSError, TimeoutError) as exc:
             raise self._unavailable(exc) from exc
         return self._decided(plan, value)
+
+    async def check(self, plan: CheckPlan) -> Decision:
+        """Check (and when admitted, record) one request; raises StoreUnavailable."""
+        reply = self.send(plan)
+        if reply is None:  # no connection yet on this loop, or Redis marked down
+            if time.monotonic() < self._down_until:
+                raise StoreUnavailable("rate limit store marked down after a recent failure")
+            try:
+                conn = await self.store.connection()
+                reply = conn.request(plan.payload(self._member()))
+            except (StoreError, OSError, TimeoutError) as exc:
+                raise self._unavailable(exc) from exc
+        return await self.settle(plan, reply)
 
     def _member(self) -> bytes:
         return f"{self._member_prefix}{next(self._member_seq)}".encode()
@@ -656,6 +661,10 @@ class _Pending:
         self._rule = rule
         self._verdict: _Verdict | None = None
 
+    @property
+    def applied(self) -> tuple[Policy, ...]:
+        return self._plan.applied
+
     async def verdict(self) -> _Verdict:
         if self._verdict is None:
             try:
@@ -715,7 +724,6 @@ async def _speculate(
     receive: Receive,
     send: Send,
     pending: _Pending,
-    applied: tuple[Policy, ...],
 ) -> None:
     """Run a safe (read-only) request while its check is in flight, and hold its response
     until the check answers: the Redis round trip overlaps the handler's own work.
@@ -727,6 +735,7 @@ async def _speculate(
     side-effect free handler, and its response is replaced by the 429.
     """
     scope["state"][_STATE_KEY] = pending
+    applied = pending.applied
     refused = False
 
     async def send_when_decided(message: Message) -> None:
@@ -798,7 +807,7 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
             reply = limiter.send(plan)
             if reply is not None:
                 pending = _Pending(limiter, plan, reply, rule)
-                await _speculate(app, scope, receive, send, pending, applied)
+                await _speculate(app, scope, receive, send, pending)
                 return
             limiter.end_speculation(plan.keys)
 
