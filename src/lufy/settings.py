@@ -20,6 +20,7 @@ __all__ = ["RatePolicy", "Settings", "SettingsError", "get_settings", "load_sett
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_DEV_ANALYST_PASSWORD = "lufy_analyst"
 
 
 class SettingsError(Exception):
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     RATE_LIMIT_USER: str = "100/minute"
     RATE_LIMIT_GUEST: str = "20/minute"
     TRUSTED_PROXIES: str = ""
+    # None: the dev/test default ("lufy_analyst"), or a NOLOGIN role in production.
+    LUFY_ANALYST_PASSWORD: str | None = None
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -151,6 +154,11 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL: production refuses the default lufy_app password")
             if urlsplit(self.APP_URL).hostname in ("127.0.0.1", "localhost", "::1"):
                 raise ValueError("APP_URL: production needs the public URL, not a loopback one")
+            if self.LUFY_ANALYST_PASSWORD in ("", _DEV_ANALYST_PASSWORD):
+                raise ValueError(
+                    "LUFY_ANALYST_PASSWORD: production refuses the default (leave it unset "
+                    "for a NOLOGIN role granted to people)"
+                )
         cloudfront = (
             self.CLOUDFRONT_KEY_PAIR_ID,
             self.CLOUDFRONT_PRIVATE_KEY,
@@ -185,6 +193,13 @@ class Settings(BaseSettings):
     def trusted_proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         parts = filter(None, (p.strip() for p in self.TRUSTED_PROXIES.split(",")))
         return [ipaddress.ip_network(p, strict=False) for p in parts]
+
+    @property
+    def analyst_password(self) -> str | None:
+        """The password `lufy migrate` gives lufy_analyst; None: NOLOGIN (production, unset)."""
+        if self.LUFY_ANALYST_PASSWORD is not None:
+            return self.LUFY_ANALYST_PASSWORD
+        return None if self.LUFY_ENV == "production" else _DEV_ANALYST_PASSWORD
 
     @property
     def jwt_secret(self) -> str:
