@@ -137,8 +137,13 @@ def default_route_rules() -> dict[tuple[str, str], Rule]:
             ),
             fail_closed=True,
         ),
+        # Sign-up answers 409 for a registered address: per address too, or it is an oracle
+        # of who has an account that many IPs can query without limit.
         ("POST", f"{auth}/sign-up"): Rule(
-            (Policy("sign-up-ip", 10, _HOUR, "ip"),),
+            (
+                Policy("sign-up-ip", 10, _HOUR, "ip"),
+                Policy("sign-up-email", 5, _HOUR, "email"),
+            ),
             fail_closed=True,
         ),
         ("POST", f"{auth}/password/forgot"): Rule(
@@ -499,10 +504,14 @@ _EMAIL_DECODER = msgspec.json.Decoder(_EmailField)
 
 
 def email_of(body: bytes) -> str | None:
-    """The normalised `email` of a JSON object body, or None (the handler rejects such bodies)."""
+    """The normalised `email` of a JSON object body, or None (the handler rejects such bodies).
+
+    A body nested thousands deep makes the decoder give up with RecursionError: no address
+    then, so the request is counted by its per-IP policies and the handler answers 400.
+    """
     try:
         value = _EMAIL_DECODER.decode(body).email
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     if not isinstance(value, str):
         return None
