@@ -16,11 +16,41 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RatePolicy", "Settings", "SettingsError", "get_settings", "load_settings"]
+__all__ = [
+    "RatePolicy",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_settings",
+    "parse_size",
+]
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _DEV_ANALYST_PASSWORD = "lufy_analyst"
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `10737418240`, `10 GiB`, `500 MB` (binary units with `i`, decimal without)."""
+    match = _SIZE_RE.match(text)
+    if match is None:
+        raise ValueError(f"expected a size such as '10 GiB' or '500 MB', got {text!r}")
+    size = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+    if size <= 0:
+        raise ValueError(f"must be more than 0 bytes, got {text!r}")
+    return size
 
 
 class SettingsError(Exception):
@@ -79,6 +109,8 @@ class Settings(BaseSettings):
     TRUSTED_PROXIES: str = ""
     # None: the dev/test default ("lufy_analyst"), or a NOLOGIN role in production.
     LUFY_ANALYST_PASSWORD: str | None = None
+    UPLOAD_MAX_IN_FLIGHT: int = 5
+    UPLOAD_MAX_STORED_BYTES: str = "10 GiB"
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -138,6 +170,19 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(part, strict=False)
             except ValueError as exc:
                 raise ValueError(f"{part!r} is not a CIDR") from exc
+        return value
+
+    @field_validator("UPLOAD_MAX_IN_FLIGHT")
+    @classmethod
+    def _positive_count(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("UPLOAD_MAX_STORED_BYTES")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        parse_size(value)
         return value
 
     @model_validator(mode="after")
@@ -200,6 +245,10 @@ class Settings(BaseSettings):
         if self.LUFY_ANALYST_PASSWORD is not None:
             return self.LUFY_ANALYST_PASSWORD
         return None if self.LUFY_ENV == "production" else _DEV_ANALYST_PASSWORD
+
+    @property
+    def upload_max_stored_bytes(self) -> int:
+        return parse_size(self.UPLOAD_MAX_STORED_BYTES)
 
     @property
     def jwt_secret(self) -> str:

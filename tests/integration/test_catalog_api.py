@@ -305,6 +305,11 @@ async def test_every_accepted_audio_type_gets_an_upload_url(
             headers=artist.headers,
         )
         assert response.status_code == 201, (filename, response.text)
+        # Within UPLOAD_MAX_IN_FLIGHT: each unfinished upload is deleted again.
+        track = response.json()["track_id"]
+        assert (
+            await client.delete(f"/api/music/tracks/{track}", headers=artist.headers)
+        ).is_success
 
 
 async def test_the_local_upload_target_enforces_the_declared_type_and_size(

@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 
 from lufy.catalog import model
 from lufy.catalog.commands import (
+    AbandonUpload,
     CompleteUpload,
     DeleteTrack,
     FailTranscoding,
@@ -41,10 +42,12 @@ from lufy.catalog.schemas import (
 )
 from lufy.db import Database
 from lufy.errors import (
+    ConcurrencyError,
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RateLimitedError,
     ValidationFailedError,
 )
 from lufy.eventstore import ANY, NO_STREAM, EventMetadata, EventStore, NewEvent
@@ -61,6 +64,24 @@ __all__ = ["CatalogService", "UnsupportedMediaTypeError", "normalize_content_typ
 
 _Q = load_queries("lufy.catalog")
 UPLOAD_TTL = timedelta(hours=1)
+# An upload not completed this long after it was requested is abandoned and its source deleted.
+ABANDON_AFTER = timedelta(hours=24)
+ABANDONED_REASON = (
+    "the upload was not completed within 24 hours, so its file was deleted; upload the file again"
+)
+# Advisory lock namespace of per-artist upload requests ("CU").
+_NS_UPLOADS = 0x4355
+# What the 429 for too many uploads in flight asks to wait when only processing ones remain.
+_PROCESSING_RETRY_S = 60
+
+
+def _abandon_event_id(track_id: uuid.UUID) -> Callable[[int], uuid.UUID]:
+    # Deterministic: a second sweep (or a retried one) appends nothing new.
+    return lambda i: uuid.uuid5(uuid.NAMESPACE_URL, f"lufy:abandon_upload:{track_id}:{i}")
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
 
 
 def normalize_content_type(value: str) -> str:
@@ -213,6 +234,7 @@ class CatalogService:
             expires_at=expires_at,
         )
         async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
+            await self._check_upload_quota(conn, principal.user_id, body.size_bytes, now)
             events = model.decide_request_upload(model.TrackState(), command)
             await self._append(conn, track_id, events, 0, principal.user_id)
         return UploadTicket(
@@ -224,6 +246,68 @@ class CatalogService:
             expires_at=expires_at,
         )
 
+    async def _check_upload_quota(
+        self, conn: AsyncConnection[Any], artist_id: uuid.UUID, size_bytes: int, now: datetime
+    ) -> None:
+        """Per-artist limits: UPLOAD_MAX_IN_FLIGHT unfinished uploads (429) and
+        UPLOAD_MAX_STORED_BYTES of sources kept (413). Held under a per-artist lock until the
+        transaction ends, so concurrent requests cannot both take the last place."""
+        await conn.execute(_Q.lock_artist_uploads, {"ns": _NS_UPLOADS, "artist_id": artist_id})
+        cur = await conn.execute(_Q.upload_usage, {"artist_id": artist_id, "now": now})
+        row = await cur.fetchone()
+        in_flight, stored, next_expiry = (row[0], row[1], row[2]) if row else (0, 0, None)
+        max_in_flight = self.settings.UPLOAD_MAX_IN_FLIGHT
+        if in_flight >= max_in_flight:
+            wait = (
+                int((next_expiry - now).total_seconds()) + 1
+                if next_expiry is not None
+                else _PROCESSING_RETRY_S
+            )
+            raise RateLimitedError(
+                f"uploads in flight: you have {in_flight} unfinished uploads and the limit is "
+                f"{max_in_flight}; complete them (or wait until they finish processing) before "
+                "starting another",
+                retry_after=max(1, wait),
+                extra={"limit": max_in_flight, "in_flight": in_flight},
+            )
+        max_stored = self.settings.upload_max_stored_bytes
+        if stored + size_bytes > max_stored:
+            raise PayloadTooLargeError(
+                f"size_bytes: your tracks' files take {stored} bytes ({_gib(stored)}) and this "
+                f"upload of {size_bytes} bytes would pass your storage limit of {max_stored} "
+                f"bytes ({_gib(max_stored)}); delete tracks you no longer need to make room"
+            )
+
+    async def abandon_stale_uploads(
+        self, *, now: datetime | None = None, job_key: str = "sweep", limit: int = 500
+    ) -> int:
+        """Abandon uploads requested more than ABANDON_AFTER ago and never completed: each gets
+        `catalog.upload_abandoned` (the track fails, and the event's job deletes the source).
+        Returns how many were abandoned; idempotent (event ids derive from the track)."""
+        before = (now or self.clock()) - ABANDON_AFTER
+        async with self.db.transaction(role="system") as conn:
+            cur = await conn.execute(_Q.stale_uploads, {"before": before, "limit": limit})
+            stale = [r[0] for r in await cur.fetchall()]
+        abandoned = 0
+        command = AbandonUpload(reason=ABANDONED_REASON)
+        for track_id in stale:
+            try:
+                state = await self._system_decide(
+                    track_id,
+                    lambda s: model.decide_abandon_upload(s, command),
+                    _abandon_event_id(track_id),
+                    job_key,
+                )
+            except ConcurrencyError:
+                continue  # completed or deleted at this very moment: the next sweep decides
+            abandoned += state.source_deleted
+        return abandoned
+
+    def delete_source(self, storage_key: str) -> None:
+        """Delete an abandoned upload's source (idempotent: a missing key is fine)."""
+        if storage_key:
+            self.storage.delete(storage_key)
+
     async def ensure_upload_open(self, upload_id: uuid.UUID) -> None:
         """The local upload target accepts bytes only while the track waits for them: once
         completed, the source being processed can no longer be swapped."""
@@ -233,7 +317,10 @@ class CatalogService:
         if row is None or row[1]:
             raise NotFoundError("no such upload")
         if row[0] != model.UPLOADING:
-            raise ConflictError("this upload was already completed; start a new upload")
+            raise ConflictError(
+                "this upload was already completed (or abandoned after 24 hours); "
+                "start a new upload"
+            )
 
     async def complete_upload(self, principal: Principal, upload_id: uuid.UUID) -> UploadAccepted:
         async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
