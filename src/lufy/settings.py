@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     RATE_LIMIT_USER: str = "100/minute"
     RATE_LIMIT_GUEST: str = "20/minute"
     TRUSTED_PROXIES: str = ""
+    # During a key rotation: the previous JWT_SECRET(s), comma-separated, whose stream tokens
+    # the local edge still accepts (CloudFront: the KeyValueStore still holds them).
+    STREAM_PREVIOUS_SECRETS: str = ""
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -151,16 +154,6 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL: production refuses the default lufy_app password")
             if urlsplit(self.APP_URL).hostname in ("127.0.0.1", "localhost", "::1"):
                 raise ValueError("APP_URL: production needs the public URL, not a loopback one")
-        cloudfront = (
-            self.CLOUDFRONT_KEY_PAIR_ID,
-            self.CLOUDFRONT_PRIVATE_KEY,
-            self.CLOUDFRONT_DOMAIN,
-        )
-        if any(cloudfront) and not all(cloudfront):
-            raise ValueError(
-                "CLOUDFRONT_KEY_PAIR_ID: set all of CLOUDFRONT_KEY_PAIR_ID, "
-                "CLOUDFRONT_PRIVATE_KEY and CLOUDFRONT_DOMAIN, or none"
-            )
         if self.EMAIL_BACKEND == "resend" and not self.RESEND_API_KEY:
             raise ValueError("RESEND_API_KEY: required when EMAIL_BACKEND=resend")
         return self

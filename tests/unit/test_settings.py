@@ -37,6 +37,7 @@ CONTRACT = [
     "RATE_LIMIT_USER",
     "RATE_LIMIT_GUEST",
     "TRUSTED_PROXIES",
+    "STREAM_PREVIOUS_SECRETS",
 ]
 
 
@@ -111,7 +112,6 @@ BAD_VALUES = [
         {"LUFY_ENV": "production", "JWT_SECRET": "x" * 40, "EMAIL_BACKEND": "file"},
         "EMAIL_BACKEND",
     ),
-    ({"CLOUDFRONT_DOMAIN": "d111.cloudfront.net"}, "CLOUDFRONT_KEY_PAIR_ID"),
     ({"CLOUDFRONT_PRIVATE_KEY": "not a pem"}, "CLOUDFRONT_PRIVATE_KEY"),
     (
         {"LUFY_ENV": "production", "JWT_SECRET": "x" * 40, "EMAIL_BACKEND": "log"},
