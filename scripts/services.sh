@@ -29,3 +29,8 @@ fi
 if ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
   apt-get update -qq && apt-get install -y -qq ffmpeg
 fi
+
+# Browser tests (hls.js playback) drive Debian's Chromium through playwright-core.
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq chromium
+fi

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     LUFY_ANALYST_PASSWORD: str | None = None
     UPLOAD_MAX_IN_FLIGHT: int = 5
     UPLOAD_MAX_STORED_BYTES: str = "10 GiB"
+    # During a key rotation: the previous JWT_SECRET(s), comma-separated, whose stream tokens
+    # the local edge still accepts (CloudFront: the KeyValueStore still holds them).
+    STREAM_PREVIOUS_SECRETS: str = ""
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -204,16 +207,6 @@ class Settings(BaseSettings):
                     "LUFY_ANALYST_PASSWORD: production refuses the default (leave it unset "
                     "for a NOLOGIN role granted to people)"
                 )
-        cloudfront = (
-            self.CLOUDFRONT_KEY_PAIR_ID,
-            self.CLOUDFRONT_PRIVATE_KEY,
-            self.CLOUDFRONT_DOMAIN,
-        )
-        if any(cloudfront) and not all(cloudfront):
-            raise ValueError(
-                "CLOUDFRONT_KEY_PAIR_ID: set all of CLOUDFRONT_KEY_PAIR_ID, "
-                "CLOUDFRONT_PRIVATE_KEY and CLOUDFRONT_DOMAIN, or none"
-            )
         if self.EMAIL_BACKEND == "resend" and not self.RESEND_API_KEY:
             raise ValueError("RESEND_API_KEY: required when EMAIL_BACKEND=resend")
         return self

@@ -74,3 +74,5 @@ class StreamGrant(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     token: str
     expires_at: datetime
+    # The token's `jti`: the player sends it back with its playback events.
+    grant_id: uuid.UUID

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -52,7 +52,7 @@ from lufy.errors import (
 )
 from lufy.eventstore import ANY, NO_STREAM, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import Event
-from lufy.media import signing
+from lufy.media import delivery, signing
 from lufy.media.storage import BlobStorage
 from lufy.media.uploads import UnsupportedMediaTypeError
 from lufy.projections.inline import append_inline
@@ -60,7 +60,13 @@ from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
 from lufy.web.auth import Principal
 
-__all__ = ["CatalogService", "UnsupportedMediaTypeError", "normalize_content_type"]
+__all__ = [
+    "CatalogService",
+    "TierResolver",
+    "UnsupportedMediaTypeError",
+    "everyone_premium",
+    "normalize_content_type",
+]
 
 _Q = load_queries("lufy.catalog")
 UPLOAD_TTL = timedelta(hours=1)
@@ -82,6 +88,16 @@ def _abandon_event_id(track_id: uuid.UUID) -> Callable[[int], uuid.UUID]:
 
 def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
+
+
+# Which tier a listener's stream tokens carry (None: an anonymous listener). Injected: the
+# default gives everyone premium; the payments context supplies the real entitlements
+# (`container.services["catalog.tier_resolver"]`).
+TierResolver = Callable[[uuid.UUID | None], Awaitable[signing.Tier]]
+
+
+async def everyone_premium(listener_id: uuid.UUID | None) -> signing.Tier:
+    return "premium"
 
 
 def normalize_content_type(value: str) -> str:
@@ -122,6 +138,7 @@ class CatalogService:
         settings: Settings,
         encrypt_hls: bool = True,
         clock: Callable[[], datetime] | None = None,
+        tier_resolver: TierResolver | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -129,6 +146,7 @@ class CatalogService:
         self.settings = settings
         self.encrypt_hls = encrypt_hls
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.tier_resolver = tier_resolver or everyone_premium
 
     # --- loading and appending ----------------------------------------------------------------
 
@@ -509,33 +527,33 @@ class CatalogService:
                 raise NotFoundError("no such track")
             if status != model.READY:
                 raise ConflictError(f"the track cannot be streamed yet: it is {status}")
+            tier = await self.tier_resolver(user_id)
+            grant_id = uuid.uuid4()
+            issued_at = self.clock()
             token, expires_at = signing.issue_stream_token(
-                self.settings.jwt_secret, track_id=track_id, subject=user_id, now=self.clock()
+                self.settings.jwt_secret,
+                track_id=track_id,
+                subject=user_id,
+                grant_id=grant_id,
+                tier=tier,
+                now=issued_at,
             )
-            s = self.settings
-            if s.CLOUDFRONT_DOMAIN and s.CLOUDFRONT_KEY_PAIR_ID and s.CLOUDFRONT_PRIVATE_KEY:
-                delivery = "cloudfront"
-                url = signing.cloudfront_signed_url(
-                    domain=s.CLOUDFRONT_DOMAIN,
-                    key_pair_id=s.CLOUDFRONT_KEY_PAIR_ID,
-                    private_key_pem=s.CLOUDFRONT_PRIVATE_KEY,
-                    track_id=track_id,
-                    expires_at=expires_at,
-                )
-            else:
-                delivery = "local"
-                url = f"{s.APP_URL}/media/hls/{track_id}/master.m3u8?token={token}"
+            url = delivery.stream_url(self.settings, token, track_id)
             event = StreamAuthorized(
-                track_id=track_id, listener_id=user_id, expires_at=expires_at, delivery=delivery
+                track_id=track_id,
+                listener_id=user_id,
+                expires_at=expires_at,
+                delivery=delivery.delivery_mode(self.settings),
+                grant_id=grant_id,
             )
             await self.store.append(
                 conn,
                 STREAM_AUTH_STREAM,
                 str(track_id),
-                [NewEvent(event=event, occurred_at=self.clock(), metadata=_metadata(user_id))],
+                [NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(user_id))],
                 expected=ANY,
             )
-        return StreamGrant(url=url, token=token, expires_at=expires_at)
+        return StreamGrant(url=url, token=token, expires_at=expires_at, grant_id=grant_id)
 
 
 def catalog_service(container: Any) -> CatalogService:
@@ -552,6 +570,7 @@ def catalog_service(container: Any) -> CatalogService:
             storage=storage,
             settings=container.settings,
             encrypt_hls=services.get("media.encrypt_hls", True),
+            tier_resolver=services.get("catalog.tier_resolver"),
         )
         services["catalog"] = service
     assert isinstance(service, CatalogService)

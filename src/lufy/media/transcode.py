@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from lufy.media.edge import FREE_MASTER, MASTER, PREMIUM_ONLY
+
 __all__ = [
     "ACCEPTED_TYPES",
     "MAX_DURATION_S",
@@ -40,6 +42,7 @@ __all__ = [
     "content_type_for",
     "ffmpeg_binary",
     "ffprobe_binary",
+    "free_master",
     "hls_command",
     "input_format",
     "package_hls",
@@ -50,7 +53,6 @@ __all__ = [
 RENDITIONS = (64, 128, 256)  # kbit/s
 SEGMENT_SECONDS = 6
 MAX_DURATION_S = 30 * 60
-MASTER = "master.m3u8"
 KEY_NAME = "key.bin"
 _PROBE_TIMEOUT = 60
 _LOUDNESS = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+|-inf)\s*LUFS")
@@ -473,6 +475,7 @@ def package_hls(
     # The summary is printed last; earlier matches are per-frame or initial values.
     found = _LOUDNESS.findall(stderr)
     loudness = float(found[-1]) if found and found[-1] != "-inf" else None
+    write_free_master(out_dir)
     files = sorted(
         p.relative_to(out_dir).as_posix()
         for p in out_dir.rglob("*")
@@ -487,6 +490,31 @@ def package_hls(
     )
 
 
+def free_master(master: str) -> str:
+    """`master` without the variants of the premium-only renditions (`256k/…`): what a
+    free-tier token is served for `master.m3u8` (the edge maps the name)."""
+    lines = master.splitlines()
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#EXT-X-STREAM-INF") and i + 1 < len(lines):
+            uri = lines[i + 1].strip()
+            if uri.split("/", 1)[0] not in PREMIUM_ONLY:
+                kept += [line, lines[i + 1]]
+            i += 2
+            continue
+        kept.append(line)
+        i += 1
+    return "\n".join(kept) + "\n"
+
+
+def write_free_master(out_dir: Path) -> None:
+    """Write `master-free.m3u8` next to `master.m3u8` (static, like every playlist)."""
+    master = out_dir / MASTER
+    (out_dir / FREE_MASTER).write_text(free_master(master.read_text()))
+
+
 def _decoded_seconds(playlist: Path) -> float:
     if not playlist.exists():
         return 0.0
@@ -494,11 +522,13 @@ def _decoded_seconds(playlist: Path) -> float:
 
 
 def publish_order(files: list[str]) -> list[str]:
-    """Segments and keys first, variant playlists next, the master last: a reader that sees
+    """Segments and keys first, variant playlists next, the masters last: a reader that sees
     the master playlist sees a complete package."""
 
     def rank(name: str) -> tuple[int, str]:
         if name == MASTER:
+            return (3, name)
+        if name == FREE_MASTER:
             return (2, name)
         if name.endswith(".m3u8"):
             return (1, name)
