@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import psycopg
@@ -31,6 +32,8 @@ from lufy.payments.royalties import month_statements
 from lufy.payments.service import payments_service
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
+from tests.helpers.accounts import create_user
+from tests.helpers.http import api_client
 from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake
 
 MONTH = date(2026, 10, 1)
@@ -83,10 +86,15 @@ class World:
 
 
 async def _generate(
-    pay: Container, fake: StripeFake, admin: psycopg.AsyncConnection[Any], seed: int
+    pay: Container,
+    fake: StripeFake,
+    admin: psycopg.AsyncConnection[Any],
+    seed: int,
+    artists: list[uuid.UUID] | None = None,
 ) -> World:
     rng = random.Random(seed)
-    artists = [await insert_artist(admin, name=f"Artist {i}") for i in range(5)]
+    artists = list(artists or [])
+    artists += [await insert_artist(admin, name=f"Artist {i}") for i in range(5 - len(artists))]
     tracks = {a: [await insert_track(admin, a) for _ in range(2)] for a in artists}
     world = World(artists=artists)
     service = payments_service(pay)
@@ -319,3 +327,51 @@ async def test_the_statement_command_prints_the_same_numbers_as_csv_and_json(
     assert from_csv == expected
     assert bad.returncode == 2
     assert "YYYY-MM" in bad.stderr
+
+
+async def test_an_artist_sees_the_closed_months_royalties_as_final_and_a_part_month_prorated(
+    pay: Container, fake: StripeFake, admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    artist = await create_user(pay, role="artist")
+    listener = await create_user(pay, role="listener")
+    world = await _generate(pay, fake, admin_conn, seed=11, artists=[artist.id])
+    statement = await _statement(pay, "pro-rata")
+    month_streams = sum(n for (_l, a), n in world.streams.items() if a == artist.id)
+    assert month_streams > 0
+    async with api_client(pay) as client:
+        month = await client.get(
+            "/api/dashboard/revenue?from=2026-10-01&to=2026-10-31", headers=artist.headers
+        )
+        half = await client.get(
+            "/api/dashboard/revenue?from=2026-10-01T00:00:00Z&to=2026-10-16T00:00:00Z",
+            headers=artist.headers,
+        )
+        forbidden = await client.get("/api/dashboard/revenue", headers=listener.headers)
+        other = await client.get(
+            f"/api/dashboard/revenue?artist_id={world.artists[1]}", headers=artist.headers
+        )
+        bad = await client.get("/api/dashboard/revenue?range=3x", headers=artist.headers)
+    assert month.status_code == 200, month.text
+    body = month.json()
+    assert body["currency"] == "eur"
+    assert body["amount_minor"] == statement["eur"][artist.id]
+    assert body["final"] is True
+    assert body["streams"] == month_streams
+    assert body["previous"]["final"] is True
+    # The first half of October: the month's amount times the share of its streams in it.
+    part = half.json()
+    assert 0 <= part["streams"] <= month_streams
+    expected = Fraction(statement["eur"][artist.id]) * Fraction(int(part["streams"]), month_streams)
+    assert part["amount_minor"] == int(expected + Fraction(1, 2))
+    assert forbidden.status_code == other.status_code == 403
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_running_month_is_an_estimate(pay: Container) -> None:
+    artist = await create_user(pay, role="artist")
+    async with api_client(pay) as client:
+        response = await client.get("/api/dashboard/revenue?range=7d", headers=artist.headers)
+    assert response.status_code == 200
+    assert response.json()["final"] is False
+    assert response.json()["amount_minor"] == 0
