@@ -312,7 +312,7 @@ async def test_the_billing_portal_opens_for_a_known_customer_only(
             ],
         )
         after = await client.post("/api/payments/portal", headers=user.headers)
-    assert before.status_code == 404
+    assert before.status_code == 409
     assert after.status_code == 201, after.text
     assert after.json()["url"].startswith("https://billing.stripe.com/")
     assert any(

@@ -20,7 +20,6 @@ from lufy.errors import (
     ConflictError,
     DuplicateEventError,
     LufyError,
-    NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
 )
@@ -69,9 +68,10 @@ class WebhookSignatureError(LufyError):
     title = "Invalid webhook signature"
 
 
-class PaymentProviderError(LufyError):
-    status = 502
-    title = "Payment provider error"
+class PaymentProviderError(ServiceUnavailableError):
+    """Stripe refused or could not be reached: nothing was changed, the caller may retry."""
+
+    title = "Payment provider unavailable"
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class PaymentsService:
             cur = await conn.execute(_Q.user_customer, {"user_id": user_id})
             customer = await cur.fetchone()
         if customer is None:
-            raise NotFoundError("no billing account yet: subscribe first")
+            raise ConflictError("no billing account yet: subscribe first")
         params = {"customer": customer[0], "return_url": f"{self.settings.APP_URL}/account"}
         session = await self._call(
             client.v1.billing_portal.sessions.create_async(cast(Any, params))
