@@ -359,3 +359,23 @@ async def test_resync_appends_what_webhooks_missed_and_is_idempotent(
     assert ids == {event_uuid(e["id"]) for e in [delivered, *missed]}
     data = json.loads(json.dumps([r[3] for r in await _payment_events(admin_conn)]))
     assert sum(d.get("amount_paid", 0) for d in data) == 120 * 500
+
+
+async def test_a_burst_of_webhooks_from_one_address_is_not_held_to_the_guest_limit(
+    pay: Container, fake: StripeFake
+) -> None:
+    guest_limit = pay.settings.rate_limit_guest.limit
+    events = [
+        fake.event("customer.subscription.created", fake.subscription(customer=f"cus_z{i}"))
+        for i in range(guest_limit + 5)
+    ]
+    async with api_client(pay) as client:
+        statuses = []
+        for evt in events:
+            body, headers = fake.signed(evt)
+            statuses.append((await client.post(WEBHOOK, content=body, headers=headers)).status_code)
+        # An ordinary guest route from the same address still has the guest policy.
+        guest = await client.get("/api/payments/subscription")
+    assert statuses == [200] * len(events)
+    assert guest.status_code == 401
+    assert '"guest"' in guest.headers["ratelimit-policy"]
