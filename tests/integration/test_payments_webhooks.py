@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -379,3 +383,61 @@ async def test_a_burst_of_webhooks_from_one_address_is_not_held_to_the_guest_lim
     assert statuses == [200] * len(events)
     assert guest.status_code == 401
     assert '"guest"' in guest.headers["ratelimit-policy"]
+
+
+async def _lufy(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "lufy.cli", *args]
+    return await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+
+
+async def test_the_resync_command_appends_missed_events_once_and_refuses_a_bad_date(
+    pay: Container, fake: StripeFake, admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    t = int(time.time())
+    old = fake.event(
+        "invoice.paid", fake.invoice(customer="cus_n", amount_paid=1), created=t - 9 * 86400
+    )
+    new = fake.event("invoice.paid", fake.invoice(customer="cus_n", amount_paid=2), created=t)
+    s = pay.settings
+    env = dict(
+        os.environ,
+        DATABASE_URL=s.DATABASE_URL,
+        DATABASE_ADMIN_URL=s.DATABASE_ADMIN_URL,
+        REDIS_URL=s.REDIS_URL,
+        LUFY_ENV="test",
+        STRIPE_SECRET_KEY="sk_test_cli",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_BASE=fake.url,
+    )
+    since = datetime.fromtimestamp(t - 86400, UTC).date().isoformat()
+    first = await _lufy(["payments", "resync", "--since", since], env)
+    again = await _lufy(["payments", "resync", "--since", since], env)
+    bad = await _lufy(["payments", "resync", "--since", "last tuesday"], env)
+    assert first.returncode == 0, first.stderr
+    assert "1 appended" in first.stderr
+    assert "0 appended, 1 already in the log" in again.stderr
+    assert {r[0] for r in await _payment_events(admin_conn)} == {event_uuid(new["id"])}
+    assert old["id"] != new["id"]
+    assert bad.returncode == 2
+    assert "--since" in bad.stderr
+
+
+async def test_an_unreachable_stripe_answers_503_and_changes_nothing(
+    pay_settings: Settings, admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    c = bootstrap(
+        pay_settings.model_copy(update={"STRIPE_API_BASE": f"http://127.0.0.1:{closed_port}"})
+    )
+    await c.start()
+    try:
+        user = await create_user(c, role="listener")
+        async with api_client(c) as client:
+            response = await client.post("/api/payments/checkout", headers=user.headers)
+    finally:
+        await c.stop()
+    assert response.status_code == 503
+    assert response.json()["title"] == "Payment provider unavailable"
+    assert await _payment_events(admin_conn) == []
