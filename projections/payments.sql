@@ -35,6 +35,19 @@ COMMENT ON TABLE payment_subscriptions IS
 CREATE INDEX IF NOT EXISTS payment_subscriptions_user ON payment_subscriptions (user_id);
 CREATE INDEX IF NOT EXISTS payment_subscriptions_customer ON payment_subscriptions (customer_id);
 
+-- Every status a subscription was seen in, by Stripe's event time: where its current past_due
+-- run started (the grace period's start) does not depend on the order of delivery.
+CREATE TABLE IF NOT EXISTS payment_subscription_statuses (
+    subscription_id text        NOT NULL,
+    as_of           timestamptz NOT NULL,
+    as_of_rank      int         NOT NULL,
+    stripe_event_id text        NOT NULL,
+    status          text        NOT NULL,
+    PRIMARY KEY (subscription_id, as_of, as_of_rank, stripe_event_id)
+);
+COMMENT ON TABLE payment_subscription_statuses IS
+    'One row per subscription event: the status it reported and when (Stripe event time).';
+
 -- Money in and out, one row per Stripe event: invoice.paid (a payment) and charge.refunded
 -- (the charge's cumulative refunded amount at that time).
 CREATE TABLE IF NOT EXISTS payment_ledger (
@@ -55,6 +68,8 @@ ALTER TABLE payment_customers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE payment_customers FORCE ROW LEVEL SECURITY;
 ALTER TABLE payment_subscriptions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE payment_subscriptions FORCE ROW LEVEL SECURITY;
+ALTER TABLE payment_subscription_statuses ENABLE ROW LEVEL SECURITY;
+ALTER TABLE payment_subscription_statuses FORCE ROW LEVEL SECURITY;
 ALTER TABLE payment_ledger ENABLE ROW LEVEL SECURITY;
 ALTER TABLE payment_ledger FORCE ROW LEVEL SECURITY;
 
@@ -78,7 +93,8 @@ CREATE POLICY payment_ledger_read ON payment_ledger FOR SELECT USING (
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['payment_customers', 'payment_subscriptions', 'payment_ledger'] LOOP
+    FOREACH t IN ARRAY ARRAY['payment_customers', 'payment_subscriptions',
+                             'payment_subscription_statuses', 'payment_ledger'] LOOP
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_write', t);
         EXECUTE format(
             'CREATE POLICY %I ON %I FOR ALL USING ((select current_setting(''app.current_role'', '
@@ -87,5 +103,5 @@ BEGIN
     END LOOP;
 END $$;
 
-GRANT SELECT, INSERT, UPDATE ON payment_customers, payment_subscriptions, payment_ledger
-    TO lufy_app;
+GRANT SELECT, INSERT, UPDATE ON payment_customers, payment_subscriptions,
+    payment_subscription_statuses, payment_ledger TO lufy_app;

@@ -269,6 +269,27 @@ async def test_a_past_due_subscription_keeps_premium_for_the_grace_days_only(
     assert await _plan(pay, user.id, since + timedelta(days=3)) == "free"
 
 
+async def test_the_grace_period_starts_where_the_last_past_due_run_began_in_any_delivery_order(
+    pay: Container, fake: StripeFake
+) -> None:
+    user = await create_user(pay, role="listener")
+    sub = fake.subscription(customer="cus_jj", user_id=str(user.id))
+    t = int(time.time())
+    created = fake.event("customer.subscription.created", sub, created=t - 100)
+    first_due = fake.event("customer.subscription.updated", dict(sub, status="past_due"), created=t)
+    recovered = fake.event("customer.subscription.updated", sub, created=t + 20)
+    due_again = fake.event(
+        "customer.subscription.updated", dict(sub, status="past_due"), created=t + 50
+    )
+    still_due = fake.event(
+        "customer.subscription.updated", dict(sub, status="past_due"), created=t + 80
+    )
+    await _deliver(pay, fake, [still_due, first_due, due_again, created, recovered])
+    since = datetime.fromtimestamp(t + 50, UTC)
+    assert await _plan(pay, user.id, since + timedelta(days=3, seconds=-1)) == "premium"
+    assert await _plan(pay, user.id, since + timedelta(days=3)) == "free"
+
+
 async def test_checkout_opens_a_stripe_session_for_the_caller_and_refuses_a_second_one(
     pay: Container, fake: StripeFake
 ) -> None:

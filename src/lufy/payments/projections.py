@@ -28,7 +28,11 @@ class EntitlementsProjection(Projection):
     name: ClassVar[str] = "payments_entitlements"
     version: ClassVar[int] = 1
     inline: ClassVar[bool] = True
-    tables: ClassVar[tuple[str, ...]] = ("payment_customers", "payment_subscriptions")
+    tables: ClassVar[tuple[str, ...]] = (
+        "payment_customers",
+        "payment_subscriptions",
+        "payment_subscription_statuses",
+    )
     handles: ClassVar[frozenset[str]] = frozenset(
         {"payments.checkout_completed", "payments.subscription_changed"}
     )
@@ -48,21 +52,21 @@ class EntitlementsProjection(Projection):
                         cur = await conn.execute(_Q.customer_user, {"customer_id": e.customer_id})
                         row = await cur.fetchone()
                         user_id = row[0] if row else None
-                    await conn.execute(
-                        _Q.upsert_subscription,
-                        {
-                            "subscription_id": e.subscription_id,
-                            "customer_id": e.customer_id,
-                            "user_id": user_id,
-                            "status": e.status,
-                            "price_id": e.price_id,
-                            "current_period_end": e.current_period_end,
-                            "cancel_at_period_end": e.cancel_at_period_end,
-                            "as_of": e.created,
-                            "as_of_rank": snapshot_rank(e.stripe_type),
-                            "stripe_event_id": e.stripe_event_id,
-                        },
-                    )
+                    params = {
+                        "subscription_id": e.subscription_id,
+                        "customer_id": e.customer_id,
+                        "user_id": user_id,
+                        "status": e.status,
+                        "price_id": e.price_id,
+                        "current_period_end": e.current_period_end,
+                        "cancel_at_period_end": e.cancel_at_period_end,
+                        "as_of": e.created,
+                        "as_of_rank": snapshot_rank(e.stripe_type),
+                        "stripe_event_id": e.stripe_event_id,
+                    }
+                    await conn.execute(_Q.upsert_subscription, params)
+                    await conn.execute(_Q.insert_status, params)
+                    await conn.execute(_Q.set_past_due_since, params)
 
     @staticmethod
     async def _customer(

@@ -14,25 +14,40 @@ WHERE customer_id = %(customer_id)s AND user_id IS NULL
 
 -- name: upsert_subscription
 INSERT INTO payment_subscriptions AS s (subscription_id, customer_id, user_id, status, price_id,
-    current_period_end, cancel_at_period_end, past_due_since, as_of, as_of_rank, stripe_event_id)
+    current_period_end, cancel_at_period_end, as_of, as_of_rank, stripe_event_id)
 VALUES (%(subscription_id)s, %(customer_id)s, %(user_id)s, %(status)s, %(price_id)s,
-    %(current_period_end)s, %(cancel_at_period_end)s,
-    CASE WHEN %(status)s = 'past_due' THEN %(as_of)s END,
-    %(as_of)s, %(as_of_rank)s, %(stripe_event_id)s)
+    %(current_period_end)s, %(cancel_at_period_end)s, %(as_of)s, %(as_of_rank)s,
+    %(stripe_event_id)s)
 ON CONFLICT (subscription_id) DO UPDATE SET
     user_id = coalesce(s.user_id, excluded.user_id),
     status = excluded.status,
     price_id = coalesce(excluded.price_id, s.price_id),
     current_period_end = coalesce(excluded.current_period_end, s.current_period_end),
     cancel_at_period_end = excluded.cancel_at_period_end,
-    past_due_since = CASE
-        WHEN excluded.status <> 'past_due' THEN NULL
-        WHEN s.status = 'past_due' THEN s.past_due_since
-        ELSE excluded.as_of END,
     as_of = excluded.as_of,
     as_of_rank = excluded.as_of_rank,
     stripe_event_id = excluded.stripe_event_id
 WHERE (s.as_of, s.as_of_rank) < (excluded.as_of, excluded.as_of_rank)
+
+-- name: insert_status
+INSERT INTO payment_subscription_statuses (subscription_id, as_of, as_of_rank, stripe_event_id,
+                                           status)
+VALUES (%(subscription_id)s, %(as_of)s, %(as_of_rank)s, %(stripe_event_id)s, %(status)s)
+ON CONFLICT DO NOTHING
+
+-- name: set_past_due_since
+-- When the current past_due run began: the first past_due after the last other status.
+UPDATE payment_subscriptions s SET past_due_since = CASE WHEN s.status = 'past_due' THEN (
+    SELECT min(h.as_of) FROM payment_subscription_statuses h
+    WHERE h.subscription_id = s.subscription_id AND h.status = 'past_due'
+      AND (h.as_of, h.as_of_rank) > coalesce(
+          (SELECT (o.as_of, o.as_of_rank) FROM payment_subscription_statuses o
+           WHERE o.subscription_id = s.subscription_id AND o.status <> 'past_due'
+             AND (o.as_of, o.as_of_rank) <= (s.as_of, s.as_of_rank)
+           ORDER BY o.as_of DESC, o.as_of_rank DESC LIMIT 1),
+          ('-infinity'::timestamptz, 0)))
+    END
+WHERE s.subscription_id = %(subscription_id)s
 
 -- name: insert_ledger
 INSERT INTO payment_ledger (stripe_event_id, kind, object_id, customer_id, amount_minor,
