@@ -462,3 +462,38 @@ async def test_an_unreachable_stripe_answers_503_and_changes_nothing(
     assert response.status_code == 503
     assert response.json()["title"] == "Payment provider unavailable"
     assert await _payment_events(admin_conn) == []
+
+
+async def test_a_listener_reads_only_their_own_subscription_and_no_money_rows(
+    pay: Container, fake: StripeFake
+) -> None:
+    ana = await create_user(pay, role="listener")
+    ben = await create_user(pay, role="listener")
+    await _deliver(
+        pay,
+        fake,
+        [
+            fake.event(
+                "customer.subscription.created",
+                fake.subscription(customer="cus_o", user_id=str(ana.id)),
+            ),
+            fake.event(
+                "customer.subscription.created",
+                fake.subscription(customer="cus_p", user_id=str(ben.id)),
+            ),
+            fake.event("invoice.paid", fake.invoice(customer="cus_o", amount_paid=999)),
+        ],
+    )
+    async with pay.db.transaction(user_id=ana.id, role="listener") as conn:
+        cur = await conn.execute("SELECT customer_id FROM lufy.payment_subscriptions")
+        subscriptions = await cur.fetchall()
+        cur = await conn.execute("SELECT count(*) FROM lufy.payment_ledger")
+        ledger = await cur.fetchone()
+        cur = await conn.execute(
+            "UPDATE lufy.payment_subscriptions SET status = 'canceled' WHERE customer_id = 'cus_p'"
+        )
+        updated = cur.rowcount
+    assert subscriptions == [("cus_o",)]
+    assert ledger == (0,)
+    assert updated == 0
+    assert await _plan(pay, ben.id, datetime.now(UTC)) == "premium"
