@@ -20,7 +20,6 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -296,8 +295,3 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 def _nested(params: dict[str, str], name: str) -> dict[str, str]:
     prefix = f"{name}["
     return {k[len(prefix) : -1]: v for k, v in params.items() if k.startswith(prefix)}
-
-
-def iter_pages(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
