@@ -88,6 +88,14 @@ async def test_a_valid_webhook_appends_one_event_and_makes_the_listener_premium_
     assert [(r[0], r[1], r[2]) for r in rows] == [
         (event_uuid(evt["id"]), "payments.subscription_changed", "cus_a")
     ]
+    cur = await admin_conn.execute(
+        "SELECT metadata->>'causation_id', metadata->>'correlation_id', occurred_at "
+        "FROM lufy.events WHERE type LIKE 'payments.%'"
+    )
+    causation, correlation, occurred_at = (await cur.fetchall())[0]
+    assert causation == evt["id"]
+    assert correlation == response.headers["x-correlation-id"]
+    assert occurred_at == datetime.fromtimestamp(evt["created"], UTC)
     view = after.json()
     assert view["plan"] == "premium"
     assert view["status"] == "active"

@@ -38,6 +38,7 @@ from lufy.payments.schemas import (
     SubscriptionView,
     WebhookReceipt,
 )
+from lufy.projections.inline import append_inline
 from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
 
@@ -224,17 +225,20 @@ class PaymentsService:
             _log.info("stripe_event_ignored", stripe_event_id=evt["id"], type=evt.get("type"))
             return "ignored"
         customer = getattr(event, "customer_id", "") or "unknown"
+        # Imported here: the web package imports the bootstrap that builds this service.
+        from lufy.web.context import correlation_id, request_id
+
         item = NewEvent(
             event=event,
             event_id=model.event_uuid(str(evt["id"])),
             occurred_at=getattr(event, "created", None),
             metadata=EventMetadata(
+                correlation_id=correlation_id(),
+                request_id=request_id(),
                 causation_id=str(evt["id"]),
                 extra={"source": source, "stripe_type": str(evt.get("type"))},
             ),
         )
-        from lufy.projections.inline import append_inline
-
         for attempt in range(5):
             try:
                 async with self.db.transaction(role="system") as conn:
