@@ -33,6 +33,8 @@ _LAZY: dict[str, str] = {
     "seed": "lufy.analytics.seed:seed_command",
     "users": "lufy.accounts.cli:users",
     "jobs": "lufy.jobs.cli:jobs",
+    "payments": "lufy.payments.cli:payments",
+    "royalties": "lufy.payments.cli:royalties",
 }
 
 

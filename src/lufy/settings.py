@@ -8,6 +8,7 @@ import re
 import secrets
 import sys
 import warnings
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -114,6 +115,10 @@ class Settings(BaseSettings):
     # During a key rotation: the previous JWT_SECRET(s), comma-separated, whose stream tokens
     # the local edge still accepts (CloudFront: the KeyValueStore still holds them).
     STREAM_PREVIOUS_SECRETS: str = ""
+    STRIPE_PRICE_PREMIUM: str | None = None
+    STRIPE_API_BASE: str | None = None
+    PAYMENTS_GRACE_DAYS: int = Field(default=3, ge=0, le=60)
+    ROYALTY_ARTIST_SHARE: Decimal = Field(default=Decimal("0.7"), gt=0, le=1)
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -136,7 +141,7 @@ class Settings(BaseSettings):
             raise ValueError("must be in (0, 1]")
         return value
 
-    @field_validator("APP_URL", "S3_ENDPOINT_URL")
+    @field_validator("APP_URL", "S3_ENDPOINT_URL", "STRIPE_API_BASE")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

@@ -22,6 +22,7 @@ from lufy.bootstrap import Container
 from lufy.settings import Settings
 from tests.faults.harness import LufyProcess, free_port, wait_for
 from tests.helpers.accounts import create_user
+from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake
 
 EXAMPLES = int(os.environ.get("LUFY_FUZZ_EXAMPLES", "3"))
 SECONDS = int(os.environ.get("LUFY_FUZZ_SECONDS", "20"))
@@ -39,7 +40,13 @@ EXCLUDED_PATHS = r"^/api/auth/sign-out$|^/api/auth/sessions/\{[^}]+\}$|^/schema"
 
 
 @pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+def stripe_fake() -> Iterator[StripeFake]:
+    with StripeFake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path, stripe_fake: StripeFake) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
@@ -55,6 +62,11 @@ def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
         # Fuzzing is about the document, not the limits: 429s would hide every other answer.
         "RATE_LIMIT_GUEST": "1000000/minute",
         "RATE_LIMIT_USER": "1000000/minute",
+        # Payments against a local fake of Stripe's API (without Stripe they answer 503).
+        "STRIPE_SECRET_KEY": "sk_test_fuzz",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_PRICE_PREMIUM": "price_premium",
+        "STRIPE_API_BASE": stripe_fake.url,
     }
     process = LufyProcess("api", ["serve", "--port", str(port)], env, tmp_path)
     base = f"http://127.0.0.1:{port}"

@@ -35,6 +35,7 @@ API_MODULES = (
     "lufy.media.api",
     "lufy.analytics.api",
     "lufy.analytics.dashboard_api",
+    "lufy.payments.api",
 )
 MAX_BODY = 2 * 1024 * 1024
 

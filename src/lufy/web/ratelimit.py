@@ -214,6 +214,10 @@ def default_route_rules() -> dict[tuple[str, str], Rule]:
             (Policy("refresh-ip", 60, _15_MINUTES, "ip"),),
             fail_closed=True,
         ),
+        # Stripe delivers bursts of webhooks from a few addresses; they are signed, not guessed.
+        ("POST", "/api/payments/webhook"): Rule(
+            (Policy("stripe-webhook", 1200, 60, "ip"),), include_default=False
+        ),
     }
 
 
