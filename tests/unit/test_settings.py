@@ -37,6 +37,10 @@ CONTRACT = [
     "RATE_LIMIT_USER",
     "RATE_LIMIT_GUEST",
     "TRUSTED_PROXIES",
+    "DATABASE_READ_URL",
+    "READ_REPLICA_MAX_LAG",
+    "METRICS_PORT",
+    "METRICS_TOKEN",
 ]
 
 
@@ -130,6 +134,12 @@ BAD_VALUES = [
         },
         "APP_URL",
     ),
+    ({"DATABASE_READ_URL": "mysql://replica/lufy"}, "DATABASE_READ_URL"),
+    ({"READ_REPLICA_MAX_LAG": "0"}, "READ_REPLICA_MAX_LAG"),
+    ({"READ_REPLICA_MAX_LAG": "soon"}, "READ_REPLICA_MAX_LAG"),
+    ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
+    ({"METRICS_PORT": "nine"}, "METRICS_PORT"),
+    ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
 ]
 
 
