@@ -36,6 +36,7 @@ API_MODULES = (
     "lufy.media.api",
     "lufy.analytics.api",
     "lufy.analytics.dashboard_api",
+    "lufy.web.datalag",
 )
 MAX_BODY = 2 * 1024 * 1024
 
