@@ -1,6 +1,6 @@
 # One image for every Lufy process: `lufy migrate`, `lufy serve`, `lufy projector`, `lufy worker`.
 # The wheel carries sql/, projections/ and events/ as package data, so nothing is read from a
-# source checkout at run time.
+# source checkout at run time. Dependencies come from requirements.lock, pinned with hashes.
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -20,8 +20,12 @@ RUN apt-get update \
 RUN useradd --create-home --uid 10001 lufy \
     && mkdir -p /var/lib/lufy/media /var/lib/lufy/mail \
     && chown -R lufy:lufy /var/lib/lufy
+# The exact, hash-checked versions of requirements.lock (scripts/lock); nothing is resolved here.
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock \
+    && rm /tmp/requirements.lock
 COPY --from=build /dist/*.whl /tmp/
-RUN pip install --no-cache-dir /tmp/*.whl && rm /tmp/*.whl
+RUN pip install --no-cache-dir --no-deps /tmp/*.whl && rm /tmp/*.whl && pip check
 
 USER lufy
 WORKDIR /home/lufy

@@ -17,13 +17,19 @@ SELECT e.global_position, e.event_id, e.type, e.stream_type, e.occurred_at, e.re
        CASE WHEN e.stream_type = 'analytics'
             -- `properties` is free-form client input that may carry personal data.
             THEN e.data - 'listener_id' - 'anonymous_id' - 'properties' END AS data,
-       (e.metadata ->> 'weight')::double precision AS weight
+       (e.metadata ->> 'weight')::double precision AS weight,
+       -- Commit order: events become visible in (transaction_id, global_position) order below
+       -- analytics.safe_position(), never by global_position alone (docs/analytics.md).
+       e.transaction_id
 FROM lufy.events e;
 COMMENT ON VIEW analytics.events IS
     'One row per event of the log, without personal data: analytics events with their payload '
     '(listener as listener_key only, no user or anonymous id, no free-form properties), every '
     'other event with its type '
-    'and times but no payload. Live.';
+    'and times but no payload. Live. Extract incrementally by transaction_id: rows with '
+    'transaction_id < analytics.safe_position() are final, read in the same statement.';
+-- `lufy events export` reads this view (as the app role), so it exports exactly what analysts see.
+GRANT SELECT ON analytics.events TO lufy_app;
 
 DROP MATERIALIZED VIEW IF EXISTS analytics.artist_daily;
 DROP MATERIALIZED VIEW IF EXISTS analytics.track_daily;

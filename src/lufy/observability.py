@@ -53,7 +53,9 @@ __all__ = [
     "REGISTRY",
     "REQUESTS",
     "REQUEST_LATENCY",
+    "SCRAPE_CACHE_SECONDS",
     "JobMetricsMiddleware",
+    "ScrapeCache",
     "metrics_middleware",
     "record_ingest",
     "record_job_outcome",
@@ -424,12 +426,9 @@ async def _database_families(container: Container) -> list[Metric]:
 
 
 async def render_metrics(container: Container) -> tuple[bytes, str]:
-    """The Prometheus text exposition: process counters plus state read now."""
-    up: dict[str, int] = {}
-    db_families, redis_families = await asyncio.gather(
-        _bounded("database", up, lambda: _database_families(container)),
-        _bounded("redis", up, lambda: _redis_families(container)),
-    )
+    """The Prometheus text exposition: process counters plus state read at most
+    `SCRAPE_CACHE_SECONDS` ago (one round of queries per window, however often it is asked)."""
+    up, state_families = await _scrape_cache(container).get()
     try:
         pool_families = _pool_families(container)
     except Exception:  # a closed pool during shutdown
@@ -441,8 +440,52 @@ async def render_metrics(container: Container) -> tuple[bytes, str]:
         up_family.add_metric([component], up.get(component, 0))
 
     scrape = CollectorRegistry(auto_describe=False)
-    scrape.register(_Snapshot([up_family, *pool_families, *db_families, *redis_families]))
+    scrape.register(_Snapshot([up_family, *pool_families, *state_families]))
     return _process_metrics() + generate_latest(scrape), CONTENT_TYPE_LATEST
+
+
+# How long the state read from PostgreSQL and Redis answers scrapes. Prometheus scrapes every
+# 15 s or so; anything faster is someone hammering the endpoint, and must not cost queries.
+SCRAPE_CACHE_SECONDS = 5.0
+
+
+class ScrapeCache:
+    """The state part of a scrape, read by one caller at a time and reused for `ttl` seconds."""
+
+    def __init__(self, container: Container, *, ttl: float = SCRAPE_CACHE_SECONDS) -> None:
+        self._container = container
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._value: tuple[dict[str, int], list[Metric]] | None = None
+        self._at = 0.0
+        self.reads = 0
+
+    def _fresh(self) -> bool:
+        return self._value is not None and time.monotonic() - self._at < self._ttl
+
+    async def get(self) -> tuple[dict[str, int], list[Metric]]:
+        if self._fresh():
+            assert self._value is not None
+            return self._value
+        async with self._lock:
+            if not self._fresh():
+                self.reads += 1
+                up: dict[str, int] = {}
+                db_families, redis_families = await asyncio.gather(
+                    _bounded("database", up, lambda: _database_families(self._container)),
+                    _bounded("redis", up, lambda: _redis_families(self._container)),
+                )
+                self._value = (up, [*db_families, *redis_families])
+                self._at = time.monotonic()
+            assert self._value is not None
+            return self._value
+
+
+def _scrape_cache(container: Container) -> ScrapeCache:
+    cache = container.services.get("metrics_scrape_cache")
+    if not isinstance(cache, ScrapeCache):
+        cache = container.services["metrics_scrape_cache"] = ScrapeCache(container)
+    return cache
 
 
 def _process_metrics() -> bytes:

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     STRIPE_API_BASE: str | None = None
     PAYMENTS_GRACE_DAYS: int = Field(default=3, ge=0, le=60)
     ROYALTY_ARTIST_SHARE: Decimal = Field(default=Decimal("0.7"), gt=0, le=1)
+    DATABASE_READ_URL: str | None = None
+    READ_REPLICA_MAX_LAG: float = 10.0
+    METRICS_PORT: int | None = None
+    METRICS_TOKEN: str | None = None
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -192,6 +196,34 @@ class Settings(BaseSettings):
     def _size(cls, value: str) -> str:
         parse_size(value)
         return value
+
+    @field_validator("DATABASE_READ_URL")
+    @classmethod
+    def _read_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value or None
+
+    @field_validator("READ_REPLICA_MAX_LAG")
+    @classmethod
+    def _lag_positive(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a number of seconds greater than 0")
+        return value
+
+    @field_validator("METRICS_PORT")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 65535:
+            raise ValueError("must be a TCP port (1-65535)")
+        return value
+
+    @field_validator("METRICS_TOKEN")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (a bearer token)")
+        return value or None
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:

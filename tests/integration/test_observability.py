@@ -44,15 +44,19 @@ def value(text: str, name: str, **labels: str) -> float:
     return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+METRICS_TOKEN = "a-metrics-token-for-these-tests"
+
+
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
-    app = create_app(bootstrap(settings))
+    app = create_app(bootstrap(settings.model_copy(update={"METRICS_TOKEN": METRICS_TOKEN})))
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
 
 
 async def scrape(client: AsyncTestClient[Any]) -> str:
-    response = await client.get("/metrics")
+    # The test client's peer is not a loopback address: scrape with the token.
+    response = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert response.headers["content-type"].count("charset") == 1
@@ -160,7 +164,10 @@ async def test_queue_depth_and_job_outcomes_are_read_from_redis(
 
 async def test_a_scrape_still_answers_when_the_database_is_down(settings: Settings) -> None:
     down = settings.model_copy(
-        update={"DATABASE_URL": "postgresql://lufy_app:lufy_app@127.0.0.1:1/nowhere"}
+        update={
+            "DATABASE_URL": "postgresql://lufy_app:lufy_app@127.0.0.1:1/nowhere",
+            "METRICS_TOKEN": METRICS_TOKEN,
+        }
     )
     app = create_app(bootstrap(down))
     async with AsyncTestClient(app=app) as client:
@@ -182,6 +189,7 @@ async def test_readyz_is_ready_when_everything_answers_and_migrations_are_curren
         "database": "ok",
         "redis": "ok",
         "migrations": "ok",
+        "ahead_of_build": [],
     }
 
 
@@ -199,15 +207,28 @@ async def test_readyz_is_not_ready_when_a_shipped_migration_was_not_applied(
     assert "lufy migrate" in body["migrations"]
 
 
-async def test_readyz_is_not_ready_when_the_database_is_ahead_of_this_build(
+async def test_readyz_stays_ready_when_the_database_is_ahead_of_this_build_and_says_by_what(
     client: AsyncTestClient[Any], admin_conn: psycopg.AsyncConnection[Any]
 ) -> None:
     await admin_conn.execute(
         "INSERT INTO lufy.schema_migrations (filename, checksum) VALUES ('9999_future.sql', 'x')"
     )
     response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ready"
+    assert response.json()["ahead_of_build"] == ["9999_future.sql"]
+
+
+async def test_readyz_is_not_ready_when_a_shipped_migration_differs_from_the_applied_one(
+    client: AsyncTestClient[Any], admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    await admin_conn.execute(
+        "UPDATE lufy.schema_migrations SET checksum = 'edited' "
+        "WHERE filename = '0001_event_log.sql'"
+    )
+    response = await client.get("/readyz")
     assert response.status_code == 503
-    assert "9999_future.sql" in response.json()["migrations"]
+    assert "0001_event_log.sql differs" in response.json()["migrations"]
 
 
 async def test_readyz_is_not_ready_when_redis_is_unreachable(settings: Settings) -> None:

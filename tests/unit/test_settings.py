@@ -45,6 +45,10 @@ CONTRACT = [
     "STRIPE_API_BASE",
     "PAYMENTS_GRACE_DAYS",
     "ROYALTY_ARTIST_SHARE",
+    "DATABASE_READ_URL",
+    "READ_REPLICA_MAX_LAG",
+    "METRICS_PORT",
+    "METRICS_TOKEN",
 ]
 
 
@@ -137,6 +141,12 @@ BAD_VALUES = [
         },
         "APP_URL",
     ),
+    ({"DATABASE_READ_URL": "mysql://replica/lufy"}, "DATABASE_READ_URL"),
+    ({"READ_REPLICA_MAX_LAG": "0"}, "READ_REPLICA_MAX_LAG"),
+    ({"READ_REPLICA_MAX_LAG": "soon"}, "READ_REPLICA_MAX_LAG"),
+    ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
+    ({"METRICS_PORT": "nine"}, "METRICS_PORT"),
+    ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
 ]
 
 

@@ -25,9 +25,11 @@ def ingestor(container: Container) -> Ingestor:
 
 def dashboard(container: Container) -> Dashboard:
     from lufy.analytics.dashboard import Dashboard
+    from lufy.readdb import read_database
 
     found = container.services.get("analytics.dashboard")
     if not isinstance(found, Dashboard):
-        found = Dashboard(container.db)
+        # Dashboard reads may be served by the read replica (lufy.readdb).
+        found = Dashboard(read_database(container))
         container.services["analytics.dashboard"] = found
     return found

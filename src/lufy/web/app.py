@@ -23,6 +23,7 @@ from lufy.web import health
 from lufy.web.auth import provide_optional_principal, provide_principal
 from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
+from lufy.web.metrics_port import metrics_port
 from lufy.web.openapi import complete_openapi
 
 __all__ = ["create_app"]
@@ -36,6 +37,7 @@ API_MODULES = (
     "lufy.analytics.api",
     "lufy.analytics.dashboard_api",
     "lufy.payments.api",
+    "lufy.web.datalag",
 )
 MAX_BODY = 2 * 1024 * 1024
 
@@ -88,7 +90,7 @@ def create_app(container: Container | None = None) -> Litestar:
             "maybe_principal": Provide(provide_optional_principal),
         },
         exception_handlers=exception_handlers,
-        lifespan=[lifespan],
+        lifespan=[lifespan, metrics_port],
         state=State({"container": container}),
         request_max_body_size=MAX_BODY,
         openapi_config=OpenAPIConfig(
