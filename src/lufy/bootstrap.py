@@ -65,6 +65,7 @@ def bootstrap(
         ),
     )
     _add_accounts(container)
+    _add_entitlements(container)
     return container
 
 
@@ -75,3 +76,13 @@ def _add_accounts(container: Container) -> None:
     container.services["accounts"] = AccountService(
         db=container.db, store=container.store, settings=container.settings
     )
+
+
+def _add_entitlements(container: Container) -> None:
+    """With Stripe configured, a stream token's tier follows the listener's entitlements
+    (free: 64 and 128 kbit/s; premium: 256 as well); without, everyone keeps every rendition."""
+    settings = container.settings
+    if settings.STRIPE_SECRET_KEY and settings.STRIPE_WEBHOOK_SECRET:
+        from lufy.payments.entitlements import resolver
+
+        container.services["catalog.tier_resolver"] = resolver(settings.PAYMENTS_GRACE_DAYS)

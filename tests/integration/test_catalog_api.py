@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -607,7 +608,7 @@ async def test_a_free_listener_gets_the_master_playlist_without_256k_and_not_its
 ) -> None:
     asked: list[uuid.UUID | None] = []
 
-    async def free_for_everyone(listener_id: uuid.UUID | None) -> Tier:
+    async def free_for_everyone(conn: Any, listener_id: uuid.UUID | None, now: datetime) -> Tier:
         asked.append(listener_id)
         return "free"
 

@@ -5,6 +5,7 @@ name, resolved the way a player resolves them, and rewrites each to an object th
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -44,7 +45,7 @@ async def test_every_uri_of_a_cloudfront_stream_passes_the_function_to_an_object
     configured = settings.model_copy(update={"CLOUDFRONT_DOMAIN": "media.example.net"})
     tiers: dict[uuid.UUID | None, Tier] = {}
 
-    async def resolver(listener_id: uuid.UUID | None) -> Tier:
+    async def resolver(conn: Any, listener_id: uuid.UUID | None, now: datetime) -> Tier:
         return tiers.get(listener_id, "free")
 
     storage = MemoryStorage()

@@ -90,13 +90,16 @@ def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
 
 
-# Which tier a listener's stream tokens carry (None: an anonymous listener). Injected: the
-# default gives everyone premium; the payments context supplies the real entitlements
-# (`container.services["catalog.tier_resolver"]`).
-TierResolver = Callable[[uuid.UUID | None], Awaitable[signing.Tier]]
+# Which tier a listener's stream tokens carry (None: an anonymous listener), read in the
+# grant's own transaction at the grant's time. Injected: the default gives everyone premium
+# (no payments configured: everything plays as it always did); with Stripe configured,
+# bootstrap puts the payments context's entitlements in `services["catalog.tier_resolver"]`.
+TierResolver = Callable[[AsyncConnection[Any], uuid.UUID | None, datetime], Awaitable[signing.Tier]]
 
 
-async def everyone_premium(listener_id: uuid.UUID | None) -> signing.Tier:
+async def everyone_premium(
+    conn: AsyncConnection[Any], listener_id: uuid.UUID | None, now: datetime
+) -> signing.Tier:
     return "premium"
 
 
@@ -527,9 +530,9 @@ class CatalogService:
                 raise NotFoundError("no such track")
             if status != model.READY:
                 raise ConflictError(f"the track cannot be streamed yet: it is {status}")
-            tier = await self.tier_resolver(user_id)
             grant_id = uuid.uuid4()
             issued_at = self.clock()
+            tier = await self.tier_resolver(conn, user_id, issued_at)
             token, expires_at = signing.issue_stream_token(
                 self.settings.jwt_secret,
                 track_id=track_id,
