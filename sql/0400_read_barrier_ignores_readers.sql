@@ -2,8 +2,8 @@
 --
 -- 0003 made the barrier this database's: the oldest in-progress transaction of the snapshot
 -- that may write lufy.events. It still counted every backend of this database, so an analyst
--- whose transaction took an xid (a temporary table, a SELECT ... FOR UPDATE, anything that
--- writes) and stayed open held back every projection and reactor: e-mails, transcoding,
+-- whose transaction took an xid (a temporary table, or simply SELECT pg_current_xact_id(),
+-- which even a read-only transaction may call) and stayed open held back every projection and reactor: e-mails, transcoding,
 -- analytics. Such a transaction cannot hold an event, so readers need not wait for it.
 --
 -- A role may append when it, or a role it is a member of (inherited or not: SET ROLE is one
