@@ -144,8 +144,8 @@ def _ensure_roles(
             "ALTER ROLE {} IN DATABASE {} SET idle_in_transaction_session_timeout = '60s'"
         ).format(sql.Identifier(APP_ROLE), sql.Identifier(dbname))
     )
-    # Temporary tables are the cheapest way for a read-only role to take a transaction id
-    # (and hold the read barrier); only the app role keeps the right to create them.
+    # Analysts write nothing, temporary tables included (a write that needs no privilege on any
+    # table, takes a transaction id and fills the disk); only the app role keeps the right.
     conn.execute(
         sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname))
     )

@@ -119,9 +119,41 @@ async def test_a_magic_link_into_a_verified_account_keeps_its_password_and_other
 # --- item 10: e-mailed links die with the password ------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["change", "reset"])
-async def test_a_link_mailed_before_a_password_change_cannot_be_used_after_it(
-    container: Container, victim: httpx.AsyncClient, how: str
+async def test_links_mailed_before_a_password_change_cannot_be_used_after_it(
+    container: Container, victim: httpx.AsyncClient
+) -> None:
+    await victim.post(
+        "/api/auth/sign-up", json={"email": VICTIM, "password": PASSWORD, "display_name": "V"}
+    )
+    verification = await last_token(container, VICTIM, "Confirm")
+    assert (await victim.post("/api/auth/verify-email", json={"token": verification})).is_success
+    magic = await _magic_link(victim, container, VICTIM)
+    await victim.post("/api/auth/password/forgot", json={"email": VICTIM})
+    reset = await last_token(container, VICTIM, "Reset")
+    pair = (await _sign_in(victim, VICTIM, PASSWORD)).json()
+
+    changed = await victim.post(
+        "/api/auth/password/change",
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+        headers=auth_headers(pair["access_token"]),
+    )
+    assert changed.status_code == 200, changed.text
+
+    for response in [
+        await victim.post("/api/auth/magic-link/verify", json={"token": magic}),
+        await victim.post(
+            "/api/auth/password/reset", json={"token": reset, "password": "someone else's pick"}
+        ),
+    ]:
+        assert "password changed" in _problem(response, 400)["detail"]
+    assert (await _sign_in(victim, VICTIM, "a brand new passphrase")).status_code == 200
+    # A link asked for after the change works.
+    fresh = await _magic_link(victim, container, VICTIM)
+    assert (await victim.post("/api/auth/magic-link/verify", json={"token": fresh})).is_success
+
+
+async def test_links_mailed_before_a_password_reset_cannot_be_used_after_it(
+    container: Container, victim: httpx.AsyncClient
 ) -> None:
     await victim.post(
         "/api/auth/sign-up", json={"email": VICTIM, "password": PASSWORD, "display_name": "V"}
@@ -130,41 +162,50 @@ async def test_a_link_mailed_before_a_password_change_cannot_be_used_after_it(
     magic = await _magic_link(victim, container, VICTIM)
     await victim.post("/api/auth/password/forgot", json={"email": VICTIM})
     first_reset = await last_token(container, VICTIM, "Reset")
-    new_password = "a brand new passphrase"
+    await victim.post("/api/auth/password/forgot", json={"email": VICTIM})
+    second_reset = await last_token(container, VICTIM, "Reset")
 
-    if how == "change":
-        pair = (await _sign_in(victim, VICTIM, PASSWORD)).json()
-        changed = await victim.post(
-            "/api/auth/password/change",
-            json={"current_password": PASSWORD, "new_password": new_password},
-            headers=auth_headers(pair["access_token"]),
-        )
-        leftovers = [first_reset]
-    else:
-        await victim.post("/api/auth/password/forgot", json={"email": VICTIM})
-        second_reset = await last_token(container, VICTIM, "Reset")
-        changed = await victim.post(
-            "/api/auth/password/reset", json={"token": second_reset, "password": new_password}
-        )
-        leftovers = [first_reset]
-    assert changed.status_code == 200, changed.text
+    reset = await victim.post(
+        "/api/auth/password/reset", json={"token": second_reset, "password": "a reset passphrase"}
+    )
+    assert reset.status_code == 200, reset.text
 
-    refused = [
+    for response in [
         await victim.post("/api/auth/magic-link/verify", json={"token": magic}),
         await victim.post("/api/auth/verify-email", json={"token": verification}),
-        *[
-            await victim.post(
-                "/api/auth/password/reset", json={"token": t, "password": "an attacker's pick"}
-            )
-            for t in leftovers
-        ],
-    ]
-    for response in refused:
+        await victim.post(
+            "/api/auth/password/reset",
+            json={"token": first_reset, "password": "someone else's pick"},
+        ),
+    ]:
         assert "password changed" in _problem(response, 400)["detail"]
-    assert (await _sign_in(victim, VICTIM, new_password)).status_code == 200
-    # A link asked for after the change works.
-    fresh = await _magic_link(victim, container, VICTIM)
-    assert (await victim.post("/api/auth/magic-link/verify", json={"token": fresh})).is_success
+    again = await victim.post(
+        "/api/auth/password/reset", json={"token": second_reset, "password": "once more please"}
+    )
+    assert "already been used" in _problem(again, 400)["detail"]
+    assert (await _sign_in(victim, VICTIM, "a reset passphrase")).status_code == 200
+
+
+async def test_a_squatter_changing_the_password_of_an_unverified_account_cannot_cancel_the_owners_link(  # noqa: E501
+    container: Container, attacker: httpx.AsyncClient, victim: httpx.AsyncClient
+) -> None:
+    await attacker.post(
+        "/api/auth/sign-up",
+        json={"email": VICTIM, "password": ATTACKER_PASSWORD, "display_name": "Victim"},
+    )
+    planted = (await _sign_in(attacker, VICTIM, ATTACKER_PASSWORD)).json()
+    token = await _magic_link(victim, container, VICTIM)
+
+    changed = await attacker.post(
+        "/api/auth/password/change",
+        json={"current_password": ATTACKER_PASSWORD, "new_password": "the squatter's next one"},
+        headers=auth_headers(planted["access_token"]),
+    )
+    assert changed.status_code == 200
+
+    claimed = await victim.post("/api/auth/magic-link/verify", json={"token": token})
+    assert claimed.status_code == 200, claimed.text
+    _problem(await _sign_in(attacker, VICTIM, "the squatter's next one"), 401)
 
 
 # --- item 6: only plain addresses ------------------------------------------------------------

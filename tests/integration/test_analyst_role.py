@@ -228,3 +228,33 @@ def test_the_scram_verifier_is_the_one_postgresql_computes(
     assert ours == server
     assert password_matches(server, throwaway_role, password)
     assert not password_matches(server, throwaway_role, password + "!")
+
+
+async def test_a_reader_allowed_a_security_definer_function_of_a_writer_still_holds_readers_back(
+    settings: Settings, app_conn: Any, throwaway_role: str
+) -> None:
+    # Such a function could append on the reader's behalf: its transactions count.
+    with psycopg.connect(settings.DATABASE_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(throwaway_role)))
+        admin.execute(
+            "CREATE FUNCTION lufy.test_on_behalf() RETURNS int LANGUAGE sql "
+            "SECURITY DEFINER AS 'SELECT 1'"
+        )
+        admin.execute("REVOKE ALL ON FUNCTION lufy.test_on_behalf() FROM PUBLIC")
+    store = make_store()
+    async with _open_transaction_with_an_xid(_url_as(settings, throwaway_role)):
+        passed = await append_counted(app_conn, store, "not-yet-granted", 1)
+        page = await store.read_all(app_conn, Checkpoint.START)
+        assert [e.global_position for e in page.events] == passed
+    with psycopg.connect(settings.DATABASE_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("GRANT EXECUTE ON FUNCTION lufy.test_on_behalf() TO {}").format(
+                sql.Identifier(throwaway_role)
+            )
+        )
+    async with _open_transaction_with_an_xid(_url_as(settings, throwaway_role)):
+        await append_counted(app_conn, store, "granted", 1)
+        held = await store.read_all(app_conn, page.checkpoint)
+        assert held.events == []
+    with psycopg.connect(settings.DATABASE_ADMIN_URL, autocommit=True) as admin:
+        admin.execute("DROP FUNCTION lufy.test_on_behalf()")

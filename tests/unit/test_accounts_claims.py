@@ -9,8 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lufy.accounts.errors import InvalidTokenError
-from lufy.accounts.events import EmailVerified, PasswordRemoved, UserRegistered
-from lufy.accounts.model import TokenState, check_token, decide_claim_address, replay_user
+from lufy.accounts.events import EmailVerified, PasswordChanged, PasswordRemoved, UserRegistered
+from lufy.accounts.model import (
+    TokenState,
+    check_token,
+    decide_change_password,
+    decide_claim_address,
+    replay_user,
+)
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 USER = uuid.uuid4()
@@ -61,3 +67,25 @@ def test_a_link_retired_by_a_password_change_is_refused_with_the_reason() -> Non
     )
     with pytest.raises(InvalidTokenError, match="password changed"):
         check_token(retired, "magic_link", NOW)
+
+
+@pytest.mark.parametrize(
+    ("verified", "via", "retires"),
+    [
+        (True, "change", True),
+        (True, "reset", True),
+        (False, "reset", True),
+        (False, "change", False),
+    ],
+)
+def test_only_whoever_proved_the_address_cancels_its_links_by_changing_the_password(
+    verified: bool, via: str, retires: bool
+) -> None:
+    user = replay_user([_registered("$argon2id$old")])
+    assert user is not None
+    if verified:
+        user = replay_user([_registered("$argon2id$old"), *decide_claim_address(user, LINK)])
+        assert user is not None
+    [event] = decide_change_password(user, "$argon2id$new", via=via)
+    assert isinstance(event, PasswordChanged)
+    assert event.retires_links is retires

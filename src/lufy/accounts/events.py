@@ -90,6 +90,10 @@ class PasswordChanged(Event, frozen=True, tag="accounts.password_changed"):
     via: str  # change | reset | cli
     # The reset token consumed by this change, when via == "reset".
     token_hash: str | None = None
+    # Whether every other outstanding e-mailed link of the account dies with the old password.
+    # False for a change on an unverified account: its holder never proved the address, and
+    # must not be able to cancel the links its owner asked for (a squatter's denial of service).
+    retires_links: bool = True
 
 
 class PasswordRemoved(Event, frozen=True, tag="accounts.password_removed"):

@@ -241,6 +241,7 @@ def decide_change_password(
             password_hash=password_hash,
             via=via,
             token_hash=token_hash,
+            retires_links=user.email_verified or via != "change",
         )
     ]
 

@@ -202,7 +202,8 @@ class TokensProjection(Projection):
                 # sent to whoever held the account then, and dies with the old password.
                 if e.token_hash:
                     await conn.execute(_Q.tokens_used, {"at": at, "token_hash": e.token_hash})
-                await conn.execute(_Q.tokens_retire_all, {"at": at, "user_id": e.user_id})
+                if e.retires_links:
+                    await conn.execute(_Q.tokens_retire_all, {"at": at, "user_id": e.user_id})
             elif isinstance(e, EmailVerified | SignedIn) and e.token_hash:
                 await conn.execute(_Q.tokens_used, {"at": at, "token_hash": e.token_hash})
 
