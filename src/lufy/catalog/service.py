@@ -428,6 +428,8 @@ class CatalogService:
         self, principal: Principal | None, track_id: uuid.UUID
     ) -> StreamGrant:
         user_id, role = (principal.user_id, principal.role) if principal else (None, None)
+        # Before the transaction: the resolver may need a connection of its own.
+        tier = await self.tier_resolver(user_id)
         async with self.db.transaction(user_id=user_id, role=role) as conn:
             cur = await conn.execute(_Q.get_track_internal, {"id": track_id})
             row = await cur.fetchone()
@@ -439,7 +441,6 @@ class CatalogService:
                 raise NotFoundError("no such track")
             if status != model.READY:
                 raise ConflictError(f"the track cannot be streamed yet: it is {status}")
-            tier = await self.tier_resolver(user_id)
             grant_id = uuid.uuid4()
             issued_at = self.clock()
             token, expires_at = signing.issue_stream_token(
