@@ -43,9 +43,22 @@ function refuse(reason) {
     };
 }
 
+// base64url through plain base64, the encoding every runtime version knows.
+function fromBase64url(text) {
+    let b64 = text.replace(/-/g, '+').replace(/_/g, '/');
+    while (b64.length % 4 !== 0) {
+        b64 += '=';
+    }
+    return Buffer.from(b64, 'base64');
+}
+
+function toBase64url(b64) {
+    return b64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 function b64urlJson(part) {
     try {
-        return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+        return JSON.parse(fromBase64url(part).toString('utf8'));
     } catch (e) {
         return null;
     }
@@ -119,9 +132,9 @@ async function handler(event) {
     if (secret === null || secret === undefined) {
         return refuse("the stream token's key is not known");
     }
-    const expected = crypto.createHmac('sha256', secret)
-        .update(parts[1] + '.' + parts[2])
-        .digest('base64url');
+    const expected = toBase64url(
+        crypto.createHmac('sha256', secret).update(parts[1] + '.' + parts[2]).digest('base64'),
+    );
     if (!equalInConstantTime(expected, parts[3])) {
         return refuse("the stream token's signature does not verify");
     }
