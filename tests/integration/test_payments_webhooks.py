@@ -26,7 +26,7 @@ from lufy.payments.service import payments_service
 from lufy.settings import Settings
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
-from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake
+from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake, sign_payload
 
 WEBHOOK = "/api/payments/webhook"
 
@@ -505,3 +505,18 @@ async def test_a_listener_reads_only_their_own_subscription_and_no_money_rows(
     assert ledger == (0,)
     assert updated == 0
     assert await _plan(pay, ben.id, datetime.now(UTC)) == "premium"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json at all", b'["a list"]', b'{"id": "evt_1", "type": "invoice.paid", "data": {}}'],
+)
+async def test_a_correctly_signed_body_that_is_no_stripe_event_is_refused_and_not_written(
+    pay: Container, admin_conn: psycopg.AsyncConnection[Any], body: bytes
+) -> None:
+    headers = {"Stripe-Signature": sign_payload(body), "Content-Type": "application/json"}
+    async with api_client(pay) as client:
+        response = await client.post(WEBHOOK, content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["title"] == "Invalid webhook payload"
+    assert await _payment_events(admin_conn) == []

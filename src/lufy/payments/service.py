@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import stripe
 import structlog
@@ -48,6 +48,7 @@ __all__ = [
     "PaymentsNotConfiguredError",
     "PaymentsService",
     "ResyncReport",
+    "WebhookPayloadError",
     "WebhookSignatureError",
     "artist_revenue_view",
     "payments_service",
@@ -57,6 +58,7 @@ _Q = load_queries("lufy.payments")
 _log = structlog.get_logger("lufy.payments")
 WEBHOOK_TOLERANCE_SECONDS = 300
 # A subscription in one of these states is open: a second checkout would double-charge.
+Outcome = Literal["appended", "duplicate", "ignored"]
 _OPEN = frozenset({"active", "trialing", "past_due", "incomplete", "unpaid", "paused"})
 
 
@@ -67,6 +69,11 @@ class PaymentsNotConfiguredError(ServiceUnavailableError):
 class WebhookSignatureError(LufyError):
     status = 400
     title = "Invalid webhook signature"
+
+
+class WebhookPayloadError(LufyError):
+    status = 400
+    title = "Invalid webhook payload"
 
 
 class PaymentProviderError(ServiceUnavailableError):
@@ -210,17 +217,17 @@ class PaymentsService:
         try:
             evt = json.loads(payload)
         except ValueError:
-            raise WebhookSignatureError("the webhook body is not JSON") from None
+            raise WebhookPayloadError("the webhook body is not JSON") from None
         if not isinstance(evt, dict) or not isinstance(evt.get("id"), str):
-            raise WebhookSignatureError("the webhook body is not a Stripe event")
+            raise WebhookPayloadError("the webhook body is not a Stripe event")
         return WebhookReceipt(outcome=await self.record(evt, source="webhook"))
 
-    async def record(self, evt: Mapping[str, Any], *, source: str) -> Any:
+    async def record(self, evt: Mapping[str, Any], *, source: str) -> Outcome:
         """Append one Stripe event (and update the inline read models), once per Stripe id."""
         try:
             event = model.translate(evt)
         except (KeyError, TypeError, ValueError) as exc:
-            raise WebhookSignatureError(f"the Stripe event is malformed: {exc!r}") from None
+            raise WebhookPayloadError(f"the Stripe event is malformed: {exc!r}") from None
         if event is None:
             _log.info("stripe_event_ignored", stripe_event_id=evt["id"], type=evt.get("type"))
             return "ignored"
@@ -268,10 +275,13 @@ class PaymentsService:
         params: dict[str, Any] = {"limit": 100}
         if since is not None:
             params["created"] = {"gte": int(since.timestamp())}
-        page = await self._call(client.v1.events.list_async(cast(Any, params)))
-        events = [e.to_dict() async for e in page.auto_paging_iter()]
+        try:
+            page = await client.v1.events.list_async(cast(Any, params))
+            events = [e.to_dict() async for e in page.auto_paging_iter()]
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe refused the request: {_message(exc)}") from None
         events.sort(key=lambda e: (int(e.get("created", 0)), str(e["id"])))
-        counts = {"appended": 0, "duplicate": 0, "ignored": 0}
+        counts: dict[Outcome, int] = {"appended": 0, "duplicate": 0, "ignored": 0}
         for evt in events:
             counts[await self.record(evt, source="resync")] += 1
         return ResyncReport(
@@ -286,8 +296,11 @@ class PaymentsService:
         try:
             return await pending
         except stripe.StripeError as exc:
-            message = exc.user_message or type(exc).__name__
-            raise PaymentProviderError(f"Stripe refused the request: {message}") from None
+            raise PaymentProviderError(f"Stripe refused the request: {_message(exc)}") from None
+
+
+def _message(exc: stripe.StripeError) -> str:
+    return exc.user_message or type(exc).__name__
 
 
 def payments_service(container: Any) -> PaymentsService:
