@@ -29,3 +29,8 @@ fi
 if ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
   apt-get update -qq && apt-get install -y -qq ffmpeg
 fi
+
+# PgBouncer: the connection-pooling test runs its own (transaction mode, a loopback port).
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+  apt-get update -qq && apt-get install -y -qq pgbouncer
+fi

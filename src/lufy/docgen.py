@@ -98,6 +98,12 @@ DESCRIPTIONS: dict[str, tuple[str, str | None]] = {
         "loopback callers may scrape",
         None,
     ),
+    "DATABASE_PREPARED_STATEMENTS": (
+        "`false` turns server-side prepared statements off, for a transaction-mode PgBouncer "
+        'older than 1.21 in front of the API and workers (`docs/operations.md`, "Connection '
+        'pooling")',
+        None,
+    ),
     "LUFY_ANALYST_PASSWORD": (
         "password of the `lufy_analyst` login role (production refuses the default; unset in "
         "production: NOLOGIN)",

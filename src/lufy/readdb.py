@@ -192,7 +192,13 @@ def read_database(container: Container) -> Database:
         return container.db
     found = container.services.get("read_db")
     if not isinstance(found, ReadDatabase):
-        replica = Database(settings.DATABASE_READ_URL, min_size=1, max_size=10, name="lufy-read")
+        replica = Database(
+            settings.DATABASE_READ_URL,
+            min_size=1,
+            max_size=10,
+            name="lufy-read",
+            prepare=settings.DATABASE_PREPARED_STATEMENTS,
+        )
         found = ReadDatabase(container.db, replica, max_lag=settings.READ_REPLICA_MAX_LAG)
         # Services with aclose() are closed by Container.stop().
         container.services["read_db"] = found
