@@ -143,6 +143,8 @@ CREATE TABLE IF NOT EXISTS account_tokens (
 COMMENT ON TABLE account_tokens IS
     'One row per e-mailed token (verification, magic link, password reset), by SHA-256 hash.';
 CREATE INDEX IF NOT EXISTS account_tokens_user ON account_tokens (user_id, purpose);
+-- Set when the account's password changed while the token was outstanding: the link is dead.
+ALTER TABLE account_tokens ADD COLUMN IF NOT EXISTS retired_at timestamptz;
 
 ALTER TABLE account_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE account_tokens FORCE ROW LEVEL SECURITY;

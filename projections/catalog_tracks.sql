@@ -33,10 +33,15 @@ CREATE TABLE IF NOT EXISTS tracks (
     -- Version of the track's stream this row reflects.
     version           bigint      NOT NULL DEFAULT 0
 );
+-- Set when an upload never completed was abandoned and its source deleted (not counted in the
+-- artist's stored bytes any more).
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS source_deleted_at timestamptz;
 COMMENT ON TABLE tracks IS
     'One row per track (stream track/{id}): its upload, processing status and publication.';
 
 CREATE INDEX IF NOT EXISTS tracks_artist_created ON tracks (artist_id, created_at DESC);
+-- The sweep of uploads never completed.
+CREATE INDEX IF NOT EXISTS tracks_uploading ON tracks (created_at) WHERE status = 'uploading';
 CREATE INDEX IF NOT EXISTS tracks_published ON tracks (created_at DESC)
     WHERE published AND deleted_at IS NULL;
 

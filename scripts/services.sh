@@ -30,6 +30,11 @@ if ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
   apt-get update -qq && apt-get install -y -qq ffmpeg
 fi
 
+# Browser tests (hls.js playback) drive Debian's Chromium through playwright-core.
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
+
 # PgBouncer: the connection-pooling test runs its own (transaction mode, a loopback port).
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   apt-get update -qq && apt-get install -y -qq pgbouncer

@@ -26,6 +26,7 @@ def migrate_command() -> None:
         settings.DATABASE_ADMIN_URL,
         settings.DATABASE_URL,
         on_step=lambda message: click.echo(f"  {message}", err=True),
+        analyst_password=settings.analyst_password,
     )
     created = " (database created)" if report.created_database else ""
     click.echo(

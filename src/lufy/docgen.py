@@ -117,6 +117,11 @@ DESCRIPTIONS: dict[str, tuple[str, str | None]] = {
         "raw analytics events older than this keep only their aggregates",
         "unset (keep)",
     ),
+    "STREAM_PREVIOUS_SECRETS": (
+        "during a key rotation: the previous `JWT_SECRET`(s), comma-separated, whose stream "
+        "tokens the local edge still accepts",
+        "empty",
+    ),
     "UPLOAD_MAX_IN_FLIGHT": ("per-artist limit on unfinished uploads", None),
     "UPLOAD_MAX_STORED_BYTES": ("per-artist limit on stored source bytes", None),
 }

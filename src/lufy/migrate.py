@@ -7,7 +7,10 @@ idempotent and re-applied whenever their checksum changes. Running it twice chan
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
@@ -21,7 +24,15 @@ from lufy.errors import LufyError
 from lufy.eventstore.horizon import xid_horizon_problem
 from lufy.sqlfiles import data_dir
 
-__all__ = ["MigrationError", "MigrationReport", "migrate"]
+__all__ = [
+    "ANALYST_SETTINGS",
+    "MigrationError",
+    "MigrationReport",
+    "ensure_analyst_role",
+    "migrate",
+    "password_matches",
+    "scram_verifier",
+]
 
 # Any constant that no other code uses as an advisory lock key.
 _LOCK_KEY = 0x4C55_4659_0001
@@ -90,12 +101,14 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) -> None:
+def _ensure_roles(
+    conn: psycopg.Connection[tuple[object, ...]], app_url: str, analyst_password: str | None
+) -> None:
     app_password = str(conninfo_to_dict(app_url).get("password") or APP_ROLE)
     dbname = conn.info.dbname
     # Roles are cluster-wide; creating them races with other migrators on the same cluster.
     conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY + 1])
-    for role, password in ((APP_ROLE, app_password), (ANALYST_ROLE, ANALYST_ROLE)):
+    for role, password in ((APP_ROLE, app_password),):
         row = conn.execute(
             "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", [role]
         ).fetchone()
@@ -117,6 +130,7 @@ def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) ->
                 sql.Identifier(dbname), sql.Identifier(role)
             )
         )
+    ensure_analyst_role(conn, analyst_password)
     # Read models live in schema lufy; analysts see the analytics schema first.
     for role, path in ((APP_ROLE, "lufy, public"), (ANALYST_ROLE, "analytics, public")):
         conn.execute(
@@ -130,6 +144,137 @@ def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]], app_url: str) ->
             "ALTER ROLE {} IN DATABASE {} SET idle_in_transaction_session_timeout = '60s'"
         ).format(sql.Identifier(APP_ROLE), sql.Identifier(dbname))
     )
+    # Temporary tables are the cheapest way for a read-only role to take a transaction id
+    # (and hold the read barrier); only the app role keeps the right to create them.
+    conn.execute(
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname))
+    )
+    conn.execute(
+        sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
+            sql.Identifier(dbname), sql.Identifier(APP_ROLE)
+        )
+    )
+
+
+# What lufy_analyst's sessions get in the database, re-applied by every `lufy migrate`: a
+# runaway query or a forgotten BEGIN ends on its own, and nothing is written by mistake.
+ANALYST_SETTINGS = (
+    ("default_transaction_read_only", "on"),
+    ("statement_timeout", "15min"),
+    ("idle_in_transaction_session_timeout", "5min"),
+)
+
+
+def ensure_analyst_role(
+    conn: psycopg.Connection[tuple[object, ...]],
+    password: str | None,
+    *,
+    role: str = ANALYST_ROLE,
+) -> None:
+    """Create or fix the analyst role: LOGIN with `password`, or NOLOGIN when None (a group
+    role granted to people); never superuser or BYPASSRLS; read-only, time-limited sessions.
+
+    The password is sent as a SCRAM verifier, never in clear, and only when the stored one does
+    not already match it: roles are cluster-wide, and migrators of two databases altering the
+    same role at once fail with "tuple concurrently updated".
+    """
+    dbname = conn.info.dbname
+    row = conn.execute(
+        "SELECT rolcanlogin, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s", [role]
+    ).fetchone()
+    if row is None:
+        login = (
+            sql.SQL("NOLOGIN")
+            if password is None
+            else sql.SQL("LOGIN PASSWORD {}").format(sql.Literal(scram_verifier(password)))
+        )
+        conn.execute(
+            sql.SQL("CREATE ROLE {} {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS").format(
+                sql.Identifier(role), login
+            )
+        )
+    else:
+        can_login, privileged = bool(row[0]), bool(row[1])
+        if privileged:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} NOSUPERUSER NOBYPASSRLS").format(sql.Identifier(role))
+            )
+        stored = _stored_password(conn, role)
+        if password is None:
+            if can_login or stored != "":
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role))
+                )
+        elif not can_login or stored is None or not password_matches(stored, role, password):
+            conn.execute(
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(scram_verifier(password))
+                )
+            )
+    conn.execute(
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(dbname), sql.Identifier(role)
+        )
+    )
+    for name, value in ANALYST_SETTINGS:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
+                sql.Identifier(role),
+                sql.Identifier(dbname),
+                sql.Identifier(name),
+                sql.Literal(value),
+            )
+        )
+
+
+def _stored_password(conn: psycopg.Connection[tuple[object, ...]], role: str) -> str | None:
+    """The role's stored verifier ("" when it has none), or None when this connection may not
+    read pg_authid (an owner that is not a superuser, as on managed PostgreSQL)."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT coalesce(rolpassword, '') FROM pg_authid WHERE rolname = %s", [role]
+            ).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    return str(row[0]) if row else ""
+
+
+_SCRAM_ITERATIONS = 4096
+
+
+def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = 0) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of `password` (RFC 5802/7677), as `ALTER ROLE ...
+    PASSWORD` accepts it pre-hashed: the clear password never reaches the server's logs."""
+    salt = salt if salt is not None else os.urandom(16)
+    iterations = iterations or _SCRAM_ITERATIONS
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
+def password_matches(stored: str, role: str, password: str) -> bool:
+    """Whether a stored verifier (SCRAM-SHA-256 or md5) is that of `password`."""
+    if stored.startswith("SCRAM-SHA-256$"):
+        try:
+            head, _keys = stored[len("SCRAM-SHA-256$") :].split("$", 1)
+            iterations, salt = head.split(":", 1)
+            expected = scram_verifier(
+                password, salt=base64.b64decode(salt), iterations=int(iterations)
+            )
+        except ValueError:
+            return False
+        return hmac.compare_digest(expected, stored)
+    if stored.startswith("md5"):
+        digest = "md5" + hashlib.md5((password + role).encode()).hexdigest()  # noqa: S324
+        return hmac.compare_digest(digest, stored)
+    return False
 
 
 _BOOKKEEPING = """
@@ -247,15 +392,19 @@ def migrate(
     app_url: str,
     *,
     on_step: Callable[[str], None] | None = None,
+    analyst_password: str | None = ANALYST_ROLE,
 ) -> MigrationReport:
-    """Bring the database at `admin_url` up to date. Raises MigrationError on a refused change."""
+    """Bring the database at `admin_url` up to date. Raises MigrationError on a refused change.
+
+    `analyst_password` is lufy_analyst's (Settings.analyst_password); None makes it NOLOGIN.
+    """
     report = MigrationReport(created_database=_ensure_database(admin_url))
     say = on_step or (lambda _msg: None)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
         try:
             with conn.transaction():
-                _ensure_roles(conn, app_url)
+                _ensure_roles(conn, app_url, analyst_password)
                 conn.execute(_BOOKKEEPING)
             applied = dict(
                 cast(

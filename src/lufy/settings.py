@@ -16,10 +16,41 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RatePolicy", "Settings", "SettingsError", "get_settings", "load_settings"]
+__all__ = [
+    "RatePolicy",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_settings",
+    "parse_size",
+]
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_DEV_ANALYST_PASSWORD = "lufy_analyst"
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `10737418240`, `10 GiB`, `500 MB` (binary units with `i`, decimal without)."""
+    match = _SIZE_RE.match(text)
+    if match is None:
+        raise ValueError(f"expected a size such as '10 GiB' or '500 MB', got {text!r}")
+    size = int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+    if size <= 0:
+        raise ValueError(f"must be more than 0 bytes, got {text!r}")
+    return size
 
 
 class SettingsError(Exception):
@@ -76,6 +107,13 @@ class Settings(BaseSettings):
     RATE_LIMIT_USER: str = "100/minute"
     RATE_LIMIT_GUEST: str = "20/minute"
     TRUSTED_PROXIES: str = ""
+    # None: the dev/test default ("lufy_analyst"), or a NOLOGIN role in production.
+    LUFY_ANALYST_PASSWORD: str | None = None
+    UPLOAD_MAX_IN_FLIGHT: int = 5
+    UPLOAD_MAX_STORED_BYTES: str = "10 GiB"
+    # During a key rotation: the previous JWT_SECRET(s), comma-separated, whose stream tokens
+    # the local edge still accepts (CloudFront: the KeyValueStore still holds them).
+    STREAM_PREVIOUS_SECRETS: str = ""
     DATABASE_READ_URL: str | None = None
     READ_REPLICA_MAX_LAG: float = 10.0
     METRICS_PORT: int | None = None
@@ -142,6 +180,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part!r} is not a CIDR") from exc
         return value
 
+    @field_validator("UPLOAD_MAX_IN_FLIGHT")
+    @classmethod
+    def _positive_count(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("UPLOAD_MAX_STORED_BYTES")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        parse_size(value)
+        return value
+
     @field_validator("DATABASE_READ_URL")
     @classmethod
     def _read_url(cls, value: str | None) -> str | None:
@@ -184,16 +235,11 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL: production refuses the default lufy_app password")
             if urlsplit(self.APP_URL).hostname in ("127.0.0.1", "localhost", "::1"):
                 raise ValueError("APP_URL: production needs the public URL, not a loopback one")
-        cloudfront = (
-            self.CLOUDFRONT_KEY_PAIR_ID,
-            self.CLOUDFRONT_PRIVATE_KEY,
-            self.CLOUDFRONT_DOMAIN,
-        )
-        if any(cloudfront) and not all(cloudfront):
-            raise ValueError(
-                "CLOUDFRONT_KEY_PAIR_ID: set all of CLOUDFRONT_KEY_PAIR_ID, "
-                "CLOUDFRONT_PRIVATE_KEY and CLOUDFRONT_DOMAIN, or none"
-            )
+            if self.LUFY_ANALYST_PASSWORD in ("", _DEV_ANALYST_PASSWORD):
+                raise ValueError(
+                    "LUFY_ANALYST_PASSWORD: production refuses the default (leave it unset "
+                    "for a NOLOGIN role granted to people)"
+                )
         if self.EMAIL_BACKEND == "resend" and not self.RESEND_API_KEY:
             raise ValueError("RESEND_API_KEY: required when EMAIL_BACKEND=resend")
         return self
@@ -218,6 +264,17 @@ class Settings(BaseSettings):
     def trusted_proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         parts = filter(None, (p.strip() for p in self.TRUSTED_PROXIES.split(",")))
         return [ipaddress.ip_network(p, strict=False) for p in parts]
+
+    @property
+    def analyst_password(self) -> str | None:
+        """The password `lufy migrate` gives lufy_analyst; None: NOLOGIN (production, unset)."""
+        if self.LUFY_ANALYST_PASSWORD is not None:
+            return self.LUFY_ANALYST_PASSWORD
+        return None if self.LUFY_ENV == "production" else _DEV_ANALYST_PASSWORD
+
+    @property
+    def upload_max_stored_bytes(self) -> int:
+        return parse_size(self.UPLOAD_MAX_STORED_BYTES)
 
     @property
     def jwt_secret(self) -> str:

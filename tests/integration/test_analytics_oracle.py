@@ -519,7 +519,12 @@ async def test_every_dashboard_number_matches_the_oracle_before_and_after_a_rebu
     world = generate(now, artists, tracks)
     oracle = Oracle(world)
 
-    container = bootstrap(settings.model_copy(update={"ANALYTICS_SAMPLE_RATE": RATE}))
+    # The test client (127.0.0.1) stands for the CDN that sets CloudFront-Viewer-Country.
+    container = bootstrap(
+        settings.model_copy(
+            update={"ANALYTICS_SAMPLE_RATE": RATE, "TRUSTED_PROXIES": "127.0.0.0/8"}
+        )
+    )
     await container.start()
     await container.db.pool.wait()
     ingestor = Ingestor(container.db, container.store, sample_rate=RATE, clock=lambda: now)

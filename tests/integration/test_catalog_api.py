@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from litestar.testing import AsyncTestClient
@@ -17,6 +18,7 @@ from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
 from lufy.catalog.service import catalog_service
 from lufy.eventstore import EventStore
+from lufy.media.signing import Tier, stream_key_id
 from lufy.settings import Settings
 from lufy.web.app import create_app
 from tests.helpers.accounts import TestUser, create_user
@@ -305,6 +307,11 @@ async def test_every_accepted_audio_type_gets_an_upload_url(
             headers=artist.headers,
         )
         assert response.status_code == 201, (filename, response.text)
+        # Within UPLOAD_MAX_IN_FLIGHT: each unfinished upload is deleted again.
+        track = response.json()["track_id"]
+        assert (
+            await client.delete(f"/api/music/tracks/{track}", headers=artist.headers)
+        ).is_success
 
 
 async def test_the_local_upload_target_enforces_the_declared_type_and_size(
@@ -520,10 +527,16 @@ async def test_the_stream_endpoint_gives_a_token_url_and_records_the_authorizati
     own = await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
     assert own.status_code == 200
     grant = own.json()
-    assert set(grant) == {"url", "token", "expires_at"}
+    assert set(grant) == {"url", "token", "expires_at", "grant_id"}
     assert grant["url"] == (
-        f"http://testserver.local/media/hls/{track_id}/master.m3u8?token={grant['token']}"
+        f"http://testserver.local/media/hls/{grant['token']}/{track_id}/master.m3u8"
     )
+    claims = jwt.decode(grant["token"], container.settings.jwt_secret, algorithms=["HS256"])
+    assert claims["jti"] == grant["grant_id"]
+    assert claims["sid"] == track_id
+    assert claims["tier"] == "premium"
+    kid = jwt.get_unverified_header(grant["token"])["kid"]
+    assert kid == stream_key_id(container.settings.jwt_secret)
     await client.post(f"/api/music/tracks/{track_id}/publish", headers=artist.headers)
     anyone = await client.get(f"/api/music/tracks/{track_id}/stream")
     assert anyone.status_code == 200
@@ -535,29 +548,35 @@ async def test_the_stream_endpoint_gives_a_token_url_and_records_the_authorizati
         )
     ).fetchall()
     assert [r[0]["listener_id"] for r in rows] == [str(artist.id), None]
+    assert [r[0]["grant_id"] for r in rows] == [grant["grant_id"], anyone.json()["grant_id"]]
+    assert grant["grant_id"] != anyone.json()["grant_id"]
 
 
-async def test_local_delivery_checks_the_token_and_rewrites_playlists(
+async def test_local_delivery_serves_the_package_as_written_under_the_token_path(
     container: Container, client: AsyncTestClient[Any], artist: TestUser, tmp_path: Path
 ) -> None:
     tone = make_tone(tmp_path / "tone.mp3", seconds=3)
     track_id = await uploaded_track(client, artist, tone)
-    await process_track(catalog_service(container), uuid.UUID(track_id), "j")
+    service = catalog_service(container)
+    await process_track(service, uuid.UUID(track_id), "j")
     grant = (
         await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
     ).json()
     token = grant["token"]
-    base = f"/media/hls/{track_id}"
-    master = await client.get(f"{base}/master.m3u8?token={token}")
+    base = f"/media/hls/{token}/{track_id}"
+    master = await client.get(f"{base}/master.m3u8")
     assert master.status_code == 200
     assert master.headers["content-type"].startswith("application/vnd.apple.mpegurl")
-    assert f"128k/index.m3u8?token={token}" in master.text
-    variant = await client.get(f"{base}/128k/index.m3u8?token={token}")
-    assert f'URI="../key.bin?token={token}"' in variant.text
-    assert f"seg_00000.ts?token={token}" in variant.text
-    segment = await client.get(f"{base}/128k/seg_00000.ts?token={token}")
+    # Static: byte for byte what the transcoder wrote, relative URIs without any token.
+    assert master.content == service.storage.get_bytes(f"hls/{track_id}/master.m3u8")
+    assert "\n128k/index.m3u8\n" in master.text
+    assert "token" not in master.text
+    variant = await client.get(f"{base}/128k/index.m3u8")
+    assert 'URI="../key.bin"' in variant.text
+    assert "\nseg_00000.ts\n" in variant.text
+    segment = await client.get(f"{base}/128k/seg_00000.ts")
     assert segment.status_code == 200
-    key = await client.get(f"{base}/key.bin?token={token}")
+    key = await client.get(f"{base}/key.bin")
     assert len(key.content) == 16
     assert key.headers["cache-control"] == "private, no-store"
     # The segment is AES-128 encrypted: only the key (served to a token holder) opens it.
@@ -568,18 +587,54 @@ async def test_local_delivery_checks_the_token_and_rewrites_playlists(
     assert plain[:1] == b"\x47"  # MPEG-TS sync byte
     assert segment.content[:1] != b"\x47" or plain != segment.content
 
-    assert (await client.get(f"{base}/master.m3u8")).status_code == 401
-    assert (await client.get(f"{base}/key.bin")).status_code == 401
-    assert (await client.get(f"{base}/master.m3u8?token={token[:-2]}xx")).status_code == 401
-    other, _ = __import__("lufy.media.signing", fromlist=["x"]).issue_stream_token(
-        container.settings.jwt_secret, track_id=uuid.uuid4(), subject=None
-    )
-    assert (await client.get(f"{base}/master.m3u8?token={other}")).status_code == 403
+    # The old shape, a token in the query string, opens nothing.
+    old_shape = await client.get(f"/media/hls/{track_id}/master.m3u8?token={token}")
+    assert old_shape.status_code == 403
+    assert old_shape.headers["content-type"].startswith("application/problem+json")
+    forged = await client.get(f"/media/hls/{token[:-2]}xx/{track_id}/key.bin")
+    assert forged.status_code == 403
+    assert "signature" in forged.json()["detail"]
+    other = (await client.get(f"/media/hls/{token}/{uuid.uuid4()}/master.m3u8")).json()
+    assert other["detail"] == "the stream token is for another track"
     for bad in ("..%2F..%2Fuploads%2Fx", "128k/..%2F..%2Fx.ts", "%2e%2e/%2e%2e/etc/passwd"):
-        response = await client.get(f"{base}/{bad}?token={token}")
-        assert response.status_code in (400, 404), (bad, response.status_code)
-        assert response.status_code != 200
-    assert (await client.get(f"{base}/nope.ts?token={token}")).status_code == 404
+        response = await client.get(f"{base}/{bad}")
+        assert response.status_code == 403, (bad, response.status_code)
+    assert (await client.get(f"{base}/nope.ts")).status_code == 404
+
+
+async def test_a_free_listener_gets_the_master_playlist_without_256k_and_not_its_segments(
+    container: Container, settings: Settings, artist: TestUser, tmp_path: Path
+) -> None:
+    asked: list[uuid.UUID | None] = []
+
+    async def free_for_everyone(listener_id: uuid.UUID | None) -> Tier:
+        asked.append(listener_id)
+        return "free"
+
+    app_container = bootstrap(settings)
+    app_container.services["catalog.tier_resolver"] = free_for_everyone
+    async with AsyncTestClient(app=create_app(app_container)) as client:
+        tone = make_tone(tmp_path / "tone.mp3", seconds=3)
+        track_id = await uploaded_track(client, artist, tone)
+        await process_track(catalog_service(container), uuid.UUID(track_id), "j")
+        grant = (
+            await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
+        ).json()
+        assert asked == [artist.id]
+        claims = jwt.decode(grant["token"], settings.jwt_secret, algorithms=["HS256"])
+        assert claims["tier"] == "free"
+        base = f"/media/hls/{grant['token']}/{track_id}"
+        master = await client.get(f"{base}/master.m3u8")
+        assert master.status_code == 200
+        assert "128k/index.m3u8" in master.text
+        assert "64k/index.m3u8" in master.text
+        assert "256k" not in master.text
+        assert (await client.get(f"{base}/128k/seg_00000.ts")).status_code == 200
+        for path in ("256k/index.m3u8", "256k/seg_00000.ts"):
+            refused = await client.get(f"{base}/{path}")
+            assert refused.status_code == 403
+            detail = refused.json()["detail"]
+            assert detail == "the free tier does not include the 256 kbit/s rendition"
 
 
 async def test_deleting_a_track_removes_its_media_and_revokes_streaming(
@@ -591,13 +646,14 @@ async def test_deleting_a_track_removes_its_media_and_revokes_streaming(
     await process_track(service, uuid.UUID(track_id), "j")
     await client.post(f"/api/music/tracks/{track_id}/publish", headers=artist.headers)
     token = (await client.get(f"/api/music/tracks/{track_id}/stream")).json()["token"]
-    assert (await client.get(f"/media/hls/{track_id}/master.m3u8?token={token}")).status_code == 200
+    master = f"/media/hls/{token}/{track_id}/master.m3u8"
+    assert (await client.get(master)).status_code == 200
 
     deleted = await client.delete(f"/api/music/tracks/{track_id}", headers=artist.headers)
     assert deleted.status_code == 204
     assert service.storage.list(f"hls/{track_id}/") == []
     assert service.storage.list(f"uploads/{track_id}/") == []
-    assert (await client.get(f"/media/hls/{track_id}/master.m3u8?token={token}")).status_code == 404
+    assert (await client.get(master)).status_code == 404
     assert (await client.get(f"/api/music/tracks/{track_id}/stream")).status_code == 404
     assert (
         await client.get(f"/api/music/tracks/{track_id}", headers=artist.headers)

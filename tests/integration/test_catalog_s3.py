@@ -78,9 +78,14 @@ async def test_an_upload_through_a_presigned_put_is_processed_and_delivered(
     token = (
         await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
     ).json()["token"]
-    master = await client.get(f"/media/hls/{track_id}/master.m3u8?token={token}")
+    # The local edge serves the objects from the bucket, as the transcoder wrote them.
+    master = await client.get(f"/media/hls/{token}/{track_id}/master.m3u8")
     assert master.status_code == 200
-    assert f"256k/index.m3u8?token={token}" in master.text
+    assert master.content == bucket.get_bytes(f"hls/{track_id}/master.m3u8")
+    assert "\n256k/index.m3u8\n" in master.text
+    segment = await client.get(f"/media/hls/{token}/{track_id}/256k/seg_00000.ts")
+    assert segment.status_code == 200
+    assert segment.content == bucket.get_bytes(f"hls/{track_id}/256k/seg_00000.ts")
 
 
 @pytest.mark.parametrize(

@@ -163,13 +163,25 @@ async def test_bots_are_dropped_and_nothing_is_written(client, track, admin_conn
 
 
 async def test_country_and_device_come_from_headers_and_no_ip_is_stored(
-    client, track, admin_conn
+    settings, track, admin_conn
 ) -> None:
-    response = await post(
-        client,
-        [event(track)],
-        **{"user-agent": IPHONE, "cloudfront-viewer-country": "se", "x-forwarded-for": "9.9.9.9"},
-    )
+    # The test client connects from 127.0.0.1: here, our CDN's edge.
+    container = bootstrap(settings.model_copy(update={"TRUSTED_PROXIES": "127.0.0.0/8"}))
+    await container.start()
+    await container.db.pool.wait()
+    try:
+        async with http_client(container) as client:
+            response = await post(
+                client,
+                [event(track)],
+                **{
+                    "user-agent": IPHONE,
+                    "cloudfront-viewer-country": "se",
+                    "x-forwarded-for": "9.9.9.9",
+                },
+            )
+    finally:
+        await container.stop()
     assert response.json()["accepted"] == 1, response.text
     cur = await admin_conn.execute("SELECT data::text, metadata::text FROM lufy.events")
     data, metadata = await cur.fetchone()

@@ -47,7 +47,16 @@ def test_a_tone_becomes_three_renditions_of_six_second_segments_with_a_master(
     assert package.loudness_lufs is not None
     assert -40 < package.loudness_lufs < 0
     assert "key.bin" not in package.files
-    assert transcode.publish_order(package.files)[-1] == "master.m3u8"
+    assert transcode.publish_order(package.files)[-2:] == ["master-free.m3u8", "master.m3u8"]
+    # The free tier's master playlist: the same variants without 256 kbit/s.
+    free = (out / "master-free.m3u8").read_text()
+    assert [line for line in free.splitlines() if line.endswith(".m3u8")] == [
+        "64k/index.m3u8",
+        "128k/index.m3u8",
+    ]
+    lines = master.splitlines()
+    at = lines.index("256k/index.m3u8")
+    assert free.splitlines() == lines[: at - 1] + lines[at + 1 :]
 
 
 def test_encryption_writes_a_key_and_names_it_in_every_variant(tmp_path: Path) -> None:

@@ -37,6 +37,10 @@ CONTRACT = [
     "RATE_LIMIT_USER",
     "RATE_LIMIT_GUEST",
     "TRUSTED_PROXIES",
+    "LUFY_ANALYST_PASSWORD",
+    "UPLOAD_MAX_IN_FLIGHT",
+    "UPLOAD_MAX_STORED_BYTES",
+    "STREAM_PREVIOUS_SECRETS",
     "DATABASE_READ_URL",
     "READ_REPLICA_MAX_LAG",
     "METRICS_PORT",
@@ -116,7 +120,6 @@ BAD_VALUES = [
         {"LUFY_ENV": "production", "JWT_SECRET": "x" * 40, "EMAIL_BACKEND": "file"},
         "EMAIL_BACKEND",
     ),
-    ({"CLOUDFRONT_DOMAIN": "d111.cloudfront.net"}, "CLOUDFRONT_KEY_PAIR_ID"),
     ({"CLOUDFRONT_PRIVATE_KEY": "not a pem"}, "CLOUDFRONT_PRIVATE_KEY"),
     (
         {"LUFY_ENV": "production", "JWT_SECRET": "x" * 40, "EMAIL_BACKEND": "log"},

@@ -46,7 +46,10 @@ _COPY: dict[str, _Copy] = {
         action="Confirm my address",
         path="/verify-email",
         validity="The link works once and expires in 24 hours.",
-        outro="If you did not create a Lufy account, you can ignore this e-mail.",
+        # Confirming an account someone else created would keep their password working.
+        outro="If you did not create a Lufy account, do not follow the link: whoever did chose "
+        "its password. Ignore this e-mail; to use Lufy with this address, ask for a sign-in "
+        "link instead, which removes that password.",
     ),
     "magic_link": _Copy(
         subject="Your Lufy sign-in link",

@@ -21,6 +21,7 @@ __all__ = [
     "EmailVerified",
     "MagicLinkRequested",
     "PasswordChanged",
+    "PasswordRemoved",
     "PasswordResetRequested",
     "RefreshTokenReused",
     "SessionRefreshed",
@@ -91,6 +92,15 @@ class PasswordChanged(Event, frozen=True, tag="accounts.password_changed"):
     token_hash: str | None = None
 
 
+class PasswordRemoved(Event, frozen=True, tag="accounts.password_removed"):
+    """The account has no password any more (only e-mailed links sign in until one is set)."""
+
+    user_id: uuid.UUID
+    # set_before_verification: a magic link proved the address of an unverified account, whose
+    # password may have been chosen by someone else (account pre-hijacking).
+    reason: str
+
+
 class SignedIn(Event, frozen=True, tag="accounts.signed_in"):
     session_id: uuid.UUID
     user_id: uuid.UUID
@@ -131,6 +141,7 @@ class SessionRevoked(Event, frozen=True, tag="accounts.session_revoked"):
     session_id: uuid.UUID
     user_id: uuid.UUID
     # sign_out | revoked | revoked_others | password_changed | password_reset | refresh_token_reuse
+    # | address_claimed (a magic link proved the address of an unverified account)
     reason: str
     # The session that asked for it (None when the system did it, e.g. on token reuse).
     by_session_id: uuid.UUID | None = None
@@ -143,6 +154,7 @@ AccountEvent = (
     | PasswordResetRequested
     | EmailVerified
     | PasswordChanged
+    | PasswordRemoved
     | SignedIn
     | SignInFailed
     | SessionRefreshed
@@ -162,4 +174,5 @@ EVENTS = (
     SessionRefreshed,
     RefreshTokenReused,
     SessionRevoked,
+    PasswordRemoved,
 )

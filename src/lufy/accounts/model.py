@@ -21,6 +21,7 @@ from lufy.accounts.events import (
     EmailVerified,
     MagicLinkRequested,
     PasswordChanged,
+    PasswordRemoved,
     PasswordResetRequested,
     RefreshTokenReused,
     SessionRefreshed,
@@ -45,6 +46,7 @@ __all__ = [
     "UserState",
     "check_token",
     "decide_change_password",
+    "decide_claim_address",
     "decide_refresh",
     "decide_register",
     "decide_request_token",
@@ -67,8 +69,13 @@ _TTL: dict[str, timedelta] = {
     "magic_link": MAGIC_LINK_TTL,
     "password_reset": RESET_TTL,
 }
-# Deliberately simple (one @, a dot in the domain, no spaces): the real check is the e-mail.
-_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+# A plain RFC 5321 mailbox: a dot-string local part (atext atoms joined by single dots) and a
+# domain of two or more LDH labels. Quoted local parts, address literals, display names
+# (`Eve <victim@example.com>`), lists (commas, semicolons), comments and anything non-ASCII
+# are refused: the address is a key, goes into mail headers and names whoever can reset it.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL_RE = re.compile(rf"(?P<local>{_ATEXT}+(?:\.{_ATEXT}+)*)@{_LABEL}(?:\.{_LABEL})+")
 
 
 class UserState(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +94,8 @@ class TokenState(msgspec.Struct, frozen=True, kw_only=True):
     purpose: str
     expires_at: datetime
     used_at: datetime | None = None
+    # Set when the account's password changed after the token was sent.
+    retired_at: datetime | None = None
 
 
 class SessionState(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,8 +127,12 @@ RefreshOutcome = Literal["rotated", "reused", "revoked", "expired"]
 
 def normalize_email(email: str) -> str:
     value = email.strip().lower()
-    if len(value) > 254 or not _EMAIL_RE.match(value):
-        raise ValidationFailedError(f"{email[:100]!r} is not a valid e-mail address")
+    match = _EMAIL_RE.fullmatch(value) if len(value) <= 254 else None
+    if match is None or len(match.group("local")) > 64:
+        raise ValidationFailedError(
+            f"{email[:100]!r} is not a valid e-mail address (expected a plain address such "
+            "as name@example.com)"
+        )
     return value
 
 
@@ -191,6 +204,10 @@ def check_token(token: TokenState | None, purpose: Purpose, now: datetime) -> To
         raise InvalidTokenError("this link is not valid; request a new one")
     if token.used_at is not None:
         raise InvalidTokenError("this link has already been used; request a new one")
+    if token.retired_at is not None:
+        raise InvalidTokenError(
+            "this link was cancelled when the account's password changed; request a new one"
+        )
     if token.expires_at <= now:
         raise InvalidTokenError("this link has expired; request a new one")
     return token
@@ -198,6 +215,19 @@ def check_token(token: TokenState | None, purpose: Purpose, now: datetime) -> To
 
 def decide_verify_email(user: UserState, token: TokenState, *, via: str) -> list[Event]:
     return [EmailVerified(user_id=user.id, email=user.email, token_hash=token.token_hash, via=via)]
+
+
+def decide_claim_address(user: UserState, token: TokenState) -> list[Event]:
+    """A magic link proved the address of an unverified account.
+
+    Whoever chose the account's password never proved the address: it may be someone who
+    signed up with it first (account pre-hijacking). The proof wins: the address is verified
+    and the password set before it is removed (the service also ends every session).
+    """
+    events: list[Event] = decide_verify_email(user, token, via="magic_link")
+    if user.password_hash is not None:
+        events.append(PasswordRemoved(user_id=user.id, reason="set_before_verification"))
+    return events
 
 
 def decide_change_password(
@@ -234,6 +264,8 @@ def evolve_user(state: UserState | None, event: AccountEvent | Event) -> UserSta
         return msgspec.structs.replace(
             state, password_hash=event.password_hash, version=state.version + 1
         )
+    if isinstance(event, PasswordRemoved):
+        return msgspec.structs.replace(state, password_hash=None, version=state.version + 1)
     return msgspec.structs.replace(state, version=state.version + 1)
 
 

@@ -16,6 +16,7 @@ from lufy.accounts.events import (
     EmailVerified,
     MagicLinkRequested,
     PasswordChanged,
+    PasswordRemoved,
     PasswordResetRequested,
     RefreshTokenReused,
     SessionRefreshed,
@@ -62,6 +63,7 @@ class UsersProjection(Projection):
             EmailVerified,
             PasswordChanged,
             SignInFailed,
+            PasswordRemoved,
         )
     )
 
@@ -84,9 +86,10 @@ class UsersProjection(Projection):
                 )
             elif isinstance(e, EmailVerified):
                 await conn.execute(_Q.users_verified, {**base, "id": e.user_id})
-            elif isinstance(e, PasswordChanged):
+            elif isinstance(e, PasswordChanged | PasswordRemoved):
+                password_hash = e.password_hash if isinstance(e, PasswordChanged) else None
                 await conn.execute(
-                    _Q.users_password, {**base, "id": e.user_id, "password_hash": e.password_hash}
+                    _Q.users_password, {**base, "id": e.user_id, "password_hash": password_hash}
                 )
             elif r.stream_type == "user":
                 await conn.execute(_Q.users_version, {**base, "id": r.stream_id})
@@ -195,7 +198,11 @@ class TokensProjection(Projection):
                     },
                 )
             elif isinstance(e, PasswordChanged):
-                await conn.execute(_Q.tokens_retire_resets, {"at": at, "user_id": e.user_id})
+                # A reset consumes its own link; every other link sent before the change was
+                # sent to whoever held the account then, and dies with the old password.
+                if e.token_hash:
+                    await conn.execute(_Q.tokens_used, {"at": at, "token_hash": e.token_hash})
+                await conn.execute(_Q.tokens_retire_all, {"at": at, "user_id": e.user_id})
             elif isinstance(e, EmailVerified | SignedIn) and e.token_hash:
                 await conn.execute(_Q.tokens_used, {"at": at, "token_hash": e.token_hash})
 

@@ -60,10 +60,11 @@ ON CONFLICT (token_hash) DO NOTHING
 -- name: tokens_used
 UPDATE account_tokens SET used_at = coalesce(used_at, %(at)s) WHERE token_hash = %(token_hash)s
 
--- A password change ends every outstanding reset link of the account.
--- name: tokens_retire_resets
-UPDATE account_tokens SET used_at = %(at)s
-WHERE user_id = %(user_id)s AND purpose = 'password_reset' AND used_at IS NULL
+-- A password change ends every outstanding e-mailed link of the account (verification, magic
+-- link, reset): they were sent before it, maybe to whoever the change locks out.
+-- name: tokens_retire_all
+UPDATE account_tokens SET retired_at = %(at)s
+WHERE user_id = %(user_id)s AND used_at IS NULL AND retired_at IS NULL
 
 -- reads -------------------------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ SELECT id, email, display_name, role, email_verified, password_hash, version
 FROM users WHERE id = %(id)s FOR UPDATE
 
 -- name: token_for_update
-SELECT token_hash, user_id, purpose, expires_at, used_at
+SELECT token_hash, user_id, purpose, expires_at, used_at, retired_at
 FROM account_tokens WHERE token_hash = %(token_hash)s FOR UPDATE
 
 -- name: refresh_for_update

@@ -32,6 +32,7 @@ from lufy.accounts.model import (
     UserState,
     check_token,
     decide_change_password,
+    decide_claim_address,
     decide_refresh,
     decide_register,
     decide_request_token,
@@ -216,7 +217,12 @@ class AccountService:
         if row is None:
             return None
         return TokenState(
-            token_hash=row[0], user_id=row[1], purpose=row[2], expires_at=row[3], used_at=row[4]
+            token_hash=row[0],
+            user_id=row[1],
+            purpose=row[2],
+            expires_at=row[3],
+            used_at=row[4],
+            retired_at=row[5],
         )
 
     async def _session_for_update(
@@ -447,19 +453,26 @@ class AccountService:
         return Accepted(detail=_ACCEPTED_MAGIC)
 
     async def verify_magic_link(self, token: str, client: ClientInfo) -> AuthTokens:
+        revoked: list[uuid.UUID] = []
         async with self._system() as conn:
             found = check_token(await self._token(conn, token), "magic_link", self.clock())
             user = await self._user_for_update(conn, found.user_id)
             if not user.email_verified:
-                # Following the link proved the address.
-                events = decide_verify_email(user, found, via="magic_link")
+                # Following the link proved the address; a password set before that proof,
+                # and every session it opened, may be someone else's (pre-hijacking).
+                events = decide_claim_address(user, found)
                 await self._append(
                     conn, "user", user.id, events, expected=user.version, actor=user.id
                 )
-                user = _verified(user)
-            return await self._start_session(
+                revoked = await self._revoke_all(
+                    conn, user.id, keep=_NIL, reason="address_claimed", by=None
+                )
+                user = msgspec.structs.replace(_verified(user), password_hash=None)
+            tokens = await self._start_session(
                 conn, user, client, method="magic_link", token_hash=found.token_hash
             )
+        self._forget(revoked)
+        return tokens
 
     async def _request_token(self, email: str, purpose: Purpose) -> None:
         """Issue an e-mailed token when the address has an account; silently nothing when

@@ -11,6 +11,7 @@ from lufy.analytics.ingest import IngestContext, IngestResult
 from lufy.analytics.service import ingestor
 from lufy.bootstrap import Container
 from lufy.web.auth import Principal
+from lufy.web.clientip import proxy_header
 from lufy.web.context import correlation_id, request_id
 
 __all__ = ["ROUTES", "ingest_events"]
@@ -31,7 +32,8 @@ async def ingest_events(
 ) -> IngestResult:
     context = IngestContext.from_headers(
         user_agent=request.headers.get("user-agent"),
-        viewer_country=request.headers.get("cloudfront-viewer-country"),
+        # Believed only from TRUSTED_PROXIES: any client can write this header.
+        viewer_country=proxy_header(request.scope, "cloudfront-viewer-country"),
         user_id=maybe_principal.user_id if maybe_principal else None,
         correlation_id=correlation_id(),
         request_id=request_id(),

@@ -187,6 +187,27 @@ _TEXT_FIELDS = ("session_id", "anonymous_id", "source", "country", "device")
 
 
 MAX_PROPERTIES_DEPTH = 32
+# Free-form properties go into a log that is never deleted: bounded per event.
+MAX_PROPERTIES_BYTES = 4 * 1024
+MAX_PROPERTIES_KEYS = 32
+
+
+def _properties_problem(properties: dict[str, Any] | None) -> str | None:
+    """Too many keys, or too many bytes (as compact JSON), for one event's `properties`."""
+    if properties is None:
+        return None
+    if len(properties) > MAX_PROPERTIES_KEYS:
+        return (
+            f"properties: at most {MAX_PROPERTIES_KEYS} keys per event; "
+            f"this one has {len(properties)}"
+        )
+    size = len(msgspec.json.encode(properties))
+    if size > MAX_PROPERTIES_BYTES:
+        return (
+            f"properties: at most {MAX_PROPERTIES_BYTES} bytes (as JSON) per event; "
+            f"this one has {size}"
+        )
+    return None
 
 
 def _text_problem(item: IncomingEvent) -> str | None:
@@ -364,7 +385,7 @@ class Ingestor:
                 return _reason(exc), None
         if item.type not in ANALYTICS_TYPES:
             return f"type: unknown event type {item.type!r}", None
-        problem = _text_problem(item)
+        problem = _text_problem(item) or _properties_problem(item.properties)
         if problem is not None:
             return problem, None
         if item.occurred_at.tzinfo is None:

@@ -304,8 +304,12 @@ async def _seed(
 
     from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
     from lufy.bootstrap import bootstrap
+    from lufy.settings import get_settings
 
-    container = bootstrap()
+    settings = get_settings()
+    # The operator seeds every track of an artist at once: not the artists' own upload quota.
+    in_flight = max(settings.UPLOAD_MAX_IN_FLIGHT, per_artist)
+    container = bootstrap(settings.model_copy(update={"UPLOAD_MAX_IN_FLIGHT": in_flight}))
     await container.start()
     try:
         rng = random.Random(seed)

@@ -8,6 +8,7 @@ from datetime import datetime
 import msgspec
 
 __all__ = [
+    "AbandonUpload",
     "CompleteUpload",
     "DeleteTrack",
     "FailTranscoding",
@@ -18,6 +19,12 @@ __all__ = [
     "UnpublishTrack",
     "UpdateTrack",
 ]
+
+
+class AbandonUpload(msgspec.Struct, frozen=True, kw_only=True):
+    """The sweep gives up on an upload that was never completed."""
+
+    reason: str
 
 
 class RequestUpload(msgspec.Struct, frozen=True, kw_only=True):

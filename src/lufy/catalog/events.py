@@ -22,6 +22,7 @@ __all__ = [
     "TrackUploaded",
     "TranscodingFailed",
     "TranscodingStarted",
+    "UploadAbandoned",
     "UploadRequested",
 ]
 
@@ -91,6 +92,18 @@ class StreamAuthorized(Event, frozen=True, tag="catalog.stream_authorized"):
     delivery: str  # "local" | "cloudfront"
     # None for an anonymous listener of a published track.
     listener_id: uuid.UUID | None = None
+    # The grant's id: the stream token's `jti`, sent back by the player with its playback events.
+    grant_id: uuid.UUID | None = None
+
+
+class UploadAbandoned(Event, frozen=True, tag="catalog.upload_abandoned"):
+    """An upload never completed in time (the sweep, after 24 h): the track is failed with
+    `reason`, and its source at `storage_key` is deleted by the job this event implies."""
+
+    track_id: uuid.UUID
+    upload_id: uuid.UUID
+    storage_key: str
+    reason: str
 
 
 EVENTS = (
@@ -104,4 +117,5 @@ EVENTS = (
     TrackUpdated,
     TrackDeleted,
     StreamAuthorized,
+    UploadAbandoned,
 )

@@ -1,4 +1,6 @@
-"""Catalog jobs: `process_upload` on the `media-processing` queue."""
+"""Catalog jobs on the `media-processing` queue: `process_upload`; `sweep_abandoned_uploads`
+(scheduled hourly by the maintenance loop) and `delete_upload_source` (implied by each
+`catalog.upload_abandoned`)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,18 @@ from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
 from lufy.catalog.service import catalog_service
 from lufy.jobs import job
+from lufy.logs import get_logger
 
-__all__ = ["GAVE_UP", "give_up_on_upload", "process_upload"]
+__all__ = [
+    "GAVE_UP",
+    "delete_upload_source",
+    "give_up_on_upload",
+    "process_upload",
+    "sweep_abandoned_uploads",
+]
 
+
+_log = get_logger(__name__)
 
 GAVE_UP = (
     "processing failed repeatedly and was given up; upload the file again "
@@ -56,3 +67,27 @@ async def process_upload(payload: dict[str, Any], *, job_key: str) -> None:
         await process_track(catalog_service(container), uuid.UUID(payload["track_id"]), job_key)
     finally:
         await container.stop()
+
+
+@job(queue="media-processing", max_retries=3, time_limit_ms=600_000)
+async def sweep_abandoned_uploads(payload: dict[str, Any], *, job_key: str) -> None:
+    """Abandon the uploads never completed within 24 h (payload: {scheduled_at})."""
+    from lufy.jobs.broker import current
+
+    container = bootstrap(current().settings, pool_size=2)
+    await container.start()
+    try:
+        count = await catalog_service(container).abandon_stale_uploads(job_key=job_key)
+        if count:
+            _log.info("abandoned uploads never completed", count=count)
+    finally:
+        await container.stop()
+
+
+@job(queue="media-processing", max_retries=8)
+def delete_upload_source(payload: dict[str, Any], *, job_key: str) -> None:
+    """Delete the source of an abandoned upload (payload: {track_id, storage_key})."""
+    from lufy.jobs.broker import current
+    from lufy.media.storage import storage_from_settings
+
+    storage_from_settings(current().settings).delete(str(payload["storage_key"]))

@@ -13,6 +13,7 @@ from datetime import datetime
 import msgspec
 
 from lufy.catalog.commands import (
+    AbandonUpload,
     CompleteUpload,
     DeleteTrack,
     FailTranscoding,
@@ -32,6 +33,7 @@ from lufy.catalog.events import (
     TrackUploaded,
     TranscodingFailed,
     TranscodingStarted,
+    UploadAbandoned,
     UploadRequested,
 )
 from lufy.errors import ConflictError, NotFoundError, ValidationFailedError
@@ -39,6 +41,7 @@ from lufy.eventstore.envelope import Event
 
 __all__ = [
     "TrackState",
+    "decide_abandon_upload",
     "decide_complete_upload",
     "decide_delete",
     "decide_fail",
@@ -70,6 +73,8 @@ class TrackState(msgspec.Struct, frozen=True, kw_only=True):
     upload_expires_at: datetime | None = None
     hls_prefix: str | None = None
     started_jobs: frozenset[str] = frozenset()
+    # The source was deleted because the upload was abandoned.
+    source_deleted: bool = False
 
 
 def evolve(state: TrackState, event: Event) -> TrackState:
@@ -95,6 +100,8 @@ def evolve(state: TrackState, event: Event) -> TrackState:
             return r(state, status=READY, hls_prefix=event.hls_prefix)
         case TranscodingFailed():
             return r(state, status=FAILED)
+        case UploadAbandoned():
+            return r(state, status=FAILED, source_deleted=True)
         case TrackPublished():
             return r(state, published=True)
         case TrackUnpublished():
@@ -170,6 +177,23 @@ def decide_complete_upload(state: TrackState, cmd: CompleteUpload) -> list[Event
             storage_key=state.storage_key,
             size_bytes=cmd.stored_size,
             content_type=state.content_type,
+        )
+    ]
+
+
+def decide_abandon_upload(state: TrackState, cmd: AbandonUpload) -> list[Event]:
+    """Only an upload still waiting for its file is abandoned: one completed meanwhile (or
+    deleted) is left alone."""
+    if not state.exists or state.deleted or state.status != UPLOADING:
+        return []
+    assert state.track_id is not None
+    assert state.upload_id is not None
+    return [
+        UploadAbandoned(
+            track_id=state.track_id,
+            upload_id=state.upload_id,
+            storage_key=state.storage_key,
+            reason=cmd.reason,
         )
     ]
 

@@ -55,7 +55,11 @@ def hls_prefix(track_id: uuid.UUID) -> str:
 
 
 def _transcode(
-    service: CatalogService, track_id: uuid.UUID, source_key: str, workdir: Path
+    service: CatalogService,
+    track_id: uuid.UUID,
+    source_key: str,
+    workdir: Path,
+    content_type: str | None = None,
 ) -> FinishTranscoding:
     """The blocking part, run in a thread: download, probe, package, upload."""
     source = workdir / f"source{PurePosixPath(source_key).suffix}"
@@ -65,7 +69,8 @@ def _transcode(
         raise transcode.MediaRejected(
             "the uploaded file is no longer in storage; upload it again"
         ) from None
-    probed = transcode.probe(source)
+    # Read as the declared type, never as what the file's content claims to be.
+    probed = transcode.probe(source, content_type=content_type)
     out = workdir / "hls"
     package = transcode.package_hls(source, out, probed=probed, encrypt=service.encrypt_hls)
     prefix = hls_prefix(track_id)
@@ -94,7 +99,12 @@ async def process_track(service: CatalogService, track_id: uuid.UUID, job_key: s
     with tempfile.TemporaryDirectory(prefix=_WORKDIR_PREFIX) as tmp:
         try:
             result = await asyncio.to_thread(
-                _transcode, service, track_id, state.storage_key, Path(tmp)
+                _transcode,
+                service,
+                track_id,
+                state.storage_key,
+                Path(tmp),
+                state.content_type or None,
             )
         except transcode.MediaRejected as exc:
             _log.info("upload rejected", track_id=str(track_id), reason=exc.reason)

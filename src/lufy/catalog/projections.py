@@ -17,6 +17,7 @@ from lufy.catalog.events import (
     TrackUploaded,
     TranscodingFailed,
     TranscodingStarted,
+    UploadAbandoned,
     UploadRequested,
 )
 from lufy.eventstore.envelope import RecordedEvent
@@ -44,6 +45,7 @@ class TracksProjection(Projection):
             "catalog.track_unpublished",
             "catalog.track_updated",
             "catalog.track_deleted",
+            "catalog.upload_abandoned",
         }
     )
 
@@ -104,6 +106,10 @@ class TracksProjection(Projection):
                 await conn.execute(_Q.set_title, {**base, "id": e.track_id, "title": e.title})
             case TrackDeleted():
                 await conn.execute(_Q.set_deleted, {**base, "id": e.track_id})
+            case UploadAbandoned():
+                await conn.execute(
+                    _Q.set_abandoned, {**base, "id": e.track_id, "failure_reason": e.reason}
+                )
 
 
 TRACKS = TracksProjection()

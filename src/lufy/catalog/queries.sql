@@ -34,6 +34,11 @@ UPDATE tracks SET deleted_at = %(at)s, published = false, updated_at = %(at)s,
                   version = %(version)s
 WHERE id = %(id)s
 
+-- name: set_abandoned
+UPDATE tracks SET status = 'failed', failure_reason = %(failure_reason)s,
+                  source_deleted_at = %(at)s, updated_at = %(at)s, version = %(version)s
+WHERE id = %(id)s
+
 -- name: touch
 UPDATE tracks SET updated_at = %(at)s, version = %(version)s WHERE id = %(id)s
 
@@ -62,3 +67,25 @@ WHERE deleted_at IS NULL
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY created_at DESC, id
 LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: lock_artist_uploads
+-- One upload request per artist at a time, so two cannot both pass the quota.
+SELECT pg_advisory_xact_lock(%(ns)s, hashtext(%(artist_id)s::text))
+
+-- name: upload_usage
+-- An artist's unfinished uploads (requested and still open, or processing) and the bytes of
+-- the sources they keep in storage.
+SELECT count(*) FILTER (WHERE (status = 'uploading' AND upload_expires_at > %(now)s)
+                           OR status = 'processing'),
+       coalesce(sum(size_bytes) FILTER (WHERE source_deleted_at IS NULL), 0)::bigint,
+       min(upload_expires_at) FILTER (WHERE status = 'uploading'
+                                        AND upload_expires_at > %(now)s)
+FROM lufy.tracks
+WHERE artist_id = %(artist_id)s AND deleted_at IS NULL
+
+-- name: stale_uploads
+-- Uploads requested before %(before)s and never completed (oldest first).
+SELECT id FROM lufy.tracks
+WHERE status = 'uploading' AND deleted_at IS NULL AND created_at < %(before)s
+ORDER BY created_at, id
+LIMIT %(limit)s

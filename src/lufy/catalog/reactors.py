@@ -1,15 +1,16 @@
-"""Catalog reactors: an uploaded track implies one `process_upload` job."""
+"""Catalog reactors: an uploaded track implies one `process_upload` job; an abandoned upload
+one `delete_upload_source` job."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from lufy.catalog.events import TrackUploaded
+from lufy.catalog.events import TrackUploaded, UploadAbandoned
 from lufy.eventstore.envelope import RecordedEvent
 from lufy.jobs import JobSpec
 from lufy.jobs.reactors import Reactor
 
-__all__ = ["REACTORS", "MediaProcessingReactor"]
+__all__ = ["REACTORS", "MediaProcessingReactor", "UploadCleanupReactor"]
 
 
 class MediaProcessingReactor(Reactor):
@@ -30,4 +31,22 @@ class MediaProcessingReactor(Reactor):
         ]
 
 
-REACTORS = [MediaProcessingReactor()]
+class UploadCleanupReactor(Reactor):
+    name: ClassVar[str] = "catalog_upload_cleanup"
+    handles: ClassVar[frozenset[str]] = frozenset({"catalog.upload_abandoned"})
+
+    def jobs(self, event: RecordedEvent) -> list[JobSpec]:
+        data = event.data
+        if not isinstance(data, UploadAbandoned):
+            return []
+        return [
+            JobSpec(
+                actor="delete_upload_source",
+                queue="media-processing",
+                payload={"track_id": str(data.track_id), "storage_key": data.storage_key},
+                key=str(event.event_id),
+            )
+        ]
+
+
+REACTORS = [MediaProcessingReactor(), UploadCleanupReactor()]

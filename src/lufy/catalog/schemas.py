@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from lufy.media.transcode import ACCEPTED_TYPES
+
 __all__ = [
     "ALLOWED_TYPES",
     "MAX_UPLOAD_BYTES",
@@ -22,23 +24,8 @@ __all__ = [
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
-# Declared content type -> the file extensions it may carry.
-ALLOWED_TYPES: dict[str, tuple[str, ...]] = {
-    "audio/mpeg": (".mp3",),
-    "audio/mp3": (".mp3",),
-    "audio/wav": (".wav",),
-    "audio/x-wav": (".wav",),
-    "audio/wave": (".wav",),
-    "audio/vnd.wave": (".wav",),
-    "audio/flac": (".flac",),
-    "audio/x-flac": (".flac",),
-    "audio/aac": (".aac", ".m4a"),
-    "audio/mp4": (".m4a", ".aac", ".mp4"),
-    "audio/x-m4a": (".m4a",),
-    "audio/m4a": (".m4a",),
-    "audio/ogg": (".ogg", ".oga", ".opus"),
-    "audio/opus": (".opus", ".ogg"),
-}
+# Declared content type -> the file extensions it may carry (media reads each with one demuxer).
+ALLOWED_TYPES: dict[str, tuple[str, ...]] = ACCEPTED_TYPES
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -87,3 +74,5 @@ class StreamGrant(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     token: str
     expires_at: datetime
+    # The token's `jti`: the player sends it back with its playback events.
+    grant_id: uuid.UUID

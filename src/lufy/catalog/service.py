@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 
 from lufy.catalog import model
 from lufy.catalog.commands import (
+    AbandonUpload,
     CompleteUpload,
     DeleteTrack,
     FailTranscoding,
@@ -41,15 +42,17 @@ from lufy.catalog.schemas import (
 )
 from lufy.db import Database
 from lufy.errors import (
+    ConcurrencyError,
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RateLimitedError,
     ValidationFailedError,
 )
 from lufy.eventstore import ANY, NO_STREAM, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import Event
-from lufy.media import signing
+from lufy.media import delivery, signing
 from lufy.media.storage import BlobStorage
 from lufy.media.uploads import UnsupportedMediaTypeError
 from lufy.projections.inline import append_inline
@@ -57,10 +60,44 @@ from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
 from lufy.web.auth import Principal
 
-__all__ = ["CatalogService", "UnsupportedMediaTypeError", "normalize_content_type"]
+__all__ = [
+    "CatalogService",
+    "TierResolver",
+    "UnsupportedMediaTypeError",
+    "everyone_premium",
+    "normalize_content_type",
+]
 
 _Q = load_queries("lufy.catalog")
 UPLOAD_TTL = timedelta(hours=1)
+# An upload not completed this long after it was requested is abandoned and its source deleted.
+ABANDON_AFTER = timedelta(hours=24)
+ABANDONED_REASON = (
+    "the upload was not completed within 24 hours, so its file was deleted; upload the file again"
+)
+# Advisory lock namespace of per-artist upload requests ("CU").
+_NS_UPLOADS = 0x4355
+# What the 429 for too many uploads in flight asks to wait when only processing ones remain.
+_PROCESSING_RETRY_S = 60
+
+
+def _abandon_event_id(track_id: uuid.UUID) -> Callable[[int], uuid.UUID]:
+    # Deterministic: a second sweep (or a retried one) appends nothing new.
+    return lambda i: uuid.uuid5(uuid.NAMESPACE_URL, f"lufy:abandon_upload:{track_id}:{i}")
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
+
+
+# Which tier a listener's stream tokens carry (None: an anonymous listener). Injected: the
+# default gives everyone premium; the payments context supplies the real entitlements
+# (`container.services["catalog.tier_resolver"]`).
+TierResolver = Callable[[uuid.UUID | None], Awaitable[signing.Tier]]
+
+
+async def everyone_premium(listener_id: uuid.UUID | None) -> signing.Tier:
+    return "premium"
 
 
 def normalize_content_type(value: str) -> str:
@@ -101,6 +138,7 @@ class CatalogService:
         settings: Settings,
         encrypt_hls: bool = True,
         clock: Callable[[], datetime] | None = None,
+        tier_resolver: TierResolver | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -108,6 +146,7 @@ class CatalogService:
         self.settings = settings
         self.encrypt_hls = encrypt_hls
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.tier_resolver = tier_resolver or everyone_premium
 
     # --- loading and appending ----------------------------------------------------------------
 
@@ -213,6 +252,7 @@ class CatalogService:
             expires_at=expires_at,
         )
         async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
+            await self._check_upload_quota(conn, principal.user_id, body.size_bytes, now)
             events = model.decide_request_upload(model.TrackState(), command)
             await self._append(conn, track_id, events, 0, principal.user_id)
         return UploadTicket(
@@ -224,6 +264,68 @@ class CatalogService:
             expires_at=expires_at,
         )
 
+    async def _check_upload_quota(
+        self, conn: AsyncConnection[Any], artist_id: uuid.UUID, size_bytes: int, now: datetime
+    ) -> None:
+        """Per-artist limits: UPLOAD_MAX_IN_FLIGHT unfinished uploads (429) and
+        UPLOAD_MAX_STORED_BYTES of sources kept (413). Held under a per-artist lock until the
+        transaction ends, so concurrent requests cannot both take the last place."""
+        await conn.execute(_Q.lock_artist_uploads, {"ns": _NS_UPLOADS, "artist_id": artist_id})
+        cur = await conn.execute(_Q.upload_usage, {"artist_id": artist_id, "now": now})
+        row = await cur.fetchone()
+        in_flight, stored, next_expiry = (row[0], row[1], row[2]) if row else (0, 0, None)
+        max_in_flight = self.settings.UPLOAD_MAX_IN_FLIGHT
+        if in_flight >= max_in_flight:
+            wait = (
+                int((next_expiry - now).total_seconds()) + 1
+                if next_expiry is not None
+                else _PROCESSING_RETRY_S
+            )
+            raise RateLimitedError(
+                f"uploads in flight: you have {in_flight} unfinished uploads and the limit is "
+                f"{max_in_flight}; complete them (or wait until they finish processing) before "
+                "starting another",
+                retry_after=max(1, wait),
+                extra={"limit": max_in_flight, "in_flight": in_flight},
+            )
+        max_stored = self.settings.upload_max_stored_bytes
+        if stored + size_bytes > max_stored:
+            raise PayloadTooLargeError(
+                f"size_bytes: your tracks' files take {stored} bytes ({_gib(stored)}) and this "
+                f"upload of {size_bytes} bytes would pass your storage limit of {max_stored} "
+                f"bytes ({_gib(max_stored)}); delete tracks you no longer need to make room"
+            )
+
+    async def abandon_stale_uploads(
+        self, *, now: datetime | None = None, job_key: str = "sweep", limit: int = 500
+    ) -> int:
+        """Abandon uploads requested more than ABANDON_AFTER ago and never completed: each gets
+        `catalog.upload_abandoned` (the track fails, and the event's job deletes the source).
+        Returns how many were abandoned; idempotent (event ids derive from the track)."""
+        before = (now or self.clock()) - ABANDON_AFTER
+        async with self.db.transaction(role="system") as conn:
+            cur = await conn.execute(_Q.stale_uploads, {"before": before, "limit": limit})
+            stale = [r[0] for r in await cur.fetchall()]
+        abandoned = 0
+        command = AbandonUpload(reason=ABANDONED_REASON)
+        for track_id in stale:
+            try:
+                state = await self._system_decide(
+                    track_id,
+                    lambda s: model.decide_abandon_upload(s, command),
+                    _abandon_event_id(track_id),
+                    job_key,
+                )
+            except ConcurrencyError:
+                continue  # completed or deleted at this very moment: the next sweep decides
+            abandoned += state.source_deleted
+        return abandoned
+
+    def delete_source(self, storage_key: str) -> None:
+        """Delete an abandoned upload's source (idempotent: a missing key is fine)."""
+        if storage_key:
+            self.storage.delete(storage_key)
+
     async def ensure_upload_open(self, upload_id: uuid.UUID) -> None:
         """The local upload target accepts bytes only while the track waits for them: once
         completed, the source being processed can no longer be swapped."""
@@ -233,7 +335,10 @@ class CatalogService:
         if row is None or row[1]:
             raise NotFoundError("no such upload")
         if row[0] != model.UPLOADING:
-            raise ConflictError("this upload was already completed; start a new upload")
+            raise ConflictError(
+                "this upload was already completed (or abandoned after 24 hours); "
+                "start a new upload"
+            )
 
     async def complete_upload(self, principal: Principal, upload_id: uuid.UUID) -> UploadAccepted:
         async with self.db.transaction(user_id=principal.user_id, role=principal.role) as conn:
@@ -422,33 +527,33 @@ class CatalogService:
                 raise NotFoundError("no such track")
             if status != model.READY:
                 raise ConflictError(f"the track cannot be streamed yet: it is {status}")
+            tier = await self.tier_resolver(user_id)
+            grant_id = uuid.uuid4()
+            issued_at = self.clock()
             token, expires_at = signing.issue_stream_token(
-                self.settings.jwt_secret, track_id=track_id, subject=user_id, now=self.clock()
+                self.settings.jwt_secret,
+                track_id=track_id,
+                subject=user_id,
+                grant_id=grant_id,
+                tier=tier,
+                now=issued_at,
             )
-            s = self.settings
-            if s.CLOUDFRONT_DOMAIN and s.CLOUDFRONT_KEY_PAIR_ID and s.CLOUDFRONT_PRIVATE_KEY:
-                delivery = "cloudfront"
-                url = signing.cloudfront_signed_url(
-                    domain=s.CLOUDFRONT_DOMAIN,
-                    key_pair_id=s.CLOUDFRONT_KEY_PAIR_ID,
-                    private_key_pem=s.CLOUDFRONT_PRIVATE_KEY,
-                    track_id=track_id,
-                    expires_at=expires_at,
-                )
-            else:
-                delivery = "local"
-                url = f"{s.APP_URL}/media/hls/{track_id}/master.m3u8?token={token}"
+            url = delivery.stream_url(self.settings, token, track_id)
             event = StreamAuthorized(
-                track_id=track_id, listener_id=user_id, expires_at=expires_at, delivery=delivery
+                track_id=track_id,
+                listener_id=user_id,
+                expires_at=expires_at,
+                delivery=delivery.delivery_mode(self.settings),
+                grant_id=grant_id,
             )
             await self.store.append(
                 conn,
                 STREAM_AUTH_STREAM,
                 str(track_id),
-                [NewEvent(event=event, occurred_at=self.clock(), metadata=_metadata(user_id))],
+                [NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(user_id))],
                 expected=ANY,
             )
-        return StreamGrant(url=url, token=token, expires_at=expires_at)
+        return StreamGrant(url=url, token=token, expires_at=expires_at, grant_id=grant_id)
 
 
 def catalog_service(container: Any) -> CatalogService:
@@ -465,6 +570,7 @@ def catalog_service(container: Any) -> CatalogService:
             storage=storage,
             settings=container.settings,
             encrypt_hls=services.get("media.encrypt_hls", True),
+            tier_resolver=services.get("catalog.tier_resolver"),
         )
         services["catalog"] = service
     assert isinstance(service, CatalogService)

@@ -4,6 +4,8 @@
   persistence, a crash between commit and enqueue, a worker killed mid-job).
 - The scheduler enqueues `refresh_analytics` on `analytics-refresh` every interval, recorded in
   lufy.jobs like any job, and never while the previous refresh is unfinished: one at a time.
+- Likewise `sweep_abandoned_uploads` on `media-processing` every `upload_sweep_interval` (an
+  hour): uploads never completed within 24 h are abandoned and their sources deleted.
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ from lufy.sqlfiles import load_queries
 if TYPE_CHECKING:
     from lufy.projections.runner import Projector
 
-__all__ = ["REFRESH_ACTOR", "REFRESH_QUEUE", "maintain", "schedule_refresh"]
+__all__ = [
+    "REFRESH_ACTOR",
+    "REFRESH_QUEUE",
+    "UPLOAD_SWEEP_ACTOR",
+    "maintain",
+    "schedule_periodic",
+    "schedule_refresh",
+    "schedule_upload_sweep",
+]
 
 REFRESH_ACTOR = "refresh_analytics"
 REFRESH_QUEUE = "analytics-refresh"
+UPLOAD_SWEEP_ACTOR = "sweep_abandoned_uploads"
+UPLOAD_SWEEP_QUEUE = "media-processing"
 _JQ = load_queries("lufy.jobs")
 _log = get_logger(__name__)
 
@@ -66,6 +78,51 @@ async def schedule_refresh(
     return True
 
 
+async def schedule_periodic(
+    conn: AsyncConnection[Any],
+    runtime: JobRuntime,
+    *,
+    actor: str,
+    queue: str,
+    now: datetime | None = None,
+) -> bool:
+    """Record and enqueue one run of `actor` unless one is still unfinished; True when
+    enqueued. Keyed by the moment, so two schedulers at the same second record one job."""
+    moment = (now or datetime.now(UTC)).replace(microsecond=0)
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [NS_MAINTENANCE, actor]
+        )
+        cur = await conn.execute(_JQ.unfinished_of_actor, {"actor": actor})
+        row = await cur.fetchone()
+        if row and int(row[0]) > 0:
+            return False
+        queued = await record(
+            conn,
+            JobSpec(
+                actor=actor,
+                queue=queue,
+                payload={"scheduled_at": moment.isoformat()},
+                key=f"{actor}:{moment.isoformat()}",
+                correlation_id=f"scheduler:{moment.isoformat()}",
+            ),
+            source="scheduler",
+        )
+    if queued is None:
+        return False
+    await enqueue(runtime, [queued])
+    return True
+
+
+async def schedule_upload_sweep(
+    conn: AsyncConnection[Any], runtime: JobRuntime, *, now: datetime | None = None
+) -> bool:
+    """Record and enqueue one sweep of abandoned uploads unless one is unfinished."""
+    return await schedule_periodic(
+        conn, runtime, actor=UPLOAD_SWEEP_ACTOR, queue=UPLOAD_SWEEP_QUEUE, now=now
+    )
+
+
 async def maintain(projector: Projector, runtime: JobRuntime, stopped: asyncio.Event) -> None:
     opts = projector.options
     while not stopped.is_set():
@@ -84,6 +141,7 @@ async def maintain(projector: Projector, runtime: JobRuntime, stopped: asyncio.E
                     await _sleep(stopped, opts.lead_retry_interval)
                 next_sweep = 0.0
                 next_refresh = time.monotonic() + min(opts.refresh_interval, 10.0)
+                next_upload_sweep = time.monotonic() + min(opts.upload_sweep_interval, 60.0)
                 while not stopped.is_set():
                     now = time.monotonic()
                     if now >= next_sweep:
@@ -95,9 +153,12 @@ async def maintain(projector: Projector, runtime: JobRuntime, stopped: asyncio.E
                         if await schedule_refresh(conn, runtime):
                             _log.info("analytics refresh enqueued")
                         next_refresh = now + opts.refresh_interval
-                    await _sleep(
-                        stopped, max(0.05, min(next_sweep, next_refresh) - time.monotonic())
-                    )
+                    if opts.upload_sweep_interval > 0 and now >= next_upload_sweep:
+                        if await schedule_upload_sweep(conn, runtime):
+                            _log.info("abandoned-upload sweep enqueued")
+                        next_upload_sweep = now + opts.upload_sweep_interval
+                    wake = min(next_sweep, next_refresh, next_upload_sweep)
+                    await _sleep(stopped, max(0.05, wake - time.monotonic()))
         except psycopg.OperationalError as exc:
             _log.warning("maintenance lost its connection", error=str(exc).strip())
             await _sleep(stopped, opts.lead_retry_interval)

@@ -2,13 +2,15 @@
 
 - `PUT /media/uploads/{upload_id}?token=` streams the body to storage chunk by chunk, enforcing
   the size and content type bound into the upload token, as an S3 presigned PUT would.
-- `GET /media/hls/{track_id}/{path}?token=` checks the stream token as the edge would (401
-  missing/forged/expired, 403 another track) and rewrites playlists so every URI carries it.
+- `GET /media/hls/{token}/{track_id}/{file}` is the local edge: it makes exactly the checks of
+  the CloudFront Function (`lufy.media.edge`, 403 on any failure) and serves the static object
+  from the storage port; playlists are served as the transcoder wrote them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -20,9 +22,10 @@ from litestar.status_codes import HTTP_200_OK
 from lufy.bootstrap import Container
 from lufy.catalog.schemas import MAX_UPLOAD_BYTES
 from lufy.catalog.service import catalog_service
-from lufy.media import uploads
-from lufy.media.delivery import media_key, rewrite_playlist
-from lufy.media.signing import verify_stream_token, verify_upload_token
+from lufy.errors import PermissionDeniedError
+from lufy.media import edge, uploads
+from lufy.media.delivery import stream_keys
+from lufy.media.signing import verify_upload_token
 from lufy.media.storage import container_storage
 from lufy.media.transcode import content_type_for
 
@@ -53,20 +56,24 @@ async def receive_upload(
     )
 
 
-@get("/hls/{track_id:uuid}/{path:path}", summary="HLS delivery with stream-token check")
+@get(
+    "/hls/{path:path}",
+    summary="HLS delivery: the local edge (the stream token is in the path)",
+    include_in_schema=True,
+)
 async def deliver(
-    track_id: FromPath[uuid.UUID],
     path: FromPath[str],
     request: Request[Any, Any, Any],
     container: NamedDependency[Container],
 ) -> Response[bytes]:
-    token = request.query_params.get("token")
-    verify_stream_token(container.settings.jwt_secret, token, track_id=track_id)
-    assert token is not None
-    key = media_key(track_id, path)
+    del path  # decided on the raw path, as CloudFront sees it (no decoding, no normalising)
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    uri = raw.decode("latin-1").split("?", 1)[0].removeprefix("/media")
+    decision = edge.authorize(uri, stream_keys(container.settings), now=time.time())
+    if decision.origin_uri is None:
+        raise PermissionDeniedError(decision.reason or "forbidden")
+    key = decision.origin_uri.removeprefix("/")
     data = await asyncio.to_thread(uploads.read_media, container_storage(container), key)
-    if key.endswith(".m3u8"):
-        data = rewrite_playlist(data.decode(), token).encode()
     return Response(
         data,
         media_type=content_type_for(key),

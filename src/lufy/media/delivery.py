@@ -1,47 +1,36 @@
-"""Local media delivery: what the CloudFront edge does, for a deployment without one.
+"""Where a stream URL points, and which keys the local edge accepts.
 
-Every request carries a stream token; playlists are rewritten so that each segment, variant
-and key URI carries it too (an HLS client does not propagate query strings by itself).
+The token travels in the path (`…/hls/{token}/{track_id}/master.m3u8`): every playlist, key and
+segment URI of the package is relative, so a player's requests carry the token with no
+rewriting, through CloudFront and through the local edge alike.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 
-from lufy.errors import NotFoundError
-from lufy.media.storage import check_key
+from lufy.media.edge import stream_path
+from lufy.media.signing import stream_key_id
+from lufy.settings import Settings
 
-__all__ = ["media_key", "rewrite_playlist"]
-
-_URI_ATTR = re.compile(r'URI="([^"]*)"')
-
-
-def media_key(track_id: uuid.UUID, path: str) -> str:
-    """The storage key of `path` under the track's package; refuses traversal (400) and
-    anything that is not a playlist, segment or key (404)."""
-    key = check_key(f"hls/{track_id}/{path.lstrip('/')}")
-    if not key.endswith((".m3u8", ".ts", ".bin")):
-        raise NotFoundError("no such media file")
-    return key
+__all__ = ["delivery_mode", "stream_keys", "stream_url"]
 
 
-def _with_token(uri: str, token: str) -> str:
-    if not uri or uri.startswith(("data:", "skd:")):
-        return uri
-    separator = "&" if "?" in uri else "?"
-    return f"{uri}{separator}token={token}"
+def delivery_mode(settings: Settings) -> str:
+    """`cloudfront` when a distribution is configured, else `local` (`lufy serve`)."""
+    return "cloudfront" if settings.CLOUDFRONT_DOMAIN else "local"
 
 
-def rewrite_playlist(text: str, token: str) -> str:
-    """Append `token` to every URI of an HLS playlist (segments, variants, keys, maps)."""
-    lines = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            lines.append(line)
-        elif stripped.startswith("#"):
-            lines.append(_URI_ATTR.sub(lambda m: f'URI="{_with_token(m.group(1), token)}"', line))
-        else:
-            lines.append(_with_token(stripped, token))
-    return "\n".join(lines) + "\n"
+def stream_url(settings: Settings, token: str, track_id: uuid.UUID) -> str:
+    if settings.CLOUDFRONT_DOMAIN:
+        domain = settings.CLOUDFRONT_DOMAIN.removeprefix("https://").removeprefix("http://")
+        return f"https://{domain.rstrip('/')}{stream_path(token, track_id)}"
+    return f"{settings.APP_URL}/media{stream_path(token, track_id)}"
+
+
+def stream_keys(settings: Settings) -> dict[str, str]:
+    """kid -> HMAC secret: the current key and, during a rotation, the previous ones (what the
+    KeyValueStore holds for the CloudFront Function)."""
+    secrets = [p.strip() for p in settings.STREAM_PREVIOUS_SECRETS.split(",") if p.strip()]
+    secrets.append(settings.jwt_secret)
+    return {stream_key_id(secret): secret for secret in secrets}

@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 CHUNK = 1024 * 1024
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# Used with fullmatch: `$` also matches before a trailing newline.
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 class InvalidKeyError(ValidationFailedError):
@@ -60,7 +61,7 @@ class InvalidKeyError(ValidationFailedError):
 def check_key(key: str) -> str:
     """Return `key` if every segment is a plain name; raise InvalidKeyError otherwise."""
     parts = key.split("/")
-    if not key or len(key) > 1024 or any(not _SEGMENT.match(p) or ".." in p for p in parts):
+    if not key or len(key) > 1024 or any(not _SEGMENT.fullmatch(p) or ".." in p for p in parts):
         raise InvalidKeyError(f"invalid media path {key[:80]!r}")
     return key
 

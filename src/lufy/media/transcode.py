@@ -5,6 +5,14 @@ One ffmpeg run decodes the source once and produces three AAC renditions (64, 12
 AES-128 encrypted, while an `ebur128` branch of the same filter graph measures integrated
 loudness: no second pass over the audio.
 
+The file never chooses how it is read. ffmpeg picks a demuxer from the content when none is
+named, and some demuxers (HLS and DASH playlists, concat scripts) open other files and URLs: an
+upload could make the worker read another artist's source or fetch from the network. So the
+demuxer is forced from the declared type through an allow-list (`input_format`), the file's own
+signature must be that format's (`_check_signature`), ffmpeg may open only local files
+(`-protocol_whitelist file`; none of the allowed demuxers opens a second one), and the probed
+format must be the declared one.
+
 Problems with the *file* raise `MediaRejected` with a reason a person can act on; the caller
 records it as a failed track. Anything else (ffmpeg missing, disk full) is an ordinary error
 and the job is retried.
@@ -21,7 +29,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from lufy.media.edge import FREE_MASTER, MASTER, PREMIUM_ONLY
+
 __all__ = [
+    "ACCEPTED_TYPES",
     "MAX_DURATION_S",
     "RENDITIONS",
     "SEGMENT_SECONDS",
@@ -31,7 +42,9 @@ __all__ = [
     "content_type_for",
     "ffmpeg_binary",
     "ffprobe_binary",
+    "free_master",
     "hls_command",
+    "input_format",
     "package_hls",
     "probe",
     "publish_order",
@@ -40,7 +53,6 @@ __all__ = [
 RENDITIONS = (64, 128, 256)  # kbit/s
 SEGMENT_SECONDS = 6
 MAX_DURATION_S = 30 * 60
-MASTER = "master.m3u8"
 KEY_NAME = "key.bin"
 _PROBE_TIMEOUT = 60
 _LOUDNESS = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+|-inf)\s*LUFS")
@@ -60,6 +72,79 @@ class MediaRejected(Exception):
         self.reason = reason
 
 
+# Declared content type -> the file extensions it may carry.
+ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
+    "audio/mpeg": (".mp3",),
+    "audio/mp3": (".mp3",),
+    "audio/wav": (".wav",),
+    "audio/x-wav": (".wav",),
+    "audio/wave": (".wav",),
+    "audio/vnd.wave": (".wav",),
+    "audio/flac": (".flac",),
+    "audio/x-flac": (".flac",),
+    "audio/aac": (".aac", ".m4a"),
+    "audio/mp4": (".m4a", ".aac", ".mp4"),
+    "audio/x-m4a": (".m4a",),
+    "audio/m4a": (".m4a",),
+    "audio/ogg": (".ogg", ".oga", ".opus"),
+    "audio/opus": (".opus", ".ogg"),
+}
+# File extension -> the one ffmpeg demuxer that reads it. Upload requests already checked the
+# extension against the declared content type (`catalog.schemas.ALLOWED_TYPES`).
+_DEMUXERS: dict[str, str] = {
+    ".mp3": "mp3",
+    ".wav": "wav",
+    ".flac": "flac",
+    ".aac": "aac",
+    ".m4a": "mov",
+    ".mp4": "mov",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "ogg",
+}
+# What each forced demuxer reports as `format_name`.
+_FORMAT_NAMES: dict[str, str] = {
+    "mp3": "mp3",
+    "wav": "wav",
+    "flac": "flac",
+    "aac": "aac",
+    "mov": "mov,mp4,m4a,3gp,3g2,mj2",
+    "ogg": "ogg",
+}
+_KIND: dict[str, str] = {
+    "mp3": "an MP3",
+    "wav": "a WAV",
+    "flac": "a FLAC",
+    "aac": "an AAC (ADTS)",
+    "mov": "an M4A/MP4",
+    "ogg": "an Ogg",
+}
+# Top-level atoms an MP4/M4A file may start with.
+_MP4_ATOMS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
+# ffmpeg options put before every `-i` of an upload.
+_INPUT_GUARD = ("-protocol_whitelist", "file")
+# Enough to see past the ID3v2 tag of most files (cover art makes some tags larger).
+_SNIFF_BYTES = 256 * 1024
+
+
+def input_format(suffix: str, content_type: str | None = None) -> str:
+    """The ffmpeg demuxer for an upload named `*suffix` declared as `content_type`.
+
+    Raises MediaRejected when the pair is not one Lufy accepts: nothing else is ever read.
+    """
+    suffix = suffix.lower()
+    demuxer = _DEMUXERS.get(suffix)
+    if content_type is not None and suffix not in ACCEPTED_TYPES.get(content_type, ()):
+        demuxer = None
+    if demuxer is None:
+        declared = content_type or "no content type"
+        raise MediaRejected(
+            f"not an audio file Lufy accepts: {suffix or 'no extension'} declared as "
+            f"{declared}; upload mp3, wav, flac, aac/m4a or ogg audio"
+        )
+    return demuxer
+
+
 @dataclass(frozen=True)
 class Probe:
     format_name: str
@@ -67,6 +152,8 @@ class Probe:
     duration_s: float
     sample_rate: int | None
     channels: int | None
+    # The demuxer the file was read with (forced; see `input_format`).
+    demuxer: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,19 +182,29 @@ def ffprobe_binary() -> str | None:
     return shutil.which("ffprobe")
 
 
-def probe(path: Path) -> Probe:
-    """Validate that `path` is a single decodable audio file of a sane length."""
+def probe(path: Path, *, content_type: str | None = None) -> Probe:
+    """Validate that `path` is a single decodable audio file of a sane length, in the format
+    its extension and declared `content_type` name (the extension alone when None)."""
+    demuxer = input_format(path.suffix, content_type)
     if path.stat().st_size == 0:
         raise MediaRejected("the file is empty (0 bytes)")
+    _check_signature(path, demuxer)
     _check_riff(path)
+    if ffprobe_binary() is None:
+        return _probe_with_ffmpeg(path, demuxer)
+    return _ffprobe(path, demuxer)
+
+
+def _ffprobe(path: Path, demuxer: str) -> Probe:
+    """ffprobe `path` read with `demuxer`, opening no other file and no URL."""
     binary = ffprobe_binary()
-    if binary is None:
-        return _probe_with_ffmpeg(path)
+    assert binary is not None
     result = subprocess.run(
         [
             binary,
             *("-v", "error", "-print_format", "json", "-show_format", "-show_streams"),
-            str(path),
+            *_INPUT_GUARD,
+            *("-f", demuxer, "-i", str(path)),
         ],
         capture_output=True,
         timeout=_PROBE_TIMEOUT,
@@ -125,6 +222,13 @@ def probe(path: Path) -> Probe:
         raise MediaRejected("not an audio file")
     stream = audio[0]
     fmt = info.get("format", {})
+    if str(fmt.get("format_name", "")) != _FORMAT_NAMES[demuxer]:
+        raise MediaRejected(f"not an audio file: it was not read as {_KIND[demuxer]} file")
+    if not _int(stream.get("sample_rate")):
+        # What a lenient demuxer reports for bytes that hold no audio frame at all.
+        raise MediaRejected(
+            f"not an audio file: no audio could be read from it as {_KIND[demuxer]} file"
+        )
     duration = _float(stream.get("duration")) or _float(fmt.get("duration"))
     if duration is None or duration <= 0:
         raise MediaRejected("the audio has no measurable duration; the file may be damaged")
@@ -133,9 +237,66 @@ def probe(path: Path) -> Probe:
         format_name=str(fmt.get("format_name", "")),
         codec=str(stream.get("codec_name", "")),
         duration_s=duration,
-        sample_rate=int(stream["sample_rate"]) if stream.get("sample_rate") else None,
-        channels=int(stream["channels"]) if stream.get("channels") else None,
+        sample_rate=_int(stream.get("sample_rate")),
+        channels=_int(stream.get("channels")),
+        demuxer=demuxer,
     )
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_signature(path: Path, demuxer: str) -> None:
+    """The file must start the way its declared format does: a playlist, manifest or script
+    named `x.mp3` is refused here, before any decoder sees it."""
+    with path.open("rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if not _signature_matches(head, demuxer):
+        raise MediaRejected(
+            f"not an audio file: it does not start like {_KIND[demuxer]} file; "
+            "upload the audio file itself, not a playlist, manifest or other document"
+        )
+
+
+def _after_id3(head: bytes) -> bytes | None:
+    """What follows ID3v2 tags at the start of `head` (None when it ends inside one)."""
+    while head.startswith(b"ID3") and len(head) >= 10:
+        size = 0
+        for byte in head[6:10]:
+            if byte & 0x80:
+                return b""  # not a syncsafe size: not a tag
+            size = (size << 7) | byte
+        end = 10 + size + (10 if head[5] & 0x10 else 0)
+        if end + 4 > len(head):
+            return None
+        # Encoders may pad between the tag and the first frame.
+        head = head[end:].lstrip(b"\x00")
+    return head
+
+
+def _signature_matches(head: bytes, demuxer: str) -> bool:
+    if demuxer in ("mp3", "aac", "flac"):
+        body = _after_id3(head)
+        if body is None:
+            # A tag longer than what was read: trust the tag, the forced demuxer does the rest.
+            return True
+        sync = len(body) >= 2 and body[0] == 0xFF
+        if demuxer == "mp3":
+            return sync and body[1] & 0xE0 == 0xE0  # MPEG audio frame sync: 11 bits set
+        if demuxer == "aac":
+            return sync and body[1] & 0xF6 == 0xF0  # ADTS: 12-bit sync, layer 00
+        return body.startswith(b"fLaC")
+    if demuxer == "wav":
+        return head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE"
+    if demuxer == "ogg":
+        return head.startswith(b"OggS")
+    if demuxer == "mov":
+        return head[4:8] in _MP4_ATOMS
+    return False
 
 
 def _check_duration(duration: float) -> None:
@@ -179,9 +340,19 @@ def _float(value: object) -> float | None:
 _FFMPEG_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
-def _probe_with_ffmpeg(path: Path) -> Probe:
+def _probe_with_ffmpeg(path: Path, demuxer: str | None = None) -> Probe:
+    demuxer = demuxer or input_format(path.suffix)
     result = subprocess.run(
-        [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [
+            ffmpeg_binary(),
+            "-hide_banner",
+            "-nostdin",
+            *_INPUT_GUARD,
+            "-f",
+            demuxer,
+            "-i",
+            str(path),
+        ],
         capture_output=True,
         timeout=_PROBE_TIMEOUT,
         check=False,
@@ -204,13 +375,23 @@ def _probe_with_ffmpeg(path: Path) -> Probe:
         duration_s=duration,
         sample_rate=None,
         channels=None,
+        demuxer=demuxer,
     )
 
 
 def hls_command(
-    source: Path, out_dir: Path, *, key_info: Path | None = None, ffmpeg: str | None = None
+    source: Path,
+    out_dir: Path,
+    *,
+    key_info: Path | None = None,
+    ffmpeg: str | None = None,
+    demuxer: str | None = None,
 ) -> list[str]:
-    """The one ffmpeg command that packages `source` into `out_dir` (also used by the bench)."""
+    """The one ffmpeg command that packages `source` into `out_dir` (also used by the bench).
+
+    The input is read with `demuxer` (by default the one `source`'s extension names), never
+    with one the file's content would pick."""
+    demuxer = demuxer or input_format(source.suffix)
     splits = "".join(f"[a{i}]" for i in range(len(RENDITIONS)))
     graph = (
         "[0:a:0]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
@@ -218,7 +399,8 @@ def hls_command(
     )
     command = [
         ffmpeg or ffmpeg_binary(),
-        *("-hide_banner", "-nostdin", "-nostats", "-y", "-i", str(source)),
+        *("-hide_banner", "-nostdin", "-nostats", "-y", *_INPUT_GUARD),
+        *("-f", demuxer, "-i", str(source)),
         *("-filter_complex", graph),
     ]
     for i in range(len(RENDITIONS)):
@@ -257,7 +439,7 @@ def package_hls(
         key_info = out_dir.parent / f".{out_dir.name}.keyinfo"
         # Variant playlists sit one level below the key: `../key.bin`.
         key_info.write_text(f"../{KEY_NAME}\n{key_path}\n{secrets.token_hex(16)}\n")
-    command = hls_command(source, out_dir, key_info=key_info)
+    command = hls_command(source, out_dir, key_info=key_info, demuxer=probed.demuxer or None)
     # Within the job time limit (30 min); ffmpeg runs 10-20x real time even on a busy 2-core VM.
     budget = timeout if timeout is not None else min(max(120.0, probed.duration_s * 2), 1500.0)
     try:
@@ -293,6 +475,7 @@ def package_hls(
     # The summary is printed last; earlier matches are per-frame or initial values.
     found = _LOUDNESS.findall(stderr)
     loudness = float(found[-1]) if found and found[-1] != "-inf" else None
+    write_free_master(out_dir)
     files = sorted(
         p.relative_to(out_dir).as_posix()
         for p in out_dir.rglob("*")
@@ -307,6 +490,31 @@ def package_hls(
     )
 
 
+def free_master(master: str) -> str:
+    """`master` without the variants of the premium-only renditions (`256k/…`): what a
+    free-tier token is served for `master.m3u8` (the edge maps the name)."""
+    lines = master.splitlines()
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#EXT-X-STREAM-INF") and i + 1 < len(lines):
+            uri = lines[i + 1].strip()
+            if uri.split("/", 1)[0] not in PREMIUM_ONLY:
+                kept += [line, lines[i + 1]]
+            i += 2
+            continue
+        kept.append(line)
+        i += 1
+    return "\n".join(kept) + "\n"
+
+
+def write_free_master(out_dir: Path) -> None:
+    """Write `master-free.m3u8` next to `master.m3u8` (static, like every playlist)."""
+    master = out_dir / MASTER
+    (out_dir / FREE_MASTER).write_text(free_master(master.read_text()))
+
+
 def _decoded_seconds(playlist: Path) -> float:
     if not playlist.exists():
         return 0.0
@@ -314,11 +522,13 @@ def _decoded_seconds(playlist: Path) -> float:
 
 
 def publish_order(files: list[str]) -> list[str]:
-    """Segments and keys first, variant playlists next, the master last: a reader that sees
+    """Segments and keys first, variant playlists next, the masters last: a reader that sees
     the master playlist sees a complete package."""
 
     def rank(name: str) -> tuple[int, str]:
         if name == MASTER:
+            return (3, name)
+        if name == FREE_MASTER:
             return (2, name)
         if name.endswith(".m3u8"):
             return (1, name)

@@ -65,6 +65,8 @@ class ProjectorOptions:
     sweep_interval: float = 15.0
     sweep_grace: float = 30.0
     refresh_interval: float = 300.0
+    # How often the sweep of uploads never completed within 24 h is enqueued (0: never).
+    upload_sweep_interval: float = 3600.0
     rebuild_batch_size: int | None = None  # None: rebuild()'s defaults
 
 

@@ -18,7 +18,7 @@ from litestar.types import Scope
 
 from lufy.settings import Settings
 
-__all__ = ["TrustedProxies", "client_ip", "client_ip_for", "parse_ip"]
+__all__ = ["TrustedProxies", "client_ip", "client_ip_for", "parse_ip", "proxy_header"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -152,3 +152,19 @@ def _trusted_of_app(scope: Scope) -> TrustedProxies:
     if not isinstance(settings, Settings):
         return TrustedProxies()
     return TrustedProxies.from_settings(settings)
+
+
+def proxy_header(scope: Scope, name: str, trusted: TrustedProxies | None = None) -> str | None:
+    """A header only our proxies or CDN may set (`CloudFront-Viewer-Country`): its value when
+    the connection comes from one of `TRUSTED_PROXIES`, else None, whatever the client sent."""
+    if trusted is None:
+        trusted = _trusted_of_app(scope)
+    client: Sequence[Any] | None = scope.get("client")
+    peer = parse_ip(str(client[0])) if client else None
+    if not trusted or peer not in trusted:
+        return None
+    wanted = name.lower().encode("latin-1")
+    for key, value in scope.get("headers", ()):
+        if key == wanted:
+            return str(value.decode("latin-1"))
+    return None

@@ -17,7 +17,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["correlation_id", "request_context_middleware", "request_id"]
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# fullmatch: `$` also matches before a trailing newline, which would let one through.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
@@ -34,7 +35,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             text = value.decode("latin-1")
-            return text if _SAFE_ID.match(text) else None
+            return text if _SAFE_ID.fullmatch(text) else None
     return None
 
 

@@ -90,6 +90,14 @@ def _bad_value(_: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[di
     return problem(400, "Invalid value", f"a value in the request cannot be stored: {message}")
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
+    # msgspec gives up on a JSON body nested thousands deep ("... while deserializing an
+    # object"): the client's mistake. Any other RecursionError is ours.
+    if "deserializing" not in str(exc):
+        return _unexpected(request, exc)
+    return problem(400, "Malformed request body", "the JSON body is nested too deeply")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     _log.exception("unhandled error", path=request.url.path)
     return problem(
@@ -105,6 +113,7 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: _http,
     psycopg.OperationalError: _database_down,
     psycopg.DataError: _bad_value,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }
 

@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 KeyKind = Literal["caller", "ip", "email"]
+Unit = Literal["requests", "content-bytes"]
 
 _log = get_logger(__name__)
 _SCRIPT = resources.files("lufy.web").joinpath("ratelimit.lua").read_text(encoding="utf-8")
@@ -82,13 +83,16 @@ class Policy:
     """At most `limit` requests per sliding `window` seconds for each value of `key`.
 
     `key` says what is counted: `caller` (the user id when signed in, else the client IP), `ip`,
-    or `email` (the `email` field of the JSON body, normalised and hashed).
+    or `email` (the `email` field of the JSON body, normalised and hashed). With `unit`
+    "content-bytes" the policy is a budget of request body bytes instead: a bucket of `limit`
+    bytes refilled at `limit` per `window` (a request whose body does not fit is refused).
     """
 
     name: str
     limit: int
     window: int
     key: KeyKind = "ip"
+    unit: Unit = "requests"
 
     def __post_init__(self) -> None:
         if self.limit <= 0 or self.window <= 0:
@@ -98,7 +102,12 @@ class Policy:
 
     @property
     def header_item(self) -> str:
-        return f'"{self.name}";q={self.limit};w={self.window}'
+        unit = ';qu="content-bytes"' if self.unit == "content-bytes" else ""
+        return f'"{self.name}";q={self.limit};w={self.window}{unit}'
+
+    @property
+    def counts_bytes(self) -> bool:
+        return self.unit == "content-bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +126,19 @@ class Rule:
     def needs_email(self) -> bool:
         return any(p.key == "email" for p in self.policies)
 
+    @property
+    def counts_bytes(self) -> bool:
+        return any(p.counts_bytes for p in self.policies)
+
 
 _15_MINUTES = 15 * 60
+_10_MINUTES = 10 * 60
 _HOUR = 60 * 60
+# The analytics ingestion budget per caller: 8 MiB per 10 minutes (about 14 KB/s sustained),
+# eight full 1 MiB batches at once. A player's beacons use a few hundred bytes a second.
+INGEST_BYTES = 8 * 1024 * 1024
+# The largest body the ingestion route accepts (its handler says so with a 413 too).
+_MAX_INGEST_BODY = 1024 * 1024
 
 
 def default_route_rules() -> dict[tuple[str, str], Rule]:
@@ -137,8 +156,13 @@ def default_route_rules() -> dict[tuple[str, str], Rule]:
             ),
             fail_closed=True,
         ),
+        # Sign-up answers 409 for a registered address: per address too, or it is an oracle
+        # of who has an account that many IPs can query without limit.
         ("POST", f"{auth}/sign-up"): Rule(
-            (Policy("sign-up-ip", 10, _HOUR, "ip"),),
+            (
+                Policy("sign-up-ip", 10, _HOUR, "ip"),
+                Policy("sign-up-email", 5, _HOUR, "email"),
+            ),
             fail_closed=True,
         ),
         ("POST", f"{auth}/password/forgot"): Rule(
@@ -176,9 +200,14 @@ def default_route_rules() -> dict[tuple[str, str], Rule]:
             fail_closed=True,
         ),
         # Players send beacons every few seconds, many listeners share one NAT address, and a
-        # batch carries up to 500 events: ingestion gets its own, wider policy per caller.
+        # batch carries up to 500 events: ingestion gets its own, wider policy per caller, and a
+        # budget of body bytes, since what it accepts is kept in the log for ever.
         ("POST", "/api/analytics/events"): Rule(
-            (Policy("ingest", 600, 60, "caller"),), include_default=False
+            (
+                Policy("ingest", 600, 60, "caller"),
+                Policy("ingest-bytes", INGEST_BYTES, _10_MINUTES, "caller", "content-bytes"),
+            ),
+            include_default=False,
         ),
         # Refresh presents a credential too; CONTRACT.md says auth routes fail closed.
         ("POST", f"{auth}/refresh"): Rule(
@@ -281,6 +310,9 @@ def _bulk(data: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
+_NO_COST = _bulk(b"0")
+
+
 @dataclass(frozen=True, slots=True)
 class CheckPlan:
     """One EVALSHA of ratelimit.lua for a set of keys, encoded (RESP) but for the member.
@@ -298,7 +330,8 @@ class CheckPlan:
 
     @classmethod
     def build(cls, sha: str, applied: tuple[Policy, ...], keys: tuple[str, ...]) -> CheckPlan:
-        argc = 3 + len(keys) + 1 + 1 + 2 * len(applied)  # EVALSHA sha numkeys keys member flag
+        # EVALSHA sha numkeys keys member cost flag (limit window kind)*
+        argc = 3 + len(keys) + 3 + 3 * len(applied)
         head = [b"*%d\r\n" % argc, _bulk(b"EVALSHA"), _bulk(sha.encode())]
         head.append(_bulk(str(len(keys)).encode()))
         head.extend(_bulk(key.encode()) for key in keys)
@@ -306,10 +339,13 @@ class CheckPlan:
         for policy in applied:
             tail.append(_bulk(str(policy.limit).encode()))
             tail.append(_bulk(str(policy.window * 1000).encode()))
+            tail.append(_bulk(b"b" if policy.counts_bytes else b"r"))
         return cls(sha, applied, keys, b"".join(head), b"".join(tail))
 
-    def payload(self, member: bytes) -> bytes:
-        return b"".join((self.head, _bulk(member), self.tail))
+    def payload(self, member: bytes, cost: int = 0) -> bytes:
+        """The command for one request; `cost` is its body size (byte policies only)."""
+        cost_arg = _NO_COST if cost == 0 else _bulk(str(cost).encode())
+        return b"".join((self.head, _bulk(member), cost_arg, self.tail))
 
 
 class StoreUnavailable(Exception):
@@ -393,7 +429,7 @@ class RateLimiter:
             plan = self._plans[keys] = CheckPlan.build(self._sha, applied, keys)
         return plan
 
-    def send(self, plan: CheckPlan) -> asyncio.Future[Any] | None:
+    def send(self, plan: CheckPlan, cost: int = 0) -> asyncio.Future[Any] | None:
         """Write the check now and return the future of its raw reply, without a task or an
         await: None when there is no open connection on this event loop yet, or Redis is
         marked down (then `check` does it the slow way). Finish with `settle`."""
@@ -402,10 +438,10 @@ class RateLimiter:
         conn = self.store.open_connection()
         if conn is None:
             return None
-        return conn.request(plan.payload(self._member()))
+        return conn.request(plan.payload(self._member(), cost))
 
     async def settle(
-        self, plan: CheckPlan, reply: asyncio.Future[Any], *, reload: bool = True
+        self, plan: CheckPlan, reply: asyncio.Future[Any], *, reload: bool = True, cost: int = 0
     ) -> Decision:
         """The decision of a check sent with `send`; raises StoreUnavailable."""
         try:
@@ -417,24 +453,25 @@ class RateLimiter:
                 plan = self.plan(plan.applied, plan.keys)
                 conn = await self.store.connection()
                 return await self.settle(
-                    plan, conn.request(plan.payload(self._member())), reload=False
+                    plan, conn.request(plan.payload(self._member(), cost)), reload=False
                 )
         except (StoreError, OSError, TimeoutError) as exc:
             raise self._unavailable(exc) from exc
         return self._decided(plan, value)
 
-    async def check(self, plan: CheckPlan) -> Decision:
-        """Check (and when admitted, record) one request; raises StoreUnavailable."""
-        reply = self.send(plan)
+    async def check(self, plan: CheckPlan, cost: int = 0) -> Decision:
+        """Check (and when admitted, record) one request of `cost` body bytes; raises
+        StoreUnavailable."""
+        reply = self.send(plan, cost)
         if reply is None:  # no connection yet on this loop, or Redis marked down
             if time.monotonic() < self._down_until:
                 raise StoreUnavailable("rate limit store marked down after a recent failure")
             try:
                 conn = await self.store.connection()
-                reply = conn.request(plan.payload(self._member()))
+                reply = conn.request(plan.payload(self._member(), cost))
             except (StoreError, OSError, TimeoutError) as exc:
                 raise self._unavailable(exc) from exc
-        return await self.settle(plan, reply)
+        return await self.settle(plan, reply, cost=cost)
 
     def _member(self) -> bytes:
         return f"{self._member_prefix}{next(self._member_seq)}".encode()
@@ -499,10 +536,14 @@ _EMAIL_DECODER = msgspec.json.Decoder(_EmailField)
 
 
 def email_of(body: bytes) -> str | None:
-    """The normalised `email` of a JSON object body, or None (the handler rejects such bodies)."""
+    """The normalised `email` of a JSON object body, or None (the handler rejects such bodies).
+
+    A body nested thousands deep makes the decoder give up with RecursionError: no address
+    then, so the request is counted by its per-IP policies and the handler answers 400.
+    """
     try:
         value = _EMAIL_DECODER.decode(body).email
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     if not isinstance(value, str):
         return None
@@ -620,7 +661,8 @@ async def _send_problem(
 
 
 def _describe(policy: Policy) -> str:
-    return f"{policy.limit} requests per {policy.window} s"
+    unit = "bytes of request bodies" if policy.counts_bytes else "requests"
+    return f"{policy.limit} {unit} per {policy.window} s"
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -640,9 +682,11 @@ def _unavailable_verdict(rule: Rule | None, applied: tuple[Policy, ...]) -> _Ver
     return _Verdict(None, closed=False)
 
 
-async def _verdict(limiter: RateLimiter, plan: CheckPlan, rule: Rule | None) -> _Verdict:
+async def _verdict(
+    limiter: RateLimiter, plan: CheckPlan, rule: Rule | None, cost: int = 0
+) -> _Verdict:
     try:
-        return _Verdict(await limiter.check(plan), closed=False)
+        return _Verdict(await limiter.check(plan, cost), closed=False)
     except StoreUnavailable:
         return _unavailable_verdict(rule, plan.applied)
 
@@ -788,6 +832,20 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
                 )
                 return
             email = email_of(body) if body is not None else None
+        cost = 0
+        if rule is not None and rule.counts_bytes and not rule.needs_email:
+            # A byte budget counts the body: read it (the handler would anyway) and replay it.
+            body, too_large, receive = await _peek_body(receive, _MAX_INGEST_BODY)
+            if too_large:
+                await _send_problem(
+                    send,
+                    413,
+                    "Payload too large",
+                    f"this route accepts a body of at most {_MAX_INGEST_BODY} bytes",
+                    _headers_of(policies, None),
+                )
+                return
+            cost = len(body) if body is not None else 0
         # A signed-in caller's default policy counts by user id: the address is only worked
         # out for guests and per-IP policies.
         needs_ip = principal is None or any(p.key == "ip" for p in policies)
@@ -811,7 +869,7 @@ def ratelimit_middleware(app: ASGIApp) -> ASGIApp:
                 return
             limiter.end_speculation(plan.keys)
 
-        verdict = await _verdict(limiter, plan, rule)
+        verdict = await _verdict(limiter, plan, rule, cost)
         if await _refuse(send, verdict, applied):
             return
         state[_STATE_KEY] = verdict.decision

@@ -1,0 +1,298 @@
+"""Streaming figure: time to first segment through the local edge, as a ratio to fetching the
+same four files from a plain static file server on the same machine, measured in the same run.
+
+    python bench/streaming.py [--plays 50] [--seconds 30]
+
+One play through Lufy = what a player does before it can start: `GET
+/api/music/tracks/{id}/stream` as a signed-in listener (the authorisation: RLS read, a
+`catalog.stream_authorized` appended, a token signed; rate limiting on), then through the
+local edge `/media/hls/{token}/{track_id}/…` the master playlist, the first variant playlist
+it lists, the AES key and the first segment (each checked as the CloudFront Function checks
+it, then read from local storage). The baseline fetches the same four files from Python's
+`http.server` (HTTP/1.1, keep-alive) serving the media root. Both sides use one keep-alive
+client, as a player does; plays alternate baseline/Lufy so drift falls on both; the figure is
+p50 / p50 (p90 also printed). The server is `lufy serve --workers 1` in a subprocess, with a
+throw-away database (migrated like production) that is dropped at the end. Admin connection:
+LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import http.server
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from lufy.accounts.service import accounts_service
+from lufy.bootstrap import bootstrap
+from lufy.catalog.processing import process_track
+from lufy.catalog.schemas import UploadCreate
+from lufy.catalog.service import catalog_service
+from lufy.media import transcode
+from lufy.media.storage import LocalStorage
+from lufy.migrate import migrate
+from lufy.settings import load_settings
+from lufy.web.auth import Principal
+
+ADMIN_BASE = os.environ.get(
+    "LUFY_BENCH_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"
+)
+SECRET = "bench-secret-bench-secret-bench-secret-0123"
+
+
+def _url(dbname: str, *, app: bool) -> str:
+    base = urlsplit(ADMIN_BASE)
+    netloc = f"lufy_app:lufy_app@{base.hostname}:{base.port or 5432}" if app else base.netloc
+    return urlunsplit(base._replace(netloc=netloc, path=f"/{dbname}"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"lufy serve exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the edge
+    # Headers and body go out as two writes: without this, Nagle plus the client's delayed ACK
+    # add ~40 ms to every response and the baseline would flatter the edge.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _static_server(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _first_files(root: Path, track_id: uuid.UUID) -> list[str]:
+    """master, the first variant it lists, the key, that variant's first segment."""
+    folder = root / "hls" / str(track_id)
+    master = (folder / "master.m3u8").read_text()
+    variant = next(line for line in master.splitlines() if line.endswith(".m3u8"))
+    playlist = (folder / variant).read_text()
+    segment = next(line for line in playlist.splitlines() if line and not line.startswith("#"))
+    rendition = variant.split("/")[0]
+    return ["master.m3u8", variant, "key.bin", f"{rendition}/{segment}"]
+
+
+def _fetch(client: httpx.Client, urls: list[str]) -> None:
+    for url in urls:
+        response = client.get(url)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+
+
+_AUTHORISATION: list[float] = []
+
+
+def _lufy_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list[str]) -> float:
+    started = time.perf_counter()
+    grant = client.get(f"{base}/api/music/tracks/{track_id}/stream")
+    if grant.status_code != 200:
+        raise RuntimeError(f"stream authorisation: {grant.status_code} {grant.text[:200]}")
+    _AUTHORISATION.append(time.perf_counter() - started)
+    url = grant.json()["url"]
+    folder = url.removesuffix("master.m3u8")
+    _fetch(client, [folder + name for name in files])
+    return time.perf_counter() - started
+
+
+def _static_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list[str]) -> float:
+    started = time.perf_counter()
+    _fetch(client, [f"{base}/hls/{track_id}/{name}" for name in files])
+    return time.perf_counter() - started
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _prepare(settings_kwargs: dict[str, object], media: Path, seconds: int) -> tuple:  # type: ignore[type-arg]
+    settings = load_settings(**settings_kwargs)
+    container = bootstrap(settings, pool_size=2)
+    container.services["media.storage"] = LocalStorage(media)
+    await container.start()
+    try:
+        service = catalog_service(container)
+        source = media.parent / "source.mp3"
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                transcode.ffmpeg_binary(),
+                *("-hide_banner", "-loglevel", "error", "-nostdin", "-y"),
+                *("-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}"),
+                *("-ac", "2", "-c:a", "libmp3lame", "-b:a", "192k", str(source)),
+            ],
+            check=True,
+        )
+        artist = Principal(user_id=uuid.uuid4(), role="artist", session_id=uuid.uuid4())
+        size = source.stat().st_size
+        ticket = await service.request_upload(
+            artist,
+            UploadCreate(
+                filename="b.mp3", content_type="audio/mpeg", size_bytes=size, title="bench"
+            ),
+        )
+        service.storage.put_file(
+            f"uploads/{ticket.track_id}/source.mp3", source, content_type="audio/mpeg"
+        )
+        await service.complete_upload(artist, ticket.upload_id)
+        assert await process_track(service, ticket.track_id, "bench") == "ready"
+        await service.publish(artist, ticket.track_id)
+        accounts = accounts_service(container)
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        password = "bench-password-0123456789"
+        await accounts.register(
+            email=email,
+            password=password,
+            role="listener",
+            display_name="Bench",
+            verified=True,
+            via="cli",
+        )
+        return ticket.track_id, email, password
+    finally:
+        await container.stop()
+
+
+def main(plays: int, seconds: int) -> None:
+    dbname = f"lufy_bench_stream_{uuid.uuid4().hex[:8]}"
+    migrate(_url(dbname, app=False), _url(dbname, app=True))
+    work = Path(tempfile.mkdtemp(prefix="lufy-bench-stream-"))
+    media = work / "media"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _url(dbname, app=True),
+        "DATABASE_ADMIN_URL": _url(dbname, app=False),
+        "MEDIA_ROOT": str(media),
+        "JWT_SECRET": SECRET,
+        "APP_URL": base,
+        "LUFY_ENV": "test",
+        "EMAIL_BACKEND": "log",
+    }
+    for name in ("S3_BUCKET_NAME", "S3_ENDPOINT_URL", "CLOUDFRONT_DOMAIN"):
+        env.pop(name, None)
+    server: subprocess.Popen[bytes] | None = None
+    static: http.server.ThreadingHTTPServer | None = None
+    try:
+        track_id, email, password = asyncio.run(
+            _prepare(
+                {
+                    "DATABASE_URL": env["DATABASE_URL"],
+                    "DATABASE_ADMIN_URL": env["DATABASE_ADMIN_URL"],
+                    "MEDIA_ROOT": media,
+                    "JWT_SECRET": SECRET,
+                    "APP_URL": base,
+                    "LUFY_ENV": "test",
+                },
+                media,
+                seconds,
+            )
+        )
+        files = _first_files(media, track_id)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lufy.cli",
+                "serve",
+                *("--host", "127.0.0.1", "--port", str(port)),
+                *("--workers", "1"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait(f"{base}/healthz", server)
+        static, static_base = _static_server(media)
+        with httpx.Client(timeout=30) as lufy, httpx.Client(timeout=30) as plain:
+            signed_in = lufy.post(
+                f"{base}/api/auth/sign-in", json={"email": email, "password": password}
+            )
+            signed_in.raise_for_status()
+            lufy.headers["Authorization"] = f"Bearer {signed_in.json()['access_token']}"
+            for _ in range(3):  # warm both: connections, caches, prepared statements
+                _lufy_play(lufy, base, track_id, files)
+                _static_play(plain, static_base, track_id, files)
+            ours: list[float] = []
+            baseline: list[float] = []
+            for i in range(plays):
+                if i % 2 == 0:
+                    baseline.append(_static_play(plain, static_base, track_id, files))
+                    ours.append(_lufy_play(lufy, base, track_id, files))
+                else:
+                    ours.append(_lufy_play(lufy, base, track_id, files))
+                    baseline.append(_static_play(plain, static_base, track_id, files))
+        b50, o50 = statistics.median(baseline), statistics.median(ours)
+        a50 = statistics.median(_AUTHORISATION[-plays:])
+        edge50 = statistics.median(
+            o - a for o, a in zip(ours, _AUTHORISATION[-plays:], strict=True)
+        )
+        print(
+            f"time to first segment ({' + '.join(['authorisation', *files])}), "
+            f"{plays} plays: static server p50 {b50 * 1000:.2f} ms "
+            f"p90 {_pct(baseline, 0.9) * 1000:.2f} ms; Lufy local edge p50 {o50 * 1000:.2f} ms "
+            f"p90 {_pct(ours, 0.9) * 1000:.2f} ms; ratio p50 {o50 / b50:.2f} (target <= 2). "
+            f"Parts: authorisation p50 {a50 * 1000:.2f} ms, the four files through the edge "
+            f"p50 {edge50 * 1000:.2f} ms (ratio {edge50 / b50:.2f} to the static server); "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
+    finally:
+        if static is not None:
+            static.shutdown()
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--plays", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=30)
+    args = parser.parse_args()
+    main(args.plays, args.seconds)
