@@ -34,3 +34,8 @@ fi
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium
 fi
+
+# PgBouncer: the connection-pooling test runs its own (transaction mode, a loopback port).
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+  apt-get update -qq && apt-get install -y -qq pgbouncer
+fi

@@ -56,7 +56,12 @@ def bootstrap(
     settings = settings or get_settings()
     container = Container(
         settings=settings,
-        db=db or Database(settings.DATABASE_URL, max_size=pool_size),
+        db=db
+        or Database(
+            settings.DATABASE_URL,
+            max_size=pool_size,
+            prepare=settings.DATABASE_PREPARED_STATEMENTS,
+        ),
         # The notifier wakes log readers after commits from a connection of its own.
         store=store or EventStore(notifier=Notifier(settings.DATABASE_URL)),
         redis=redis_client

@@ -13,12 +13,23 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from lufy.errors import ServiceUnavailableError
 
-__all__ = ["Database", "set_context"]
+__all__ = ["Database", "connection_kwargs", "set_context"]
 
 _SET_CONTEXT = (
     "SELECT set_config('app.current_user_id', %(user_id)s, true), "
     "set_config('app.current_role', %(role)s, true)"
 )
+
+
+def connection_kwargs(*, prepare: bool = True) -> dict[str, Any]:
+    """Keyword arguments of every pooled connection. `prepare=False` turns server-side prepared
+    statements off (`DATABASE_PREPARED_STATEMENTS=false`): a transaction-mode PgBouncer before
+    1.21 hands each transaction to any server connection, where a statement prepared on
+    another one does not exist."""
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if not prepare:
+        kwargs["prepare_threshold"] = None
+    return kwargs
 
 
 async def set_context(
@@ -36,7 +47,15 @@ async def set_context(
 class Database:
     """The app's pool. `transaction()` is the one way request code touches PostgreSQL."""
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10, name: str = "lufy"):
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        name: str = "lufy",
+        prepare: bool = True,
+    ):
         self.url = url
         self.pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             url,
@@ -45,7 +64,7 @@ class Database:
             open=False,
             name=name,
             timeout=5.0,
-            kwargs={"autocommit": True},
+            kwargs=connection_kwargs(prepare=prepare),
             check=AsyncConnectionPool.check_connection,
         )
 

@@ -58,6 +58,15 @@ SELECT CASE
                   'Infinity'::float8)
 END
 """
+# The same, with what one measurement needs to judge WAL that arrived since the previous one.
+_REPLICA_STATE_SQL = """
+SELECT pg_is_in_recovery(),
+       pg_last_wal_receive_lsn()::text,
+       pg_last_wal_receive_lsn() IS NOT NULL
+           AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(),
+       %(previous)s::pg_lsn IS NOT NULL AND pg_last_wal_replay_lsn() >= %(previous)s::pg_lsn,
+       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+"""
 _LAG_TTL = 1.0
 _LAG_TIMEOUT = 1.0
 
@@ -99,6 +108,9 @@ class ReadDatabase(Database):
         self._lag_at = -math.inf
         self._lag_lock = asyncio.Lock()
         self._opened = False
+        # The WAL position the replica had received at the previous measurement, and when.
+        self._received: str | None = None
+        self._received_at = time.monotonic()
 
     async def open(self, *, wait: bool = False) -> None:
         if self.replica is not None and not self._opened:
@@ -126,17 +138,39 @@ class ReadDatabase(Database):
         return self._lag
 
     async def _measure(self) -> float | None:
+        """How far behind the replica is.
+
+        Caught up (replayed all it received): 0. Otherwise the age of the last commit it
+        replayed is an upper bound, but a loose one after an idle spell: WAL without commits
+        (a checkpoint, autovacuum) arriving after a quiet minute would make a replica that is
+        milliseconds behind look a minute behind. So when everything received by the previous
+        measurement has been replayed since, the replica is at most the time between the two
+        measurements behind.
+        """
         assert self.replica is not None
         await self.open()
         try:
             async with asyncio.timeout(_LAG_TIMEOUT):
                 async with self.replica.pool.connection() as conn:
-                    cur = await conn.execute(REPLICA_LAG_SQL, prepare=False)
+                    cur = await conn.execute(
+                        _REPLICA_STATE_SQL, {"previous": self._received}, prepare=False
+                    )
                     row = await cur.fetchone()
         except Exception as exc:
             _log.warning("read_replica_unavailable", error=str(exc).strip().splitlines()[:1])
+            self._received = None
             return None
-        return float(row[0]) if row is not None else None
+        assert row is not None
+        in_recovery, received, caught_up, replayed_previous, age = row
+        now = time.monotonic()
+        since_previous = now - self._received_at
+        self._received, self._received_at = received, now
+        if not in_recovery or caught_up:
+            return 0.0
+        bound = math.inf if age is None else float(age)
+        if replayed_previous:
+            return min(bound, since_previous)
+        return bound
 
     async def _choose(self) -> tuple[Database, float | None]:
         lag = await self.replica_lag()
@@ -192,7 +226,13 @@ def read_database(container: Container) -> Database:
         return container.db
     found = container.services.get("read_db")
     if not isinstance(found, ReadDatabase):
-        replica = Database(settings.DATABASE_READ_URL, min_size=1, max_size=10, name="lufy-read")
+        replica = Database(
+            settings.DATABASE_READ_URL,
+            min_size=1,
+            max_size=10,
+            name="lufy-read",
+            prepare=settings.DATABASE_PREPARED_STATEMENTS,
+        )
         found = ReadDatabase(container.db, replica, max_lag=settings.READ_REPLICA_MAX_LAG)
         # Services with aclose() are closed by Container.stop().
         container.services["read_db"] = found

@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     READ_REPLICA_MAX_LAG: float = 10.0
     METRICS_PORT: int | None = None
     METRICS_TOKEN: str | None = None
+    DATABASE_PREPARED_STATEMENTS: bool = True
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod

@@ -24,6 +24,7 @@ from dramatiq.middleware import Middleware, Retries
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from lufy.db import connection_kwargs
 from lufy.jobs.registry import JobDefinition, definitions, on_declare
 from lufy.logs import get_logger
 from lufy.settings import Settings, get_settings
@@ -259,7 +260,7 @@ def configure(settings: Settings | None = None, *, pool_size: int = 4) -> JobRun
             settings.DATABASE_URL,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True},
+            kwargs=connection_kwargs(prepare=settings.DATABASE_PREPARED_STATEMENTS),
             open=True,
             name="lufy-jobs",
         )

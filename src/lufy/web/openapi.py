@@ -143,6 +143,10 @@ def _errors_for(path: str, method: str, operation: Operation) -> list[int]:
             codes += [409, 413, 415]
     if has_path_params or path.startswith("/media/"):
         codes.append(404)
+    if path == "/metrics":
+        # Without METRICS_TOKEN a remote caller gets 403, with it a wrong token 401; with
+        # METRICS_PORT the API port answers 404 (lufy.web.health).
+        codes += [401, 403, 404]
     return codes
 
 
