@@ -519,8 +519,6 @@ class CatalogService:
         self, principal: Principal | None, track_id: uuid.UUID
     ) -> StreamGrant:
         user_id, role = (principal.user_id, principal.role) if principal else (None, None)
-        # Before the transaction: the resolver may need a connection of its own.
-        tier = await self.tier_resolver(user_id)
         async with self.db.transaction(user_id=user_id, role=role) as conn:
             cur = await conn.execute(_Q.get_track_internal, {"id": track_id})
             row = await cur.fetchone()
