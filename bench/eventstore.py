@@ -2,7 +2,7 @@
 
     python bench/eventstore.py append   [--clients 1 8] [--seconds 2] [--rounds 7]
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
-    python bench/eventstore.py catchup  [--events 1000000] [--batch-size 1000]
+    python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
 
 Each command creates a throw-away database (migrated like production), runs as the app role
 `lufy_app`, prints one line per figure and drops the database. The baselines write the same
@@ -315,7 +315,14 @@ FROM generate_series(%(lo)s, %(hi)s - 1) AS g
 """
 
 
-async def bench_catchup(events: int, batch_size: int) -> None:
+_COPY_OUT = (
+    "COPY (SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
+    " stream_version, type, schema_version, data, metadata, occurred_at, recorded_at"
+    " FROM lufy.events ORDER BY transaction_id, global_position) TO STDOUT"
+)
+
+
+async def bench_catchup(events: int, batch_size: int, rounds: int, with_rows: bool) -> None:
     store = EventStore(CODEC)
     with BenchDatabase() as bench:
         step = 10_000  # one transaction per 10k events, like many writers over time
@@ -328,36 +335,72 @@ async def bench_catchup(events: int, batch_size: int) -> None:
                 )
             admin.execute("VACUUM ANALYZE lufy.events")
             print(f"  filled {events:,} events in {time.perf_counter() - t0:.0f}s", flush=True)
-
-        # Baseline: the same rows in log order through a binary server-side cursor, not decoded.
         conn = await _connect(bench.app_url)
-        start = time.perf_counter()
-        seen = 0
-        async with conn.transaction(), conn.cursor(name="raw", binary=True) as cur:
-            await cur.execute(
-                "SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
-                " stream_version, type, schema_version, data::text, metadata::text, occurred_at,"
-                " recorded_at FROM lufy.events ORDER BY transaction_id, global_position"
-            )
-            while rows := await cur.fetchmany(batch_size):
-                seen += len(rows)
-        raw = seen / (time.perf_counter() - start)
 
-        subscription = Subscription(store, bench.app_url, batch_size=batch_size)
-        start = time.perf_counter()
-        delivered = 0
-        async for page in subscription.pages(conn):
-            delivered += len(page.events)  # the no-op consumer
-            if delivered >= events:
-                subscription.stop()
-        ours = delivered / (time.perf_counter() - start)
+        async def copy_out() -> float:
+            # Baseline: the same rows, in log order, streamed by COPY and not even parsed.
+            start = time.perf_counter()
+            size = 0
+            async with conn.cursor() as cur, cur.copy(_COPY_OUT) as copy:
+                async for chunk in copy:
+                    size += len(chunk)
+            assert size > events * 100
+            return events / (time.perf_counter() - start)
+
+        async def subscription() -> float:
+            sub = Subscription(store, bench.app_url, batch_size=batch_size)
+            start = time.perf_counter()
+            delivered = 0
+            async for page in sub.pages(conn):
+                delivered += len(page.events)  # the no-op consumer
+                if delivered >= events:
+                    sub.stop()
+            assert delivered == events
+            return delivered / (time.perf_counter() - start)
+
+        async def row_by_row() -> float:
+            # For reference: the page read and decoded event by event, as before issue 18.
+            start = time.perf_counter()
+            params: dict[str, Any] = {"tx": 0, "pos": 0, "limit": batch_size}
+            delivered = 0
+            while True:
+                page, _, _ = await store._read_rows(conn, query_types=None, params=params)
+                delivered += len(page)
+                if len(page) < batch_size:
+                    break
+                params |= {"tx": page[-1].transaction_id, "pos": page[-1].global_position}
+            assert delivered == events
+            return delivered / (time.perf_counter() - start)
+
+        copies: list[float] = []
+        subs: list[float] = []
+        rows: list[float] = []
+        for r in range(rounds):
+            # Interleaved, alternating which goes first (see bench_append).
+            if r % 2:
+                subs.append(await subscription())
+                copies.append(await copy_out())
+            else:
+                copies.append(await copy_out())
+                subs.append(await subscription())
+            if with_rows:
+                rows.append(await row_by_row())
         await conn.close()
+        ratio = statistics.median(o / p for o, p in zip(subs, copies, strict=True))
         print(
-            f"subscription catch-up over {delivered:,} events (pages of {batch_size}): "
-            f"{ours:,.0f} ev/s decoded, raw cursor read {raw:,.0f} rows/s, "
-            f"ratio {ours / raw:.2f}",
+            f"subscription catch-up over {events:,} events (pages of {batch_size}): "
+            f"{statistics.median(subs):,.0f} ev/s decoded, COPY … TO STDOUT "
+            f"{statistics.median(copies):,.0f} rows/s (medians of {rounds}), "
+            f"median pair ratio {ratio:.2f} (target >= 0.50)",
             flush=True,
         )
+        if rows:
+            ratio = statistics.median(o / p for o, p in zip(rows, copies, strict=True))
+            print(
+                f"  for reference, pages decoded event by event: "
+                f"{statistics.median(rows):,.0f} ev/s, ratio to COPY {ratio:.2f}",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -372,15 +415,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--rounds", type=int, default=3)
     p = sub.add_parser("catchup")
-    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--events", type=int, default=300_000)
     p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--row-by-row", action="store_true", help="also time the old per-event decode")
     args = parser.parse_args(argv)
     if args.command == "append":
         asyncio.run(bench_append(args.clients, args.seconds, args.rounds))
     elif args.command == "bulk":
         asyncio.run(bench_bulk(args.batches, args.batch_size, args.rounds))
     else:
-        asyncio.run(bench_catchup(args.events, args.batch_size))
+        asyncio.run(bench_catchup(args.events, args.batch_size, args.rounds, args.row_by_row))
 
 
 if __name__ == "__main__":
