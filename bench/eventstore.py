@@ -1,8 +1,8 @@
 """Event-store figures, each a ratio to a baseline measured in the same run.
 
-    python bench/eventstore.py append   [--clients 1 8] [--seconds 2] [--rounds 7]
+    python bench/eventstore.py append   [--clients 1 8] [--seconds 2] [--rounds 7] [--emmett]
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
-    python bench/eventstore.py catchup  [--events 1000000] [--batch-size 1000]
+    python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
 
 Each command creates a throw-away database (migrated like production), runs as the app role
 `lufy_app`, prints one line per figure and drops the database. The baselines write the same
@@ -16,13 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -184,8 +189,46 @@ def _plain_op(conn: psycopg.AsyncConnection[Any], seq: list[int]) -> Callable[[]
     return op
 
 
-async def bench_append(clients_list: list[int], seconds: float, rounds: int) -> None:
+_EMMETT_PACKAGE = "@event-driven-io/emmett-postgresql@0.42.0"
+_EMMETT_SCRIPT = Path(__file__).with_name("emmett_peer.mjs")
+
+
+def _install_emmett(folder: Path) -> None:
+    """Emmett is a peer to measure against, never a dependency of Lufy: it goes into a scratch
+    folder of its own, only when `--emmett` is given."""
+    if (folder / "node_modules" / "@event-driven-io" / "emmett-postgresql").is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text('{"private": true}\n')
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(folder), _EMMETT_PACKAGE],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+async def _emmett_rate(folder: Path, url: str, clients: int, seconds: float) -> float:
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(_EMMETT_SCRIPT),
+        url,
+        str(clients),
+        str(seconds),
+        env={**os.environ, "EMMETT_DIR": str(folder)},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"emmett_peer.mjs exited with {proc.returncode}")
+    return float(json.loads(out.decode().strip().splitlines()[-1])["rate"])
+
+
+async def bench_append(
+    clients_list: list[int], seconds: float, rounds: int, emmett: Path | None
+) -> None:
     seq = [0]
+    if emmett is not None:
+        _install_emmett(emmett)
     with BenchDatabase() as bench:
         # As bootstrap() builds it: the post-commit NOTIFY goes through the notifier.
         store = EventStore(CODEC, notifier=Notifier(bench.app_url))
@@ -200,25 +243,37 @@ async def bench_append(clients_list: list[int], seconds: float, rounds: int) -> 
             async def make_plain(c: int) -> Callable[[], Awaitable[None]]:
                 return _plain_op(conns[c], seq)
 
-            plains: list[float] = []
-            stores: list[float] = []
+            sides: dict[str, Callable[[], Awaitable[float]]] = {
+                "plain": partial(_timed, clients, seconds, make_plain),
+                "store": partial(_timed, clients, seconds, make_store),
+            }
+            if emmett is not None:
+                sides["emmett"] = partial(_emmett_rate, emmett, bench.admin_url, clients, seconds)
+            rates: dict[str, list[float]] = {name: [] for name in sides}
+            order = list(sides)
             for r in range(rounds):
-                # Interleaved, alternating which goes first, so drift on a shared machine falls
-                # on both sides; the figure is the median of the per-pair ratios.
-                if r % 2:
-                    stores.append(await _timed(clients, seconds, make_store))
-                    plains.append(await _timed(clients, seconds, make_plain))
-                else:
-                    plains.append(await _timed(clients, seconds, make_plain))
-                    stores.append(await _timed(clients, seconds, make_store))
+                # Interleaved, rotating which goes first, so drift on a shared machine falls
+                # on every side; each figure is the median of the per-round ratios.
+                for name in order[r % len(order) :] + order[: r % len(order)]:
+                    rates[name].append(await sides[name]())
+            stores, plains = rates["store"], rates["plain"]
             ratio = statistics.median(o / p for o, p in zip(stores, plains, strict=True))
             ours, plain = statistics.median(stores), statistics.median(plains)
             print(
                 f"append 1 event/commit, {clients} client(s): store {ours:,.0f} ev/s, "
                 f"plain INSERT {plain:,.0f} rows/s (medians of {rounds}), "
-                f"median pair ratio {ratio:.2f} (target >= 0.70)",
+                f"median pair ratio {ratio:.2f} (target >= {0.8 if clients == 1 else 0.85:.2f})",
                 flush=True,
             )
+            if emmett is not None:
+                peer = rates["emmett"]
+                ratio = statistics.median(o / p for o, p in zip(stores, peer, strict=True))
+                print(
+                    f"  peer, Emmett ({_EMMETT_PACKAGE.rsplit('@', 1)[1]}), {clients} "
+                    f"client(s): {statistics.median(peer):,.0f} ev/s; Lufy ÷ Emmett median "
+                    f"pair ratio {ratio:.2f}" + (" (target >= 1.90)" if clients == 8 else ""),
+                    flush=True,
+                )
         for conn in conns:
             await conn.close()
         await store.notifier.stop()
@@ -315,7 +370,14 @@ FROM generate_series(%(lo)s, %(hi)s - 1) AS g
 """
 
 
-async def bench_catchup(events: int, batch_size: int) -> None:
+_COPY_OUT = (
+    "COPY (SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
+    " stream_version, type, schema_version, data, metadata, occurred_at, recorded_at"
+    " FROM lufy.events ORDER BY transaction_id, global_position) TO STDOUT"
+)
+
+
+async def bench_catchup(events: int, batch_size: int, rounds: int, with_rows: bool) -> None:
     store = EventStore(CODEC)
     with BenchDatabase() as bench:
         step = 10_000  # one transaction per 10k events, like many writers over time
@@ -328,36 +390,72 @@ async def bench_catchup(events: int, batch_size: int) -> None:
                 )
             admin.execute("VACUUM ANALYZE lufy.events")
             print(f"  filled {events:,} events in {time.perf_counter() - t0:.0f}s", flush=True)
-
-        # Baseline: the same rows in log order through a binary server-side cursor, not decoded.
         conn = await _connect(bench.app_url)
-        start = time.perf_counter()
-        seen = 0
-        async with conn.transaction(), conn.cursor(name="raw", binary=True) as cur:
-            await cur.execute(
-                "SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
-                " stream_version, type, schema_version, data::text, metadata::text, occurred_at,"
-                " recorded_at FROM lufy.events ORDER BY transaction_id, global_position"
-            )
-            while rows := await cur.fetchmany(batch_size):
-                seen += len(rows)
-        raw = seen / (time.perf_counter() - start)
 
-        subscription = Subscription(store, bench.app_url, batch_size=batch_size)
-        start = time.perf_counter()
-        delivered = 0
-        async for page in subscription.pages(conn):
-            delivered += len(page.events)  # the no-op consumer
-            if delivered >= events:
-                subscription.stop()
-        ours = delivered / (time.perf_counter() - start)
+        async def copy_out() -> float:
+            # Baseline: the same rows, in log order, streamed by COPY and not even parsed.
+            start = time.perf_counter()
+            size = 0
+            async with conn.cursor() as cur, cur.copy(_COPY_OUT) as copy:
+                async for chunk in copy:
+                    size += len(chunk)
+            assert size > events * 100
+            return events / (time.perf_counter() - start)
+
+        async def subscription() -> float:
+            sub = Subscription(store, bench.app_url, batch_size=batch_size)
+            start = time.perf_counter()
+            delivered = 0
+            async for page in sub.pages(conn):
+                delivered += len(page.events)  # the no-op consumer
+                if delivered >= events:
+                    sub.stop()
+            assert delivered == events
+            return delivered / (time.perf_counter() - start)
+
+        async def row_by_row() -> float:
+            # For reference: the page read and decoded event by event, as before issue 18.
+            start = time.perf_counter()
+            params: dict[str, Any] = {"tx": 0, "pos": 0, "limit": batch_size}
+            delivered = 0
+            while True:
+                page, _, _ = await store._read_rows(conn, query_types=None, params=params)
+                delivered += len(page)
+                if len(page) < batch_size:
+                    break
+                params |= {"tx": page[-1].transaction_id, "pos": page[-1].global_position}
+            assert delivered == events
+            return delivered / (time.perf_counter() - start)
+
+        copies: list[float] = []
+        subs: list[float] = []
+        rows: list[float] = []
+        for r in range(rounds):
+            # Interleaved, alternating which goes first (see bench_append).
+            if r % 2:
+                subs.append(await subscription())
+                copies.append(await copy_out())
+            else:
+                copies.append(await copy_out())
+                subs.append(await subscription())
+            if with_rows:
+                rows.append(await row_by_row())
         await conn.close()
+        ratio = statistics.median(o / p for o, p in zip(subs, copies, strict=True))
         print(
-            f"subscription catch-up over {delivered:,} events (pages of {batch_size}): "
-            f"{ours:,.0f} ev/s decoded, raw cursor read {raw:,.0f} rows/s, "
-            f"ratio {ours / raw:.2f}",
+            f"subscription catch-up over {events:,} events (pages of {batch_size}): "
+            f"{statistics.median(subs):,.0f} ev/s decoded, COPY … TO STDOUT "
+            f"{statistics.median(copies):,.0f} rows/s (medians of {rounds}), "
+            f"median pair ratio {ratio:.2f} (target >= 0.50)",
             flush=True,
         )
+        if rows:
+            ratio = statistics.median(o / p for o, p in zip(rows, copies, strict=True))
+            print(
+                f"  for reference, pages decoded event by event: "
+                f"{statistics.median(rows):,.0f} ev/s, ratio to COPY {ratio:.2f}",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -367,20 +465,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument(
+        "--emmett",
+        action="store_true",
+        help="also measure Emmett's PostgreSQL store (npm, installed into --emmett-dir)",
+    )
+    p.add_argument(
+        "--emmett-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "lufy-bench-emmett",
+        help="scratch folder for the Emmett npm package (never part of Lufy)",
+    )
     p = sub.add_parser("bulk")
     p.add_argument("--batches", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--rounds", type=int, default=3)
     p = sub.add_parser("catchup")
-    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--events", type=int, default=300_000)
     p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--row-by-row", action="store_true", help="also time the old per-event decode")
     args = parser.parse_args(argv)
     if args.command == "append":
-        asyncio.run(bench_append(args.clients, args.seconds, args.rounds))
+        emmett = args.emmett_dir if args.emmett else None
+        asyncio.run(bench_append(args.clients, args.seconds, args.rounds, emmett))
     elif args.command == "bulk":
         asyncio.run(bench_bulk(args.batches, args.batch_size, args.rounds))
     else:
-        asyncio.run(bench_catchup(args.events, args.batch_size))
+        asyncio.run(bench_catchup(args.events, args.batch_size, args.rounds, args.row_by_row))
 
 
 if __name__ == "__main__":

@@ -11,14 +11,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 
 from lufy.errors import UnknownEventTypeError, ValidationFailedError
-from lufy.eventstore.envelope import Event, EventMetadata
+from lufy.eventstore.envelope import Event, EventMetadata, RecordedEvent
 
-__all__ = ["CONTEXTS", "EventCodec", "Upcaster", "default_codec"]
+__all__ = ["CONTEXTS", "EventCodec", "PageDecoding", "Upcaster", "default_codec"]
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -27,6 +27,22 @@ CONTEXTS = ("operations", "accounts", "catalog", "playback", "analytics", "payme
 
 _encoder = msgspec.json.Encoder()
 _meta_decoder = msgspec.json.Decoder(EventMetadata)
+
+
+class _Undecoded(Event, frozen=True, tag="lufy.undecoded"):
+    """A payload stored at another schema version than its Struct's: the page query wraps it
+    in this so the page still decodes in one call, and it is then decoded (upcast) alone."""
+
+    payload: msgspec.Raw
+
+
+class PageDecoding(msgspec.Struct, frozen=True):
+    """What the page queries (`read_page`) and their one-call decoder need from a codec."""
+
+    decoder: msgspec.json.Decoder[list[RecordedEvent]]
+    # Types whose current schema version is not 1, and {type: current version} as JSON.
+    versioned: list[str]
+    versions: str
 
 
 class _Entry:
@@ -46,6 +62,7 @@ class _Entry:
 class EventCodec:
     def __init__(self, events: Iterable[type[Event]] = (), upcasters: Mapping[Any, Upcaster] = {}):
         self._by_type: dict[str, _Entry] = {}
+        self._page: PageDecoding | None = None
         for cls in events:
             self.register(cls)
         for (type_name, version), fn in upcasters.items():
@@ -59,6 +76,7 @@ class EventCodec:
         if known is not None and known.cls is not cls:
             raise TypeError(f"event type {tag!r} registered twice")
         self._by_type[tag] = _Entry(cls, tag, {})
+        self._page = None
 
     def add_upcaster(self, type_name: str, from_version: int, fn: Upcaster) -> None:
         self._entry(type_name).upcasters[from_version] = fn
@@ -129,6 +147,37 @@ class EventCodec:
                     f"no upcaster for {type_name} from schema version {version}"
                 ) from None
         return msgspec.convert(payload, type=entry.cls)
+
+    def page_decoding(self) -> PageDecoding:
+        """The decoder of a whole page: `RecordedEvent[A | B | ... | _Undecoded]`, tagged by
+        `type`, built once per set of registered events."""
+        if self._page is None:
+            classes = (*(e.cls for e in self._by_type.values()), _Undecoded)
+            union: Any = Union.__getitem__(classes)
+            self._page = PageDecoding(
+                decoder=msgspec.json.Decoder(list[RecordedEvent[union]]),
+                versioned=sorted(t for t, e in self._by_type.items() if e.schema_version != 1),
+                versions=_encoder.encode(
+                    {t: e.schema_version for t, e in self._by_type.items() if e.schema_version != 1}
+                ).decode(),
+            )
+        return self._page
+
+    def decode_page(self, body: str | bytes) -> list[RecordedEvent]:
+        """Decode a page, a JSON array of `page_line` objects (queries.sql), in one call.
+
+        Raises msgspec.DecodeError/ValidationError when a line does not fit (an unknown type, a
+        payload that no longer matches its Struct...): the caller then reads the page again the
+        precise way, event by event, and gets the precise error.
+        """
+        events = self.page_decoding().decoder.decode(body)
+        for i, event in enumerate(events):
+            data = event.data
+            if data.__class__ is _Undecoded:
+                assert isinstance(data, _Undecoded)
+                upcast = self.decode(event.type, event.schema_version, bytes(data.payload))
+                events[i] = msgspec.structs.replace(event, data=upcast)
+        return events
 
     @staticmethod
     def decode_metadata(data: str | bytes) -> EventMetadata:

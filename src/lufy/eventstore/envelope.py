@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic
 
 import msgspec
+from typing_extensions import TypeVar
 
 __all__ = [
     "ANY",
@@ -53,7 +54,13 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     stream_id: str | None = None
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+# What `RecordedEvent.data` holds. Generic only so that a page can be decoded in one msgspec call
+# into `RecordedEvent[A | B | ...]` (a tagged union of the registered events); everywhere else
+# `RecordedEvent` means `RecordedEvent[Event]`, and every instance is of class RecordedEvent.
+EventT = TypeVar("EventT", bound="Event", default="Event", covariant=True)
+
+
+class RecordedEvent(msgspec.Struct, Generic[EventT], frozen=True, kw_only=True):
     global_position: int
     transaction_id: int
     event_id: uuid.UUID
@@ -62,7 +69,7 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
     stream_version: int | None
     type: str
     schema_version: int
-    data: Event
+    data: EventT
     metadata: EventMetadata
     occurred_at: datetime
     recorded_at: datetime

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
@@ -26,10 +26,16 @@ from lufy.eventstore.envelope import (
 from lufy.eventstore.notifier import Notifier
 from lufy.sqlfiles import load_queries
 
-__all__ = ["BulkResult", "EventStore", "Page"]
+__all__ = ["BulkResult", "EventStore", "Page", "RawPage"]
 
 _Q = load_queries("lufy.eventstore")
 _MAX_BATCH = 10_000
+# The page queries with the event-as-JSON expression spliced in (both are constants of
+# queries.sql; nothing here comes from outside).
+_READ_PAGE = _Q.read_page.replace("/*page_line*/", _Q.page_line)
+_READ_PAGE_TYPES = _Q.read_page_types.replace("/*page_line*/", _Q.page_line)
+_COPY_PAGES = _Q.copy_pages.replace("/*page_line*/", _Q.page_line)
+_COPY_PAGES_TYPES = _Q.copy_pages_types.replace("/*page_line*/", _Q.page_line)
 _Row = tuple[Any, ...]
 
 
@@ -47,6 +53,38 @@ class Page(msgspec.Struct, frozen=True):
     # Committed events wait behind the barrier (an older transaction is still open): a reader
     # that got a short page is not caught up and should look again soon.
     pending: bool = False
+
+
+class RawPage(msgspec.Struct, frozen=True):
+    """A page as the server sent it (EventStore.fetch_page, stream_pages), before decoding."""
+
+    after: Checkpoint
+    limit: int
+    types: list[str] | None
+    body: str | bytes  # a JSON array of page_line objects (queries.sql)
+    count: int
+    barrier: int
+    pending: bool
+    last: Checkpoint | None  # of the page's last event
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """Where the next page starts (what decode_page's Page.checkpoint will be)."""
+        if self.full and self.last is not None:
+            return self.last
+        return max(self.after, Checkpoint(self.barrier, 0))
+
+
+class _Position(msgspec.Struct):
+    global_position: int
+    transaction_id: int
+
+
+_position_decoder = msgspec.json.Decoder(_Position)
 
 
 def _expected_code(expected: ExpectedVersion) -> int:
@@ -71,6 +109,15 @@ def _without_notify(query: LiteralString) -> LiteralString:
 _FAST_PATH = {
     code: (query, _without_notify(query))
     for code, query in ((-2, _Q.append_any), (-1, _Q.append_no_stream), (0, _Q.append_exact))
+}
+# The same for a single event (plain parameters instead of a JSON batch).
+_FAST_PATH_ONE = {
+    code: (query, _without_notify(query))
+    for code, query in (
+        (-2, _Q.append_one_any),
+        (-1, _Q.append_one_no_stream),
+        (0, _Q.append_one_exact),
+    )
 }
 
 
@@ -159,28 +206,40 @@ class EventStore:
         items = [e if isinstance(e, NewEvent) else NewEvent(event=e) for e in events]
         encoded = [self.codec.encode(item.event) for item in items]
         code = _expected_code(expected)
-        batch = _batch_encoder.encode(
-            [
-                _BatchItem(
-                    event_id=item.event_id,
-                    type=type_name,
-                    schema_version=version,
-                    data=msgspec.Raw(data.encode()),
-                    metadata=item.metadata,
-                    occurred_at=item.occurred_at,
-                )
-                for item, (type_name, version, data) in zip(items, encoded, strict=True)
-            ]
-        ).decode()
+        mode = code if code < 0 else (-1 if code == 0 else 0)
+        alone = _commits_alone(conn)
         params: dict[str, Any] = {
             "stream_type": stream_type,
             "stream_id": stream_id,
             "expected": code,
-            "n": len(items),
-            "batch": batch,
         }
-        alone = _commits_alone(conn)
-        fast = _FAST_PATH[code if code < 0 else (-1 if code == 0 else 0)][alone]
+        if len(items) == 1:
+            [item], [(type_name, version, data)] = items, encoded
+            params |= {
+                "event_id": item.event_id,
+                "type": type_name,
+                "schema_version": version,
+                "data": data,
+                "metadata": self.codec.encode_metadata(item.metadata),
+                "occurred_at": item.occurred_at,
+            }
+            fast = _FAST_PATH_ONE[mode][alone]
+        else:
+            params["n"] = len(items)
+            params["batch"] = _batch_encoder.encode(
+                [
+                    _BatchItem(
+                        event_id=item.event_id,
+                        type=type_name,
+                        schema_version=version,
+                        data=msgspec.Raw(data.encode()),
+                        metadata=item.metadata,
+                        occurred_at=item.occurred_at,
+                    )
+                    for item, (type_name, version, data) in zip(items, encoded, strict=True)
+                ]
+            ).decode()
+            fast = _FAST_PATH[mode][alone]
         for attempt in range(2):
             try:
                 cur = await conn.execute(fast, params, prepare=True)
@@ -344,6 +403,26 @@ class EventStore:
         The returned checkpoint may run ahead of the last event (up to the read barrier) when
         the page is not full, so filtered readers do not re-scan events they do not handle.
         """
+        return await self.decode_page(
+            conn, await self.fetch_page(conn, after, limit=limit, types=types)
+        )
+
+    async def fetch_page(
+        self,
+        conn: AsyncConnection[Any],
+        after: Checkpoint,
+        *,
+        limit: int,
+        types: Collection[str] | None = None,
+        barrier: int | None = None,
+    ) -> RawPage:
+        """read_all's first half: the page as the server built it, not decoded yet.
+
+        A reader that wants the next page while it decodes this one asks for it from
+        `raw.checkpoint` (on another connection) before calling `decode_page`, and, when
+        `raw.full`, may pass `barrier=raw.barrier`: transactions below a barrier stay finished,
+        so reading below an older one is still gap-free (a short page then says `pending`).
+        """
         params: dict[str, Any] = {
             "tx": after.transaction_id,
             "pos": after.global_position,
@@ -351,22 +430,156 @@ class EventStore:
         }
         if types is not None:
             params["types"] = list(types)
-            query = _Q.read_all_types
-        else:
-            query = _Q.read_all
-        # Binary results: parsing timestamps, uuids and integers from text cost more than the
-        # query itself on catch-up (measured: 36k vs 21k events/s in pages of 1000).
-        cur = await conn.execute(query, params, prepare=True, binary=True)
+        page = self.codec.page_decoding()
+        # One JSON object per event, built by the server, and one msgspec call for the page:
+        # building RecordedEvents field by field from binary rows cost more than the query
+        # (docs/benchmarks.md, catch-up).
+        cur = await conn.execute(
+            _READ_PAGE if types is None else _READ_PAGE_TYPES,
+            params | {"versioned": page.versioned, "versions": page.versions, "barrier": barrier},
+            prepare=True,
+            binary=True,
+        )
         rows = await cur.fetchall()
-        barrier = int(rows[0][12])
-        pending = bool(rows[0][13])
-        events = [self._recorded(r) for r in rows if r[0] is not None]
-        if len(events) >= limit:
+        last = rows[-1]
+        lines = [r[4] for r in rows if r[4] is not None]
+        return RawPage(
+            after=after,
+            limit=limit,
+            types=params.get("types"),
+            body="[" + ",".join(lines) + "]",
+            count=len(lines),
+            barrier=int(rows[0][0]),
+            pending=bool(rows[0][1]),
+            last=Checkpoint(int(last[2]), int(last[3])) if last[4] is not None else None,
+        )
+
+    async def stream_pages(
+        self,
+        conn: AsyncConnection[Any],
+        after: Checkpoint,
+        *,
+        limit: int,
+        pages: int,
+        barrier: int,
+        types: Collection[str] | None = None,
+    ) -> AsyncIterator[RawPage]:
+        """Up to `pages` pages after `after`, below `barrier` (one an earlier page returned), in
+        one COPY: a catching-up reader pays one round trip per `pages` pages instead of one per
+        page. Every page but the last is full; a last page that is short or empty means the
+        COPY reached the barrier (its checkpoint is the barrier; `pending` is true: ask again
+        with a fresh one); when the COPY stopped at its LIMIT, the last page is full. A caller
+        that stops early (aclose) makes psycopg cancel the COPY and drain the connection.
+        """
+        code = self.codec.page_decoding()
+        params: dict[str, Any] = {
+            "tx": after.transaction_id,
+            "pos": after.global_position,
+            "limit": limit * pages,
+            "barrier": barrier,
+            "versioned": code.versioned,
+            "versions": code.versions,
+        }
+        if types is not None:
+            params["types"] = list(types)
+        query = _COPY_PAGES if types is None else _COPY_PAGES_TYPES
+        tail = b""
+        lines: list[bytes] = []
+        streamed = 0
+
+        def page(chunk: list[bytes]) -> RawPage:
+            nonlocal after
+            body = b"[" + b",".join(chunk) + b"]"
+            if b"\\" in body:
+                # COPY's text format doubles every backslash (JSON's own escapes); it escapes
+                # nothing else here: JSON text has no raw newline, carriage return or tab.
+                body = body.replace(b"\\\\", b"\\")
+            last = chunk[-1]
+            if b"\\" in last:
+                last = last.replace(b"\\\\", b"\\")
+            position = _position_decoder.decode(last)
+            raw = RawPage(
+                after=after,
+                limit=limit,
+                types=params.get("types"),
+                body=body,
+                count=len(chunk),
+                barrier=barrier,
+                pending=len(chunk) < limit,
+                last=Checkpoint(position.transaction_id, position.global_position),
+            )
+            after = raw.checkpoint
+            return raw
+
+        async with conn.cursor() as cur, cur.copy(query, params) as copy:
+            async for data in copy:
+                parts = (tail + bytes(data)).split(b"\n")
+                tail = parts.pop()
+                lines.extend(parts)
+                streamed += len(parts)
+                while len(lines) >= limit:
+                    yield page(lines[:limit])
+                    del lines[:limit]
+        if tail:
+            lines.append(tail)
+            streamed += 1
+        if lines:
+            yield page(lines)
+        elif streamed < limit * pages:
+            # The COPY stopped short of its LIMIT on a page boundary: everything below the
+            # barrier was read, and this empty page says so (its checkpoint is the barrier).
+            # When it stopped at its LIMIT, nothing more is said: the reader asks again.
+            yield RawPage(
+                after=after,
+                limit=limit,
+                types=params.get("types"),
+                body=b"[]",
+                count=0,
+                barrier=barrier,
+                pending=True,
+                last=None,
+            )
+
+    async def decode_page(self, conn: AsyncConnection[Any], raw: RawPage) -> Page:
+        """read_all's second half: one msgspec call for the page; `conn` is used only when the
+        page must be read again the precise way (see below)."""
+        try:
+            events = self.codec.decode_page(raw.body)
+            barrier, pending = raw.barrier, raw.pending
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            # Something the one-call decoder cannot place (an unregistered type, a payload that
+            # no longer fits its Struct): read the page again event by event, which decodes
+            # what can be decoded and raises the precise error for the rest.
+            params: dict[str, Any] = {
+                "tx": raw.after.transaction_id,
+                "pos": raw.after.global_position,
+                "limit": raw.limit,
+            }
+            if raw.types is not None:
+                params["types"] = raw.types
+            events, barrier, pending = await self._read_rows(
+                conn, query_types=raw.types, params=params
+            )
+        if len(events) >= raw.limit:
             checkpoint = events[-1].checkpoint
         else:
             # Every transaction below the barrier is finished and was read: skip to it.
-            checkpoint = max(after, Checkpoint(barrier, 0))
+            checkpoint = max(raw.after, Checkpoint(barrier, 0))
         return Page(events=events, checkpoint=checkpoint, barrier=barrier, pending=pending)
+
+    async def _read_rows(
+        self,
+        conn: AsyncConnection[Any],
+        *,
+        query_types: Collection[str] | None,
+        params: dict[str, Any],
+    ) -> tuple[list[RecordedEvent], int, bool]:
+        """read_all's page as rows, decoded event by event (the precise, slower path)."""
+        query = _Q.read_all if query_types is None else _Q.read_all_types
+        cur = await conn.execute(query, params, prepare=True, binary=True)
+        rows = await cur.fetchall()
+        events = [self._recorded(r) for r in rows if r[0] is not None]
+        return events, int(rows[0][12]), bool(rows[0][13])
 
     async def barrier(self, conn: AsyncConnection[Any]) -> Checkpoint:
         """A checkpoint just before everything not yet readable: a reader starting here sees

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from lufy.eventstore.envelope import Checkpoint
-from lufy.eventstore.postgres import EventStore, Page
+from lufy.eventstore.postgres import EventStore, Page, RawPage
 from lufy.logs import get_logger
 
 __all__ = ["CHANNEL", "Subscription"]
@@ -41,6 +41,7 @@ class Subscription:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         settle_delays: tuple[float, ...] = (0.01, 0.03, 0.1, 0.25),
+        read_ahead_pages: int = 20,
     ) -> None:
         self.store = store
         self.url = url
@@ -49,6 +50,7 @@ class Subscription:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.settle_delays = settle_delays or (0.05,)
+        self.read_ahead_pages = max(1, read_ahead_pages)
         # Set once the LISTEN is in place (and again after every reconnect).
         self.listening = asyncio.Event()
         self._wake = asyncio.Event()
@@ -80,20 +82,59 @@ class Subscription:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def pages(self, conn: AsyncConnection[Any]) -> AsyncIterator[Page]:
-        """Pages read on `conn`; the caller applies each and then may persist `page.checkpoint`."""
+        """Pages read on `conn`; the caller applies each and then may persist `page.checkpoint`.
+
+        Catching up (a page came back full), the pages that follow are streamed by one COPY on
+        a connection of the subscription's own (EventStore.stream_pages, below the barrier the
+        full page returned), `read_ahead_pages` at a time: no round trip per page, and the
+        server builds the next pages while this process decodes one and the caller applies it.
+        A read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved
+        it) is dropped.
+        """
         listener = asyncio.create_task(self._listen())
+        reader: AsyncConnection[Any] | None = None
+        ahead: _ReadAhead | None = None
         held_back = 0
         try:
             while not self._stopped.is_set():
                 self._wake.clear()
-                page = await self.store.read_all(
-                    conn, self.checkpoint, limit=self.batch_size, types=self.types
-                )
+                raw: RawPage | None = None
+                if ahead is not None:
+                    item = await ahead.next()
+                    if item is None or item.after != self.checkpoint:
+                        await ahead.close()
+                        ahead = None
+                    else:
+                        raw = item
+                if raw is None:
+                    raw = await self.store.fetch_page(
+                        conn, self.checkpoint, limit=self.batch_size, types=self.types
+                    )
+                if raw.full and ahead is None:
+                    if reader is None or reader.closed:
+                        reader = await AsyncConnection.connect(self.url, autocommit=True)
+                    ahead = _ReadAhead(
+                        self.store.stream_pages(
+                            reader,
+                            raw.checkpoint,
+                            limit=self.batch_size,
+                            pages=self.read_ahead_pages,
+                            barrier=raw.barrier,
+                            types=self.types,
+                        )
+                    )
+                    await asyncio.sleep(0)  # let it send its query before this page decodes
+                page = await self.store.decode_page(conn, raw)
                 moved = page.checkpoint != self.checkpoint
                 self.checkpoint = page.checkpoint
                 if page.events or moved:
                     yield page  # an empty page still lets the caller persist the skipped range
                 if len(page.events) >= self.batch_size or self._stopped.is_set():
+                    continue
+                if ahead is not None:
+                    # The end of a read-ahead, below an older barrier: ask again afresh.
+                    await ahead.close()
+                    ahead = None
                     continue
                 if page.pending:
                     delays = self.settle_delays
@@ -106,3 +147,38 @@ class Subscription:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            if ahead is not None:
+                await ahead.close()
+            if reader is not None:
+                await reader.close()
+
+
+class _ReadAhead:
+    """Runs one EventStore.stream_pages into a small queue (the COPY waits while it is full)."""
+
+    def __init__(self, pages: AsyncIterator[RawPage]) -> None:
+        self._queue: asyncio.Queue[RawPage | BaseException | None] = asyncio.Queue(maxsize=2)
+        self._task = asyncio.create_task(self._run(pages))
+
+    async def _run(self, pages: AsyncIterator[RawPage]) -> None:
+        try:
+            async for raw in pages:
+                await self._queue.put(raw)
+            await self._queue.put(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the reader raises it where it would have read the page
+            await self._queue.put(exc)
+
+    async def next(self) -> RawPage | None:
+        """The next page, or None when the stream is over."""
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def close(self) -> None:
+        # Cancelling inside the COPY makes psycopg cancel it and drain the connection.
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task

@@ -53,12 +53,10 @@ from lufy.projections.context import (
     process_label,
 )
 from lufy.projections.ranged import LogRange, RangeProjection
-from lufy.sqlfiles import load_queries
 
 __all__ = ["RebuildError", "RebuildResult", "rebuild"]
 
 _log = get_logger(__name__)
-_STORE_Q = load_queries("lufy.eventstore")
 LIVE_SCHEMA = "lufy"
 DEFAULT_BATCH_SIZE = 5000
 
@@ -406,26 +404,11 @@ class _Rebuild:
     async def _read(
         self, reader: AsyncConnection[Any], after: Checkpoint
     ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
-        """One page as EventStore.read_all gives it, fetched in binary (cheaper to convert)."""
+        """One page of EventStore.read_all (decoded in one call per page)."""
         if isinstance(self.p, RangeProjection):
             return await self._read_positions(reader, after)
-        cur = reader.cursor(binary=True)
-        await cur.execute(
-            _STORE_Q.read_all_types,
-            {
-                "tx": after.transaction_id,
-                "pos": after.global_position,
-                "limit": self.batch_size,
-                "types": self.types,
-            },
-            prepare=True,
-        )
-        rows = await cur.fetchall()
-        events = decode_rows(self.store, rows)
-        if len(events) >= self.batch_size:
-            return events, events[-1].checkpoint, True
-        # Every transaction below the barrier is finished and was read: skip to it.
-        return events, max(after, Checkpoint(int(rows[0][12]), 0)), False
+        page = await self.store.read_all(reader, after, limit=self.batch_size, types=self.types)
+        return page.events, page.checkpoint, len(page.events) >= self.batch_size
 
     async def _read_positions(
         self, reader: AsyncConnection[Any], after: Checkpoint
