@@ -4,13 +4,16 @@
 
 CREATE OR REPLACE VIEW analytics.playback_sessions AS
 SELECT session_id, track_id, artist_id, listener_key, started_at, listened_ms, is_stream,
-       completed, skipped, source, country, device, weight
+       completed, skipped, source, country, device, weight, verified
 FROM lufy.playback_sessions;
 COMMENT ON VIEW analytics.playback_sessions IS
     'One row per playback session (all playback.* events sharing a session_id): its track, '
     'artist, keyed-hash listener, start (its playback.started, else its first event), largest '
-    'listened_ms, whether it is a stream (listened_ms >= 30000), completed, skipped, source, '
-    'country, device class and weight (1 / sample rate). Live: follows the log within seconds.';
+    'listened_ms, whether it is a stream (verified and listened_ms >= 30000), completed, '
+    'skipped, source, country, device class, weight (1 / sample rate) and whether it is '
+    'verified (imported with lufy events import, or backed by a stream grant Lufy issued for '
+    'the track to that listener, claimed by no other session, issued at least listened_ms '
+    'before the events arrived). Live: follows the log within seconds.';
 
 CREATE OR REPLACE VIEW analytics.events AS
 SELECT e.global_position, e.event_id, e.type, e.stream_type, e.occurred_at, e.recorded_at,

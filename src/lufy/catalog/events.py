@@ -91,6 +91,8 @@ class StreamAuthorized(Event, frozen=True, tag="catalog.stream_authorized"):
     delivery: str  # "local" | "cloudfront"
     # None for an anonymous listener of a published track.
     listener_id: uuid.UUID | None = None
+    # The grant's id: the stream token's `jti`, sent back by the player with its playback events.
+    grant_id: uuid.UUID | None = None
 
 
 EVENTS = (
