@@ -95,13 +95,47 @@ CREATE POLICY analytics_system ON stream_grants USING (
     (select current_setting('app.current_role', true)) IN ('admin', 'system'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON stream_grants TO lufy_app;
 
+-- Dense integer ids of listener keys (lufy/analytics/listeners.py), assigned by the projection.
+CREATE TABLE IF NOT EXISTS listener_ids (
+    listener_key text    PRIMARY KEY,
+    id           integer NOT NULL UNIQUE
+);
+ALTER TABLE listener_ids ENABLE ROW LEVEL SECURITY;
+ALTER TABLE listener_ids FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS analytics_readers ON listener_ids;
+CREATE POLICY analytics_readers ON listener_ids USING (
+    (select current_setting('app.current_role', true)) IN ('admin', 'system', 'artist'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON listener_ids TO lufy_app;
+
+-- Exact distinct listeners: per scope ('t' track, 'a' artist, 'p' platform with owner = the nil
+-- uuid and artist_id NULL), dimension ('' or country/device/source with its key), block of time
+-- (level 'q' 15 minutes, 'h' hour, 'd' day, UTC) and session weight: the roaring bitmap
+-- (pyroaring serialization) of the ids of listeners with a stream started in it, their number,
+-- and the streams (sum of weights).
+CREATE TABLE IF NOT EXISTS listener_bitmaps (
+    scope     text        NOT NULL CHECK (scope IN ('t', 'a', 'p')),
+    owner     uuid        NOT NULL,
+    dim       text        NOT NULL,
+    key       text        NOT NULL,
+    level     text        NOT NULL CHECK (level IN ('q', 'h', 'd')),
+    bucket    timestamptz NOT NULL,
+    weight    double precision NOT NULL,
+    artist_id uuid,
+    streams   double precision NOT NULL,
+    listeners integer     NOT NULL,
+    bitmap    bytea       NOT NULL,
+    PRIMARY KEY (scope, owner, dim, level, bucket, key, weight)
+);
+CREATE INDEX IF NOT EXISTS listener_bitmaps_artist
+    ON listener_bitmaps (artist_id, scope, dim, level, bucket);
+
 -- An artist sees rows of their own tracks; admins, the projector ('system') and analysts (through
 -- the views of schema analytics) see all.
 DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['playback_sessions', 'track_rollup_15m', 'artist_rollup_15m',
-                             'engagement_events'] LOOP
+                             'engagement_events', 'listener_bitmaps'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS analytics_owner ON %I', t);

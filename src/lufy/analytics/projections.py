@@ -28,6 +28,7 @@ from psycopg import AsyncConnection
 
 from lufy.analytics.classify import listener_key
 from lufy.analytics.events import PLAYBACK_TYPES, AnalyticsEvent
+from lufy.analytics.listeners import BitmapChanges
 from lufy.catalog.events import StreamAuthorized
 from lufy.eventstore.envelope import RecordedEvent
 from lufy.projections.base import Projection
@@ -85,12 +86,15 @@ class SessionState:
     def started_at(self) -> datetime:
         return self.start_event_at or self.first_event_at
 
+    def is_stream(self) -> bool:
+        return self.verified and self.listened_ms >= STREAM_MS
+
     def contribution(self) -> tuple[_Key, list[float]]:
         w = self.weight
         return (
             (self.track_id, bucket_of(self.started_at), self.artist_id),
             [
-                w if self.verified and self.listened_ms >= STREAM_MS else 0.0,
+                w if self.is_stream() else 0.0,
                 self.listened_ms * w,
                 w,
                 w if self.completed else 0.0,
@@ -161,7 +165,8 @@ class AnalyticsProjection(Projection):
 
     name = "analytics"
     # 2: sessions are verified by stream grants (`stream_grants`, `verified`).
-    version = 2
+    # 3: listener bitmaps (`listener_ids`, `listener_bitmaps`).
+    version = 3
     handles = PLAYBACK_TYPES | frozenset(_ENGAGEMENT) | {_GRANT_TYPE}
     tables = (
         "playback_sessions",
@@ -169,6 +174,8 @@ class AnalyticsProjection(Projection):
         "artist_rollup_15m",
         "engagement_events",
         "stream_grants",
+        "listener_ids",
+        "listener_bitmaps",
     )
 
     def __init__(self) -> None:
@@ -339,11 +346,13 @@ class AnalyticsProjection(Projection):
             if state is not None and state != before.get(session_id):
                 folded[session_id] = state
         after: dict[str, SessionState] = {}
+        bitmaps = BitmapChanges()
         for session_id, state in (await self._verify(conn, folded, claim_order)).items():
             old = before.get(session_id)
             if old == state:
                 continue
             after[session_id] = state
+            bitmaps.session(old, state)
             if old is not None:
                 key, values = old.contribution()
                 acc = deltas[key]
@@ -360,6 +369,7 @@ class AnalyticsProjection(Projection):
             for session_id, s in sorted(after.items())
         ]
         await conn.execute(_Q.upsert_sessions, _columns(rows, ("session_id", *_SESSION_FIELDS)))
+        await bitmaps.apply(conn)
 
 
 _SESSION_FIELDS = tuple(f.name for f in fields(SessionState))
