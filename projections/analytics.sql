@@ -108,16 +108,16 @@ CREATE POLICY analytics_readers ON listener_ids USING (
 GRANT SELECT, INSERT, UPDATE, DELETE ON listener_ids TO lufy_app;
 
 -- Exact distinct listeners: per scope ('t' track, 'a' artist, 'p' platform with owner = the nil
--- uuid and artist_id NULL), dimension ('' or country/device/source with its key), block of time
--- (level 'q' 15 minutes, 'h' hour, 'd' day, UTC) and session weight: the roaring bitmap
--- (pyroaring serialization) of the ids of listeners with a stream started in it, their number,
--- and the streams (sum of weights).
+-- uuid and artist_id NULL), dimension ('' or country/device/source with its key), UTC block of
+-- time (level 'q' 15 minutes, 'h' hour, 's' six hours from 00/06/12/18, 'd' day) and session
+-- weight: the roaring bitmap (pyroaring serialization) of the ids of listeners with a stream
+-- started in it, their number, and the streams (sum of weights).
 CREATE TABLE IF NOT EXISTS listener_bitmaps (
     scope     text        NOT NULL CHECK (scope IN ('t', 'a', 'p')),
     owner     uuid        NOT NULL,
     dim       text        NOT NULL,
     key       text        NOT NULL,
-    level     text        NOT NULL CHECK (level IN ('q', 'h', 'd')),
+    level     text        NOT NULL CHECK (level IN ('q', 'h', 's', 'd')),
     bucket    timestamptz NOT NULL,
     weight    double precision NOT NULL,
     artist_id uuid,

@@ -10,32 +10,34 @@ from pyroaring import BitMap
 
 from lufy.analytics.listeners import blocks, weighted_count
 
-LENGTH = {"q": timedelta(minutes=15), "h": timedelta(hours=1), "d": timedelta(days=1)}
+LENGTH = {"q": 900, "h": 3600, "s": 21600, "d": 86400}
 
 
 def covers(start: datetime, end: datetime) -> bool:
     """The blocks tile [start, end) exactly: contiguous, no gap, no overlap."""
-    at = start
+    at = int(start.timestamp())
     for level, block_start in blocks(start, end):
         if block_start != at:
             return False
         at = block_start + LENGTH[level]
-    return at == end
+    return at == int(end.timestamp())
 
 
 def test_a_utc_month_is_whole_days() -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     end = datetime(2026, 12, 1, tzinfo=UTC)
-    assert blocks(start, end) == [("d", start + timedelta(days=i)) for i in range(30)]
+    first = int(start.timestamp())
+    assert blocks(start, end) == [("d", first + i * 86400) for i in range(30)]
 
 
-def test_a_kolkata_day_is_quarters_hours_and_no_more_than_it_needs() -> None:
+def test_a_kolkata_day_is_quarters_hours_and_six_hours_and_no_more_than_it_needs() -> None:
     z = ZoneInfo("Asia/Kolkata")
     start = datetime(2026, 11, 5, tzinfo=z).astimezone(UTC)  # 18:30 UTC the day before
     end = datetime(2026, 11, 6, tzinfo=z).astimezone(UTC)
     got = blocks(start, end)
     assert covers(start, end)
-    assert [level for level, _ in got] == ["q", "q"] + ["h"] * 5 + ["h"] * 18 + ["q", "q"]
+    # 18:30-19:00, 19:00-24:00, 00:00-18:00, 18:00-18:30
+    assert [level for level, _ in got] == ["q", "q"] + ["h"] * 5 + ["s"] * 3 + ["q", "q"]
 
 
 @pytest.mark.parametrize("zone", ["Asia/Kolkata", "Asia/Kathmandu", "America/New_York"])
@@ -44,7 +46,7 @@ def test_ninety_local_days_take_few_blocks_in_any_zone(zone: str) -> None:
     start = datetime(2026, 8, 1, tzinfo=z).astimezone(UTC)
     end = datetime(2026, 10, 30, tzinfo=z).astimezone(UTC)  # across a DST change
     assert covers(start, end)
-    assert len(blocks(start, end)) <= 89 + 2 * (23 + 3)
+    assert len(blocks(start, end)) <= 89 + 2 * (3 + 5 + 3)
 
 
 def test_a_range_off_the_quarter_hour_is_refused() -> None:

@@ -27,7 +27,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -51,12 +51,11 @@ _Q = load_queries("lufy.analytics", "listeners.sql")
 EDGE_LISTENERS = _Q.edge_listeners
 PLATFORM = uuid.UUID(int=0)
 DIMENSIONS = ("country", "device", "source")
-QUARTER = timedelta(minutes=15)
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-LEVELS = (("q", QUARTER), ("h", HOUR), ("d", DAY))
+# Levels of blocks: UTC-aligned quarter-hours, hours, six hours (00, 06, 12, 18) and days.
+LEVELS = (("q", 900), ("h", 3600), ("s", 21600), ("d", 86400))
+_SECONDS = dict(LEVELS)
 
-Block = tuple[str, datetime]  # (level, start)
+Block = tuple[str, int]  # (level, start as epoch seconds)
 
 
 @dataclass(frozen=True, order=True)
@@ -75,28 +74,24 @@ class RowKey:
 
 
 def floor(moment: datetime, level: str) -> datetime:
-    utc = moment.astimezone(UTC)
-    if level == "d":
-        return utc.replace(hour=0, minute=0, second=0, microsecond=0)
-    if level == "h":
-        return utc.replace(minute=0, second=0, microsecond=0)
-    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % _SECONDS[level], UTC)
 
 
 def blocks(start: datetime, end: datetime) -> list[Block]:
-    """[start, end) (both on 15-minute UTC boundaries) as the fewest UTC days, hours and
-    quarter-hours, greedily from the start."""
+    """[start, end) (both on 15-minute UTC boundaries) as the fewest UTC days, six hours, hours
+    and quarter-hours, greedily from the start."""
+    at, stop = start.timestamp(), end.timestamp()
+    if at % 900 or stop % 900:
+        raise ValueError(f"{start} .. {end} is not on 15-minute boundaries")
     out: list[Block] = []
-    at = start.astimezone(UTC)
-    end = end.astimezone(UTC)
-    while at < end:
+    now, last = int(at), int(stop)
+    while now < last:
         for level, length in reversed(LEVELS):
-            if floor(at, level) == at and at + length <= end:
-                out.append((level, at))
-                at += length
+            if now % length == 0 and now + length <= last:
+                out.append((level, now))
+                now += length
                 break
-        else:
-            raise ValueError(f"{at} is not on a 15-minute boundary")
     return out
 
 
@@ -221,21 +216,32 @@ async def read_blocks(
     owners None = every owner (of `artist`, when given)."""
     if not wanted:
         return []
-    cur = await conn.execute(
-        _Q.read_rows,
-        {
-            "scope": scope,
-            "owners": list(owners) if owners is not None else None,
-            "artist": artist,
-            "dim": dim,
-            "levels": [b[0] for b in wanted],
-            "buckets": [b[1] for b in wanted],
-        },
-        prepare=False,
-    )
+    epochs: dict[str, list[int]] = {level: [] for level, _ in LEVELS}
+    for level, epoch in wanted:
+        epochs[level].append(epoch)
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(
+            _Q.read_rows,
+            {
+                "scope": scope,
+                "owners": list(owners) if owners is not None else None,
+                "artist": artist,
+                "dim": dim,
+                **epochs,
+            },
+            prepare=False,
+        )
+        rows = await cur.fetchall()
     return [
-        (owner, key, (level, bucket), float(weight), float(streams), BitMap.deserialize(data))
-        for owner, key, level, bucket, weight, streams, data in await cur.fetchall()
+        (
+            owner,
+            key,
+            (level, epoch),
+            weight,
+            streams,
+            BitMap.deserialize(bytes(data)),
+        )
+        for owner, key, level, epoch, weight, streams, data in rows
     ]
 
 

@@ -33,6 +33,7 @@ JOIN LATERAL (
       AND s.started_at >= d.bucket
       AND s.started_at < d.bucket + CASE d.level WHEN 'q' THEN interval '15 minutes'
                                                  WHEN 'h' THEN interval '1 hour'
+                                                 WHEN 's' THEN interval '6 hours'
                                                  ELSE interval '1 day' END
       AND (d.scope = 'p' OR (d.scope = 't' AND s.track_id = d.owner)
            OR (d.scope = 'a' AND s.artist_id = d.owner))
@@ -63,8 +64,16 @@ WHERE b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
-SELECT b.owner, b.key, b.level, b.bucket, b.weight, b.streams, b.bitmap
-FROM unnest(%(levels)s::text[], %(buckets)s::timestamptz[]) AS w(level, bucket)
+-- Blocks come as epoch seconds per level (binary int8 arrays: cheap to send by the thousand).
+WITH w(level, bucket) AS (
+    SELECT 'q', to_timestamp(x) FROM unnest(%(q)b::int8[]) AS x
+    UNION ALL SELECT 'h', to_timestamp(x) FROM unnest(%(h)b::int8[]) AS x
+    UNION ALL SELECT 's', to_timestamp(x) FROM unnest(%(s)b::int8[]) AS x
+    UNION ALL SELECT 'd', to_timestamp(x) FROM unnest(%(d)b::int8[]) AS x
+)
+SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.streams,
+       b.bitmap
+FROM w
 JOIN listener_bitmaps b ON b.level = w.level AND b.bucket = w.bucket
 WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
