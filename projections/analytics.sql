@@ -129,6 +129,14 @@ CREATE TABLE IF NOT EXISTS listener_bitmaps (
 CREATE INDEX IF NOT EXISTS listener_bitmaps_artist
     ON listener_bitmaps (artist_id, scope, dim, level, bucket);
 
+-- UTC days whose rollups or sessions changed since the last refresh of analytics.track_daily
+-- and analytics.artist_daily (projections/analytics_views.sql recomputes only these).
+CREATE TABLE IF NOT EXISTS analytics_dirty_days (
+    day     date   PRIMARY KEY,
+    changes bigint NOT NULL DEFAULT 1
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON analytics_dirty_days TO lufy_app;
+
 -- An artist sees rows of their own tracks; admins, the projector ('system') and analysts (through
 -- the views of schema analytics) see all.
 DO $$

@@ -166,7 +166,8 @@ class AnalyticsProjection(Projection):
     name = "analytics"
     # 2: sessions are verified by stream grants (`stream_grants`, `verified`).
     # 3: listener bitmaps (`listener_ids`, `listener_bitmaps`).
-    version = 3
+    # 4: days to refresh (`analytics_dirty_days`).
+    version = 4
     handles = PLAYBACK_TYPES | frozenset(_ENGAGEMENT) | {_GRANT_TYPE}
     tables = (
         "playback_sessions",
@@ -176,6 +177,7 @@ class AnalyticsProjection(Projection):
         "stream_grants",
         "listener_ids",
         "listener_bitmaps",
+        "analytics_dirty_days",
     )
 
     def __init__(self) -> None:
@@ -246,6 +248,10 @@ class AnalyticsProjection(Projection):
             await conn.execute(
                 _Q.add_artist_rollup, _columns(rows, ("artist_id", "bucket", "follows"))
             )
+        days = {key[1].astimezone(UTC).date() for key in deltas}
+        days |= {key[1].astimezone(UTC).date() for key in artist_follows}
+        if days:
+            await conn.execute(_Q.mark_days, {"days": sorted(days)})
 
     async def _grants(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
         """Keep every grant with a keyed hash of its listener (never the user id itself)."""

@@ -68,3 +68,10 @@ INSERT INTO engagement_events (event_id, kind, track_id, artist_id, occurred_at,
 SELECT * FROM unnest(%(event_id)b::uuid[], %(kind)b::text[], %(track_id)b::uuid[],
                      %(artist_id)b::uuid[], %(occurred_at)b::timestamptz[], %(delta)b::float8[])
 ON CONFLICT (event_id) DO NOTHING;
+
+-- name: mark_days
+-- Days for the incremental refresh of analytics.track_daily / artist_daily. Written last in a
+-- batch: a refresh holding a day's mark makes this wait, then mark the day again.
+INSERT INTO analytics_dirty_days AS m (day)
+SELECT unnest(%(days)s::date[])
+ON CONFLICT (day) DO UPDATE SET changes = m.changes + 1;
