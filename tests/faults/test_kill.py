@@ -141,9 +141,17 @@ def test_a_projector_killed_under_load_resumes_and_applies_every_event_exactly_o
             "coalesce(sum(completions), 0) FROM lufy.track_rollup_15m WHERE track_id = %s",
             [track_id],
         ).fetchone()
+        # The listener bitmaps were written in the same transactions: one listener per session.
+        bitmaps = conn.execute(
+            "SELECT level, sum(listeners), sum(streams) FROM lufy.listener_bitmaps "
+            "WHERE scope = 't' AND owner = %s AND dim = '' GROUP BY level ORDER BY level",
+            [track_id],
+        ).fetchall()
     assert stored == (len(sessions), len(sessions)), "a session was lost"
     # Additive counters double on a double application: each must equal the session count.
     assert rollup == (len(sessions), len(sessions), len(sessions))
+    n = len(sessions)
+    assert bitmaps == [("d", n, n), ("h", n, n), ("q", n, n), ("s", n, n)]
 
 
 async def _issue_grants(deployment: Stack, track_id: uuid.UUID, n: int) -> list[uuid.UUID]:
