@@ -216,9 +216,8 @@ async def read_blocks(
     owners None = every owner (of `artist`, when given)."""
     if not wanted:
         return []
-    epochs: dict[str, list[int]] = {level: [] for level, _ in LEVELS}
-    for level, epoch in wanted:
-        epochs[level].append(epoch)
+    code = {level: i for i, (level, _) in enumerate(LEVELS)}
+    encoded = [epoch * 4 + code[level] for level, epoch in wanted]
     async with conn.cursor(binary=True) as cur:
         await cur.execute(
             _Q.read_rows,
@@ -227,7 +226,7 @@ async def read_blocks(
                 "owners": list(owners) if owners is not None else None,
                 "artist": artist,
                 "dim": dim,
-                **epochs,
+                "blocks": encoded,
             },
             prepare=False,
         )
