@@ -207,10 +207,24 @@ def p(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
-    dbname = f"lufy_bench_scale_{uuid.uuid4().hex[:8]}"
-    migrate(db_url(dbname), db_url(dbname, "lufy_app"))
+    dbname = args.database or f"lufy_bench_scale_{uuid.uuid4().hex[:8]}"
     admin = db_url(dbname)
     db = Database(db_url(dbname, "lufy_app"), max_size=4)
+    if args.database:  # measure again on a fixture kept by an earlier run (--keep)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            big, small = (
+                conn.execute(
+                    "SELECT artist_id FROM lufy.tracks WHERE title LIKE %s LIMIT 1", [f"{n} %"]
+                ).fetchone()[0]
+                for n in ("Big", "Small")
+            )
+        await db.open(wait=True)
+        try:
+            await measure_routes(db, big, small, args)
+        finally:
+            await db.close()
+        return
+    migrate(db_url(dbname), db_url(dbname, "lufy_app"))
     try:
         now = datetime.now(UTC)
         start = now - timedelta(days=28)
@@ -255,56 +269,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"read models: {sizes[0]:,} sessions, {sizes[1]:,} bitmap rows ({sizes[2]})")
 
         await refresh_figures(db, admin, big, big_tracks, args)
-
-        dashboard = Dashboard(db)
-        scopes = {"big": Scope(big, "artist", big), "small": Scope(small, "artist", small)}
-        worst = {"p50": 0.0, "p99": 0.0, "ratio": 0.0}
-        print(
-            f"{'route':26} {'range':5} {'tz':12} {'big p50':>8} {'p99':>7} "
-            f"{'small p50':>9} {'p99':>7} {'ratio':>6}"
-        )
-        for name, route in routes(dashboard).items():
-            for rng in ("28d", "90d", "12m"):
-                for tz in ("UTC", "Asia/Kolkata"):
-                    if name == "realtime" and rng != "28d":
-                        continue
-                    query = Query(range=rng, tz=tz)
-                    got = {}
-                    for who, scope in scopes.items():
-                        got[who] = await timed(
-                            lambda r=route, s=scope, q=query: r(s, q), args.requests
-                        )
-                    big50, big99 = p(got["big"], 0.5), p(got["big"], 0.99)
-                    small50, small99 = p(got["small"], 0.5), p(got["small"], 0.99)
-                    ratio = big50 / small50
-                    worst = {
-                        "p50": max(worst["p50"], big50),
-                        "p99": max(worst["p99"], big99),
-                        "ratio": max(worst["ratio"], ratio),
-                    }
-                    print(
-                        f"{name:26} {rng:5} {tz:12} {big50:8.1f} {big99:7.1f} "
-                        f"{small50:9.1f} {small99:7.1f} {ratio:6.2f}",
-                        flush=True,
-                    )
-        print(
-            f"worst: big p50 {worst['p50']:.1f} ms (target <= 50), big p99 {worst['p99']:.1f} ms "
-            f"(target <= 250), ratio big/small p50 {worst['ratio']:.2f} (target <= 2)"
-        )
-        period = dashboard.period(Query(range="28d"))
-        params = {"from": period.start, "to": period.end, "artist": big}
-
-        async def scan() -> None:
-            async with db.transaction(user_id=big, role="artist") as conn:
-                await conn.execute(SCAN_SQL, params)
-
-        scans = await timed(scan, max(8, args.requests // 4))
-        overview = await timed(lambda: dashboard.overview(scopes["big"], Query()), args.requests)
-        print(
-            f"baseline, same run: 28d distinct-listener scan p50 {p(scans, 0.5):.1f} ms; "
-            f"overview (both periods, every metric) p50 {p(overview, 0.5):.1f} ms: "
-            f"ratio {p(overview, 0.5) / p(scans, 0.5):.3f}"
-        )
+        await measure_routes(db, big, small, args)
     finally:
         await db.close()
         if not args.keep:
@@ -314,6 +279,60 @@ async def run(args: argparse.Namespace) -> None:
                         sql.Identifier(dbname)
                     )
                 )
+        else:
+            print(f"kept {dbname}: measure again with --database {dbname}")
+
+
+async def measure_routes(
+    db: Database, big: uuid.UUID, small: uuid.UUID, args: argparse.Namespace
+) -> None:
+    dashboard = Dashboard(db)
+    scopes = {"big": Scope(big, "artist", big), "small": Scope(small, "artist", small)}
+    worst = {"p50": 0.0, "p99": 0.0, "ratio": 0.0}
+    print(
+        f"{'route':26} {'range':5} {'tz':12} {'big p50':>8} {'p99':>7} "
+        f"{'small p50':>9} {'p99':>7} {'ratio':>6}"
+    )
+    for name, route in routes(dashboard).items():
+        for rng in ("28d", "90d", "12m"):
+            for tz in ("UTC", "Asia/Kolkata"):
+                if name == "realtime" and rng != "28d":
+                    continue
+                query = Query(range=rng, tz=tz)
+                got = {}
+                for who, scope in scopes.items():
+                    got[who] = await timed(lambda r=route, s=scope, q=query: r(s, q), args.requests)
+                big50, big99 = p(got["big"], 0.5), p(got["big"], 0.99)
+                small50, small99 = p(got["small"], 0.5), p(got["small"], 0.99)
+                ratio = big50 / small50
+                worst = {
+                    "p50": max(worst["p50"], big50),
+                    "p99": max(worst["p99"], big99),
+                    "ratio": max(worst["ratio"], ratio),
+                }
+                print(
+                    f"{name:26} {rng:5} {tz:12} {big50:8.1f} {big99:7.1f} "
+                    f"{small50:9.1f} {small99:7.1f} {ratio:6.2f}",
+                    flush=True,
+                )
+    print(
+        f"worst: big p50 {worst['p50']:.1f} ms (target <= 50), big p99 {worst['p99']:.1f} ms "
+        f"(target <= 250), ratio big/small p50 {worst['ratio']:.2f} (target <= 2)"
+    )
+    period = dashboard.period(Query(range="28d"))
+    params = {"from": period.start, "to": period.end, "artist": big}
+
+    async def scan() -> None:
+        async with db.transaction(user_id=big, role="artist") as conn:
+            await conn.execute(SCAN_SQL, params)
+
+    scans = await timed(scan, max(8, args.requests // 4))
+    overview = await timed(lambda: dashboard.overview(scopes["big"], Query()), args.requests)
+    print(
+        f"baseline, same run: 28d distinct-listener scan p50 {p(scans, 0.5):.1f} ms; "
+        f"overview (both periods, every metric) p50 {p(overview, 0.5):.1f} ms: "
+        f"ratio {p(overview, 0.5) / p(scans, 0.5):.3f}"
+    )
 
 
 def main() -> None:
@@ -324,6 +343,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--database", help="measure the routes again on a kept fixture")
     asyncio.run(run(parser.parse_args()))
 
 
