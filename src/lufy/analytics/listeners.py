@@ -96,8 +96,9 @@ def blocks(start: datetime, end: datetime) -> list[Block]:
 
 
 def dimension_value(session: Any, dim: str) -> str:
+    # As the SQL's coalesce(value, 'unknown'): only a missing value is unknown.
     value: str | None = getattr(session, dim)
-    return value or "unknown"
+    return "unknown" if value is None else value
 
 
 def session_rows(session: Any) -> set[RowKey]:
