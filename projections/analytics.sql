@@ -15,13 +15,22 @@ CREATE TABLE IF NOT EXISTS playback_sessions (
     first_event_at timestamptz NOT NULL,
     started_at     timestamptz GENERATED ALWAYS AS (coalesce(start_event_at, first_event_at)) STORED,
     listened_ms    bigint      NOT NULL DEFAULT 0,
-    is_stream      boolean     GENERATED ALWAYS AS (listened_ms >= 30000) STORED,
+    -- A verified stream (CONTRACT.md section 4): only these count as streams and listeners.
+    is_stream      boolean     GENERATED ALWAYS AS (verified AND listened_ms >= 30000) STORED,
     completed      boolean     NOT NULL DEFAULT false,
     skipped        boolean     NOT NULL DEFAULT false,
     source         text,
     country        text,
     device         text,
-    weight         double precision NOT NULL DEFAULT 1
+    weight         double precision NOT NULL DEFAULT 1,
+    -- What decides `verified` (lufy/analytics/projections.py): the first grant id the events
+    -- carried, whether a signed-in listener or `lufy events import` sent any of them, and the
+    -- latest moment the grant may have been issued (min over events of arrival - listened_ms).
+    grant_id       uuid,
+    signed_in      boolean     NOT NULL DEFAULT false,
+    imported       boolean     NOT NULL DEFAULT false,
+    grant_deadline timestamptz,
+    verified       boolean     NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS playback_sessions_artist_started
     ON playback_sessions (artist_id, started_at);
@@ -70,13 +79,71 @@ CREATE TABLE IF NOT EXISTS engagement_events (
 CREATE INDEX IF NOT EXISTS engagement_events_artist_time ON engagement_events (artist_id, occurred_at);
 CREATE INDEX IF NOT EXISTS engagement_events_time ON engagement_events (occurred_at);
 
+-- Stream grants (catalog.stream_authorized with a grant_id): the track, the listener as a keyed
+-- hash (NULL for an anonymous grant), when it was issued, and the sessions that claimed it.
+CREATE TABLE IF NOT EXISTS stream_grants (
+    grant_id     uuid        PRIMARY KEY,
+    track_id     uuid        NOT NULL,
+    listener_key text,
+    granted_at   timestamptz NOT NULL,
+    sessions     text[]      NOT NULL DEFAULT '{}'
+);
+ALTER TABLE stream_grants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stream_grants FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS analytics_system ON stream_grants;
+CREATE POLICY analytics_system ON stream_grants USING (
+    (select current_setting('app.current_role', true)) IN ('admin', 'system'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON stream_grants TO lufy_app;
+
+-- Dense integer ids of listener keys (lufy/analytics/listeners.py), assigned by the projection.
+CREATE TABLE IF NOT EXISTS listener_ids (
+    listener_key text    PRIMARY KEY,
+    id           integer NOT NULL UNIQUE
+);
+ALTER TABLE listener_ids ENABLE ROW LEVEL SECURITY;
+ALTER TABLE listener_ids FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS analytics_readers ON listener_ids;
+CREATE POLICY analytics_readers ON listener_ids USING (
+    (select current_setting('app.current_role', true)) IN ('admin', 'system', 'artist'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON listener_ids TO lufy_app;
+
+-- Exact distinct listeners: per scope ('t' track, 'a' artist, 'p' platform with owner = the nil
+-- uuid and artist_id NULL), dimension ('' or country/device/source with its key), UTC block of
+-- time (level 'q' 15 minutes, 'h' hour, 's' six hours from 00/06/12/18, 'd' day) and session
+-- weight: the roaring bitmap (pyroaring serialization) of the ids of listeners with a stream
+-- started in it, their number, and the streams (sum of weights).
+CREATE TABLE IF NOT EXISTS listener_bitmaps (
+    scope     text        NOT NULL CHECK (scope IN ('t', 'a', 'p')),
+    owner     uuid        NOT NULL,
+    dim       text        NOT NULL,
+    key       text        NOT NULL,
+    level     text        NOT NULL CHECK (level IN ('q', 'h', 's', 'd')),
+    bucket    timestamptz NOT NULL,
+    weight    double precision NOT NULL,
+    artist_id uuid,
+    streams   double precision NOT NULL,
+    listeners integer     NOT NULL,
+    bitmap    bytea       NOT NULL,
+    PRIMARY KEY (scope, owner, dim, level, bucket, key, weight)
+);
+CREATE INDEX IF NOT EXISTS listener_bitmaps_artist
+    ON listener_bitmaps (artist_id, scope, dim, level, bucket);
+
+-- UTC days whose rollups or sessions changed since the last refresh of analytics.track_daily
+-- and analytics.artist_daily (projections/analytics_views.sql recomputes only these).
+CREATE TABLE IF NOT EXISTS analytics_dirty_days (
+    day     date   PRIMARY KEY,
+    changes bigint NOT NULL DEFAULT 1
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON analytics_dirty_days TO lufy_app;
+
 -- An artist sees rows of their own tracks; admins, the projector ('system') and analysts (through
 -- the views of schema analytics) see all.
 DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['playback_sessions', 'track_rollup_15m', 'artist_rollup_15m',
-                             'engagement_events'] LOOP
+                             'engagement_events', 'listener_bitmaps'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS analytics_owner ON %I', t);

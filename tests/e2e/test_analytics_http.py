@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from lufy.analytics.testing import LocalProjector, insert_track
+from lufy.analytics.testing import LocalProjector, insert_track, issue_grant
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
 
@@ -20,6 +20,10 @@ async def test_a_signed_in_listener_plays_and_the_artist_sees_it_on_the_dashboar
     track = await insert_track(admin_conn, artist.id, title="Morning")
     started = datetime.now(UTC) - timedelta(minutes=3)
     session = f"s-{uuid.uuid4().hex[:8]}"
+    # What GET /api/music/tracks/{id}/stream appends for this listener before playing.
+    grant = await issue_grant(
+        container.db, store, track, listener_id=listener.id, at=started - timedelta(seconds=1)
+    )
     events = [
         {
             "event_id": str(uuid.uuid4()),
@@ -30,6 +34,7 @@ async def test_a_signed_in_listener_plays_and_the_artist_sees_it_on_the_dashboar
             "track_id": str(track),
             "listened_ms": offset * 1000,
             "source": "search",
+            "grant_id": str(grant),
         }
         for kind, offset in (("playback.started", 0), ("playback.progress", 60))
     ]

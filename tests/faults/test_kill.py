@@ -6,7 +6,7 @@ import asyncio
 import signal
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,6 +14,8 @@ import redis as sync_redis
 
 from lufy.accounts.service import accounts_service
 from lufy.bootstrap import bootstrap
+from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
+from lufy.eventstore import ANY, NewEvent
 from lufy.settings import load_settings
 from tests.faults.harness import Load, Stack, wait_for
 
@@ -31,10 +33,11 @@ def make_track(deployment: Stack) -> uuid.UUID:
     return track_id
 
 
-def playback_ingest(track_id: uuid.UUID) -> Any:
-    """Each call: one whole playback session (started, progress past 30 s, completed)."""
+def playback_ingest(track_id: uuid.UUID, grants: list[uuid.UUID] | None = None) -> Any:
+    """Each call: one whole playback session (started, progress past 30 s, completed), backed by
+    a stream grant of its own when `grants` are given (so that it is a verified stream)."""
 
-    def send(client: httpx.Client, _i: int) -> tuple[int, Any]:
+    def send(client: httpx.Client, i: int) -> tuple[int, Any]:
         session = uuid.uuid4().hex
         now = datetime.now(UTC).isoformat()
         common = {
@@ -43,6 +46,10 @@ def playback_ingest(track_id: uuid.UUID) -> Any:
             "anonymous_id": f"listener-{session[:6]}",
             "track_id": str(track_id),
         }
+        if grants is not None:
+            if i >= len(grants):
+                return 0, "the test's pool of stream grants is used up"
+            common["grant_id"] = str(grants[i])
         events = [
             {"event_id": str(uuid.uuid4()), "type": "playback.started", "listened_ms": 0},
             {"event_id": str(uuid.uuid4()), "type": "playback.progress", "listened_ms": 31000},
@@ -103,9 +110,10 @@ def test_a_projector_killed_under_load_resumes_and_applies_every_event_exactly_o
     deployment: Stack,
 ) -> None:
     track_id = make_track(deployment)
+    grants = asyncio.run(_issue_grants(deployment, track_id, 5000))
     deployment.serve()
     projector = deployment.projector()
-    with Load(deployment.base_url, playback_ingest(track_id), threads=3) as load:
+    with Load(deployment.base_url, playback_ingest(track_id, grants), threads=3) as load:
         wait_for(
             lambda: sessions_applied(deployment, track_id) > 0,
             30,
@@ -133,9 +141,51 @@ def test_a_projector_killed_under_load_resumes_and_applies_every_event_exactly_o
             "coalesce(sum(completions), 0) FROM lufy.track_rollup_15m WHERE track_id = %s",
             [track_id],
         ).fetchone()
+        # The listener bitmaps were written in the same transactions: one listener per session.
+        bitmaps = conn.execute(
+            "SELECT level, sum(listeners), sum(streams) FROM lufy.listener_bitmaps "
+            "WHERE scope = 't' AND owner = %s AND dim = '' GROUP BY level ORDER BY level",
+            [track_id],
+        ).fetchall()
     assert stored == (len(sessions), len(sessions)), "a session was lost"
     # Additive counters double on a double application: each must equal the session count.
     assert rollup == (len(sessions), len(sessions), len(sessions))
+    n = len(sessions)
+    assert bitmaps == [("d", n, n), ("h", n, n), ("q", n, n), ("s", n, n)]
+
+
+async def _issue_grants(deployment: Stack, track_id: uuid.UUID, n: int) -> list[uuid.UUID]:
+    """`n` stream grants for the track, issued five minutes ago (as the stream route does)."""
+    settings = load_settings(
+        **{k: v for k, v in deployment.env.items() if k.isupper() and k in _SETTINGS_KEYS}
+    )
+    container = bootstrap(settings)
+    await container.start()
+    grants = [uuid.uuid4() for _ in range(n)]
+    issued = datetime.now(UTC) - timedelta(minutes=5)
+    try:
+        async with container.db.transaction(role="system") as conn:
+            await container.store.append(
+                conn,
+                STREAM_AUTH_STREAM,
+                str(track_id),
+                [
+                    NewEvent(
+                        event=StreamAuthorized(
+                            track_id=track_id,
+                            expires_at=issued + timedelta(hours=1),
+                            delivery="local",
+                            grant_id=grant,
+                        ),
+                        occurred_at=issued,
+                    )
+                    for grant in grants
+                ],
+                expected=ANY,
+            )
+    finally:
+        await container.stop()
+    return grants
 
 
 async def _register(deployment: Stack, emails: list[str]) -> None:

@@ -7,6 +7,11 @@ events go through the HTTP API, older ones through the importer. The oracle belo
 dashboard number from the generated events in plain Python (its own sampling hash, sessions,
 periods and buckets), and every route must agree for every range, zone and granularity, before
 and after a rebuild of the analytics projections from the log.
+
+Only verified sessions are streams and listeners: imported ones, and those whose events carry a
+stream grant issued for their track to their listener. Sessions sent over HTTP carry their own
+grant, none, a forged grant id, or a grant issued for another track; the oracle decides which
+are verified from the grants it issued, independently of the projection.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from lufy.analytics.ingest import Ingestor
 from lufy.analytics.projections import AnalyticsProjection
 from lufy.analytics.testing import LocalProjector, http_client, insert_artist, insert_track
 from lufy.bootstrap import bootstrap
+from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
+from lufy.eventstore import ANY, NewEvent
 from lufy.projections.rebuild import rebuild
 
 RATE = 0.25
@@ -77,6 +84,13 @@ class World:
     tracks: dict[uuid.UUID, uuid.UUID]  # track -> artist
     events: list[tuple[Listener, dict[str, Any]]] = field(default_factory=list)
     bots: list[dict[str, Any]] = field(default_factory=list)
+    # Stream grants issued (catalog.stream_authorized): id -> (track, listener's user id, time).
+    grants: dict[str, tuple[uuid.UUID, uuid.UUID | None, datetime]] = field(default_factory=dict)
+
+    @property
+    def cutoff(self) -> datetime:
+        """Events before this are imported (trusted); later ones come over HTTP."""
+        return self.now - timedelta(days=6)
 
 
 def generate(now: datetime, artists: list[uuid.UUID], tracks: dict[uuid.UUID, uuid.UUID]) -> World:
@@ -119,6 +133,16 @@ def generate(now: datetime, artists: list[uuid.UUID], tracks: dict[uuid.UUID, uu
         extra = {"session_id": sid, "track_id": track}
         if source:
             extra["source"] = source
+        proof = rng.choices(["own", "none", "forged", "other track"], [6, 1, 1, 1])[0]
+        if proof != "none":
+            grant = str(uuid.UUID(int=rng.getrandbits(128)))
+            extra["grant_id"] = grant
+            if proof != "forged":
+                granted_for = track
+                if proof == "other track":
+                    granted_for = rng.choice([t for t in track_ids if t != track])
+                issued = start - timedelta(seconds=5)
+                world.grants[grant] = (granted_for, listener.user_id, issued)
         if rng.random() > 0.1:  # 10% of sessions lost their playback.started
             emit(listener, "playback.started", start, listened_ms=0, **extra)
         for ms in range(20_000, length, 20_000):
@@ -208,6 +232,10 @@ class OSession:
     source: str | None = None
     country: str | None = None
     device: str | None = None
+    user_id: uuid.UUID | None = None
+    imported: bool = False
+    grant: str | None = None
+    verified: bool = False
 
     @property
     def start(self) -> datetime:
@@ -238,8 +266,11 @@ class Oracle:
                         source=body.get("source"),
                         country=listener.country,
                         device=listener.device,
+                        user_id=listener.user_id,
+                        grant=body.get("grant_id"),
                     ),
                 )
+                s.imported |= at < world.cutoff
                 s.first = min(s.first, at)
                 if kind == "playback.started":
                     s.started = at if s.started is None else min(s.started, at)
@@ -252,6 +283,13 @@ class Oracle:
             elif kind in ("artist.followed", "artist.unfollowed"):
                 sign = 1 if kind == "artist.followed" else -1
                 self.engagement.append((at, "follow", track, artist, sign * WEIGHT))
+        # Verified: imported, or a grant issued for the session's track to its listener (every
+        # generated grant is presented by one session only, well after it was issued).
+        for s in self.sessions.values():
+            issued = world.grants.get(s.grant or "")
+            s.verified = s.imported or (
+                issued is not None and str(issued[0]) == s.track and issued[1] == s.user_id
+            )
 
     def metrics(self, start: datetime, end: datetime, label, artist=None, track=None):
         """{label: {metric: value}} over [start, end); label(instant) names the bucket."""
@@ -267,7 +305,7 @@ class Oracle:
             m["listen_ms"] += s.listened * WEIGHT
             m["completions"] += WEIGHT * s.completed
             m["skips"] += WEIGHT * s.skipped
-            if s.listened >= 30_000:
+            if s.verified and s.listened >= 30_000:
                 m["streams"] += WEIGHT
                 listeners[label(s.start)].add(s.listener)
         for at, kind, t, a, delta in self.engagement:
@@ -297,7 +335,8 @@ class Oracle:
         streams: dict[str, float] = defaultdict(float)
         listeners: dict[str, set[str]] = defaultdict(set)
         for s in self.sessions.values():
-            if start <= s.start < end and s.artist == artist and s.listened >= 30_000:
+            stream = s.verified and s.listened >= 30_000
+            if start <= s.start < end and s.artist == artist and stream:
                 key = getattr(s, dimension) or "unknown"
                 streams[key] += WEIGHT
                 listeners[key].add(s.listener)
@@ -380,7 +419,7 @@ def close(a: float, b: float) -> bool:
 
 async def deliver(client, world: World, events: list[tuple[Listener, dict[str, Any]]], ingestor):
     """Recent events over HTTP (per listener: its headers), older ones through the importer."""
-    cutoff = world.now - timedelta(days=6)
+    cutoff = world.cutoff
     recent: dict[str, list] = defaultdict(list)
     lines = io.StringIO()
     for listener, body in events:
@@ -531,6 +570,26 @@ async def test_every_dashboard_number_matches_the_oracle_before_and_after_a_rebu
     container.services["analytics.ingestor"] = ingestor
     container.services["analytics.dashboard"] = Dashboard(container.db, clock=lambda: now)
     projector = LocalProjector(container.db, store, batch=300)
+    # The grants the stream route issued before the plays (one stream per track).
+    by_track: dict[uuid.UUID, list[NewEvent]] = defaultdict(list)
+    for grant, (track, user_id, issued) in world.grants.items():
+        by_track[track].append(
+            NewEvent(
+                event=StreamAuthorized(
+                    track_id=track,
+                    listener_id=user_id,
+                    expires_at=issued + timedelta(hours=1),
+                    delivery="local",
+                    grant_id=uuid.UUID(grant),
+                ),
+                occurred_at=issued,
+            )
+        )
+    async with container.db.transaction(role="system") as conn:
+        for track, grants in by_track.items():
+            await store.append(conn, STREAM_AUTH_STREAM, str(track), grants, expected=ANY)
+    verified = [s.verified for s in oracle.sessions.values() if s.start >= world.cutoff]
+    assert 0 < verified.count(False) < verified.count(True)  # both kinds in the recent days
     try:
         async with http_client(container) as client:
             # Bots are dropped however plausible their events.

@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lufy.analytics.testing import LocalProjector, http_client, insert_artist, insert_track
+from lufy.analytics.testing import (
+    LocalProjector,
+    http_client,
+    insert_artist,
+    insert_track,
+    issue_grant,
+)
 from lufy.bootstrap import Container
 
 
@@ -122,6 +128,7 @@ async def test_an_artist_reads_only_their_own_rows_even_without_a_filter(
     mine, theirs = await insert_artist(admin_conn), await insert_artist(admin_conn)
     tracks = [await insert_track(admin_conn, mine), await insert_track(admin_conn, theirs)]
     now = datetime.now(UTC)
+    grants = [str(await issue_grant(db, store, tracks[i % 2])) for i in range(10)]
     events = [
         {
             "event_id": str(uuid.uuid4()),
@@ -131,6 +138,7 @@ async def test_an_artist_reads_only_their_own_rows_even_without_a_filter(
             "anonymous_id": f"anon-{i}",
             "track_id": str(tracks[i % 2]),
             "listened_ms": 40_000,
+            "grant_id": grants[i],
         }
         for i in range(10)
     ]

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from lufy.analytics.testing import LocalProjector, http_client, insert_artist, insert_track
+from lufy.analytics.testing import (
+    LocalProjector,
+    http_client,
+    insert_artist,
+    insert_track,
+    issue_grant,
+)
 from lufy.bootstrap import Container, bootstrap
 
 CHROME = (
@@ -227,6 +233,7 @@ async def test_postgres_down_is_a_503_with_retry_after(settings, track) -> None:
 async def test_accepted_events_reach_the_session_read_model(client, track, db, store) -> None:
     session = "s-read-model"
     start = datetime.now(UTC) - timedelta(minutes=5)
+    grant = str(await issue_grant(db, store, track, at=start - timedelta(seconds=2)))
     events = [
         event(
             track,
@@ -234,12 +241,14 @@ async def test_accepted_events_reach_the_session_read_model(client, track, db, s
             session_id=session,
             listened_ms=0,
             occurred_at=start.isoformat(),
+            grant_id=grant,
         ),
         event(
             track,
             session_id=session,
             listened_ms=45000,
             occurred_at=(start + timedelta(seconds=45)).isoformat(),
+            grant_id=grant,
         ),
     ]
     await post(client, events)

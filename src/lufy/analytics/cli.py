@@ -16,7 +16,7 @@ def analytics() -> None:
 
 @analytics.command("refresh")
 def refresh() -> None:
-    """Refresh the materialized analytics views now (what the analytics-refresh job does)."""
+    """Refresh analytics.track_daily and artist_daily now (what the analytics-refresh job does)."""
     from lufy.analytics.refresh import refresh_views
     from lufy.db import Database
     from lufy.settings import get_settings

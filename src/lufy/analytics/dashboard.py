@@ -9,13 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
+from pyroaring import BitMap
 
+from lufy.analytics import listeners as bitmaps
 from lufy.analytics.periods import BadQueryError, Period, boundaries, resolve_period
 from lufy.analytics.schemas import (
     BreakdownResponse,
@@ -120,6 +123,57 @@ def _params(
     }
 
 
+def _scope_rows(scope: Scope, track: uuid.UUID | None) -> tuple[str, list[uuid.UUID]]:
+    """Which bitmap rows hold the listeners of this scope (and track)."""
+    if track is not None:
+        return "t", [track]
+    if scope.artist_id is not None:
+        return "a", [scope.artist_id]
+    return "p", [bitmaps.PLATFORM]
+
+
+def _aligned_blocks(params: dict[str, Any], start: datetime, end: datetime) -> list[bitmaps.Block]:
+    """The bitmap blocks of [start, end) inside the range's 15-minute-aligned middle."""
+    lo, hi = max(start, params["mid_from"]), min(end, params["mid_to"])
+    return bitmaps.blocks(lo, hi) if lo < hi else []
+
+
+class _Listeners:
+    """Distinct listeners of groups (buckets, tracks, dimension keys): bitmap rows of their
+    aligned blocks plus the ids of the stream sessions in the range's unaligned edges."""
+
+    def __init__(self) -> None:
+        self.members: dict[Any, list[tuple[float, BitMap]]] = defaultdict(list)
+        self.streams: dict[Any, float] = defaultdict(float)
+        self._edges: dict[tuple[Any, float], BitMap] = defaultdict(BitMap)
+
+    def add_row(self, group: Any, weight: float, streams: float, bitmap: BitMap) -> None:
+        self.members[group].append((weight, bitmap))
+        self.streams[group] += streams
+
+    def add_edge(self, group: Any, weight: float, listener_id: int) -> None:
+        self._edges[(group, weight)].add(listener_id)
+        self.streams[group] += weight
+
+    def count(self, group: Any) -> float:
+        members = list(self.members.get(group, ()))
+        members += [(w, bm) for (g, w), bm in self._edges.items() if g == group]
+        return bitmaps.weighted_count(members)
+
+    def groups(self) -> set[Any]:
+        return set(self.members) | {g for g, _ in self._edges}
+
+
+async def _edge_rows(
+    conn: AsyncConnection[Any], params: dict[str, Any], dim: str = ""
+) -> Sequence[tuple[Any, ...]]:
+    """(track_id, listener id, weight, dimension key, bucket number) of edge stream sessions."""
+    if params["mid_from"] == params["from"] and params["mid_to"] == params["to"]:
+        return []
+    cur = await conn.execute(bitmaps.EDGE_LISTENERS, {**params, "dim": dim}, prepare=False)
+    return await cur.fetchall()
+
+
 class _Sums:
     __slots__ = (
         "completions",
@@ -185,9 +239,26 @@ class Dashboard:
         for row in await cur.fetchall():
             out[row[0] - 1].add(row[1:])
         if listeners:
-            cur = await conn.execute(_Q.listeners, params, prepare=False)
-            for b, w in await cur.fetchall():
-                out[b - 1].listeners = w
+            kind, owners = _scope_rows(scope, track)
+            per_bucket = [
+                _aligned_blocks(params, bounds[i], bounds[i + 1]) for i in range(len(out))
+            ]
+            wanted = sorted({b for blocks in per_bucket for b in blocks})
+            rows = await bitmaps.read_blocks(
+                conn, scope=kind, owners=owners, artist=scope.artist_id, dim="", wanted=wanted
+            )
+            found: dict[bitmaps.Block, list[tuple[float, BitMap]]] = defaultdict(list)
+            for _, _, block, weight, _, bitmap in rows:
+                found[block].append((weight, bitmap))
+            acc = _Listeners()
+            for i, blocks in enumerate(per_bucket):
+                for block in blocks:
+                    for weight, bitmap in found.get(block, ()):
+                        acc.add_row(i, weight, 0.0, bitmap)
+            for _track, listener_id, weight, _key, b in await _edge_rows(conn, params):
+                acc.add_edge(b - 1, float(weight), int(listener_id))
+            for i in acc.groups():
+                out[i].listeners = acc.count(i)
         return out
 
     async def overview(self, scope: Scope, query: Query) -> Overview:
@@ -290,9 +361,21 @@ class Dashboard:
             cur = await conn.execute(_Q.track_sums, params, prepare=False)
             for row in await cur.fetchall():
                 per_track.setdefault(row[0], _Sums()).add(row[1:])
-            cur = await conn.execute(_Q.track_listeners, params, prepare=False)
-            for track_id, w in await cur.fetchall():
-                per_track.setdefault(track_id, _Sums()).listeners = w
+            acc = _Listeners()
+            track_rows = await bitmaps.read_blocks(
+                conn,
+                scope="t",
+                owners=None,
+                artist=scope.artist_id,
+                dim="",
+                wanted=_aligned_blocks(params, period.start, period.end),
+            )
+            for track_id, _key, _block, weight, _streams, bitmap in track_rows:
+                acc.add_row(track_id, weight, 0.0, bitmap)
+            for track_id, listener_id, weight, _key, _b in await _edge_rows(conn, params):
+                acc.add_edge(track_id, float(weight), int(listener_id))
+            for track_id in acc.groups():
+                per_track.setdefault(track_id, _Sums()).listeners = acc.count(track_id)
             ranked = sorted(per_track.items(), key=lambda kv: (-kv[1].value(sort), str(kv[0])))[
                 :limit
             ]
@@ -315,12 +398,25 @@ class Dashboard:
             raise BadQueryError(f"dimension: {dimension!r} is not one of {', '.join(DIMENSIONS)}")
         period = self.period(query)
         params = _params(period.start, period.end, [period.start, period.end], scope)
-        params["dimension"] = dimension
+        kind, owners = _scope_rows(scope, None)
+        acc = _Listeners()
         async with self.db.transaction(user_id=scope.user_id, role=scope.role) as conn:
-            cur = await conn.execute(_Q.breakdown, params, prepare=False)
-            rows = await cur.fetchall()
+            rows = await bitmaps.read_blocks(
+                conn,
+                scope=kind,
+                owners=owners,
+                artist=scope.artist_id,
+                dim=dimension,
+                wanted=_aligned_blocks(params, period.start, period.end),
+            )
+            for _owner, key, _block, weight, streams, bitmap in rows:
+                acc.add_row(key, weight, streams, bitmap)
+            for _track, listener_id, weight, key, _b in await _edge_rows(conn, params, dimension):
+                acc.add_edge(key, float(weight), int(listener_id))
+        keyed = [(key, acc.streams[key], acc.count(key)) for key in acc.groups()]
+        keyed.sort(key=lambda r: (-r[1], r[0]))
         return BreakdownResponse(
-            rows=[BreakdownRow(key, _num(streams), _num(w)) for key, streams, w in rows]
+            rows=[BreakdownRow(key, _num(streams), _num(w)) for key, streams, w in keyed]
         )
 
     async def realtime(self, scope: Scope, tz: str | None) -> RealtimeResponse:

@@ -41,19 +41,6 @@ SELECT width_bucket(at, %(bounds)s::timestamptz[]) AS b, sum(streams), sum(liste
 FROM src
 GROUP BY 1;
 
--- name: listeners
--- Exact distinct listeners with a stream, per bucket; a listener's weight is 1 / sample rate.
-SELECT b, sum(w) FROM (
-    SELECT width_bucket(s.started_at, %(bounds)s::timestamptz[]) AS b, s.listener_key,
-           max(s.weight) AS w
-    FROM playback_sessions s
-    WHERE s.is_stream AND s.started_at >= %(from)s AND s.started_at < %(to)s
-      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
-      AND (%(track)s::uuid IS NULL OR s.track_id = %(track)s::uuid)
-    GROUP BY 1, 2
-) per_listener
-GROUP BY b;
-
 -- name: track_sums
 WITH src AS (
     SELECT r.track_id, r.streams, r.listen_ms, r.starts, r.completions, r.skips, r.likes,
@@ -83,29 +70,5 @@ SELECT track_id, sum(streams), sum(listen_ms), sum(starts), sum(completions), su
 FROM src
 GROUP BY 1;
 
--- name: track_listeners
-SELECT track_id, sum(w) FROM (
-    SELECT s.track_id, s.listener_key, max(s.weight) AS w
-    FROM playback_sessions s
-    WHERE s.is_stream AND s.started_at >= %(from)s AND s.started_at < %(to)s
-      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
-    GROUP BY 1, 2
-) per_listener
-GROUP BY track_id;
-
 -- name: track_titles
 SELECT id, title FROM lufy.tracks WHERE id = ANY(%(ids)s);
-
--- name: breakdown
-SELECT key, sum(streams), sum(w) FROM (
-    SELECT coalesce(CASE %(dimension)s WHEN 'country' THEN s.country
-                                       WHEN 'device' THEN s.device
-                                       ELSE s.source END, 'unknown') AS key,
-           s.listener_key, sum(s.weight) AS streams, max(s.weight) AS w
-    FROM playback_sessions s
-    WHERE s.is_stream AND s.started_at >= %(from)s AND s.started_at < %(to)s
-      AND (%(artist)s::uuid IS NULL OR s.artist_id = %(artist)s::uuid)
-    GROUP BY 1, 2
-) per_listener
-GROUP BY key
-ORDER BY 2 DESC, 1;

@@ -51,6 +51,10 @@ class AnalyticsEvent(Event, frozen=True, kw_only=True, omit_defaults=True):
     country: str | None = None
     device: str | None = None
     properties: dict[str, Any] | None = None
+    # The stream grant the player was given (`catalog.stream_authorized`, the token's `jti`).
+    grant_id: uuid.UUID | None = None
+    # Appended by `lufy events import` (trusted operator input): its session is verified.
+    imported: bool = False
 
 
 class PlaybackStarted(AnalyticsEvent, frozen=True, tag="playback.started"):

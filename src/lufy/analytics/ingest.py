@@ -70,6 +70,8 @@ class IncomingEvent(msgspec.Struct, kw_only=True):
     track_id: uuid.UUID | None = None
     artist_id: uuid.UUID | None = None
     listened_ms: Annotated[int, msgspec.Meta(ge=0, le=MAX_LISTENED_MS)] | None = None
+    # The stream grant's id (`GET /api/music/tracks/{id}/stream`): what verifies a session.
+    grant_id: uuid.UUID | None = None
     source: _Short | None = None
     properties: dict[str, Any] | None = None
 
@@ -339,6 +341,8 @@ class Ingestor:
                 track_id=item.track_id,
                 artist_id=artist_id,
                 listened_ms=item.listened_ms,
+                grant_id=item.grant_id,
+                imported=context.historical,
                 source=item.source,
                 country=country_code(imported.country) if imported else context.country,
                 device=imported.device if imported else context.device,

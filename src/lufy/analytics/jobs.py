@@ -1,4 +1,4 @@
-"""The `analytics-refresh` job: refresh the materialized views of schema analytics.
+"""The `analytics-refresh` job: refresh analytics.track_daily and artist_daily (changed days).
 
 Idempotent by nature (a refresh recomputes from the read models), so any job key will do; the
 scheduler enqueues it about once a minute and `lufy analytics refresh` does the same at once.

@@ -1,4 +1,4 @@
-"""Refreshing the materialized views of schema analytics (job and command share this)."""
+"""Refreshing analytics.track_daily and analytics.artist_daily (job and command share this)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ _Q = load_queries("lufy.analytics")
 
 
 async def refresh_views(db: Database) -> list[tuple[str, float]]:
-    """REFRESH MATERIALIZED VIEW CONCURRENTLY for each view, through a SECURITY DEFINER
-    function (lufy_app owns nothing); readers are never blocked. Returns (view, seconds)."""
+    """Recompute the UTC days the analytics projection marked as changed since the last refresh,
+    through a SECURITY DEFINER function (lufy_app owns nothing), in one transaction: readers see
+    the old rows until it commits. Returns (view, seconds)."""
     async with db.connection() as conn:
         cur = await conn.execute(_Q.refresh_views)
         return [(str(name), float(seconds)) for name, seconds in await cur.fetchall()]

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,9 +15,16 @@ from psycopg import AsyncConnection
 
 from lufy.analytics.projections import PROJECTIONS
 from lufy.db import Database
-from lufy.eventstore import Checkpoint, EventStore
+from lufy.eventstore import ANY, Checkpoint, EventStore, NewEvent
 
-__all__ = ["LocalProjector", "http_client", "insert_artist", "insert_track", "principal_app"]
+__all__ = [
+    "LocalProjector",
+    "http_client",
+    "insert_artist",
+    "insert_track",
+    "issue_grant",
+    "principal_app",
+]
 
 
 class LocalProjector:
@@ -85,6 +93,39 @@ async def insert_track(
         [track_id, artist_id, title],
     )
     return track_id
+
+
+async def issue_grant(
+    db: Database,
+    store: EventStore,
+    track_id: uuid.UUID,
+    *,
+    listener_id: uuid.UUID | None = None,
+    at: datetime | None = None,
+    grant_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Append the `catalog.stream_authorized` event that `GET /api/music/tracks/{id}/stream`
+    appends for a grant issued at `at` (default: an hour ago); returns the grant id."""
+    from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
+
+    grant = grant_id or uuid.uuid4()
+    issued = at or datetime.now(UTC) - timedelta(hours=1)
+    event = StreamAuthorized(
+        track_id=track_id,
+        listener_id=listener_id,
+        expires_at=issued + timedelta(hours=1),
+        delivery="local",
+        grant_id=grant,
+    )
+    async with db.transaction(role="system") as conn:
+        await store.append(
+            conn,
+            STREAM_AUTH_STREAM,
+            str(track_id),
+            [NewEvent(event=event, occurred_at=issued)],
+            expected=ANY,
+        )
+    return grant
 
 
 def principal_app(container: Any) -> Any:

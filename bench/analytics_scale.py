@@ -1,0 +1,351 @@
+"""Analytics at platform scale (issue 17): dashboard latency of a big artist against a small one.
+
+    .venv/bin/python bench/analytics_scale.py [--sessions 1000000] [--listeners 300000]
+                                              [--small 10000] [--requests 40]
+
+1. A fresh database. A big artist with 3 tracks and `--sessions` playback sessions spread over
+   the last 28 days (3 events each: started, progress, completed or skipped, so 3M events at the
+   default), `--listeners` distinct listeners; a small artist with 1 track and `--small`
+   sessions in the same days. The events are written into lufy.events with one set-based
+   INSERT per artist (in start order, marked imported as `lufy events import` marks them), then
+   the analytics projection catches up through its own code (the projector's batches); the time
+   it takes is printed.
+2. For each dashboard route (overview, timeseries of listeners and of streams by day, tracks,
+   breakdown by country, device and source, realtime, export.csv), range (28d, 90d, 12m) and
+   zone (UTC, Asia/Kolkata): `--requests` calls from 4 concurrent tasks on a pool of 4
+   connections, in process (the `Dashboard` service the routes call), as the artist (RLS).
+   Printed: p50 and p99 per route for both artists and the ratio big / small of the p50s
+   (targets: p50 <= 50 ms, p99 <= 250 ms, ratio <= 2).
+3. In the same run, the baseline the bitmaps replace: the exact distinct-listener scan over the
+   big artist's sessions for 28 days (what `overview` used to run), timed the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from lufy.analytics.dashboard import Dashboard, Query, Scope
+from lufy.analytics.testing import LocalProjector
+from lufy.db import Database
+from lufy.eventstore import EventStore
+from lufy.migrate import migrate
+
+ADMIN_BASE = os.environ.get(
+    "LUFY_TEST_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"
+)
+
+EVENTS_SQL = """
+INSERT INTO lufy.events (event_id, stream_type, stream_id, type, data, metadata, occurred_at)
+SELECT gen_random_uuid(), 'analytics', s.sid, e.type,
+       jsonb_build_object(
+           'session_id', s.sid, 'listener_key', md5(%(prefix)s || s.listener),
+           'track_id', s.track_id, 'artist_id', %(artist)s::uuid, 'listened_ms', e.ms,
+           'source', s.source, 'country', s.country, 'device', s.device, 'imported', true),
+       '{"weight": 1.0}'::jsonb, e.at
+FROM (
+    SELECT %(prefix)s || g AS sid, (g * 7919) %% %(listeners)s AS listener,
+           (%(tracks)s::uuid[])[1 + g %% cardinality(%(tracks)s::uuid[])] AS track_id,
+           (ARRAY['playlist', 'search', 'album', 'radio'])[1 + g %% 4] AS source,
+           (ARRAY['SE', 'US', 'IN', 'BR', 'DE', 'FR', 'JP', 'MX', 'NG', 'GB'])[1 + (g * 31) %% 10]
+               AS country,
+           (ARRAY['mobile', 'desktop', 'tablet', 'tv'])[1 + (g * 17) %% 4] AS device,
+           %(start)s::timestamptz + (g::float8 / %(sessions)s) * %(span)s::interval AS started,
+           CASE WHEN (g * 13) %% 10 < 6 THEN 45000 + (g %% 150) * 1000 ELSE 12000 END AS ms
+    FROM generate_series(1::bigint, %(sessions)s) AS g
+) s
+CROSS JOIN LATERAL (VALUES
+    ('playback.started', s.started, 0),
+    ('playback.progress', s.started + interval '10 seconds', 10000),
+    (CASE WHEN s.ms > 30000 THEN 'playback.completed' ELSE 'playback.skipped' END,
+     s.started + s.ms * interval '1 millisecond', s.ms)
+) AS e(type, at, ms)
+ORDER BY s.started, e.at
+"""
+
+# What `overview` ran before the bitmaps: exact distinct listeners by scanning sessions.
+SCAN_SQL = """
+SELECT sum(w) FROM (
+    SELECT s.listener_key, max(s.weight) AS w FROM playback_sessions s
+    WHERE s.is_stream AND s.started_at >= %(from)s AND s.started_at < %(to)s
+      AND s.artist_id = %(artist)s GROUP BY 1) per_listener
+"""
+
+
+def db_url(dbname: str, user: str | None = None) -> str:
+    base = urlsplit(ADMIN_BASE)
+    netloc = base.netloc if user is None else f"{user}:{user}@{base.hostname}:{base.port or 5432}"
+    return urlunsplit(base._replace(netloc=netloc, path=f"/{dbname}"))
+
+
+def add_artist(conn: psycopg.Connection[Any], name: str, tracks: int) -> tuple[uuid.UUID, list]:
+    artist = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO lufy.users (id, email, display_name, role, email_verified) "
+        "VALUES (%s, %s, %s, 'artist', true)",
+        [artist, f"{artist.hex}@bench.test", name],
+    )
+    ids = []
+    for t in range(tracks):
+        track = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO lufy.tracks (id, artist_id, title, status, duration_ms, published) "
+            "VALUES (%s, %s, %s, 'ready', 240000, true)",
+            [track, artist, f"{name} {t}"],
+        )
+        ids.append(track)
+    return artist, ids
+
+
+# What every refresh of analytics.track_daily recomputed before it was incremental: all history.
+FULL_TRACK_DAILY_SQL = """
+WITH sums AS (
+    SELECT (r.bucket AT TIME ZONE 'UTC')::date AS day, r.track_id, r.artist_id,
+           sum(r.streams) AS streams, sum(r.listen_ms) / 1000 AS listen_seconds,
+           sum(r.starts) AS starts, sum(r.completions) AS completions, sum(r.skips) AS skips
+    FROM lufy.track_rollup_15m r GROUP BY 1, 2, 3
+), listeners AS (
+    SELECT day, track_id, sum(weight) AS listeners
+    FROM (SELECT (s.started_at AT TIME ZONE 'UTC')::date AS day, s.track_id, s.listener_key,
+                 max(s.weight) AS weight
+          FROM lufy.playback_sessions s WHERE s.is_stream GROUP BY 1, 2, 3) per_listener
+    GROUP BY 1, 2
+)
+SELECT count(*) FROM sums s LEFT JOIN listeners l USING (day, track_id)
+"""
+
+
+async def refresh_figures(
+    db: Database, admin: str, artist: uuid.UUID, tracks: list[uuid.UUID], args: argparse.Namespace
+) -> None:
+    """Analyst refresh: everything once, then after appending 10,000 events (the last hour)."""
+    from lufy.analytics.refresh import refresh_views
+
+    first = await refresh_views(db)
+    print("first refresh (every day): " + ", ".join(f"{v} {t:.2f}s" for v, t in first))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            EVENTS_SQL,
+            {
+                "prefix": "n-",
+                "artist": artist,
+                "tracks": tracks,
+                "sessions": 10_000 // 3,
+                "listeners": args.listeners,
+                "start": datetime.now(UTC) - timedelta(hours=1),
+                "span": "50 minutes",
+            },
+        )
+    applied = await LocalProjector(db, EventStore(), batch=args.batch).run(wait_seconds=600)
+    again = await refresh_views(db)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("SELECT set_config('app.current_role', 'system', false)")
+        t0 = time.perf_counter()
+        conn.execute(FULL_TRACK_DAILY_SQL).fetchone()
+        full = time.perf_counter() - t0
+    print(
+        f"refresh after appending {applied:,} events: "
+        + ", ".join(f"{v} {t:.3f}s" for v, t in again)
+        + " (target <= 0.2 s per view); baseline, same run: recomputing track_daily from all "
+        f"history {full:.2f}s (ratio {dict(again)['track_daily'] / full:.3f})",
+        flush=True,
+    )
+
+
+def routes(dashboard: Dashboard) -> dict[str, Callable[[Scope, Query], Awaitable[Any]]]:
+    return {
+        "overview": dashboard.overview,
+        "timeseries listeners/day": lambda s, q: dashboard.timeseries_points(
+            s, q, metric="listeners", granularity="day", track_id=None
+        ),
+        "timeseries streams/day": lambda s, q: dashboard.timeseries_points(
+            s, q, metric="streams", granularity="day", track_id=None
+        ),
+        "tracks": lambda s, q: dashboard.tracks(s, q, sort="streams", limit=10),
+        "breakdown country": lambda s, q: dashboard.breakdown(s, q, dimension="country"),
+        "breakdown device": lambda s, q: dashboard.breakdown(s, q, dimension="device"),
+        "breakdown source": lambda s, q: dashboard.breakdown(s, q, dimension="source"),
+        "export.csv": lambda s, q: dashboard.export_csv(
+            s, q, metric=None, granularity="day", track_id=None
+        ),
+        "realtime": lambda s, q: dashboard.realtime(s, q.tz),
+    }
+
+
+async def timed(call: Callable[[], Awaitable[Any]], requests: int) -> list[float]:
+    """`requests` calls from 4 concurrent tasks; each call's latency."""
+    timings: list[float] = []
+    left = requests
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            t0 = time.perf_counter()
+            await call()
+            timings.append(time.perf_counter() - t0)
+
+    await call()  # warm-up
+    await asyncio.gather(*(worker() for _ in range(4)))
+    return timings
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+async def run(args: argparse.Namespace) -> None:
+    dbname = args.database or f"lufy_bench_scale_{uuid.uuid4().hex[:8]}"
+    admin = db_url(dbname)
+    db = Database(db_url(dbname, "lufy_app"), max_size=4)
+    if args.database:  # measure again on a fixture kept by an earlier run (--keep)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            big, small = (
+                conn.execute(
+                    "SELECT artist_id FROM lufy.tracks WHERE title LIKE %s LIMIT 1", [f"{n} %"]
+                ).fetchone()[0]
+                for n in ("Big", "Small")
+            )
+        await db.open(wait=True)
+        try:
+            await measure_routes(db, big, small, args)
+        finally:
+            await db.close()
+        return
+    migrate(db_url(dbname), db_url(dbname, "lufy_app"))
+    try:
+        now = datetime.now(UTC)
+        start = now - timedelta(days=28)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            big, big_tracks = add_artist(conn, "Big", 3)
+            small, small_tracks = add_artist(conn, "Small", 1)
+            t0 = time.perf_counter()
+            for artist, tracks, sessions, listeners, prefix in (
+                (big, big_tracks, args.sessions, args.listeners, "b-"),
+                (small, small_tracks, args.small, max(1, args.small * 3 // 10), "s-"),
+            ):
+                conn.execute(
+                    EVENTS_SQL,
+                    {
+                        "prefix": prefix,
+                        "artist": artist,
+                        "tracks": tracks,
+                        "sessions": sessions,
+                        "listeners": listeners,
+                        "start": start,
+                        "span": "28 days",
+                    },
+                )
+            events = conn.execute("SELECT count(*) FROM lufy.events").fetchone()[0]
+            conn.execute("VACUUM ANALYZE lufy.events")
+        print(f"fixture: {events:,} events written in {time.perf_counter() - t0:.0f}s", flush=True)
+        await db.open(wait=True)
+        t0 = time.perf_counter()
+        applied = await LocalProjector(db, EventStore(), batch=args.batch).run(wait_seconds=3600)
+        took = time.perf_counter() - t0
+        print(
+            f"projection: {applied:,} events in {took:.0f}s ({applied / took:,.0f} events/s)",
+            flush=True,
+        )
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+            sizes = conn.execute(
+                "SELECT (SELECT count(*) FROM lufy.playback_sessions), "
+                "(SELECT count(*) FROM lufy.listener_bitmaps), "
+                "pg_size_pretty(pg_total_relation_size('lufy.listener_bitmaps'))"
+            ).fetchone()
+        print(f"read models: {sizes[0]:,} sessions, {sizes[1]:,} bitmap rows ({sizes[2]})")
+
+        await refresh_figures(db, admin, big, big_tracks, args)
+        await measure_routes(db, big, small, args)
+    finally:
+        await db.close()
+        if not args.keep:
+            with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(dbname)
+                    )
+                )
+        else:
+            print(f"kept {dbname}: measure again with --database {dbname}")
+
+
+async def measure_routes(
+    db: Database, big: uuid.UUID, small: uuid.UUID, args: argparse.Namespace
+) -> None:
+    dashboard = Dashboard(db)
+    scopes = {"big": Scope(big, "artist", big), "small": Scope(small, "artist", small)}
+    worst = {"p50": 0.0, "p99": 0.0, "ratio": 0.0}
+    print(
+        f"{'route':26} {'range':5} {'tz':12} {'big p50':>8} {'p99':>7} "
+        f"{'small p50':>9} {'p99':>7} {'ratio':>6}"
+    )
+    for name, route in routes(dashboard).items():
+        for rng in ("28d", "90d", "12m"):
+            for tz in ("UTC", "Asia/Kolkata"):
+                if name == "realtime" and rng != "28d":
+                    continue
+                query = Query(range=rng, tz=tz)
+                got = {}
+                for who, scope in scopes.items():
+                    got[who] = await timed(lambda r=route, s=scope, q=query: r(s, q), args.requests)
+                big50, big99 = p(got["big"], 0.5), p(got["big"], 0.99)
+                small50, small99 = p(got["small"], 0.5), p(got["small"], 0.99)
+                ratio = big50 / small50
+                worst = {
+                    "p50": max(worst["p50"], big50),
+                    "p99": max(worst["p99"], big99),
+                    "ratio": max(worst["ratio"], ratio),
+                }
+                print(
+                    f"{name:26} {rng:5} {tz:12} {big50:8.1f} {big99:7.1f} "
+                    f"{small50:9.1f} {small99:7.1f} {ratio:6.2f}",
+                    flush=True,
+                )
+    print(
+        f"worst: big p50 {worst['p50']:.1f} ms (target <= 50), big p99 {worst['p99']:.1f} ms "
+        f"(target <= 250), ratio big/small p50 {worst['ratio']:.2f} (target <= 2)"
+    )
+    period = dashboard.period(Query(range="28d"))
+    params = {"from": period.start, "to": period.end, "artist": big}
+
+    async def scan() -> None:
+        async with db.transaction(user_id=big, role="artist") as conn:
+            await conn.execute(SCAN_SQL, params)
+
+    scans = await timed(scan, max(8, args.requests // 4))
+    overview = await timed(lambda: dashboard.overview(scopes["big"], Query()), args.requests)
+    print(
+        f"baseline, same run: 28d distinct-listener scan p50 {p(scans, 0.5):.1f} ms; "
+        f"overview (both periods, every metric) p50 {p(overview, 0.5):.1f} ms: "
+        f"ratio {p(overview, 0.5) / p(scans, 0.5):.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--listeners", type=int, default=300_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--database", help="measure the routes again on a kept fixture")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
