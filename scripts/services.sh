@@ -29,3 +29,8 @@ fi
 if ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
   apt-get update -qq && apt-get install -y -qq ffmpeg
 fi
+
+# The web app's browser tests drive Debian's Chromium (no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium
+fi

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     RATE_LIMIT_USER: str = "100/minute"
     RATE_LIMIT_GUEST: str = "20/minute"
     TRUSTED_PROXIES: str = ""
+    CORS_ALLOWED_ORIGINS: str = ""
+    FRONTEND_URL: str | None = None
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -104,6 +106,27 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s):// URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("FRONTEND_URL")
+    @classmethod
+    def _frontend_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/") if value else None
+
+    @field_validator("CORS_ALLOWED_ORIGINS")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            parsed = urlsplit(part)
+            if part != "*" and (
+                parsed.scheme not in ("http", "https")
+                or not parsed.netloc
+                or parsed.path not in ("", "/")
+                or parsed.query
+            ):
+                raise ValueError(f"{part!r} is not an origin (scheme://host[:port]) or *")
+        return value
 
     @field_validator("CLOUDFRONT_PRIVATE_KEY")
     @classmethod
@@ -185,6 +208,16 @@ class Settings(BaseSettings):
     def trusted_proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         parts = filter(None, (p.strip() for p in self.TRUSTED_PROXIES.split(",")))
         return [ipaddress.ip_network(p, strict=False) for p in parts]
+
+    @property
+    def cors_allowed_origins(self) -> list[str]:
+        parts = filter(None, (p.strip() for p in self.CORS_ALLOWED_ORIGINS.split(",")))
+        return [p.rstrip("/") for p in parts]
+
+    @property
+    def frontend_url(self) -> str:
+        """Base URL of the web app, for the links in e-mails (the API's own URL by default)."""
+        return self.FRONTEND_URL or self.APP_URL
 
     @property
     def jwt_secret(self) -> str:
