@@ -23,7 +23,7 @@ class MemoryStorage implements Storage {
   }
 }
 
-const user = { id: "u1", email: "a@example.com", display_name: "A", role: "artist", email_verified: true };
+const user = { id: "u1", email: "a@example.com", display_name: "A", role: "artist" as const, email_verified: true };
 const pair = (n: number, expiresIn = 900): AuthTokens => ({
   access_token: `access-${n}`,
   token_type: "Bearer",

@@ -5,23 +5,9 @@
 
 import { ApiError, NetworkError, problemFrom } from "./problem";
 
-export type Role = "listener" | "artist" | "admin";
+import type { AuthTokens, User } from "./types";
 
-export interface User {
-  id: string;
-  email: string;
-  display_name: string;
-  role: Role | string;
-  email_verified: boolean;
-}
-
-export interface AuthTokens {
-  access_token: string;
-  token_type: "Bearer";
-  expires_in: number;
-  refresh_token: string;
-  user: User;
-}
+export type { AuthTokens, User };
 
 export type SessionState =
   | { status: "loading" }

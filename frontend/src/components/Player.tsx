@@ -11,12 +11,7 @@ export interface PlayableTrack {
   artist_id?: string;
 }
 
-interface StreamGrant {
-  url: string;
-  token: string;
-  expires_at: string;
-  grant_id?: string;
-}
+import type { StreamGrant } from "../api/types";
 
 interface PlayerApi {
   current: PlayableTrack | null;

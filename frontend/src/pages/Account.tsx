@@ -6,16 +6,7 @@ import { session, type User } from "../api/session";
 import { Alert, Button, Card, Spinner } from "../components/ui";
 import { useApi } from "../lib/useApi";
 
-interface SessionInfo {
-  id: string;
-  device: string;
-  ip_prefix: string | null;
-  method: string;
-  created_at: string;
-  last_seen_at: string;
-  expires_at: string;
-  current: boolean;
-}
+import type { SessionInfo } from "../api/types";
 
 const when = (iso: string) => new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
 

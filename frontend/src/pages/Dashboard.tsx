@@ -25,23 +25,7 @@ import {
 } from "../lib/period";
 import { useApi } from "../lib/useApi";
 
-type Metrics = Record<Metric, number>;
-interface Overview extends Metrics {
-  previous: Metrics;
-}
-interface Point {
-  t: string;
-  value: number;
-}
-interface TrackRow extends Metrics {
-  track_id: string;
-  title: string | null;
-}
-interface BreakdownRow {
-  key: string;
-  streams: number;
-  listeners: number;
-}
+import type { BreakdownRow, Overview, Point, TrackRow } from "../api/types";
 
 const STORE = "lufy.dashboard.period";
 

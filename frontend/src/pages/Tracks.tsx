@@ -8,25 +8,7 @@ import { usePlayer } from "../components/Player";
 import { Alert, Button, Card, Empty, Field, Spinner } from "../components/ui";
 import { useApi } from "../lib/useApi";
 
-export interface Track {
-  id: string;
-  artist_id: string;
-  title: string;
-  status: "uploading" | "processing" | "ready" | "failed";
-  failure_reason: string | null;
-  duration_ms: number | null;
-  published: boolean;
-  created_at: string;
-}
-
-interface UploadTicket {
-  upload_id: string;
-  track_id: string;
-  method: "PUT" | "POST";
-  url: string;
-  headers: Record<string, string>;
-  expires_at: string;
-}
+import type { Track, TrackList, UploadTicket } from "../api/types";
 
 const AUDIO_TYPES: Record<string, string> = {
   wav: "audio/wav",
@@ -239,7 +221,7 @@ function TrackRow({ track, onChanged }: { track: Track; onChanged: () => void })
 }
 
 export function Tracks({ user }: { user: User }) {
-  const list = useApi<{ tracks: Track[] }>(`/api/music/tracks?artist_id=${user.id}&limit=200`);
+  const list = useApi<TrackList>(`/api/music/tracks?artist_id=${user.id}&limit=200`);
   const mine = list.data?.tracks ?? [];
   const pending = mine.some((t) => t.status === "uploading" || t.status === "processing");
   const { reload } = list;
@@ -273,7 +255,7 @@ export function Tracks({ user }: { user: User }) {
 
 export function Listen() {
   const player = usePlayer();
-  const list = useApi<{ tracks: Track[] }>("/api/music/tracks?published=true&limit=200");
+  const list = useApi<TrackList>("/api/music/tracks?published=true&limit=200");
   return (
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Listen</h1>
