@@ -1,11 +1,21 @@
 # One image for every Lufy process: `lufy migrate`, `lufy serve`, `lufy projector`, `lufy worker`.
-# The wheel carries sql/, projections/ and events/ as package data, so nothing is read from a
-# source checkout at run time. Dependencies come from requirements.lock, pinned with hashes.
+# The wheel carries sql/, projections/, events/ and the built web app as package data, so nothing
+# is read from a source checkout at run time (and the image has no Node). Python dependencies
+# come from requirements.lock, pinned with hashes.
+
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend ./
+RUN npm run build
 
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN pip install --no-cache-dir build==1.2.2
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md hatch_build.py ./
+COPY --from=web /web/dist ./frontend/dist
+ENV LUFY_REQUIRE_WEB=1
 COPY src ./src
 COPY sql ./sql
 COPY projections ./projections

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     METRICS_PORT: int | None = None
     METRICS_TOKEN: str | None = None
     DATABASE_PREPARED_STATEMENTS: bool = True
+    CORS_ALLOWED_ORIGINS: str = ""
+    FRONTEND_URL: str | None = None
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -152,6 +154,27 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s):// URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("FRONTEND_URL")
+    @classmethod
+    def _frontend_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/") if value else None
+
+    @field_validator("CORS_ALLOWED_ORIGINS")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            parsed = urlsplit(part)
+            if part != "*" and (
+                parsed.scheme not in ("http", "https")
+                or not parsed.netloc
+                or parsed.path not in ("", "/")
+                or parsed.query
+            ):
+                raise ValueError(f"{part!r} is not an origin (scheme://host[:port]) or *")
+        return value
 
     @field_validator("CLOUDFRONT_PRIVATE_KEY")
     @classmethod
@@ -280,6 +303,16 @@ class Settings(BaseSettings):
     @property
     def upload_max_stored_bytes(self) -> int:
         return parse_size(self.UPLOAD_MAX_STORED_BYTES)
+
+    @property
+    def cors_allowed_origins(self) -> list[str]:
+        parts = filter(None, (p.strip() for p in self.CORS_ALLOWED_ORIGINS.split(",")))
+        return [p.rstrip("/") for p in parts]
+
+    @property
+    def frontend_url(self) -> str:
+        """Base URL of the web app, for the links in e-mails (the API's own URL by default)."""
+        return self.FRONTEND_URL or self.APP_URL
 
     @property
     def jwt_secret(self) -> str:

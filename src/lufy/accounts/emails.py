@@ -1,4 +1,4 @@
-"""The account e-mails: what each says, rendered as text and HTML, with links from APP_URL.
+"""The account e-mails: what each says, rendered as text and HTML, with links from FRONTEND_URL.
 
 The e-mail job gets a payload naming a template; tokens arrive sealed (see secrets.py) and are
 opened here, in the worker, so the plain token exists only in the e-mail and in this process.
@@ -135,7 +135,7 @@ def deliver(
                 "worker (set the same JWT_SECRET for every process)",
                 permanent=True,
             )
-    message = render(decoded, app_url=settings.APP_URL, token=token)
+    message = render(decoded, app_url=settings.frontend_url, token=token)
     chosen = backend or build_backend(settings)
     try:
         chosen.send(message, key=key)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, route
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -19,7 +20,7 @@ from lufy.bootstrap import Container, bootstrap
 from lufy.errors import NotFoundError
 from lufy.logs import configure_logging
 from lufy.observability import metrics_middleware
-from lufy.web import health
+from lufy.web import frontend, health
 from lufy.web.auth import provide_optional_principal, provide_principal
 from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
@@ -66,6 +67,21 @@ async def api_not_found(rest: FromPath[str]) -> None:
     raise NotFoundError(f"no API route at /api{rest}")
 
 
+def _cors(origins: list[str]) -> CORSConfig | None:
+    """Browsers on other origins (CORS_ALLOWED_ORIGINS) may call the API with a bearer token
+    (no cookies) and read the rate-limit and request-id headers."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-Id", "X-Correlation-Id"],
+        expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-Id", "Location"],
+        allow_credentials=False,
+        max_age=600,
+    )
+
+
 def create_app(container: Container | None = None) -> Litestar:
     container = container or bootstrap()
     configure_logging(container.settings.LUFY_ENV)
@@ -82,7 +98,7 @@ def create_app(container: Container | None = None) -> Litestar:
         return state.container  # type: ignore[no-any-return]
 
     app = Litestar(
-        route_handlers=[*health.ROUTES, *_collect("ROUTES"), api_not_found],
+        route_handlers=[*health.ROUTES, *_collect("ROUTES"), api_not_found, *frontend.ROUTES],
         middleware=[request_context_middleware, metrics_middleware, *_collect("MIDDLEWARE")],
         dependencies={
             "container": Provide(provide_container),
@@ -107,6 +123,7 @@ def create_app(container: Container | None = None) -> Litestar:
             ),
         ),
         debug=False,
+        cors_config=_cors(container.settings.cors_allowed_origins),
     )
     complete_openapi(app)
     return app

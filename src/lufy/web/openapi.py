@@ -26,6 +26,8 @@ from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import OpenAPIResponse as Response
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
+from lufy.web.openapi_clients import complete_for_clients
+
 __all__ = ["PROBLEM_SCHEMA", "complete_openapi"]
 
 PROBLEM_JSON = "application/problem+json"
@@ -160,7 +162,7 @@ def complete_openapi(app: Litestar) -> None:
     process is completed this way; a Lufy process serves only Lufy's.)"""
     plugin = next((p for p in app.plugins if hasattr(p, "provide_openapi")), None)
     if plugin is None or not _wrap_builder(type(plugin)):
-        _complete(app.openapi_schema)
+        _complete(app.openapi_schema, app)
 
 
 def _wrap_builder(plugin_class: type[Any]) -> bool:
@@ -174,7 +176,7 @@ def _wrap_builder(plugin_class: type[Any]) -> bool:
         first = getattr(self, "_openapi", None) is None
         document: OpenAPI = original(self)
         if first:
-            _complete(document)
+            _complete(document, getattr(self, "app", None))
         return document
 
     provide_openapi._lufy_completes = True  # type: ignore[attr-defined]
@@ -182,7 +184,7 @@ def _wrap_builder(plugin_class: type[Any]) -> bool:
     return True
 
 
-def _complete(document: OpenAPI) -> None:
+def _complete(document: OpenAPI, app: Litestar | None = None) -> None:
     components = document.components
     if isinstance(components, list):  # Litestar allows a list; it is one object here
         components = components[0] if components else Components()
@@ -214,6 +216,8 @@ def _complete(document: OpenAPI) -> None:
             if path == "/api/analytics/events" and method == "post":
                 operation.request_body = operation.request_body or _ingest_body()
             operation.responses = responses
+    if app is not None:
+        complete_for_clients(document, app)
 
 
 def _ingest_body() -> RequestBody:
