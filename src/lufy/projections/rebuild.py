@@ -59,6 +59,10 @@ __all__ = ["RebuildError", "RebuildResult", "rebuild"]
 _log = get_logger(__name__)
 LIVE_SCHEMA = "lufy"
 DEFAULT_BATCH_SIZE = 5000
+# The swap of an inline projection waits this long for a live table's lock before it gives way
+# to the writers and retries (it must stay below deadlock_timeout, 1 s by default).
+SWAP_LOCK_TIMEOUT = "200ms"
+SWAP_ATTEMPTS = 100
 
 
 class _Mark:
@@ -486,18 +490,39 @@ class _Rebuild:
     # --- swapping -----------------------------------------------------------------------------
 
     async def _swap(self, checkpoint: Checkpoint, result: RebuildResult, *, compare: bool) -> None:
+        """Swap the shadow copy in. For an inline projection the swap locks the live tables,
+        which its writers write in an order of their own: when the two orders cross, the swap
+        (waiting at most SWAP_LOCK_TIMEOUT, below PostgreSQL's deadlock_timeout) gives way,
+        rolls back and tries again, so a writer's transaction is never the deadlock victim."""
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            try:
+                await self._swap_once(checkpoint, result, compare=compare)
+                return
+            except psycopg.errors.LockNotAvailable:
+                if attempt == SWAP_ATTEMPTS:
+                    raise
+                _log.info("rebuild.swap_retry", projection=self.name, attempt=attempt)
+                await asyncio.sleep(min(0.02 * attempt, 0.5))
+
+    async def _swap_once(
+        self, checkpoint: Checkpoint, result: RebuildResult, *, compare: bool
+    ) -> None:
         conn = self.conn
         async with conn.transaction():
             await enter_system_transaction(conn, SHADOW_PATH)
             if self.p.inline:
                 # Writers of the live tables wait; readers do not. Writers that got in first
                 # have committed once the lock is granted, so their events are visible now.
+                await conn.execute(
+                    sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWAP_LOCK_TIMEOUT))
+                )
                 for table in self.p.tables:
                     await conn.execute(
                         sql.SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(
                             sql.Identifier(LIVE_SCHEMA), sql.Identifier(table)
                         )
                     )
+                await conn.execute("SET LOCAL lock_timeout = 0")
                 final, extra = await self._drain(Q.read_visible, checkpoint, None)
             else:
                 await conn.execute(Q.ensure_checkpoint, {"name": self.name, "tx": 0, "pos": 0})
