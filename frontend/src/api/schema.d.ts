@@ -345,6 +345,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dashboard/revenue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Royalties for the range (estimated for the running month) and the one before */
+        get: operations["dashboardRevenue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dashboard/timeseries": {
         parameters: {
             query?: never;
@@ -500,6 +517,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/payments/checkout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a Stripe Checkout for Premium */
+        post: operations["paymentsCheckout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/payments/portal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Open Stripe's billing portal */
+        post: operations["paymentsPortal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/payments/subscription": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's plan and subscription */
+        get: operations["paymentsSubscription"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/payments/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stripe webhooks (signed with Stripe-Signature) */
+        post: operations["paymentsWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/rate-limit/status": {
         parameters: {
             query?: never;
@@ -534,14 +619,14 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/media/hls/{track_id}/{path}": {
+    "/media/hls/{path}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** HLS delivery with stream-token check */
+        /** HLS delivery: the local edge (the stream token is in the path) */
         get: operations["mediaDeliver"];
         put?: never;
         post?: never;
@@ -575,7 +660,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /**
+         * Prometheus metrics
+         * @description Prometheus text. With `METRICS_PORT` set it is served on that port only (404 here); with `METRICS_TOKEN` set it needs `Authorization: Bearer <token>` (401 otherwise); with neither, only loopback callers get it (403 otherwise). State read from PostgreSQL and Redis is cached for a few seconds, so scrapes cost at most one round of queries per window per process.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -593,8 +681,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Database and Redis are reachable and migrations are current
-         * @description 200 when this process can serve traffic; 503 (same body) when PostgreSQL or Redis does not answer within 2 seconds or the database's migrations differ from the ones this build ships. Load balancers route on it.
+         * Database and Redis are reachable and this build's migrations are applied
+         * @description 200 when this process can serve traffic; 503 (same body) when PostgreSQL or Redis does not answer within 2 seconds, or a migration this build ships is missing or differs from the applied one. A database ahead of this build (a newer release ran its expand migrations) is ready, with those migrations listed in `ahead_of_build`. The answer comes from one probe per second per process. Load balancers route on it.
          */
         get: operations["readyz"];
         put?: never;
@@ -675,6 +763,11 @@ export interface components {
         ChangePassword: {
             current_password: string;
             new_password: string;
+        };
+        /** CheckoutSession */
+        CheckoutSession: {
+            session_id: string;
+            url: string;
         };
         /** CurrentSession */
         CurrentSession: {
@@ -765,6 +858,10 @@ export interface components {
             t: string;
             value: number;
         };
+        /** PortalSession */
+        PortalSession: {
+            url: string;
+        };
         /**
          * Problem
          * @description An RFC 9457 problem document. `detail` says in words what to change; validation failures also list `errors`, rejected rate-limited calls carry Retry-After.
@@ -787,6 +884,7 @@ export interface components {
         };
         /** Readiness */
         Readiness: {
+            ahead_of_build: string[];
             database: string;
             migrations: string;
             redis: string;
@@ -827,6 +925,21 @@ export interface components {
             password: string;
             /** @description token from the e-mail */
             token: string;
+        };
+        /** Revenue */
+        Revenue: {
+            amount_minor: number;
+            currency: string;
+            final: boolean;
+            previous: components["schemas"]["RevenuePeriod"];
+            streams: number;
+        };
+        /** RevenuePeriod */
+        RevenuePeriod: {
+            amount_minor: number;
+            currency: string;
+            final: boolean;
+            streams: number;
         };
         /** RevokedSessions */
         RevokedSessions: {
@@ -873,6 +986,7 @@ export interface components {
          * StreamGrant
          * @example {
          *       "expires_at": "2026-12-06T13:00:00Z",
+         *       "grant_id": "9d1c2b3a-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
          *       "token": "eyJ…",
          *       "url": "https://lufy.example/media/hls/eyJ…/0b8f6c1e-3f59-4d3c-8d3a-7c1f2e9b4a11/master.m3u8"
          *     }
@@ -880,8 +994,18 @@ export interface components {
         StreamGrant: {
             /** Format: date-time */
             expires_at: string;
+            /** Format: uuid */
+            grant_id: string;
             token: string;
             url: string;
+        };
+        /** SubscriptionView */
+        SubscriptionView: {
+            cancel_at_period_end: boolean;
+            current_period_end: string | null;
+            /** @enum {string} */
+            plan: "free" | "premium";
+            status: string | null;
         };
         /**
          * TimeseriesResponse
@@ -1069,6 +1193,13 @@ export interface components {
          */
         UserEnvelope: {
             user: components["schemas"]["User"];
+        };
+        /** WebhookReceipt */
+        WebhookReceipt: {
+            /** @enum {string} */
+            outcome: "appended" | "duplicate" | "ignored";
+            /** @default true */
+            received: boolean;
         };
     };
     responses: never;
@@ -3819,6 +3950,122 @@ export interface operations {
             };
         };
     };
+    dashboardRevenue: {
+        parameters: {
+            query?: {
+                /** @description admins only */
+                artist_id?: string | null;
+                from?: string | null;
+                /** @description as the other /api/dashboard routes */
+                range?: string | null;
+                /** @description as the other /api/dashboard routes */
+                to?: string | null;
+                /** @description as the other /api/dashboard routes */
+                tz?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revenue"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but semantically invalid input */
+            422: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     dashboardTimeseries: {
         parameters: {
             query?: {
@@ -5324,6 +5571,547 @@ export interface operations {
             };
         };
     };
+    paymentsCheckout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutSession"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource's current state forbids this change */
+            409: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's Content-Type is not accepted here */
+            415: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but semantically invalid input */
+            422: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    paymentsPortal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortalSession"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource's current state forbids this change */
+            409: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's Content-Type is not accepted here */
+            415: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but semantically invalid input */
+            422: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    paymentsSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionView"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but semantically invalid input */
+            422: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    paymentsWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookReceipt"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The resource's current state forbids this change */
+            409: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this route accepts */
+            413: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's Content-Type is not accepted here */
+            415: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but semantically invalid input */
+            422: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     rateLimitStatus: {
         parameters: {
             query?: never;
@@ -5467,7 +6255,6 @@ export interface operations {
             header?: never;
             path: {
                 path: string;
-                track_id: string;
             };
             cookie?: never;
         };
@@ -5665,6 +6452,33 @@ export interface operations {
             };
             /** @description The request is malformed */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or not visible to the caller) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
