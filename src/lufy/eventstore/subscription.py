@@ -133,10 +133,14 @@ class Subscription:
                 if len(page.events) >= self.batch_size or self._stopped.is_set():
                     continue
                 if ahead is not None:
-                    # The end of a read-ahead, below an older barrier: ask again afresh.
-                    if await ahead.close() and reader is not None:
-                        await reader.close()
+                    # The end of a read-ahead, below an older barrier: ask again afresh. The
+                    # catch-up is over, so its connection goes too (a projector follows many
+                    # projections; each would otherwise keep one more connection open).
+                    await ahead.close()
                     ahead = None
+                    if reader is not None:
+                        await reader.close()
+                        reader = None
                     continue
                 if page.pending:
                     delays = self.settle_delays
