@@ -1,4 +1,4 @@
-"""Catching up: pages streamed ahead by COPY, below an older barrier, still gap-free and exact."""
+"""Catching up: pages read ahead below an older barrier, still gap-free and exact."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ async def _follow(
     return got
 
 
-async def test_a_catch_up_over_many_read_ahead_streams_delivers_every_event_once_in_order(
+async def test_a_catch_up_over_many_read_aheads_delivers_every_event_once_in_order(
     settings, app_conn, reader_conn, store: EventStore
 ) -> None:
     positions = await _fill(store, app_conn, 230)
@@ -137,7 +137,7 @@ async def test_a_checkpoint_moved_by_the_caller_drops_the_read_ahead(
     assert [e.global_position for e in got] == positions[:15] + positions[5:]
 
 
-async def test_stream_pages_stops_at_its_limit_without_claiming_the_barrier(
+async def test_pages_ahead_stop_at_their_count_or_at_the_barrier(
     app_conn, store: EventStore
 ) -> None:
     positions = await _fill(store, app_conn, 30)
@@ -145,7 +145,7 @@ async def test_stream_pages_stops_at_its_limit_without_claiming_the_barrier(
     assert first.full
     pages = [
         raw
-        async for raw in store.stream_pages(
+        async for raw in store.pages_ahead(
             app_conn, first.checkpoint, limit=5, pages=2, barrier=first.barrier
         )
     ]
@@ -156,11 +156,12 @@ async def test_stream_pages_stops_at_its_limit_without_claiming_the_barrier(
 
     rest = [
         raw
-        async for raw in store.stream_pages(
+        async for raw in store.pages_ahead(
             app_conn, decoded[-1].checkpoint, limit=5, pages=10, barrier=first.barrier
         )
     ]
-    # The COPY ran out below the barrier on a page boundary: an empty page says so.
+    # Below the barrier the page came with, the last 15 events, then a short page that says
+    # everything below it was read.
     assert [raw.count for raw in rest] == [5, 5, 5, 0]
     end = await store.decode_page(app_conn, rest[-1])
     assert end.checkpoint == Checkpoint(first.barrier, 0)

@@ -34,8 +34,6 @@ _MAX_BATCH = 10_000
 # queries.sql; nothing here comes from outside).
 _READ_PAGE = _Q.read_page.replace("/*page_line*/", _Q.page_line)
 _READ_PAGE_TYPES = _Q.read_page_types.replace("/*page_line*/", _Q.page_line)
-_COPY_PAGES = _Q.copy_pages.replace("/*page_line*/", _Q.page_line)
-_COPY_PAGES_TYPES = _Q.copy_pages_types.replace("/*page_line*/", _Q.page_line)
 _Row = tuple[Any, ...]
 
 
@@ -56,7 +54,7 @@ class Page(msgspec.Struct, frozen=True):
 
 
 class RawPage(msgspec.Struct, frozen=True):
-    """A page as the server sent it (EventStore.fetch_page, stream_pages), before decoding."""
+    """A page as the server sent it (EventStore.fetch_page), before decoding."""
 
     after: Checkpoint
     limit: int
@@ -77,14 +75,6 @@ class RawPage(msgspec.Struct, frozen=True):
         if self.full and self.last is not None:
             return self.last
         return max(self.after, Checkpoint(self.barrier, 0))
-
-
-class _Position(msgspec.Struct):
-    global_position: int
-    transaction_id: int
-
-
-_position_decoder = msgspec.json.Decoder(_Position)
 
 
 def _expected_code(expected: ExpectedVersion) -> int:
@@ -421,7 +411,8 @@ class EventStore:
         A reader that wants the next page while it decodes this one asks for it from
         `raw.checkpoint` (on another connection) before calling `decode_page`, and, when
         `raw.full`, may pass `barrier=raw.barrier`: transactions below a barrier stay finished,
-        so reading below an older one is still gap-free (a short page then says `pending`).
+        so reading below an older one is still gap-free (a short page then only says that
+        everything below that barrier was read: ask again without one).
         """
         params: dict[str, Any] = {
             "tx": after.transaction_id,
@@ -454,7 +445,7 @@ class EventStore:
             last=Checkpoint(int(last[2]), int(last[3])) if last[4] is not None else None,
         )
 
-    async def stream_pages(
+    async def pages_ahead(
         self,
         conn: AsyncConnection[Any],
         after: Checkpoint,
@@ -464,81 +455,15 @@ class EventStore:
         barrier: int,
         types: Collection[str] | None = None,
     ) -> AsyncIterator[RawPage]:
-        """Up to `pages` pages after `after`, below `barrier` (one an earlier page returned), in
-        one COPY: a catching-up reader pays one round trip per `pages` pages instead of one per
-        page. Every page but the last is full; a last page that is short or empty means the
-        COPY reached the barrier (its checkpoint is the barrier; `pending` is true: ask again
-        with a fresh one); when the COPY stopped at its LIMIT, the last page is full. A caller
-        that stops early (aclose) makes psycopg cancel the COPY and drain the connection.
-        """
-        code = self.codec.page_decoding()
-        params: dict[str, Any] = {
-            "tx": after.transaction_id,
-            "pos": after.global_position,
-            "limit": limit * pages,
-            "barrier": barrier,
-            "versioned": code.versioned,
-            "versions": code.versions,
-        }
-        if types is not None:
-            params["types"] = list(types)
-        query = _COPY_PAGES if types is None else _COPY_PAGES_TYPES
-        tail = b""
-        lines: list[bytes] = []
-        streamed = 0
-
-        def page(chunk: list[bytes]) -> RawPage:
-            nonlocal after
-            body = b"[" + b",".join(chunk) + b"]"
-            if b"\\" in body:
-                # COPY's text format doubles every backslash (JSON's own escapes); it escapes
-                # nothing else here: JSON text has no raw newline, carriage return or tab.
-                body = body.replace(b"\\\\", b"\\")
-            last = chunk[-1]
-            if b"\\" in last:
-                last = last.replace(b"\\\\", b"\\")
-            position = _position_decoder.decode(last)
-            raw = RawPage(
-                after=after,
-                limit=limit,
-                types=params.get("types"),
-                body=body,
-                count=len(chunk),
-                barrier=barrier,
-                pending=len(chunk) < limit,
-                last=Checkpoint(position.transaction_id, position.global_position),
-            )
+        """Up to `pages` pages after `after`, below `barrier` (one an earlier page returned), one
+        query each, not decoded: what a catching-up reader asks for ahead of itself. Stops after
+        a short page (everything below the barrier was read)."""
+        for _ in range(pages):
+            raw = await self.fetch_page(conn, after, limit=limit, types=types, barrier=barrier)
+            yield raw
+            if not raw.full:
+                return
             after = raw.checkpoint
-            return raw
-
-        async with conn.cursor() as cur, cur.copy(query, params) as copy:
-            async for data in copy:
-                parts = (tail + bytes(data)).split(b"\n")
-                tail = parts.pop()
-                lines.extend(parts)
-                streamed += len(parts)
-                while len(lines) >= limit:
-                    yield page(lines[:limit])
-                    del lines[:limit]
-        if tail:
-            lines.append(tail)
-            streamed += 1
-        if lines:
-            yield page(lines)
-        elif streamed < limit * pages:
-            # The COPY stopped short of its LIMIT on a page boundary: everything below the
-            # barrier was read, and this empty page says so (its checkpoint is the barrier).
-            # When it stopped at its LIMIT, nothing more is said: the reader asks again.
-            yield RawPage(
-                after=after,
-                limit=limit,
-                types=params.get("types"),
-                body=b"[]",
-                count=0,
-                barrier=barrier,
-                pending=True,
-                last=None,
-            )
 
     async def decode_page(self, conn: AsyncConnection[Any], raw: RawPage) -> Page:
         """read_all's second half: one msgspec call for the page; `conn` is used only when the

@@ -225,8 +225,8 @@ LEFT JOIN LATERAL (
 
 -- name: page_line
 -- One event of lufy.events `ev` as the JSON object RecordedEvent decodes from, fields in its
--- order, so a page of them is decoded by one msgspec call (EventStore.fetch_page/stream_pages
--- splice this into the page queries below where they say page_line). `data` carries its type tag (the
+-- order, so a page of them is decoded by one msgspec call (EventStore.fetch_page splices this
+-- into the page queries below where they say page_line). `data` carries its type tag (the
 -- decoder picks the Struct from a tagged union) when it is stored at the codec's current
 -- schema version: version 1 of a type not in the `versioned` parameter, or the version the
 -- `versions` parameter ({type: version}) names; anything else (an older version to upcast) is wrapped as
@@ -259,7 +259,7 @@ LEFT JOIN LATERAL (
 -- `barrier`: NULL, or a barrier an earlier page returned. Every transaction below a barrier
 -- stays finished, so a reader that is catching up may keep reading below the one it has
 -- (sparing lufy.read_barrier()'s scan of pg_stat_activity on every page) until a page comes
--- back short; `pending` is then true and it asks again with a fresh one.
+-- back short, and then asks again with a fresh one.
 WITH barrier AS MATERIALIZED (
     SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
     FROM (SELECT coalesce(%(barrier)s::text::xid8, lufy.read_barrier()) AS xmin) b
@@ -294,29 +294,6 @@ LEFT JOIN LATERAL (
     ORDER BY ev.transaction_id, ev.global_position
     LIMIT %(limit)s
 ) e ON true;
-
--- name: copy_pages
--- Catch-up: many pages' worth of page_line objects below a barrier a page already returned,
--- in one COPY, one per line, with no round trip per page (EventStore.stream_pages).
-COPY (
-    SELECT /*page_line*/
-    FROM lufy.events ev
-    WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
-      AND ev.transaction_id < %(barrier)s::text::xid8
-    ORDER BY ev.transaction_id, ev.global_position
-    LIMIT %(limit)s
-) TO STDOUT;
-
--- name: copy_pages_types
-COPY (
-    SELECT /*page_line*/
-    FROM lufy.events ev
-    WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
-      AND ev.transaction_id < %(barrier)s::text::xid8
-      AND (ev.type || '') = ANY(%(types)s)
-    ORDER BY ev.transaction_id, ev.global_position
-    LIMIT %(limit)s
-) TO STDOUT;
 
 -- name: head
 SELECT coalesce(max(global_position), 0) FROM lufy.events;

@@ -84,12 +84,12 @@ class Subscription:
     async def pages(self, conn: AsyncConnection[Any]) -> AsyncIterator[Page]:
         """Pages read on `conn`; the caller applies each and then may persist `page.checkpoint`.
 
-        Catching up (a page came back full), the pages that follow are streamed by one COPY on
-        a connection of the subscription's own (EventStore.stream_pages, below the barrier the
-        full page returned), `read_ahead_pages` at a time: no round trip per page, and the
-        server builds the next pages while this process decodes one and the caller applies it.
-        A read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved
-        it) is dropped.
+        Catching up (a page came back full), the pages that follow are asked for ahead, on a
+        connection of the subscription's own (EventStore.pages_ahead, below the barrier the
+        full page returned, up to `read_ahead_pages` of them, two waiting at most): the server
+        builds the next page while this process decodes one and the caller applies it. A
+        read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved it)
+        is dropped.
         """
         listener = asyncio.create_task(self._listen())
         reader: AsyncConnection[Any] | None = None
@@ -102,7 +102,8 @@ class Subscription:
                 if ahead is not None:
                     item = await ahead.next()
                     if item is None or item.after != self.checkpoint:
-                        await ahead.close()
+                        if await ahead.close() and reader is not None:
+                            await reader.close()  # a new one is opened for the next read-ahead
                         ahead = None
                     else:
                         raw = item
@@ -114,7 +115,7 @@ class Subscription:
                     if reader is None or reader.closed:
                         reader = await AsyncConnection.connect(self.url, autocommit=True)
                     ahead = _ReadAhead(
-                        self.store.stream_pages(
+                        self.store.pages_ahead(
                             reader,
                             raw.checkpoint,
                             limit=self.batch_size,
@@ -132,9 +133,14 @@ class Subscription:
                 if len(page.events) >= self.batch_size or self._stopped.is_set():
                     continue
                 if ahead is not None:
-                    # The end of a read-ahead, below an older barrier: ask again afresh.
+                    # The end of a read-ahead, below an older barrier: ask again afresh. The
+                    # catch-up is over, so its connection goes too (a projector follows many
+                    # projections; each would otherwise keep one more connection open).
                     await ahead.close()
                     ahead = None
+                    if reader is not None:
+                        await reader.close()
+                        reader = None
                     continue
                 if page.pending:
                     delays = self.settle_delays
@@ -154,7 +160,7 @@ class Subscription:
 
 
 class _ReadAhead:
-    """Runs one EventStore.stream_pages into a small queue (the COPY waits while it is full)."""
+    """Runs one EventStore.pages_ahead into a small queue (it waits while the queue is full)."""
 
     def __init__(self, pages: AsyncIterator[RawPage]) -> None:
         self._queue: asyncio.Queue[RawPage | BaseException | None] = asyncio.Queue(maxsize=2)
@@ -177,8 +183,10 @@ class _ReadAhead:
             raise item
         return item
 
-    async def close(self) -> None:
-        # Cancelling inside the COPY makes psycopg cancel it and drain the connection.
+    async def close(self) -> bool:
+        """Stop reading ahead; True when a read was cut off (its connection is best dropped)."""
+        cut = not self._task.done()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
+        return cut
