@@ -217,8 +217,9 @@ async def read_blocks(
     owners None = every owner (of `artist`, when given)."""
     if not wanted:
         return []
-    code = {level: i for i, (level, _) in enumerate(LEVELS)}
-    encoded = [epoch * 4 + code[level] for level, epoch in wanted]
+    buckets: dict[str, list[datetime]] = {level: [] for level, _ in LEVELS}
+    for level, epoch in wanted:
+        buckets[level].append(datetime.fromtimestamp(epoch, UTC))
     async with conn.cursor(binary=True) as cur:
         await cur.execute(
             _Q.read_rows,
@@ -227,7 +228,7 @@ async def read_blocks(
                 "owners": list(owners) if owners is not None else None,
                 "artist": artist,
                 "dim": dim,
-                "blocks": encoded,
+                **buckets,
             },
             prepare=False,
         )

@@ -64,19 +64,18 @@ WHERE b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
--- Blocks come as one binary int8 array, epoch seconds * 4 + level (0 q, 1 h, 2 s, 3 d): cheap to
--- send by the thousand, and a single function scan (no parallel plan for a few index probes).
-WITH w(level, bucket) AS (
-    SELECT (ARRAY['q', 'h', 's', 'd'])[x %% 4 + 1], to_timestamp(x / 4)
-    FROM unnest(%(blocks)b::int8[]) AS x
-)
+-- The blocks of each level as an array (binary): index probes by (level, bucket = ANY(...)),
+-- never a scan of every row of the owner.
 SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.streams,
        b.bitmap
-FROM w
-JOIN listener_bitmaps b ON b.level = w.level AND b.bucket = w.bucket
+FROM listener_bitmaps b
 WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
-  AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid);
+  AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
+  AND ((b.level = 'q' AND b.bucket = ANY(%(q)b::timestamptz[]))
+       OR (b.level = 'h' AND b.bucket = ANY(%(h)b::timestamptz[]))
+       OR (b.level = 's' AND b.bucket = ANY(%(s)b::timestamptz[]))
+       OR (b.level = 'd' AND b.bucket = ANY(%(d)b::timestamptz[])));
 
 -- name: edge_listeners
 -- Listener ids and weights of the stream sessions in the unaligned edges of a range.
