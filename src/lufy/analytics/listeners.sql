@@ -21,15 +21,17 @@ JOIN listener_bitmaps b
  AND b.bucket = d.bucket AND b.key = d.key AND b.weight = d.weight
 FOR UPDATE OF b;
 
--- name: recompute_rows
--- One row per stream session of each named row's block: (row number, listener id).
-SELECT d.n, l.id
+-- name: still_there
+-- Of (row, listener) pairs whose session left the row: the numbers of those whose listener still
+-- has a stream session in the row's block (by the listener's own sessions: an index probe).
+SELECT d.n
 FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[])
-     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, n)
-JOIN LATERAL (
-    SELECT s.listener_key FROM playback_sessions s
-    WHERE s.is_stream AND s.weight = d.weight
+            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[],
+            %(listener)s::text[])
+     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, listener, n)
+WHERE EXISTS (
+    SELECT 1 FROM playback_sessions s
+    WHERE s.listener_key = d.listener AND s.is_stream AND s.weight = d.weight
       AND s.started_at >= d.bucket
       AND s.started_at < d.bucket + CASE d.level WHEN 'q' THEN interval '15 minutes'
                                                  WHEN 'h' THEN interval '1 hour'
@@ -39,9 +41,7 @@ JOIN LATERAL (
            OR (d.scope = 'a' AND s.artist_id = d.owner))
       AND (d.dim = '' OR d.key = coalesce(CASE d.dim WHEN 'country' THEN s.country
                                                      WHEN 'device' THEN s.device
-                                                     ELSE s.source END, 'unknown'))
-) s ON true
-JOIN listener_ids l ON l.listener_key = s.listener_key;
+                                                     ELSE s.source END, 'unknown')));
 
 -- name: upsert_rows
 INSERT INTO listener_bitmaps AS b (scope, owner, dim, key, level, bucket, weight, artist_id,
