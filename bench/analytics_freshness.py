@@ -53,8 +53,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def event(track: str, session: str, kind: str, ms: int, at: datetime) -> dict:
-    return {
+def event(
+    track: str, session: str, kind: str, ms: int, at: datetime, grant: str | None = None
+) -> dict:
+    body = {
         "event_id": str(uuid.uuid4()),
         "type": kind,
         "occurred_at": at.isoformat(),
@@ -63,6 +65,24 @@ def event(track: str, session: str, kind: str, ms: int, at: datetime) -> dict:
         "track_id": track,
         "listened_ms": ms,
     }
+    if grant is not None:
+        body["grant_id"] = grant
+    return body
+
+
+async def issue_grants(app_url: str, track: str, n: int) -> list[str]:
+    """Stream grants for the marker plays (only sessions backed by a grant are streams)."""
+    from lufy.analytics.testing import issue_grant
+    from lufy.db import Database
+    from lufy.eventstore import EventStore
+
+    db = Database(app_url, min_size=1, max_size=1)
+    await db.open(wait=True)
+    try:
+        store = EventStore()
+        return [str(await issue_grant(db, store, uuid.UUID(track))) for _ in range(n)]
+    finally:
+        await db.close()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -95,6 +115,7 @@ async def run(args: argparse.Namespace) -> None:
             "VALUES (%s, %s, 'Marker', 'ready', 240000, true)",
             [marker_track, marker_artist],
         )
+    grants = await issue_grants(db_url(dbname, "lufy_app"), marker_track, args.seconds + 120)
     port = free_port()
     env = {
         **os.environ,
@@ -166,15 +187,17 @@ async def run(args: argparse.Namespace) -> None:
             async def marker(second: int) -> None:
                 session = f"marker-{second}"
                 at = datetime.now(UTC) - timedelta(seconds=31)
+                grant = grants[second]
                 await post(
                     [
-                        event(marker_track, session, "playback.started", 0, at),
+                        event(marker_track, session, "playback.started", 0, at, grant),
                         event(
                             marker_track,
                             session,
                             "playback.progress",
                             30_000,
                             at + timedelta(seconds=30),
+                            grant,
                         ),
                     ]
                 )

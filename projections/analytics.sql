@@ -37,6 +37,9 @@ CREATE INDEX IF NOT EXISTS playback_sessions_artist_started
 CREATE INDEX IF NOT EXISTS playback_sessions_started ON playback_sessions (started_at);
 CREATE INDEX IF NOT EXISTS playback_sessions_track_started
     ON playback_sessions (track_id, started_at);
+-- A listener's sessions: whether they still have a stream in a block (listener bitmaps).
+CREATE INDEX IF NOT EXISTS playback_sessions_listener_started
+    ON playback_sessions (listener_key, started_at);
 
 -- Per track and 15-minute UTC bucket (of a session's start, or of a like's occurred_at).
 -- 15 minutes so that hours and days of every real time zone are unions of whole buckets.

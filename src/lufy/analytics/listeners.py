@@ -15,10 +15,11 @@ listener counts with the largest weight among its streams in the range, as in a 
 
 Maintenance (`BitmapChanges`, called by the analytics projection with each session's
 contribution before and after a batch): a session that becomes a stream adds its listener to
-its blocks; a session that leaves a block (a late `playback.started` moved it, or it stopped
-being a verified stream) makes that block's rows *dirty*, and dirty rows are computed again
-from `playback_sessions` (the listener may have another stream in the block), so late and
-out-of-order events leave every bitmap exact.
+its blocks; when a session leaves a block (a late `playback.started` moved it, or it stopped
+being a verified stream), its listener is removed from that block's rows unless another of the
+listener's stream sessions is still in the block (asked of the listener's own sessions, so the
+cost follows that listener, not the block's traffic). Streams are plain sums. Late and
+out-of-order events therefore leave every bitmap exact.
 """
 
 from __future__ import annotations
@@ -135,51 +136,56 @@ class BitmapChanges:
     """What a batch of the analytics projection changes in the bitmaps."""
 
     def __init__(self) -> None:
-        self.added: dict[RowKey, set[str]] = defaultdict(set)  # row -> listener keys
+        # row -> listener keys whose session entered / left the row in this batch
+        self.added: dict[RowKey, set[str]] = defaultdict(set)
+        self.left: dict[RowKey, set[str]] = defaultdict(set)
         self.streams: dict[RowKey, float] = defaultdict(float)
-        self.dirty: set[RowKey] = set()
 
     def session(self, before: Any | None, after: Any) -> None:
         """A session changed from `before` (None: new) to `after` (SessionState-like)."""
         old = session_rows(before) if before is not None and before.is_stream() else set()
         new = session_rows(after) if after.is_stream() else set()
-        self.dirty |= old - new
+        for row in old - new:
+            self.left[row].add(after.listener_key)
+            self.streams[row] -= row.weight
         for row in new - old:
             self.added[row].add(after.listener_key)
             self.streams[row] += row.weight
 
     async def apply(self, conn: AsyncConnection[Any]) -> None:
         """Write the changes (after the batch's sessions were written)."""
-        if not self.added and not self.dirty:
+        if not self.streams:
             return
-        ids = await _listener_ids(conn, {k for keys in self.added.values() for k in keys})
+        keys = {k for keys in (*self.added.values(), *self.left.values()) for k in keys}
+        ids = await _listener_ids(conn, keys)
+        # A listener whose session left a row stays in it when another of their stream
+        # sessions is still there: asked per (row, listener), by the listener's own sessions.
+        leaving = sorted((row, k) for row, ks in self.left.items() for k in ks)
+        gone: set[tuple[RowKey, str]] = set()
+        if leaving:
+            params = _columns([row for row, _ in leaving])
+            params["listener"] = [k for _, k in leaving]
+            cur = await conn.execute(_Q.still_there, params, prepare=False)
+            stay = {int(r[0]) for r in await cur.fetchall()}
+            gone = {pair for i, pair in enumerate(leaving) if i + 1 not in stay}
+        touched = sorted(self.streams)
+        cur = await conn.execute(_Q.lock_rows, _columns(touched), prepare=False)
+        current = {
+            n: (float(streams), BitMap.deserialize(bytes(data)))
+            for n, streams, data in await cur.fetchall()
+        }
         rows: dict[RowKey, tuple[float, BitMap]] = {}
-        dirty = sorted(self.dirty)
-        if dirty:
-            recomputed: dict[RowKey, tuple[float, BitMap]] = {r: (0.0, BitMap()) for r in dirty}
-            cur = await conn.execute(_Q.recompute_rows, _columns(dirty), prepare=False)
-            by_index = {i + 1: r for i, r in enumerate(dirty)}
-            for n, listener_id in await cur.fetchall():
-                row = by_index[n]
-                streams, bitmap = recomputed[row]
-                bitmap.add(listener_id)
-                recomputed[row] = (streams + row.weight, bitmap)
-            rows.update(recomputed)
-        additive = sorted(r for r in self.added if r not in self.dirty)
-        if additive:
-            cur = await conn.execute(_Q.lock_rows, _columns(additive), prepare=False)
-            current = {
-                n: (float(streams), BitMap.deserialize(bytes(data)))
-                for n, streams, data in await cur.fetchall()
-            }
-            for i, row in enumerate(additive):
-                streams, bitmap = current.get(i + 1, (0.0, BitMap()))
-                bitmap.update(ids[k] for k in self.added[row])
-                rows[row] = (streams + self.streams[row], bitmap)
-        keep = sorted(r for r, (_, bitmap) in rows.items() if bitmap)
-        gone = sorted(r for r, (_, bitmap) in rows.items() if not bitmap)
-        if gone:
-            await conn.execute(_Q.delete_rows, _columns(gone), prepare=False)
+        for i, row in enumerate(touched):
+            streams, bitmap = current.get(i + 1, (0.0, BitMap()))
+            bitmap.difference_update(
+                BitMap(ids[k] for k in self.left.get(row, ()) if (row, k) in gone)
+            )
+            bitmap.update(ids[k] for k in self.added.get(row, ()))
+            rows[row] = (streams + self.streams[row], bitmap)
+        keep = [r for r in touched if rows[r][1]]
+        empty = [r for r in touched if not rows[r][1]]
+        if empty:
+            await conn.execute(_Q.delete_rows, _columns(empty), prepare=False)
         if keep:
             params = _columns(keep)
             params["artist_id"] = [r.artist_id for r in keep]
@@ -217,8 +223,9 @@ async def read_blocks(
     owners None = every owner (of `artist`, when given)."""
     if not wanted:
         return []
-    code = {level: i for i, (level, _) in enumerate(LEVELS)}
-    encoded = [epoch * 4 + code[level] for level, epoch in wanted]
+    buckets: dict[str, list[datetime]] = {level: [] for level, _ in LEVELS}
+    for level, epoch in wanted:
+        buckets[level].append(datetime.fromtimestamp(epoch, UTC))
     async with conn.cursor(binary=True) as cur:
         await cur.execute(
             _Q.read_rows,
@@ -227,7 +234,7 @@ async def read_blocks(
                 "owners": list(owners) if owners is not None else None,
                 "artist": artist,
                 "dim": dim,
-                "blocks": encoded,
+                **buckets,
             },
             prepare=False,
         )

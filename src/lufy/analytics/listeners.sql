@@ -21,15 +21,17 @@ JOIN listener_bitmaps b
  AND b.bucket = d.bucket AND b.key = d.key AND b.weight = d.weight
 FOR UPDATE OF b;
 
--- name: recompute_rows
--- One row per stream session of each named row's block: (row number, listener id).
-SELECT d.n, l.id
+-- name: still_there
+-- Of (row, listener) pairs whose session left the row: the numbers of those whose listener still
+-- has a stream session in the row's block (by the listener's own sessions: an index probe).
+SELECT d.n
 FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[])
-     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, n)
-JOIN LATERAL (
-    SELECT s.listener_key FROM playback_sessions s
-    WHERE s.is_stream AND s.weight = d.weight
+            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[],
+            %(listener)s::text[])
+     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, listener, n)
+WHERE EXISTS (
+    SELECT 1 FROM playback_sessions s
+    WHERE s.listener_key = d.listener AND s.is_stream AND s.weight = d.weight
       AND s.started_at >= d.bucket
       AND s.started_at < d.bucket + CASE d.level WHEN 'q' THEN interval '15 minutes'
                                                  WHEN 'h' THEN interval '1 hour'
@@ -39,9 +41,7 @@ JOIN LATERAL (
            OR (d.scope = 'a' AND s.artist_id = d.owner))
       AND (d.dim = '' OR d.key = coalesce(CASE d.dim WHEN 'country' THEN s.country
                                                      WHEN 'device' THEN s.device
-                                                     ELSE s.source END, 'unknown'))
-) s ON true
-JOIN listener_ids l ON l.listener_key = s.listener_key;
+                                                     ELSE s.source END, 'unknown')));
 
 -- name: upsert_rows
 INSERT INTO listener_bitmaps AS b (scope, owner, dim, key, level, bucket, weight, artist_id,
@@ -64,19 +64,18 @@ WHERE b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
--- Blocks come as one binary int8 array, epoch seconds * 4 + level (0 q, 1 h, 2 s, 3 d): cheap to
--- send by the thousand, and a single function scan (no parallel plan for a few index probes).
-WITH w(level, bucket) AS (
-    SELECT (ARRAY['q', 'h', 's', 'd'])[x %% 4 + 1], to_timestamp(x / 4)
-    FROM unnest(%(blocks)b::int8[]) AS x
-)
+-- The blocks of each level as an array (binary): index probes by (level, bucket = ANY(...)),
+-- never a scan of every row of the owner.
 SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.streams,
        b.bitmap
-FROM w
-JOIN listener_bitmaps b ON b.level = w.level AND b.bucket = w.bucket
+FROM listener_bitmaps b
 WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
-  AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid);
+  AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
+  AND ((b.level = 'q' AND b.bucket = ANY(%(q)b::timestamptz[]))
+       OR (b.level = 'h' AND b.bucket = ANY(%(h)b::timestamptz[]))
+       OR (b.level = 's' AND b.bucket = ANY(%(s)b::timestamptz[]))
+       OR (b.level = 'd' AND b.bucket = ANY(%(d)b::timestamptz[])));
 
 -- name: edge_listeners
 -- Listener ids and weights of the stream sessions in the unaligned edges of a range.
