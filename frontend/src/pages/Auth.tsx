@@ -151,7 +151,7 @@ function useTokenOnce(fn: (token: string) => Promise<void>) {
     if (!token || usedTokens.has(token)) return;
     usedTokens.add(token);
     void run(() => fn(token));
-  }, [token]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [token]); // once per token: `fn` is a new closure on every render
   return { token, busy, error };
 }
 
