@@ -244,6 +244,12 @@ try {
     { timeout: 120_000, every: 2000 },
   );
   check(api.streams === 1, `one stream counted, got ${api.streams}`);
+  step("download the CSV");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8");
+  check(download.suggestedFilename() === "lufy-streams-28d.csv", `CSV file name: ${download.suggestedFilename()}`);
+  const csvTotal = csv.trim().split("\n").slice(1).reduce((sum, line) => sum + Number(line.split(",").at(-1)), 0);
+  check(csvTotal === api.streams, `the CSV's streams add up to the overview's (${csvTotal} vs ${api.streams}):\n${csv}`);
   const top = await page.getByTestId("top-tracks").textContent();
   check(top.includes("E2E tone"), "the top tracks table lists the track");
   void trackId;
