@@ -228,7 +228,7 @@ try {
   await until(
     "the page's overview to equal the API's",
     async () => {
-      if ((await page.getByRole("radio", { name: "28 days" }).getAttribute("aria-checked")) !== "true") return false;
+      if ((await page.getByRole("button", { name: "28 days" }).getAttribute("aria-pressed")) !== "true") return false;
       api = await apiJson(`/api/dashboard/overview?${query}`, { token });
       if (api.streams < 1) return false;
       for (const m of metrics) {
