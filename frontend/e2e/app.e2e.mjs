@@ -206,6 +206,13 @@ try {
   screen = "account";
   step("sign out and in again");
   await page.getByRole("link", { name: "Account" }).click();
+  await page.getByText("Where you are signed in").waitFor();
+  // The session the cold load used is listed too: revoke it from here.
+  const revoke = page.getByRole("button", { name: /^Revoke the session on / });
+  await until("the other session to be listed", async () => (await revoke.count()) >= 1);
+  const others = await revoke.count();
+  await revoke.first().click();
+  await until("the revoked session to leave the list", async () => (await revoke.count()) === others - 1);
   await page.getByRole("button", { name: "Sign out of this device" }).click();
   screen = "sign-in (again)";
   await page.getByRole("button", { name: "Sign in" }).waitFor();
