@@ -90,6 +90,8 @@ try {
     // Offline, Chromium logs each request that cannot leave the machine (the app's attempt to
     // refresh its session); anything else is an error of the app.
     if (screen === "offline dashboard" && msg.text().includes("net::ERR_INTERNET_DISCONNECTED")) return;
+    // The refused refresh of a reused token is the point of that step.
+    if (screen === "reused refresh token" && msg.text().includes("status of 401")) return;
     consoleErrors.push(`${screen}: ${msg.text()}`);
   });
   page.on("pageerror", (error) => consoleErrors.push(`${screen}: ${error.message}`));
@@ -204,6 +206,13 @@ try {
   screen = "account";
   step("sign out and in again");
   await page.getByRole("link", { name: "Account" }).click();
+  await page.getByText("Where you are signed in").waitFor();
+  // The session the cold load used is listed too: revoke it from here.
+  const revoke = page.getByRole("button", { name: /^Revoke the session on / });
+  await until("the other session to be listed", async () => (await revoke.count()) >= 1);
+  const others = await revoke.count();
+  await revoke.first().click();
+  await until("the revoked session to leave the list", async () => (await revoke.count()) === others - 1);
   await page.getByRole("button", { name: "Sign out of this device" }).click();
   screen = "sign-in (again)";
   await page.getByRole("button", { name: "Sign in" }).waitFor();
@@ -226,7 +235,7 @@ try {
   await until(
     "the page's overview to equal the API's",
     async () => {
-      if ((await page.getByRole("radio", { name: "28 days" }).getAttribute("aria-checked")) !== "true") return false;
+      if ((await page.getByRole("button", { name: "28 days" }).getAttribute("aria-pressed")) !== "true") return false;
       api = await apiJson(`/api/dashboard/overview?${query}`, { token });
       if (api.streams < 1) return false;
       for (const m of metrics) {
@@ -242,6 +251,12 @@ try {
     { timeout: 120_000, every: 2000 },
   );
   check(api.streams === 1, `one stream counted, got ${api.streams}`);
+  step("download the CSV");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8");
+  check(download.suggestedFilename() === "lufy-streams-28d.csv", `CSV file name: ${download.suggestedFilename()}`);
+  const csvTotal = csv.trim().split("\n").slice(1).reduce((sum, line) => sum + Number(line.split(",").at(-1)), 0);
+  check(csvTotal === api.streams, `the CSV's streams add up to the overview's (${csvTotal} vs ${api.streams}):\n${csv}`);
   const top = await page.getByTestId("top-tracks").textContent();
   check(top.includes("E2E tone"), "the top tracks table lists the track");
   void trackId;
@@ -267,6 +282,48 @@ try {
   check(offlineStreams === shownStreams, `offline shows the last dashboard (${offlineStreams} vs ${shownStreams})`);
   await page.screenshot({ path: join(SHOTS, "dashboard-offline-1280x800.png"), fullPage: true });
   await context.setOffline(false);
+
+  // --- A refresh token used elsewhere (stolen): the next refresh signs out, saying why ------
+  screen = "reused refresh token";
+  step("a reused refresh token signs the person out with a message");
+  const stored = await page.evaluate(() => localStorage.getItem("lufy.refresh_token"));
+  await apiJson("/api/auth/refresh", { method: "POST", body: { refresh_token: stored } });
+  await page.reload();
+  await page.getByText(/You have been signed out: .*already used/).waitFor();
+  check((await page.evaluate(() => localStorage.getItem("lufy.refresh_token"))) === null, "the refresh token is forgotten");
+
+  // --- Magic link, then forgot/reset password, through the e-mailed links ------------------
+  screen = "magic link";
+  step("sign in with a magic link");
+  await page.getByRole("link", { name: "E-mail me a sign-in link" }).click();
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByRole("button", { name: "E-mail me a link" }).click();
+  await page.getByText("a sign-in link is on its way").waitFor();
+  const magic = await until("the magic-link e-mail", () => mailTo(email, "sign-in link"));
+  const magicLink = magic.text.match(/https?:\/\/\S+magic-link\?token=\S+/)?.[0];
+  check(magicLink?.startsWith(`${BASE}/magic-link?token=`), `the magic link opens the app: ${magicLink}`);
+  await page.goto(magicLink);
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+
+  screen = "password reset";
+  step("forgot and reset the password");
+  await page.getByRole("link", { name: "Account" }).click();
+  await page.getByRole("button", { name: "Sign out of this device" }).click();
+  await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByRole("button", { name: "E-mail me a reset link" }).click();
+  await page.getByText("a reset link is on its way").waitFor();
+  const reset = await until("the reset e-mail", () => mailTo(email, "Reset your Lufy password"));
+  await page.goto(reset.text.match(/https?:\/\/\S+reset-password\?token=\S+/)[0]);
+  const newPassword = "another long e2e password 43";
+  await page.getByLabel("New password").fill(newPassword);
+  await page.getByRole("button", { name: "Set password" }).click();
+  await page.getByText("Your password is changed").waitFor();
+  await page.getByRole("link", { name: "Sign in" }).click();
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password").fill(newPassword);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
 
   check(consoleErrors.length === 0, `console errors:\n${consoleErrors.join("\n")}`);
   step(`done: screenshots in ${SHOTS}`);

@@ -103,9 +103,8 @@ export function App() {
   }
 
   const signedIn = state.status === "signed-in" || state.status === "offline";
-  // Keyed by the person: signing out stops the player and the next person starts afresh.
   return (
-    <PlayerProvider key={signedIn ? state.user.id : "nobody"}>
+    <PlayerProvider owner={signedIn ? state.user.id : null}>
       <a href="#main" className="sr-only focus:not-sr-only focus:absolute focus:left-2 focus:top-2 focus:z-50 focus:rounded focus:bg-white focus:px-3 focus:py-2">
         Skip to content
       </a>

@@ -3,9 +3,10 @@ free port, driven by Playwright (playwright-core, Debian's Chromium; frontend/e2
 
 An artist signs up, verifies through the e-mail file backend, uploads a generated 40-second
 tone, publishes it, plays it past 31 s, and finds the stream in the realtime panel and the
-overview equal to the API's; offline, a reload shows the last dashboard with its banner; the
-app is installable and its first load stays within 300 KB of compressed JS. Screenshots go to
-frontend/test-results/screenshots (not committed).
+overview equal to the API's; offline, a reload shows the last dashboard with its banner; a
+reused refresh token signs out with a message; magic link and password reset work from their
+e-mails; the app is installable and its first load stays within 300 KB of compressed JS.
+Screenshots go to frontend/test-results/screenshots (not committed).
 """
 
 from __future__ import annotations

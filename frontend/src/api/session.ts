@@ -131,7 +131,7 @@ export class Session {
   private async rotate(): Promise<string | null> {
     const token = this.deps.storage.getItem(REFRESH_KEY);
     if (!token) {
-      this.signedOut("You were signed out in another tab.");
+      await this.signedOut("You were signed out in another tab.");
       return null;
     }
     const offline = () => {

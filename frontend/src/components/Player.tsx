@@ -38,12 +38,14 @@ function prefersNativeHls(audio: HTMLAudioElement): boolean {
   return navigator.vendor?.startsWith("Apple") === true && audio.canPlayType("application/vnd.apple.mpegurl") !== "";
 }
 
-export function PlayerProvider({ children }: { children: ReactNode }) {
+/** `owner`: who is signed in; when it changes (sign-out, another person) the player stops. */
+export function PlayerProvider({ owner, children }: { owner: string | null; children: ReactNode }) {
   // `n` counts plays, so playing the same track again starts a new playback session.
   const [playing, setPlaying] = useState<{ track: PlayableTrack; n: number } | null>(null);
   const play = useCallback((track: PlayableTrack) => setPlaying((p) => ({ track, n: (p?.n ?? 0) + 1 })), []);
   const stop = useCallback(() => setPlaying(null), []);
   const current = playing?.track ?? null;
+  useEffect(() => setPlaying(null), [owner]);
   return (
     <PlayerContext.Provider value={{ current, play, stop }}>
       {children}

@@ -58,7 +58,7 @@ export function Account({ user }: { user: User }) {
                     {s.ip_prefix ? ` from ${s.ip_prefix}` : ""}
                   </p>
                 </div>
-                <Button variant="secondary" onClick={() => void revoke(s)} aria-label={s.current ? "Sign out of this device" : `Sign out ${s.device}`}>
+                <Button variant="secondary" onClick={() => void revoke(s)} aria-label={s.current ? "Sign out of this device" : `Revoke the session on ${s.device}`}>
                   {s.current ? "Sign out" : "Revoke"}
                 </Button>
               </li>

@@ -1,5 +1,5 @@
 // Sign up, verify e-mail, sign in, magic link, forgot and reset password.
-import { useEffect, useRef, useState, type FormEvent, type ReactNode } from "react";
+import { useEffect, useState, type FormEvent, type ReactNode } from "react";
 import { api } from "../api/client";
 import { messageOf } from "../api/problem";
 import { session, type AuthTokens } from "../api/session";
@@ -139,17 +139,19 @@ export function SignUp() {
   );
 }
 
+// Tokens from e-mail links work once: never send one twice, even if the page is rendered again.
+const usedTokens = new Set<string>();
+
 /** Pages opened from an e-mail link: `?token=` is used once, on arrival. */
 function useTokenOnce(fn: (token: string) => Promise<void>) {
   const { query } = useLocation();
   const token = query.get("token");
   const { busy, error, run } = useSubmit();
-  const started = useRef(false);
   useEffect(() => {
-    if (!token || started.current) return;
-    started.current = true;
+    if (!token || usedTokens.has(token)) return;
+    usedTokens.add(token);
     void run(() => fn(token));
-  }, [token]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [token]); // once per token: `fn` is a new closure on every render
   return { token, busy, error };
 }
 

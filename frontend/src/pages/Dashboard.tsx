@@ -62,12 +62,11 @@ function Controls({ period, onChange }: { period: Period; onChange: (p: Period) 
     <div className="flex flex-wrap items-end gap-4">
       <fieldset>
         <legend className="mb-1 text-sm font-medium text-slate-800">Range</legend>
-        <div className="inline-flex overflow-hidden rounded-md border border-slate-300" role="radiogroup" aria-label="Range">
+        <div className="inline-flex overflow-hidden rounded-md border border-slate-300" role="group" aria-label="Range">
           {RANGES.map((r) => (
             <button
               key={r.key}
-              role="radio"
-              aria-checked={period.range === r.key}
+              aria-pressed={period.range === r.key}
               onClick={() => set({ range: r.key as RangeKey })}
               className={`px-3 py-1.5 text-sm focus-visible:outline focus-visible:outline-2 focus-visible:outline-violet-700 ${period.range === r.key ? "bg-violet-800 text-white" : "bg-white text-slate-800 hover:bg-slate-100"}`}
             >
