@@ -232,7 +232,7 @@ class EventStore:
             fast = _FAST_PATH[mode][alone]
         for attempt in range(2):
             try:
-                cur = await conn.execute(fast, params, prepare=True)
+                cur = await conn.execute(fast, params, prepare=True, binary=True)
                 rows = await cur.fetchall()
                 if not rows:
                     # Nothing was written: a replay, a reused id or a version mismatch. The
