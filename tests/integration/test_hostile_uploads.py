@@ -289,3 +289,24 @@ def test_an_extension_the_declared_type_does_not_allow_is_not_read_at_all(
     mp3.write_bytes(b"ID3")
     with pytest.raises(MediaRejected, match=r"^not an audio file Lufy accepts"):
         transcode.probe(mp3, content_type="audio/flac")
+
+
+@pytest.mark.parametrize("suffix", [".mp3", ".wav", ".flac", ".m4a", ".ogg"])
+def test_real_audio_of_each_type_still_passes_the_signature_check(
+    tmp_path: Path, suffix: str
+) -> None:
+    from tests.helpers.media import make_tone
+
+    source = make_tone(tmp_path / f"tone{suffix}", seconds=2)
+    probed = transcode.probe(source)
+    assert probed.demuxer == transcode.input_format(suffix)
+    assert probed.sample_rate == 44100
+
+
+def test_an_mp3_padded_with_zeros_before_its_first_frame_is_still_audio(tmp_path: Path) -> None:
+    from tests.helpers.media import make_tone
+
+    tone = make_tone(tmp_path / "tone.mp3", seconds=2)
+    padded = tmp_path / "padded.mp3"
+    padded.write_bytes(b"\x00" * 512 + tone.read_bytes())
+    assert transcode.probe(padded, content_type="audio/mpeg").duration_s > 1.5

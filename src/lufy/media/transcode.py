@@ -264,6 +264,7 @@ def _check_signature(path: Path, demuxer: str) -> None:
 
 def _after_id3(head: bytes) -> bytes | None:
     """What follows ID3v2 tags at the start of `head` (None when it ends inside one)."""
+    head = head.lstrip(b"\x00")  # some encoders pad before the first tag or frame
     while head.startswith(b"ID3") and len(head) >= 10:
         size = 0
         for byte in head[6:10]:
@@ -291,7 +292,7 @@ def _signature_matches(head: bytes, demuxer: str) -> bool:
             return sync and body[1] & 0xF6 == 0xF0  # ADTS: 12-bit sync, layer 00
         return body.startswith(b"fLaC")
     if demuxer == "wav":
-        return head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE"
+        return head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and head[8:12] == b"WAVE"
     if demuxer == "ogg":
         return head.startswith(b"OggS")
     if demuxer == "mov":
