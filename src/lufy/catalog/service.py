@@ -40,7 +40,7 @@ from lufy.catalog.schemas import (
     UploadCreate,
     UploadTicket,
 )
-from lufy.db import Database
+from lufy.db import Database, set_context
 from lufy.errors import (
     ConcurrencyError,
     ConflictError,
@@ -519,8 +519,31 @@ class CatalogService:
         self, principal: Principal | None, track_id: uuid.UUID
     ) -> StreamGrant:
         user_id, role = (principal.user_id, principal.role) if principal else (None, None)
-        async with self.db.transaction(user_id=user_id, role=role) as conn:
-            cur = await conn.execute(_Q.get_track_internal, {"id": track_id})
+        grant_id = uuid.uuid4()
+        issued_at = self.clock()
+        expires_at = signing.stream_token_expiry(issued_at)
+        event = StreamAuthorized(
+            track_id=track_id,
+            listener_id=user_id,
+            expires_at=expires_at,
+            delivery=delivery.delivery_mode(self.settings),
+            grant_id=grant_id,
+        )
+        # One round trip for BEGIN, the RLS context, the track read and the grant's append
+        # (pipelined; the append is rolled back with the transaction if the track may not be
+        # streamed), one for COMMIT: the grant stays durable (a synchronous commit), since the
+        # stream-integrity rule checks plays against it. One statement at a time they were five.
+        async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
+            if principal is not None:
+                await set_context(conn, user_id=user_id, role=role)
+            cur = await conn.execute(_Q.get_track_internal, {"id": track_id}, prepare=True)
+            await self.store.append(
+                conn,
+                STREAM_AUTH_STREAM,
+                str(track_id),
+                [NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(user_id))],
+                expected=ANY,
+            )
             row = await cur.fetchone()
             if row is None or row[4] is not None:
                 raise NotFoundError("no such track")
@@ -530,10 +553,8 @@ class CatalogService:
                 raise NotFoundError("no such track")
             if status != model.READY:
                 raise ConflictError(f"the track cannot be streamed yet: it is {status}")
-            grant_id = uuid.uuid4()
-            issued_at = self.clock()
             tier = await self.tier_resolver(conn, user_id, issued_at)
-            token, expires_at = signing.issue_stream_token(
+            token, _ = signing.issue_stream_token(
                 self.settings.jwt_secret,
                 track_id=track_id,
                 subject=user_id,
@@ -542,20 +563,6 @@ class CatalogService:
                 now=issued_at,
             )
             url = delivery.stream_url(self.settings, token, track_id)
-            event = StreamAuthorized(
-                track_id=track_id,
-                listener_id=user_id,
-                expires_at=expires_at,
-                delivery=delivery.delivery_mode(self.settings),
-                grant_id=grant_id,
-            )
-            await self.store.append(
-                conn,
-                STREAM_AUTH_STREAM,
-                str(track_id),
-                [NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(user_id))],
-                expected=ANY,
-            )
         return StreamGrant(url=url, token=token, expires_at=expires_at, grant_id=grant_id)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "issue_stream_token",
     "issue_upload_token",
     "stream_key_id",
+    "stream_token_expiry",
     "verify_upload_token",
 ]
 
@@ -57,6 +58,11 @@ def stream_key_id(secret: str) -> str:
     return hashlib.sha256(f"lufy-stream-key:{secret}".encode()).hexdigest()[:16]
 
 
+def stream_token_expiry(now: datetime, ttl: timedelta = STREAM_TOKEN_TTL) -> datetime:
+    """When a stream token issued at `now` expires (whole seconds, as the claim carries it)."""
+    return now.replace(microsecond=0) + ttl
+
+
 def issue_stream_token(
     secret: str,
     *,
@@ -70,7 +76,7 @@ def issue_stream_token(
     """A stream token for `track_id`; `subject` None means an anonymous listener."""
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}")
-    expires_at = (now or datetime.now(UTC)).replace(microsecond=0) + ttl
+    expires_at = stream_token_expiry(now or datetime.now(UTC), ttl)
     claims = {
         "sub": str(subject) if subject else ANONYMOUS,
         "sid": str(track_id),

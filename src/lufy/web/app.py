@@ -19,6 +19,7 @@ from litestar.params import FromPath
 from lufy.bootstrap import Container, bootstrap
 from lufy.errors import NotFoundError
 from lufy.logs import configure_logging
+from lufy.media import edge_asgi
 from lufy.observability import metrics_middleware
 from lufy.web import frontend, health
 from lufy.web.auth import provide_optional_principal, provide_principal
@@ -126,4 +127,6 @@ def create_app(container: Container | None = None) -> Litestar:
         cors_config=_cors(container.settings.cors_allowed_origins),
     )
     complete_openapi(app)
+    # The local edge (`GET /media/hls/…`) is answered in front of the middleware stack.
+    app.asgi_handler = edge_asgi.wrap(app.asgi_handler, container)
     return app

@@ -65,3 +65,11 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             _correlation_id.reset(cid_token)
 
     return middleware
+
+
+def ids_for(scope: Scope) -> tuple[str, str]:
+    """A fresh request id and the correlation id for `scope`, as the middleware works them
+    out (for handlers answered in front of the middleware stack: `lufy.media.edge_asgi`)."""
+    rid = uuid.uuid4().hex
+    cid = _header(scope, b"x-correlation-id") or _header(scope, b"x-request-id") or rid
+    return rid, cid
