@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import jwt
 import msgspec
 
-from lufy.web.auth import Principal
+from lufy.identity import Principal
 
 __all__ = ["ACCESS_TTL", "AUDIENCE", "ROLES", "AccessTokens", "InvalidAccessToken"]
 

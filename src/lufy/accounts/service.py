@@ -56,11 +56,10 @@ from lufy.db import Database
 from lufy.errors import NotFoundError, ValidationFailedError
 from lufy.eventstore import ANY, NO_STREAM, Event, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import ExpectedVersion
+from lufy.identity import Principal, correlation_id, request_id
 from lufy.projections.inline import append_inline
 from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
-from lufy.web.auth import Principal
-from lufy.web.context import correlation_id, request_id
 
 if TYPE_CHECKING:
     from lufy.bootstrap import Container

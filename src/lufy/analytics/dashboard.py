@@ -33,8 +33,8 @@ from lufy.analytics.schemas import (
 )
 from lufy.db import Database
 from lufy.errors import PermissionDeniedError
+from lufy.identity import Principal
 from lufy.sqlfiles import load_queries
-from lufy.web.auth import Principal
 
 __all__ = ["METRICS", "Dashboard", "Query", "Scope"]
 

@@ -102,7 +102,7 @@ async def _catalogue(
     from lufy.catalog.processing import process_track
     from lufy.catalog.schemas import UploadCreate
     from lufy.catalog.service import catalog_service
-    from lufy.web.auth import Principal
+    from lufy.identity import Principal
 
     accounts = accounts_service(container)
     catalog = catalog_service(container)

@@ -52,13 +52,13 @@ from lufy.errors import (
 )
 from lufy.eventstore import ANY, NO_STREAM, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import Event
+from lufy.identity import Principal, correlation_id, request_id
 from lufy.media import delivery, signing
 from lufy.media.storage import BlobStorage
 from lufy.media.uploads import UnsupportedMediaTypeError
 from lufy.projections.inline import append_inline
 from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
-from lufy.web.auth import Principal
 
 __all__ = [
     "CatalogService",
@@ -121,8 +121,6 @@ def _track(row: Sequence[Any]) -> Track:
 
 
 def _metadata(actor: uuid.UUID | None, causation_id: str | None = None) -> EventMetadata:
-    from lufy.web.context import correlation_id, request_id
-
     return EventMetadata(
         actor_id=str(actor) if actor else None,
         correlation_id=correlation_id(),

@@ -25,6 +25,7 @@ from lufy.errors import (
 )
 from lufy.eventstore import ANY, EventStore
 from lufy.eventstore.envelope import EventMetadata, NewEvent
+from lufy.identity import correlation_id, request_id
 from lufy.payments import model
 from lufy.payments.entitlements import plan_of
 from lufy.payments.events import STREAM_TYPE
@@ -232,9 +233,6 @@ class PaymentsService:
             _log.info("stripe_event_ignored", stripe_event_id=evt["id"], type=evt.get("type"))
             return "ignored"
         customer = getattr(event, "customer_id", "") or "unknown"
-        # Imported here: the web package imports the bootstrap that builds this service.
-        from lufy.web.context import correlation_id, request_id
-
         item = NewEvent(
             event=event,
             event_id=model.event_uuid(str(evt["id"])),

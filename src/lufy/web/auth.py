@@ -6,25 +6,14 @@ The authentication layer (accounts) verifies the bearer token and stores the Pri
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import msgspec
 from litestar import Request
 
-from lufy.errors import AuthenticationError, PermissionDeniedError
+from lufy.errors import AuthenticationError
+from lufy.identity import Principal, require_role
 
 __all__ = ["Principal", "provide_optional_principal", "provide_principal", "require_role"]
-
-
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    user_id: uuid.UUID
-    role: str  # listener | artist | admin
-    session_id: uuid.UUID
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 async def provide_optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
@@ -38,10 +27,4 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         # The authentication middleware says why a presented token was refused.
         reason = getattr(request.state, "auth_error", None)
         raise AuthenticationError(reason or "a valid bearer access token is required")
-    return principal
-
-
-def require_role(principal: Principal, *roles: str) -> Principal:
-    if principal.role not in roles and not principal.is_admin:
-        raise PermissionDeniedError(f"this action needs the role {' or '.join(roles)}")
     return principal

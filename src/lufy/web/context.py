@@ -9,26 +9,19 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from contextvars import ContextVar
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from lufy.identity import correlation_id, correlation_id_var, request_id, request_id_var
+
 __all__ = ["correlation_id", "request_context_middleware", "request_id"]
 
 # fullmatch: `$` also matches before a trailing newline, which would let one through.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
-
-
-def request_id() -> str | None:
-    return _request_id.get()
-
-
-def correlation_id() -> str | None:
-    return _correlation_id.get()
+_request_id = request_id_var
+_correlation_id = correlation_id_var
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
