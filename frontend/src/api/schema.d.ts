@@ -1222,21 +1222,20 @@ export interface operations {
             content: {
                 "application/json": {
                     events: {
-                        anonymous_id?: string;
-                        /** Format: uuid */
-                        artist_id?: string;
+                        anonymous_id?: string | null;
+                        artist_id?: string | null;
                         /** Format: uuid */
                         event_id: string;
-                        listened_ms?: number;
+                        grant_id?: string | null;
+                        listened_ms?: number | null;
                         /** Format: date-time */
                         occurred_at: string;
-                        properties?: Record<string, never>;
+                        properties?: Record<string, never> | null;
                         session_id: string;
-                        source?: string;
-                        /** Format: uuid */
-                        track_id?: string;
+                        source?: string | null;
+                        track_id?: string | null;
                         /** @enum {string} */
-                        type: "playback.started" | "playback.progress" | "playback.completed" | "playback.skipped" | "page.viewed" | "track.liked" | "track.unliked" | "artist.followed" | "artist.unfollowed";
+                        type: "artist.followed" | "artist.unfollowed" | "page.viewed" | "playback.completed" | "playback.progress" | "playback.skipped" | "playback.started" | "track.liked" | "track.unliked";
                     }[];
                 };
                 "text/plain": string;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Litestar
 from litestar.openapi.spec import (
     Components,
@@ -26,6 +27,8 @@ from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import OpenAPIResponse as Response
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
+from lufy.analytics.events import ANALYTICS_TYPES
+from lufy.analytics.ingest import MAX_BATCH_EVENTS, IncomingEvent
 from lufy.web.openapi_clients import complete_for_clients
 
 __all__ = ["PROBLEM_SCHEMA", "complete_openapi"]
@@ -222,42 +225,23 @@ def _complete(document: OpenAPI, app: Litestar | None = None) -> None:
 
 def _ingest_body() -> RequestBody:
     """The ingestion route reads its raw body itself (it also takes text/plain from
-    sendBeacon), so Litestar cannot infer the schema: CONTRACT.md section 3, written out."""
-    text = Schema(type=OpenAPIType.STRING, max_length=200)
-    uuid_ = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID)
-    event = Schema(
-        type=OpenAPIType.OBJECT,
-        required=["event_id", "type", "occurred_at", "session_id"],
-        properties={
-            "event_id": uuid_,
-            "type": Schema(
-                type=OpenAPIType.STRING,
-                enum=[
-                    "playback.started",
-                    "playback.progress",
-                    "playback.completed",
-                    "playback.skipped",
-                    "page.viewed",
-                    "track.liked",
-                    "track.unliked",
-                    "artist.followed",
-                    "artist.unfollowed",
-                ],
-            ),
-            "occurred_at": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
-            "session_id": text,
-            "anonymous_id": text,
-            "track_id": uuid_,
-            "artist_id": uuid_,
-            "listened_ms": Schema(type=OpenAPIType.INTEGER, minimum=0),
-            "source": text,
-            "properties": Schema(type=OpenAPIType.OBJECT),
-        },
-    )
+    sendBeacon), so Litestar cannot infer the schema: it is generated here from the Struct the
+    route decodes (`IncomingEvent`), so the limits it documents are the ones it enforces."""
+    _, components = msgspec.json.schema_components([IncomingEvent])
+    event = _from_json_schema(components["IncomingEvent"])
+    assert event.properties is not None
+    # What msgspec does not say from the Struct alone: the accepted types (checked per event,
+    # so an unknown one is a per-event rejection, not a failed batch) and RFC 3339 instants.
+    event.properties["type"] = Schema(type=OpenAPIType.STRING, enum=sorted(ANALYTICS_TYPES))
+    occurred_at = event.properties["occurred_at"]
+    assert isinstance(occurred_at, Schema)
+    occurred_at.format = OpenAPIFormat.DATE_TIME
     batch = Schema(
         type=OpenAPIType.OBJECT,
         required=["events"],
-        properties={"events": Schema(type=OpenAPIType.ARRAY, items=event, max_items=500)},
+        properties={
+            "events": Schema(type=OpenAPIType.ARRAY, items=event, max_items=MAX_BATCH_EVENTS)
+        },
     )
     return RequestBody(
         required=True,
@@ -267,6 +251,37 @@ def _ingest_body() -> RequestBody:
             "text/plain": MediaType(schema=Schema(type=OpenAPIType.STRING)),
         },
     )
+
+
+_JSON_SCHEMA_KEYS = {
+    "maxLength": "max_length",
+    "minLength": "min_length",
+    "minimum": "minimum",
+    "maximum": "maximum",
+    "required": "required",
+    "description": "description",
+    "enum": "enum",
+    "maxItems": "max_items",
+}
+
+
+def _from_json_schema(node: dict[str, Any]) -> Schema:
+    """A JSON Schema node as msgspec writes it, as Litestar's OpenAPI Schema."""
+    kwargs: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "type":
+            kwargs["type"] = OpenAPIType(value)
+        elif key == "format":
+            kwargs["format"] = OpenAPIFormat(value)
+        elif key == "properties":
+            kwargs["properties"] = {name: _from_json_schema(v) for name, v in value.items()}
+        elif key == "anyOf":
+            kwargs["any_of"] = [_from_json_schema(v) for v in value]
+        elif key == "items":
+            kwargs["items"] = _from_json_schema(value)
+        elif key in _JSON_SCHEMA_KEYS:
+            kwargs[_JSON_SCHEMA_KEYS[key]] = value
+    return Schema(**kwargs)
 
 
 def _document_csv(responses: dict[str, Any]) -> None:
