@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 import uuid
@@ -257,6 +258,8 @@ async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothin
         row = await cur.fetchone()
     assert row is not None
     password_hash = str(row[0])
+    wrong = await client.post("/api/auth/sign-in", json={"email": email, "password": "nope nope"})
+    assert wrong.status_code == 401
     # A published, processed track with its media in storage.
     tone = make_tone(tmp_path / "tone.mp3", seconds=3)
     ticket = (
@@ -288,7 +291,8 @@ async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothin
     assert report.tracks_deleted == 1
 
     dump = _dump(settings)
-    for secret in (email, NAME, password_hash):
+    email_hash = hashlib.sha256(email.encode()).hexdigest()
+    for secret in (email, NAME, password_hash, email_hash):
         for encoded in _encodings(secret):
             assert encoded not in dump, (secret, encoded)
     assert service.storage.list(f"hls/{ticket['track_id']}/") == []

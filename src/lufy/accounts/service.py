@@ -95,6 +95,8 @@ _PERSONAL: dict[type[Event], tuple[str, ...]] = {
     PasswordResetRequested: ("email", "display_name"),
     EmailVerified: ("email",),
     PasswordChanged: ("email", "display_name"),
+    # A failed sign-in of a known account: the address's hash names the person too.
+    SignInFailed: ("email_hash",),
 }
 
 
@@ -215,9 +217,9 @@ class AccountService:
     async def _for_log(self, conn: AsyncConnection[Any], event: Event) -> Event:
         """The event as the log keeps it: personal fields sealed, no password hash."""
         fields = _PERSONAL.get(type(event))
-        if not fields:
+        subject: uuid.UUID | None = getattr(event, "user_id", None)
+        if not fields or subject is None:
             return event
-        subject = event.user_id  # type: ignore[attr-defined]
         changes: dict[str, Any] = {
             name: await self.keyring.seal(conn, subject, getattr(event, name))
             for name in fields

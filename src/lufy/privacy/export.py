@@ -1,6 +1,6 @@
 """Export of everything Lufy holds about a person (GDPR Art. 15 and 20): `export_person`.
 
-One JSON document, read in one snapshot as `system` from the read models and the log:
+One JSON document, read in one transaction as `system` from the read models and the log:
 profile, account history, sessions (device and IP prefix), tracks (an artist's), playback
 history as sessions, likes and follows, subscription and payments. Sealed fields are opened
 with the person's key; an erased person's export says so.
@@ -86,7 +86,6 @@ async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
     """The JSON document (bytes) of everything Lufy holds about `user_id`."""
     params = {"id": user_id, "id_text": str(user_id)}
     async with container.db.transaction(role="system") as conn:
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         profile_rows = await _rows(conn, _PROFILE, params)
         if not profile_rows:
             raise NotFoundError(f"no account {user_id}")
