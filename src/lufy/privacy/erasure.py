@@ -7,8 +7,10 @@
 2. catalog: every track of an artist unpublished and deleted (`catalog.track_unpublished`,
    `catalog.track_deleted`), its HLS package and source removed from storage.
 
-Both steps are idempotent: running `forget` again (after a crash between them, say) finishes
-what is left and changes nothing else. Aggregates stay: analytics count listeners by keyed hash.
+Both steps are idempotent. Step 2 also runs as the `finish_erasure` job implied by
+`accounts.user_erased` (the job ledger sees it through), so a process killed between the two
+steps leaves no half-state for long; running `forget` again finishes it at once.
+Aggregates stay: analytics count listeners by keyed hash.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from lufy.accounts.service import accounts_service
 from lufy.errors import NotFoundError
 from lufy.web.auth import Principal
 
-__all__ = ["ErasureReport", "forget"]
+__all__ = ["ErasureReport", "delete_tracks", "forget"]
 
 _NIL = uuid.UUID(int=0)
 _LIVE_TRACKS = (
@@ -40,11 +42,11 @@ class ErasureReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def forget(container: Any, user_id: uuid.UUID, *, via: str) -> ErasureReport:
     erased_now = await accounts_service(container).erase(user_id, via=via)
-    deleted = await _delete_tracks(container, user_id)
+    deleted = await delete_tracks(container, user_id)
     return ErasureReport(user_id=user_id, erased_now=erased_now, tracks_deleted=deleted)
 
 
-async def _delete_tracks(container: Any, artist_id: uuid.UUID) -> int:
+async def delete_tracks(container: Any, artist_id: uuid.UUID) -> int:
     from lufy.catalog.service import catalog_service
 
     async with container.db.transaction(role="system") as conn:
