@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from lufy.accounts.clients import ClientInfo
 from lufy.accounts.events import (
@@ -23,7 +24,7 @@ from lufy.bootstrap import Container
 from lufy.eventstore import ANY, NO_STREAM, NewEvent
 from lufy.migrate import migrate
 from lufy.privacy.erasure import forget
-from lufy.privacy.sealing import is_sealed
+from lufy.privacy.sealing import is_sealed, open_values_sync
 from lufy.projections.inline import append_inline
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
@@ -115,6 +116,19 @@ async def test_the_sealing_migration_seals_old_events_once_and_keeps_the_log_in_
 ) -> None:
     modern = await create_user(container, display_name="Newer Person")
     legacy_id, password_hash = await _legacy_account(container)
+    # The e-mail job its verification request implied, recorded with the address in clear.
+    cur = await admin_conn.execute(
+        "SELECT event_id::text FROM lufy.events "
+        "WHERE type = 'accounts.email_verification_requested' AND stream_id = %s",
+        [str(legacy_id)],
+    )
+    job_key = str((await cur.fetchone() or [""])[0])
+    mail = {"template": "verify_email", "to": EMAIL, "display_name": NAME, "sealed_token": "x"}
+    await admin_conn.execute(
+        "INSERT INTO lufy.jobs (actor, job_key, queue, payload, status) "
+        "VALUES ('send_email', %s, 'email-send', %s, 'done')",
+        [job_key, Jsonb(mail)],
+    )
     rows_before, data_before = await _snapshot(admin_conn)
     users_before = await _users(admin_conn)
 
@@ -122,6 +136,12 @@ async def test_the_sealing_migration_seals_old_events_once_and_keeps_the_log_in_
     assert report.sealing is not None
     assert (report.sealing.events_sealed, report.sealing.password_hashes_removed) == (4, 2)
     assert report.sealing.people == 1
+    assert report.sealing.jobs_sealed == 1
+    cur = await admin_conn.execute("SELECT payload FROM lufy.jobs WHERE job_key = %s", [job_key])
+    payload = (await cur.fetchone() or [{}])[0]
+    assert is_sealed(payload["to"])
+    assert is_sealed(payload["display_name"])
+    assert open_values_sync(settings.DATABASE_URL, payload) == mail
 
     rows_after, data_after = await _snapshot(admin_conn)
     # Ids, positions, transaction ids, streams, times and order as they were; one operator

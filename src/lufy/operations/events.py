@@ -29,6 +29,8 @@ class PersonalDataSealed(Event, frozen=True, tag="operations.personal_data_seale
     people: int
     first_position: int
     last_position: int
+    # send_email jobs of the ledger whose address and name were in clear.
+    jobs_sealed: int = 0
 
 
 EVENTS = (ProjectionEventSkipped, ProjectionRebuilt, PersonalDataSealed)

@@ -61,6 +61,17 @@ WHERE type = ANY(%(types)s) AND data->>'user_id' IS NOT NULL AND (
 )
 ORDER BY global_position
 """
+# E-mail jobs recorded before sealing carry the address and name in clear; the job key is the
+# id of the event that implied it, which names the person.
+_PENDING_JOBS = """
+SELECT j.job_key, j.payload, e.data->>'user_id' FROM lufy.jobs j
+JOIN lufy.events e ON e.event_id::text = j.job_key
+WHERE j.actor = 'send_email' AND e.data->>'user_id' IS NOT NULL AND (
+    left(j.payload->>'to', 10) <> 'sealed:v1:'
+    OR left(j.payload->>'display_name', 10) <> 'sealed:v1:'
+)
+ORDER BY j.job_key
+"""
 
 
 class _Keys:
@@ -114,10 +125,24 @@ def seal_existing_events(
     with conn.transaction():
         conn.execute("SELECT set_config('app.current_role', 'system', true)")
         rows = conn.execute(_PENDING, {"types": sorted(SEALED_FIELDS), "fields": fields}).fetchall()
-        if not rows:
+        jobs = conn.execute(_PENDING_JOBS).fetchall()
+        if not rows and not jobs:
             return None
         keys = _Keys(conn)
-        conn.execute("ALTER TABLE lufy.events DISABLE TRIGGER events_no_update_delete")
+        for job_key, payload, user_id in jobs:
+            subject = uuid.UUID(user_id)
+            sealed = dict(payload)
+            for name in ("to", "display_name"):
+                value = sealed.get(name)
+                if isinstance(value, str) and not is_sealed(value):
+                    sealed[name] = seal_with(keys.key(subject), subject, value)
+            conn.execute(
+                "UPDATE lufy.jobs SET payload = %s::jsonb "
+                "WHERE actor = 'send_email' AND job_key = %s",
+                [json.dumps(sealed), job_key],
+            )
+        if rows:
+            conn.execute("ALTER TABLE lufy.events DISABLE TRIGGER events_no_update_delete")
         hashes = 0
         people: set[uuid.UUID] = set()
         for position, type_name, data in rows:
@@ -135,13 +160,15 @@ def seal_existing_events(
                 "UPDATE lufy.events SET data = %s::jsonb WHERE global_position = %s",
                 [json.dumps(new), position],
             )
-        conn.execute("ALTER TABLE lufy.events ENABLE TRIGGER events_no_update_delete")
+        if rows:
+            conn.execute("ALTER TABLE lufy.events ENABLE TRIGGER events_no_update_delete")
         report = PersonalDataSealed(
             events_sealed=len(rows),
             password_hashes_removed=hashes,
             people=len(people),
-            first_position=rows[0][0],
-            last_position=rows[-1][0],
+            first_position=rows[0][0] if rows else 0,
+            last_position=rows[-1][0] if rows else 0,
+            jobs_sealed=len(jobs),
         )
         codec = default_codec()
         type_name, version, payload = codec.encode(report)
@@ -154,6 +181,7 @@ def seal_existing_events(
     if say is not None:
         say(
             f"sealed the personal fields of {report.events_sealed} event(s) of "
-            f"{report.people} person(s); removed {hashes} password hash(es) from the log"
+            f"{report.people} person(s) and of {len(jobs)} e-mail job(s); removed {hashes} "
+            "password hash(es) from the log"
         )
     return report
