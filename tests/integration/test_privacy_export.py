@@ -145,3 +145,18 @@ async def test_operators_export_and_forget_a_person_by_address_or_id(
     bad = run_cli(settings, "users", "export", "not an address", stdin="")
     assert bad.returncode == 1
     assert bad.stderr.count("\n") <= 2
+
+
+async def test_guessing_the_password_through_account_deletion_is_rate_limited(
+    container: Container, client: AsyncTestClient[Any]
+) -> None:
+    user = await create_user(container)
+    statuses = []
+    for _ in range(11):
+        response = await client.request(
+            "DELETE", "/api/auth/account", json={"password": "a wrong guess"}, headers=user.headers
+        )
+        statuses.append(response.status_code)
+    assert statuses[:10] == [401] * 10
+    assert statuses[10] == 429
+    assert 'account-delete-ip";q=10' in response.headers["RateLimit-Policy"]
