@@ -21,8 +21,10 @@ from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
 from lufy.catalog.service import catalog_service
+from lufy.jobs.reactors import Reactor
 from lufy.privacy.erasure import forget
 from lufy.privacy.sealing import ERASED, Keyring, is_sealed
+from lufy.projections.discovery import all_projections
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
 from lufy.web.app import create_app
@@ -304,6 +306,14 @@ async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothin
             assert NAME.encode() not in data
     track = await client.get(f"/api/music/tracks/{ticket['track_id']}")
     assert track.status_code == 404
+    # Every read model rebuilds from the log after the erasure.
+    for projection in all_projections():
+        if isinstance(projection, Reactor):
+            continue
+        result = await rebuild(
+            settings.DATABASE_URL, projection, store=container.store, compare=True
+        )
+        assert result.swapped, projection.name
 
 
 async def test_rebuilding_the_accounts_read_models_after_an_erasure_shows_the_person_erased(
