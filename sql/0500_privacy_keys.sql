@@ -35,7 +35,10 @@ CREATE TABLE lufy.credentials (
 COMMENT ON TABLE lufy.credentials IS
     'One row per account with a password: its argon2id hash (not in the log, not rebuilt from it).';
 
--- Existing hashes move out of the users read model (the projection no longer writes them).
+-- Existing hashes are copied out of the users read model (the projection no longer writes
+-- them). The column keeps its values while processes of the previous version still read it
+-- (expand); `lufy migrate` copies newer ones on every run and a rebuild of accounts_users
+-- empties it (contract, docs/privacy.md).
 DO $$
 BEGIN
     IF to_regclass('lufy.users') IS NOT NULL THEN
@@ -43,7 +46,6 @@ BEGIN
         SELECT id, password_hash, coalesce(password_changed_at, created_at)
         FROM lufy.users WHERE password_hash IS NOT NULL
         ON CONFLICT (user_id) DO NOTHING;
-        UPDATE lufy.users SET password_hash = NULL WHERE password_hash IS NOT NULL;
     END IF;
 END
 $$;

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lufy.accounts.clients import ClientInfo
+from lufy.accounts.errors import InvalidCredentialsError
 from lufy.accounts.events import (
     EmailVerificationRequested,
     PasswordChanged,
@@ -29,7 +30,7 @@ from lufy.projections.inline import append_inline
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
 from tests.conftest import admin_url
-from tests.helpers.accounts import create_user
+from tests.helpers.accounts import create_user, last_token
 
 EMAIL = "old.timer@example.com"
 NAME = "Olwen Oldtimer"
@@ -81,9 +82,11 @@ async def _legacy_account(container: Container) -> tuple[uuid.UUID, str]:
                 expected=NO_STREAM if n == 0 else ANY,
                 projections=PROJECTIONS,
             )
-        # Migration 0500 moved the hashes of existing accounts here.
+        # Migration 0500 copied the hashes of existing accounts here, with their time.
         await conn.execute(
-            "INSERT INTO lufy.credentials VALUES (%s, %s, now())", [user_id, new_hash]
+            "INSERT INTO lufy.credentials SELECT id, %s, coalesce(password_changed_at, "
+            "created_at) FROM lufy.users WHERE id = %s",
+            [new_hash, user_id],
         )
     return user_id, new_hash
 
@@ -190,3 +193,64 @@ async def test_the_sealing_migration_seals_old_events_once_and_keeps_the_log_in_
     dump = _dump(settings)
     for secret in (EMAIL, NAME, password_hash):
         assert secret.encode() not in dump
+
+
+async def test_password_changes_by_processes_of_the_previous_version_win_and_migrate_keeps_them(
+    container: Container, settings: Settings, admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """During a rolling deploy, a process of the version before sealing changes or removes
+    passwords in users.password_hash only: the newer of it and lufy.credentials counts."""
+    service = accounts_service(container)
+    client = ClientInfo(user_agent="pytest", ip="127.0.0.1")
+    user = await create_user(container, password="the first passphrase")
+    newer = await service.passwords.hash_async("the second passphrase")
+
+    async def signs_in(password: str) -> bool:
+        try:
+            await service.sign_in(email=user.email, password=password, client=client)
+        except InvalidCredentialsError:
+            return False
+        return True
+
+    async def credentials() -> Any:
+        cur = await admin_conn.execute(
+            "SELECT password_hash FROM lufy.credentials WHERE user_id = %s", [user.id]
+        )
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+    # The old version's projection writes the hash and the event's time to the users row.
+    await admin_conn.execute(
+        "UPDATE lufy.users SET password_hash = %s, "
+        "password_changed_at = now() + interval '1 second' WHERE id = %s",
+        [newer, user.id],
+    )
+    assert await signs_in("the second passphrase")
+    assert not await signs_in("the first passphrase")
+    migrate(settings.DATABASE_ADMIN_URL, settings.DATABASE_URL)
+    assert await credentials() == newer
+    assert await signs_in("the second passphrase")
+
+    # An old process removes the password (a magic link claimed the address).
+    await admin_conn.execute(
+        "UPDATE lufy.users SET password_hash = NULL, "
+        "password_changed_at = now() + interval '2 seconds' WHERE id = %s",
+        [user.id],
+    )
+    assert not await signs_in("the second passphrase")
+    migrate(settings.DATABASE_ADMIN_URL, settings.DATABASE_URL)
+    assert await credentials() is None
+    assert not await signs_in("the second passphrase")
+
+    # A password set by this version again wins over the old row.
+    principal = service.access_tokens.verify(user.access_token)
+    await service.reset_password(
+        await _reset_token(container, user.email), "a third long passphrase"
+    )
+    assert await signs_in("a third long passphrase")
+    assert principal.user_id == user.id
+
+
+async def _reset_token(container: Container, email: str) -> str:
+    await accounts_service(container).forgot_password(email)
+    return await last_token(container, email, "Reset")

@@ -85,20 +85,42 @@ ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash,
 DELETE FROM lufy.credentials WHERE user_id = %(user_id)s
 
 -- reads -------------------------------------------------------------------------------------
+-- The password hash is lufy.credentials' (changed_at: the occurred_at of the event that set
+-- it, which the projection also writes to users.password_changed_at). users.password_hash (or its
+-- absence) wins only when users.password_changed_at is newer: a process of the version before
+-- privacy sealing changed or removed the password during a rolling deploy.
 
 -- name: user_by_email
 SELECT id, email, display_name, role, email_verified,
-       (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id), version
+       CASE WHEN password_changed_at > coalesce(
+                (SELECT c.changed_at FROM lufy.credentials c WHERE c.user_id = users.id),
+                '-infinity')
+            THEN password_hash
+            ELSE (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id)
+       END,
+       version
 FROM users WHERE email = %(email)s
 
 -- name: user_by_id
 SELECT id, email, display_name, role, email_verified,
-       (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id), version
+       CASE WHEN password_changed_at > coalesce(
+                (SELECT c.changed_at FROM lufy.credentials c WHERE c.user_id = users.id),
+                '-infinity')
+            THEN password_hash
+            ELSE (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id)
+       END,
+       version
 FROM users WHERE id = %(id)s
 
 -- name: user_by_id_for_update
 SELECT id, email, display_name, role, email_verified,
-       (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id), version
+       CASE WHEN password_changed_at > coalesce(
+                (SELECT c.changed_at FROM lufy.credentials c WHERE c.user_id = users.id),
+                '-infinity')
+            THEN password_hash
+            ELSE (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id)
+       END,
+       version
 FROM users WHERE id = %(id)s FOR UPDATE
 
 -- name: token_for_update

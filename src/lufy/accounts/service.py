@@ -198,6 +198,9 @@ class AccountService:
         if not events:
             return
         for_log = [await self._for_log(conn, e) for e in events]
+        # One time for the events and the credentials they imply (the read of the password
+        # hash compares lufy.credentials.changed_at with users.password_changed_at).
+        at = datetime.now(UTC)
         metadata = EventMetadata(
             correlation_id=correlation_id(),
             request_id=request_id(),
@@ -208,11 +211,11 @@ class AccountService:
             conn,
             stream_type,
             str(stream_id),
-            [NewEvent(event=e, metadata=metadata) for e in for_log],
+            [NewEvent(event=e, metadata=metadata, occurred_at=at) for e in for_log],
             expected=expected,
             projections=PROJECTIONS,
         )
-        await self._write_credentials(conn, events)
+        await self._write_credentials(conn, events, at)
 
     async def _for_log(self, conn: AsyncConnection[Any], event: Event) -> Event:
         """The event as the log keeps it: personal fields sealed, no password hash."""
@@ -229,14 +232,15 @@ class AccountService:
             changes["password_hash"] = None
         return msgspec.structs.replace(event, **changes)
 
-    async def _write_credentials(self, conn: AsyncConnection[Any], events: Sequence[Event]) -> None:
+    async def _write_credentials(
+        self, conn: AsyncConnection[Any], events: Sequence[Event], at: datetime
+    ) -> None:
         """Password hashes go to lufy.credentials, in the transaction that appends the event."""
-        now = self.clock()
         for e in events:
             if isinstance(e, UserRegistered | PasswordChanged) and e.password_hash:
                 await conn.execute(
                     _Q.credentials_set,
-                    {"user_id": e.user_id, "password_hash": e.password_hash, "at": now},
+                    {"user_id": e.user_id, "password_hash": e.password_hash, "at": at},
                 )
             elif isinstance(e, PasswordRemoved | UserErased):
                 await conn.execute(_Q.credentials_delete, {"user_id": e.user_id})

@@ -7,7 +7,9 @@ address hash of a known account's failed sign-in too, and its password hash remo
 0500 moved hashes to `lufy.credentials`). Event ids, positions, transaction ids, times and order
 are kept; only `data` changes. What it did is recorded as `operations.personal_data_sealed`
 (stream operations/privacy_sealing). Idempotent: when no event is left in clear, it writes
-nothing. The append-only trigger is disabled for this transaction only (DDL is transactional:
+nothing to the log. `lufy.privacy_sealing` keeps the read barrier of the last check, so later
+runs scan only newer events (those an old process may write in clear during a rolling deploy).
+The append-only trigger is disabled for this transaction only (DDL is transactional:
 a failure rolls the whole rewrite back, trigger included).
 
 A person already erased before the rewrite (no data key left) gets fields sealed with a key that
@@ -20,6 +22,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -54,7 +57,8 @@ _HASHED = ("accounts.user_registered", "accounts.password_changed")
 # Events with a personal field still in clear, or a password hash (jsonb `?` is an operator).
 _PENDING = """
 SELECT global_position, type, data FROM lufy.events
-WHERE type = ANY(%(types)s) AND data->>'user_id' IS NOT NULL AND (
+WHERE type = ANY(%(types)s) AND transaction_id >= %(since)s::xid8
+  AND data->>'user_id' IS NOT NULL AND (
     EXISTS (SELECT 1 FROM unnest(%(fields)s::text[]) f
             WHERE data->>f IS NOT NULL AND left(data->>f, 10) <> 'sealed:v1:')
     OR (data->>'password_hash') IS NOT NULL
@@ -66,7 +70,8 @@ ORDER BY global_position
 _PENDING_JOBS = """
 SELECT j.job_key, j.payload, e.data->>'user_id' FROM lufy.jobs j
 JOIN lufy.events e ON e.event_id::text = j.job_key
-WHERE j.actor = 'send_email' AND e.data->>'user_id' IS NOT NULL AND (
+WHERE j.actor = 'send_email' AND j.created_at >= %(since_time)s - interval '1 day'
+  AND e.data->>'user_id' IS NOT NULL AND (
     left(j.payload->>'to', 10) <> 'sealed:v1:'
     OR left(j.payload->>'display_name', 10) <> 'sealed:v1:'
 )
@@ -116,6 +121,43 @@ class _Keys:
         )
 
 
+# Password changes made by processes of the previous version during a rolling deploy went to
+# users.password_hash only: the newer of the two wins (removals included).
+_SYNC_CREDENTIALS = (
+    """
+INSERT INTO lufy.credentials (user_id, password_hash, changed_at)
+SELECT u.id, u.password_hash, u.password_changed_at FROM lufy.users u
+LEFT JOIN lufy.credentials c ON c.user_id = u.id
+WHERE u.password_hash IS NOT NULL AND u.password_changed_at > coalesce(c.changed_at, '-infinity')
+ON CONFLICT (user_id) DO UPDATE
+SET password_hash = excluded.password_hash, changed_at = excluded.changed_at
+""",
+    """
+DELETE FROM lufy.credentials c USING lufy.users u
+WHERE u.id = c.user_id AND u.password_hash IS NULL AND u.password_changed_at > c.changed_at
+""",
+)
+
+
+def _progress(conn: psycopg.Connection[Any]) -> tuple[str, str, Any]:
+    """(read barrier now, where the last check stopped, when it ran)."""
+    row = conn.execute(
+        "SELECT lufy.read_barrier()::text, p.checked_below::text, p.checked_at "
+        "FROM (SELECT 1) one LEFT JOIN lufy.privacy_sealing p ON p.id = 1"
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1] or "0", row[2] or datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _advance(conn: psycopg.Connection[Any], barrier: str) -> None:
+    conn.execute(
+        "INSERT INTO lufy.privacy_sealing (id, checked_below, checked_at) "
+        "VALUES (1, %s::xid8, now()) ON CONFLICT (id) DO UPDATE "
+        "SET checked_below = excluded.checked_below, checked_at = excluded.checked_at",
+        [barrier],
+    )
+
+
 def seal_existing_events(
     conn: psycopg.Connection[Any], say: Callable[[str], None] | None = None
 ) -> PersonalDataSealed | None:
@@ -124,8 +166,14 @@ def seal_existing_events(
     fields = sorted({f for names in SEALED_FIELDS.values() for f in names})
     with conn.transaction():
         conn.execute("SELECT set_config('app.current_role', 'system', true)")
-        rows = conn.execute(_PENDING, {"types": sorted(SEALED_FIELDS), "fields": fields}).fetchall()
-        jobs = conn.execute(_PENDING_JOBS).fetchall()
+        for statement in _SYNC_CREDENTIALS:
+            conn.execute(statement)
+        barrier, since, since_time = _progress(conn)
+        rows = conn.execute(
+            _PENDING, {"types": sorted(SEALED_FIELDS), "fields": fields, "since": since}
+        ).fetchall()
+        jobs = conn.execute(_PENDING_JOBS, {"since_time": since_time}).fetchall()
+        _advance(conn, barrier)
         if not rows and not jobs:
             return None
         keys = _Keys(conn)
