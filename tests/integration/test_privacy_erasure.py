@@ -335,3 +335,23 @@ async def test_rebuilding_the_accounts_read_models_after_an_erasure_shows_the_pe
         rows = await cur.fetchall()
     assert (kept.id, kept.email, "Kept Person") in rows
     assert (gone.id, f"erased:{gone.id}", "[erased]") in rows
+
+
+async def test_keys_wrapped_by_one_secret_do_not_open_under_another(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lufy.privacy import sealing
+
+    monkeypatch.setattr(sealing, "_configured", "a" * 40)
+    keyring = Keyring()
+    subject = uuid.uuid4()
+    async with container.db.transaction(role="system") as conn:
+        sealed = await keyring.seal(conn, subject, "ada@example.com")
+        cur = await conn.execute(
+            "SELECT wrapped_by FROM lufy.data_keys WHERE subject_id = %s", [subject]
+        )
+        assert await cur.fetchone() == ("secret",)
+        assert await keyring.open(conn, sealed) == "ada@example.com"
+        monkeypatch.setattr(sealing, "_configured", "b" * 40)
+        with pytest.raises(sealing.SealingError, match="DATA_KEY_SECRET"):
+            await keyring.open(conn, sealed)

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg import AsyncConnection
 
+from lufy.errors import LufyError
+
 __all__ = [
     "ERASED",
     "SEALED_PREFIX",
@@ -57,8 +59,11 @@ _INSERT_KEY = (
 _DELETE_KEY = "DELETE FROM lufy.data_keys WHERE subject_id = %s"
 
 
-class SealingError(Exception):
+class SealingError(LufyError):
     """A data key cannot be unwrapped (wrong or missing master key): a configuration error."""
+
+    status = 500
+    title = "Personal data cannot be opened"
 
 
 def configure(secret: str | None) -> None:
