@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS users (
 COMMENT ON TABLE users IS
     'One row per account (stream user/{id}): identity, role, verification and password hash.';
 CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (email);
+-- Set when the person was erased (accounts.user_erased): e-mail and name are placeholders then.
+-- password_hash is no longer written here (privacy: hashes live in lufy.credentials only).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS erased_at timestamptz;
 
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;

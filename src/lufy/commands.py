@@ -20,8 +20,10 @@ __all__ = ["dev_command", "migrate_command", "projector_command", "serve_command
 def migrate_command() -> None:
     """Apply sql/ migrations and projections/ definitions (idempotent, under an advisory lock)."""
     from lufy.migrate import migrate
+    from lufy.privacy import sealing
 
     settings = get_settings()
+    sealing.configure(settings.DATA_KEY_SECRET)  # the sealing of existing events wraps keys
     report = migrate(
         settings.DATABASE_ADMIN_URL,
         settings.DATABASE_URL,

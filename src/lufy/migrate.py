@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
-from typing import cast
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -50,6 +50,8 @@ class MigrationReport:
     created_database: bool = False
     applied: list[str] = field(default_factory=list)
     projections: list[str] = field(default_factory=list)
+    # What the sealing of existing events did this run (None: nothing left in clear).
+    sealing: Any = None
 
 
 def _files(folder: Traversable) -> list[tuple[str, str]]:
@@ -466,6 +468,10 @@ def migrate(
                 _grant_rebuild_rights(conn)
                 _place_new_reactors(conn, say)
                 problem = xid_horizon_problem(conn)
+            # Privacy: the one sanctioned rewrite of the log, idempotent (docs/privacy.md).
+            from lufy.privacy.reseal import seal_existing_events
+
+            report.sealing = seal_existing_events(conn, say)
             if problem:
                 raise MigrationError(problem)
         except psycopg.Error as exc:

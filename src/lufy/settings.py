@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     DATABASE_PREPARED_STATEMENTS: bool = True
     CORS_ALLOWED_ORIGINS: str = ""
     FRONTEND_URL: str | None = None
+    # Master key wrapping each person's data key (privacy); unset: random per database (dev).
+    DATA_KEY_SECRET: str | None = None
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod
@@ -268,6 +270,12 @@ class Settings(BaseSettings):
                     "LUFY_ANALYST_PASSWORD: production refuses the default (leave it unset "
                     "for a NOLOGIN role granted to people)"
                 )
+        if self.LUFY_ENV == "production" and (
+            not self.DATA_KEY_SECRET or len(self.DATA_KEY_SECRET) < 32
+        ):
+            raise ValueError(
+                "DATA_KEY_SECRET: production needs a master key of at least 32 characters"
+            )
         if self.EMAIL_BACKEND == "resend" and not self.RESEND_API_KEY:
             raise ValueError("RESEND_API_KEY: required when EMAIL_BACKEND=resend")
         return self

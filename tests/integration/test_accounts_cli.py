@@ -49,8 +49,8 @@ async def test_users_create_makes_a_verified_admin_who_can_sign_in(
     assert result.returncode == 0, result.stderr
     user_id = uuid.UUID(result.stdout.strip())
     cur = await admin_conn.execute(
-        "SELECT email, role, email_verified, password_hash LIKE '$argon2id$%%' "
-        "FROM lufy.users WHERE id = %s",
+        "SELECT email, role, email_verified, c.password_hash LIKE '$argon2id$%%' "
+        "FROM lufy.users u JOIN lufy.credentials c ON c.user_id = u.id WHERE u.id = %s",
         [user_id],
     )
     assert await cur.fetchone() == ("root@example.com", "admin", True, True)

@@ -13,6 +13,7 @@ _PRODUCTION = {
     "RESEND_API_KEY": "re_live",
     "DATABASE_URL": "postgresql://lufy_app:s3cret-long@db:5432/lufy",
     "APP_URL": "https://lufy.example",
+    "DATA_KEY_SECRET": "d" * 48,
 }
 
 

@@ -52,6 +52,7 @@ CONTRACT = [
     "DATABASE_PREPARED_STATEMENTS",
     "CORS_ALLOWED_ORIGINS",
     "FRONTEND_URL",
+    "DATA_KEY_SECRET",
 ]
 
 
@@ -150,6 +151,17 @@ BAD_VALUES = [
     ({"METRICS_PORT": "70000"}, "METRICS_PORT"),
     ({"METRICS_PORT": "nine"}, "METRICS_PORT"),
     ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+    (
+        {
+            "LUFY_ENV": "production",
+            "JWT_SECRET": "x" * 40,
+            "RESEND_API_KEY": "re_live",
+            "DATABASE_URL": "postgresql://lufy_app:s3cret-long@db:5432/lufy",
+            "APP_URL": "https://lufy.example",
+            "DATA_KEY_SECRET": "too short",
+        },
+        "DATA_KEY_SECRET",
+    ),
 ]
 
 
@@ -173,6 +185,7 @@ def test_production_with_safe_values_starts(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RESEND_API_KEY", "re_live")
     monkeypatch.setenv("DATABASE_URL", "postgresql://lufy_app:s3cret-long@db:5432/lufy")
     monkeypatch.setenv("APP_URL", "https://lufy.example")
+    monkeypatch.setenv("DATA_KEY_SECRET", "d" * 48)
     s = load_settings()
     assert s.jwt_secret == "p" * 48
     assert s.effective_email_backend == "resend"

@@ -192,6 +192,12 @@ async def change_password(
     return RevokedSessions(revoked=revoked)
 
 
+def _privacy_handlers() -> list[Any]:
+    from lufy.privacy.api import HANDLERS
+
+    return list(HANDLERS)
+
+
 ROUTES = [
     Router(
         "/api/auth",
@@ -211,6 +217,7 @@ ROUTES = [
             forgot_password,
             reset_password,
             change_password,
+            *_privacy_handlers(),
         ],
         tags=["auth"],
         request_max_body_size=AUTH_BODY_LIMIT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import click
 
@@ -54,5 +55,54 @@ async def _create(email: str, password: str, role: str, display_name: str | None
             verified=True,
             via="cli",
         )
+    finally:
+        await container.stop()
+
+
+@users.command("forget")
+@click.argument("who", metavar="EMAIL|ID")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def forget(who: str, yes: bool) -> None:
+    """Erase a person: personal data crypto-shredded, sessions revoked, an artist's tracks and
+    media deleted (idempotent: run it again to finish an interrupted erasure)."""
+    if not yes and not click.confirm(f"Erase {who} for good?", default=False):
+        raise click.ClickException("not erased (confirm, or pass --yes)")
+    report = asyncio.run(_forget(who))
+    state = "erased" if report.erased_now else "already erased"
+    click.echo(f"{state} {report.user_id}; tracks deleted: {report.tracks_deleted}", err=True)
+    click.echo(str(report.user_id))
+
+
+async def _forget(who: str) -> Any:
+    from lufy.accounts.service import accounts_service
+    from lufy.bootstrap import bootstrap
+    from lufy.privacy.erasure import forget as forget_person
+
+    container = bootstrap(pool_size=2)
+    await container.start()
+    try:
+        user = await accounts_service(container).find_user(who)
+        return await forget_person(container, user.id, via="cli")
+    finally:
+        await container.stop()
+
+
+@users.command("export")
+@click.argument("who", metavar="EMAIL|ID")
+def export(who: str) -> None:
+    """Print everything Lufy holds about a person as JSON."""
+    sys.stdout.buffer.write(asyncio.run(_export(who)) + b"\n")
+
+
+async def _export(who: str) -> bytes:
+    from lufy.accounts.service import accounts_service
+    from lufy.bootstrap import bootstrap
+    from lufy.privacy.export import export_person
+
+    container = bootstrap(pool_size=2)
+    await container.start()
+    try:
+        user = await accounts_service(container).find_user(who)
+        return await export_person(container, user.id)
     finally:
         await container.stop()

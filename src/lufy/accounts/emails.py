@@ -14,6 +14,7 @@ import msgspec
 
 from lufy.accounts.secrets import TokenSealer
 from lufy.email import EmailBackend, EmailDeliveryError, EmailMessage, build_backend
+from lufy.privacy import sealing
 from lufy.settings import Settings
 
 __all__ = ["EmailPayload", "deliver", "render"]
@@ -118,8 +119,16 @@ def deliver(
     key: str,
     settings: Settings,
     backend: EmailBackend | None = None,
-) -> EmailMessage:
-    """Render an account e-mail from a job payload and hand it to the backend, once per key."""
+) -> EmailMessage | None:
+    """Render an account e-mail from a job payload and hand it to the backend, once per key.
+
+    The address and the name arrive sealed with the person's data key (privacy) and are opened
+    here; when the person has been erased since, nothing is sent (None)."""
+    if any(sealing.is_sealed(v) for v in payload.values()):
+        sealing.configure(settings.DATA_KEY_SECRET)
+        payload = sealing.open_values_sync(settings.DATABASE_URL, payload)
+        if sealing.ERASED in (payload.get("to"), payload.get("display_name")):
+            return None
     try:
         decoded = msgspec.convert(payload, EmailPayload)
     except msgspec.ValidationError as exc:

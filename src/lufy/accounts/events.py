@@ -1,10 +1,12 @@
 """Account events. Streams: `user/{user_id}` for the account, `session/{session_id}` for each
 signed-in session, and `sign_in/{sha256(email)}` for failed sign-ins of unknown addresses.
 
-No event carries a password, a usable token or a full IP address: passwords appear only as
-argon2id hashes, e-mailed tokens as their SHA-256 plus a copy sealed (AES-GCM) with a key
-derived from JWT_SECRET so that the e-mail reactor can put it in a link, and clients as a
-network prefix.
+No event carries a password, a usable token or a full IP address. Password hashes are not
+written to the log any more (only to `lufy.credentials`; events written before carry their
+argon2id hash); e-mail addresses and display names are sealed with the person's data key
+(lufy.privacy.sealing) and read back through the keyring; e-mailed tokens appear as their
+SHA-256 plus a copy sealed (AES-GCM) with a key derived from JWT_SECRET so that the e-mail
+reactor can put it in a link, and clients as a network prefix.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "SignInFailed",
     "SignedIn",
     "TokenRequested",
+    "UserErased",
     "UserRegistered",
 ]
 
@@ -86,8 +89,9 @@ class PasswordChanged(Event, frozen=True, tag="accounts.password_changed"):
     user_id: uuid.UUID
     email: str
     display_name: str
-    password_hash: str
     via: str  # change | reset | cli
+    # Not written since privacy sealing (the hash lives in lufy.credentials); older events have it.
+    password_hash: str | None = None
     # The reset token consumed by this change, when via == "reset".
     token_hash: str | None = None
     # Whether every other outstanding e-mailed link of the account dies with the old password.
@@ -151,6 +155,14 @@ class SessionRevoked(Event, frozen=True, tag="accounts.session_revoked"):
     by_session_id: uuid.UUID | None = None
 
 
+class UserErased(Event, frozen=True, tag="accounts.user_erased"):
+    """The person was erased: their data key is destroyed (every sealed field of theirs opens
+    as "[erased]"), their sessions and e-mailed links are dead, an artist's tracks deleted."""
+
+    user_id: uuid.UUID
+    via: str  # account (the person, DELETE /api/auth/account) | cli (lufy users forget)
+
+
 AccountEvent = (
     UserRegistered
     | EmailVerificationRequested
@@ -164,6 +176,7 @@ AccountEvent = (
     | SessionRefreshed
     | RefreshTokenReused
     | SessionRevoked
+    | UserErased
 )
 
 EVENTS = (
@@ -179,4 +192,5 @@ EVENTS = (
     RefreshTokenReused,
     SessionRevoked,
     PasswordRemoved,
+    UserErased,
 )

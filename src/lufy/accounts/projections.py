@@ -23,9 +23,11 @@ from lufy.accounts.events import (
     SessionRevoked,
     SignedIn,
     SignInFailed,
+    UserErased,
     UserRegistered,
 )
 from lufy.eventstore.envelope import RecordedEvent
+from lufy.privacy.sealing import ERASED, Keyring
 from lufy.projections.base import Projection
 from lufy.sqlfiles import load_queries
 
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 _Q = load_queries("lufy.accounts")
+_KEYRING = Keyring()
 
 
 def _tag(cls: type[Any]) -> str:
@@ -64,6 +67,7 @@ class UsersProjection(Projection):
             PasswordChanged,
             SignInFailed,
             PasswordRemoved,
+            UserErased,
         )
     )
 
@@ -72,24 +76,29 @@ class UsersProjection(Projection):
             e = r.data
             base = {"at": r.occurred_at, "version": r.stream_version or 0}
             if isinstance(e, UserRegistered):
+                # Sealed fields open with the person's key; once erased, as ERASED (a replay
+                # after erasure then writes placeholders, and user_erased follows anyway).
+                u = await _KEYRING.open_struct(conn, e)
                 await conn.execute(
                     _Q.users_insert,
                     {
                         **base,
-                        "id": e.user_id,
-                        "email": e.email,
-                        "display_name": e.display_name,
-                        "role": e.role,
-                        "email_verified": e.email_verified,
-                        "password_hash": e.password_hash,
+                        "id": u.user_id,
+                        "email": f"erased:{u.user_id}" if u.email == ERASED else u.email,
+                        "display_name": u.display_name,
+                        "role": u.role,
+                        "email_verified": u.email_verified,
+                        # Hashes live in lufy.credentials only (older events still carry one).
+                        "password_hash": None,
                     },
                 )
+            elif isinstance(e, UserErased):
+                await conn.execute(_Q.users_erased, {**base, "id": e.user_id})
             elif isinstance(e, EmailVerified):
                 await conn.execute(_Q.users_verified, {**base, "id": e.user_id})
             elif isinstance(e, PasswordChanged | PasswordRemoved):
-                password_hash = e.password_hash if isinstance(e, PasswordChanged) else None
                 await conn.execute(
-                    _Q.users_password, {**base, "id": e.user_id, "password_hash": password_hash}
+                    _Q.users_password, {**base, "id": e.user_id, "password_hash": None}
                 )
             elif r.stream_type == "user":
                 await conn.execute(_Q.users_version, {**base, "id": r.stream_id})
@@ -172,6 +181,7 @@ class TokensProjection(Projection):
             EmailVerified,
             PasswordChanged,
             SignedIn,
+            UserErased,
         )
     )
     _PURPOSES: ClassVar[dict[type[Any], str]] = {
@@ -204,6 +214,8 @@ class TokensProjection(Projection):
                     await conn.execute(_Q.tokens_used, {"at": at, "token_hash": e.token_hash})
                 if e.retires_links:
                     await conn.execute(_Q.tokens_retire_all, {"at": at, "user_id": e.user_id})
+            elif isinstance(e, UserErased):
+                await conn.execute(_Q.tokens_retire_all, {"at": at, "user_id": e.user_id})
             elif isinstance(e, EmailVerified | SignedIn) and e.token_hash:
                 await conn.execute(_Q.tokens_used, {"at": at, "token_hash": e.token_hash})
 

@@ -19,6 +19,13 @@ UPDATE users SET password_hash = %(password_hash)s, password_changed_at = %(at)s
                  updated_at = %(at)s, version = %(version)s
 WHERE id = %(id)s
 
+-- Erasure: the row stays (ids are referenced everywhere) with nothing personal left in it.
+-- name: users_erased
+UPDATE users SET email = 'erased:' || id::text, display_name = '[erased]', password_hash = NULL,
+                 erased_at = coalesce(erased_at, %(at)s), updated_at = %(at)s,
+                 version = %(version)s
+WHERE id = %(id)s
+
 -- name: users_version
 UPDATE users SET version = %(version)s WHERE id = %(id)s AND version < %(version)s
 
@@ -66,18 +73,54 @@ UPDATE account_tokens SET used_at = coalesce(used_at, %(at)s) WHERE token_hash =
 UPDATE account_tokens SET retired_at = %(at)s
 WHERE user_id = %(user_id)s AND used_at IS NULL AND retired_at IS NULL
 
+-- credentials (not a projection: written by the service next to the event) -----------------
+
+-- name: credentials_set
+INSERT INTO lufy.credentials (user_id, password_hash, changed_at)
+VALUES (%(user_id)s, %(password_hash)s, %(at)s)
+ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash,
+                                    changed_at = excluded.changed_at
+
+-- name: credentials_delete
+DELETE FROM lufy.credentials WHERE user_id = %(user_id)s
+
 -- reads -------------------------------------------------------------------------------------
+-- The password hash is lufy.credentials' (changed_at: the occurred_at of the event that set
+-- it, which the projection also writes to users.password_changed_at). users.password_hash (or its
+-- absence) wins only when users.password_changed_at is newer: a process of the version before
+-- privacy sealing changed or removed the password during a rolling deploy.
 
 -- name: user_by_email
-SELECT id, email, display_name, role, email_verified, password_hash, version
+SELECT id, email, display_name, role, email_verified,
+       CASE WHEN password_changed_at > coalesce(
+                (SELECT c.changed_at FROM lufy.credentials c WHERE c.user_id = users.id),
+                '-infinity')
+            THEN password_hash
+            ELSE (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id)
+       END,
+       version
 FROM users WHERE email = %(email)s
 
 -- name: user_by_id
-SELECT id, email, display_name, role, email_verified, password_hash, version
+SELECT id, email, display_name, role, email_verified,
+       CASE WHEN password_changed_at > coalesce(
+                (SELECT c.changed_at FROM lufy.credentials c WHERE c.user_id = users.id),
+                '-infinity')
+            THEN password_hash
+            ELSE (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id)
+       END,
+       version
 FROM users WHERE id = %(id)s
 
 -- name: user_by_id_for_update
-SELECT id, email, display_name, role, email_verified, password_hash, version
+SELECT id, email, display_name, role, email_verified,
+       CASE WHEN password_changed_at > coalesce(
+                (SELECT c.changed_at FROM lufy.credentials c WHERE c.user_id = users.id),
+                '-infinity')
+            THEN password_hash
+            ELSE (SELECT c.password_hash FROM lufy.credentials c WHERE c.user_id = users.id)
+       END,
+       version
 FROM users WHERE id = %(id)s FOR UPDATE
 
 -- name: token_for_update
@@ -118,6 +161,15 @@ FROM sessions WHERE id = %(id)s AND user_id = %(user_id)s
 -- name: current_session
 SELECT s.id, s.user_id, s.method, s.device, s.ip_prefix, s.created_at, s.last_seen_at,
        s.expires_at, s.revoked_at, s.revoked_reason,
-       u.id, u.email, u.display_name, u.role, u.email_verified, u.password_hash, u.version
+       u.id, u.email, u.display_name, u.role, u.email_verified, NULL::text, u.version
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.id = %(id)s AND s.user_id = %(user_id)s
+
+-- name: user_erased_at
+SELECT erased_at FROM users WHERE id = %(id)s
+
+-- name: all_live_sessions_for_update
+SELECT id, user_id, expires_at, revoked_at, version
+FROM sessions
+WHERE user_id = %(user_id)s AND revoked_at IS NULL
+ORDER BY id FOR UPDATE

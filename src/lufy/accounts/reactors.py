@@ -9,12 +9,13 @@ from lufy.accounts.events import (
     MagicLinkRequested,
     PasswordChanged,
     PasswordResetRequested,
+    UserErased,
 )
 from lufy.eventstore.envelope import RecordedEvent
 from lufy.jobs import JobSpec
 from lufy.jobs.reactors import Reactor
 
-__all__ = ["REACTORS", "AccountEmails"]
+__all__ = ["REACTORS", "AccountEmails", "ErasureFollowUp"]
 
 _TEMPLATES: dict[type, str] = {
     EmailVerificationRequested: "verify_email",
@@ -66,4 +67,25 @@ class AccountEmails(Reactor):
         ]
 
 
-REACTORS = [AccountEmails()]
+class ErasureFollowUp(Reactor):
+    """An erased person's tracks and media are deleted by a job as well: the API and the CLI
+    delete them at once, and this job finishes the work if that process died halfway."""
+
+    name: ClassVar[str] = "accounts_erasure"
+    handles: ClassVar[frozenset[str]] = frozenset({"accounts.user_erased"})
+
+    def jobs(self, event: RecordedEvent) -> list[JobSpec]:
+        data = event.data
+        if not isinstance(data, UserErased):
+            return []
+        return [
+            JobSpec(
+                actor="finish_erasure",
+                queue="media-processing",
+                payload={"user_id": str(data.user_id)},
+                key=str(event.event_id),
+            )
+        ]
+
+
+REACTORS = [AccountEmails(), ErasureFollowUp()]

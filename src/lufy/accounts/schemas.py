@@ -15,6 +15,7 @@ __all__ = [
     "ChangePassword",
     "CurrentSession",
     "EmailRequest",
+    "EraseAccount",
     "RefreshRequest",
     "ResetPassword",
     "RevokedSessions",
@@ -57,6 +58,14 @@ class RefreshRequest(_Body):
 
 class TokenRequest(_Body):
     token: Token
+
+
+class EraseAccount(_Body):
+    """The proof that the caller is the person: the password, or for an account without one,
+    the token of a fresh sign-in link (POST magic-link)."""
+
+    password: Password | None = None
+    token: Token | None = None
 
 
 class EmailRequest(_Body):

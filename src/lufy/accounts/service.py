@@ -21,8 +21,18 @@ from psycopg import AsyncConnection, errors
 
 from lufy.accounts.access_tokens import AccessTokens, InvalidAccessToken
 from lufy.accounts.clients import ClientInfo
-from lufy.accounts.errors import EmailTakenError, InvalidCredentialsError
-from lufy.accounts.events import SignInFailed
+from lufy.accounts.errors import EmailTakenError, InvalidCredentialsError, InvalidTokenError
+from lufy.accounts.events import (
+    EmailVerificationRequested,
+    EmailVerified,
+    MagicLinkRequested,
+    PasswordChanged,
+    PasswordRemoved,
+    PasswordResetRequested,
+    SignInFailed,
+    UserErased,
+    UserRegistered,
+)
 from lufy.accounts.model import (
     IssuedToken,
     Purpose,
@@ -57,6 +67,7 @@ from lufy.errors import NotFoundError, ValidationFailedError
 from lufy.eventstore import ANY, NO_STREAM, Event, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import ExpectedVersion
 from lufy.identity import Principal, correlation_id, request_id
+from lufy.privacy import sealing
 from lufy.projections.inline import append_inline
 from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
@@ -75,6 +86,17 @@ _ACCEPTED_RESET = (
     "if an account exists for this address, a password reset link is on its way (valid 1 hour)"
 )
 ROLES = ("listener", "artist", "admin")
+# Personal fields sealed with the person's data key before an event reaches the log.
+_PERSONAL: dict[type[Event], tuple[str, ...]] = {
+    UserRegistered: ("email", "display_name"),
+    EmailVerificationRequested: ("email", "display_name"),
+    MagicLinkRequested: ("email", "display_name"),
+    PasswordResetRequested: ("email", "display_name"),
+    EmailVerified: ("email",),
+    PasswordChanged: ("email", "display_name"),
+    # A failed sign-in of a known account: the address's hash names the person too.
+    SignInFailed: ("email_hash",),
+}
 
 
 def accounts_service(container: Container) -> AccountService:
@@ -143,6 +165,8 @@ class AccountService:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.access_tokens = AccessTokens(settings.jwt_secret, issuer=settings.APP_URL)
         self.sealer = TokenSealer(settings.jwt_secret)
+        sealing.configure(settings.DATA_KEY_SECRET)
+        self.keyring = sealing.Keyring()
         # session id -> (live?, monotonic time checked). Revocation here drops the entry at
         # once; another process notices within `session_check_ttl` seconds.
         self.session_check_ttl = session_check_ttl
@@ -172,6 +196,10 @@ class AccountService:
     ) -> None:
         if not events:
             return
+        for_log = [await self._for_log(conn, e) for e in events]
+        # One time for the events and the credentials they imply (the read of the password
+        # hash compares lufy.credentials.changed_at with users.password_changed_at).
+        at = datetime.now(UTC)
         metadata = EventMetadata(
             correlation_id=correlation_id(),
             request_id=request_id(),
@@ -182,10 +210,39 @@ class AccountService:
             conn,
             stream_type,
             str(stream_id),
-            [NewEvent(event=e, metadata=metadata) for e in events],
+            [NewEvent(event=e, metadata=metadata, occurred_at=at) for e in for_log],
             expected=expected,
             projections=PROJECTIONS,
         )
+        await self._write_credentials(conn, events, at)
+
+    async def _for_log(self, conn: AsyncConnection[Any], event: Event) -> Event:
+        """The event as the log keeps it: personal fields sealed, no password hash."""
+        fields = _PERSONAL.get(type(event))
+        subject: uuid.UUID | None = getattr(event, "user_id", None)
+        if not fields or subject is None:
+            return event
+        changes: dict[str, Any] = {
+            name: await self.keyring.seal(conn, subject, getattr(event, name))
+            for name in fields
+            if not sealing.is_sealed(getattr(event, name))
+        }
+        if isinstance(event, UserRegistered | PasswordChanged):
+            changes["password_hash"] = None
+        return msgspec.structs.replace(event, **changes)
+
+    async def _write_credentials(
+        self, conn: AsyncConnection[Any], events: Sequence[Event], at: datetime
+    ) -> None:
+        """Password hashes go to lufy.credentials, in the transaction that appends the event."""
+        for e in events:
+            if isinstance(e, UserRegistered | PasswordChanged) and e.password_hash:
+                await conn.execute(
+                    _Q.credentials_set,
+                    {"user_id": e.user_id, "password_hash": e.password_hash, "at": at},
+                )
+            elif isinstance(e, PasswordRemoved | UserErased):
+                await conn.execute(_Q.credentials_delete, {"user_id": e.user_id})
 
     def _issue(self, purpose: Purpose) -> IssuedToken:
         token = new_token()
@@ -588,6 +645,75 @@ class AccountService:
             )
         self._forget(revoked)
         return len(revoked)
+
+    # --- erasure (privacy) ----------------------------------------------------------------
+
+    async def find_user(self, who: str) -> UserState:
+        """An account by id or e-mail address (operators: `lufy users forget|export`)."""
+        async with self._system() as conn:
+            try:
+                row = await self._one(conn, _Q.user_by_id, {"id": uuid.UUID(who)})
+            except ValueError:
+                row = await self._one(conn, _Q.user_by_email, {"email": normalize_email(who)})
+        if row is None:
+            raise NotFoundError(f"no account {who}")
+        return _user(row)
+
+    async def check_erasure_proof(
+        self, principal: Principal, *, password: str | None, token: str | None
+    ) -> None:
+        """The caller proves it is the person: the password, or for an account without one, a
+        fresh magic link's token (consumed here)."""
+        async with self._system() as conn:
+            user = await self._user_for_update(conn, principal.user_id)
+        if user.password_hash is not None:
+            if password is None:
+                raise ValidationFailedError("password: required to erase this account")
+            if not await self.passwords.verify_async(user.password_hash, password):
+                raise InvalidCredentialsError("the password is incorrect")
+            return
+        if token is None:
+            raise ValidationFailedError(
+                "token: this account has no password; send the token of a fresh sign-in link"
+            )
+        async with self._system() as conn:
+            found = check_token(await self._token(conn, token), "magic_link", self.clock())
+            if found.user_id != user.id:
+                raise InvalidTokenError("this link is not valid; request a new one")
+            await conn.execute(_Q.tokens_used, {"at": self.clock(), "token_hash": found.token_hash})
+
+    async def erase(self, user_id: uuid.UUID, *, via: str) -> bool:
+        """Erase a person's account in one transaction: `accounts.user_erased`, the data key
+        destroyed, the password hash deleted, every session revoked and every e-mailed link
+        retired. Idempotent: a second call finds the person erased and returns False."""
+        async with self._system() as conn:
+            user = await self._user_for_update(conn, user_id)
+            row = await self._one(conn, _Q.user_erased_at, {"id": user_id})
+            first = row is None or row[0] is None
+            if first:
+                await self._append(
+                    conn,
+                    "user",
+                    user.id,
+                    [UserErased(user_id=user.id, via=via)],
+                    expected=user.version,
+                    actor=user.id,
+                )
+            cur = await conn.execute(_Q.all_live_sessions_for_update, {"user_id": user_id})
+            revoked: list[uuid.UUID] = []
+            for r in await cur.fetchall():
+                session = SessionState(
+                    id=r[0], user_id=r[1], expires_at=r[2], revoked_at=r[3], version=r[4]
+                )
+                events = decide_revoke(session, reason="account_erased")
+                await self._append(
+                    conn, "session", session.id, events, expected=session.version, actor=user_id
+                )
+                revoked.append(session.id)
+            await conn.execute(_Q.credentials_delete, {"user_id": user_id})
+            await self.keyring.destroy(conn, user_id)
+        self._forget(revoked)
+        return first
 
     # --- every request --------------------------------------------------------------------
 

@@ -218,6 +218,12 @@ def default_route_rules() -> dict[tuple[str, str], Rule]:
         ("POST", "/api/payments/webhook"): Rule(
             (Policy("stripe-webhook", 1200, 60, "ip"),), include_default=False
         ),
+        # Erasing the account checks the password (or an e-mailed token): as guessable as
+        # a sign-in with a stolen access token.
+        ("DELETE", f"{auth}/account"): Rule(
+            (Policy("account-delete-ip", 10, _15_MINUTES, "ip"),),
+            fail_closed=True,
+        ),
     }
 
 

@@ -1,0 +1,1 @@
+"""Privacy: personal data sealed per person (crypto-shredding), erasure and export."""

@@ -1,0 +1,177 @@
+"""Export of everything Lufy holds about a person (GDPR Art. 15 and 20): `export_person`.
+
+One JSON document, read in one transaction as `system` from the read models and the log:
+profile, account history, sessions (device and IP prefix), tracks (an artist's), playback
+history as sessions, likes and follows, subscription and payments. Sealed fields are opened
+with the person's key; an erased person's export says so.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+
+from lufy.errors import NotFoundError
+
+__all__ = ["export_person"]
+
+FORMAT = "lufy.export/v1"
+
+_PROFILE = """
+SELECT id, email, display_name, role, email_verified, email_verified_at, created_at,
+       erased_at, EXISTS (SELECT 1 FROM lufy.credentials c WHERE c.user_id = u.id)
+FROM lufy.users u WHERE id = %(id)s
+"""
+_HISTORY = """
+SELECT type, occurred_at FROM lufy.events
+WHERE stream_type = 'user' AND stream_id = %(id_text)s ORDER BY global_position
+"""
+_SESSIONS = """
+SELECT id, method, device, ip_prefix, created_at, last_seen_at, expires_at, revoked_at,
+       revoked_reason
+FROM lufy.sessions WHERE user_id = %(id)s ORDER BY created_at, id
+"""
+_TRACKS = """
+SELECT id, title, status, duration_ms, published, published_at, created_at, deleted_at
+FROM lufy.tracks WHERE artist_id = %(id)s ORDER BY created_at, id
+"""
+# Playback events name their listener; grouped by session as the metrics define a session.
+_PLAYBACK = """
+SELECT data->>'session_id' AS session_id,
+       min(data->>'track_id') AS track_id,
+       min(occurred_at) AS started_at,
+       max(coalesce((data->>'listened_ms')::bigint, 0)) AS listened_ms,
+       bool_or(type = 'playback.completed') AS completed,
+       bool_or(type = 'playback.skipped') AS skipped,
+       min(data->>'source') AS source,
+       min(data->>'device') AS device,
+       min(data->>'country') AS country
+FROM lufy.events
+WHERE type LIKE 'playback.%%' AND data->>'listener_id' = %(id_text)s
+GROUP BY 1 ORDER BY 3, 1
+"""
+_ENGAGEMENT = """
+SELECT type, data->>'track_id', data->>'artist_id', occurred_at FROM lufy.events
+WHERE type IN ('track.liked', 'track.unliked', 'artist.followed', 'artist.unfollowed')
+  AND data->>'listener_id' = %(id_text)s
+ORDER BY global_position
+"""
+_SUBSCRIPTIONS = """
+SELECT subscription_id, status, price_id, current_period_end, cancel_at_period_end, as_of
+FROM lufy.payment_subscriptions WHERE user_id = %(id)s ORDER BY as_of, subscription_id
+"""
+_PAYMENTS = """
+SELECT l.kind, l.amount_minor, l.currency, l.at
+FROM lufy.payment_ledger l JOIN lufy.payment_customers c ON c.customer_id = l.customer_id
+WHERE c.user_id = %(id)s ORDER BY l.at, l.stripe_event_id
+"""
+
+
+async def _rows(conn: AsyncConnection[Any], query: str, params: dict[str, Any]) -> list[Any]:
+    cur = await conn.execute(query.encode(), params)
+    return await cur.fetchall()
+
+
+async def _table_exists(conn: AsyncConnection[Any], name: str) -> bool:
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
+    """The JSON document (bytes) of everything Lufy holds about `user_id`."""
+    params = {"id": user_id, "id_text": str(user_id)}
+    async with container.db.transaction(role="system") as conn:
+        profile_rows = await _rows(conn, _PROFILE, params)
+        if not profile_rows:
+            raise NotFoundError(f"no account {user_id}")
+        p = profile_rows[0]
+        erased = p[7] is not None
+        document: dict[str, Any] = {
+            "format": FORMAT,
+            "generated_at": datetime.now(UTC),
+            "profile": {
+                "id": p[0],
+                "email": None if erased else p[1],
+                "display_name": None if erased else p[2],
+                "role": p[3],
+                "email_verified": p[4],
+                "email_verified_at": p[5],
+                "created_at": p[6],
+                "erased_at": p[7],
+                "has_password": p[8],
+            },
+            "account_history": [
+                {"type": r[0], "occurred_at": r[1]} for r in await _rows(conn, _HISTORY, params)
+            ],
+            "sessions": [
+                {
+                    "id": r[0],
+                    "method": r[1],
+                    "device": r[2],
+                    "ip_prefix": r[3],
+                    "created_at": r[4],
+                    "last_seen_at": r[5],
+                    "expires_at": r[6],
+                    "revoked_at": r[7],
+                    "revoked_reason": r[8],
+                }
+                for r in await _rows(conn, _SESSIONS, params)
+            ],
+            "tracks": [],
+            "playback_sessions": [
+                {
+                    "session_id": r[0],
+                    "track_id": r[1],
+                    "started_at": r[2],
+                    "listened_ms": r[3],
+                    "completed": r[4],
+                    "skipped": r[5],
+                    "source": r[6],
+                    "device": r[7],
+                    "country": r[8],
+                }
+                for r in await _rows(conn, _PLAYBACK, params)
+            ],
+            "likes_and_follows": [
+                {"type": r[0], "track_id": r[1], "artist_id": r[2], "occurred_at": r[3]}
+                for r in await _rows(conn, _ENGAGEMENT, params)
+            ],
+            "subscriptions": [],
+            "payments": [],
+        }
+        if await _table_exists(conn, "lufy.tracks"):
+            document["tracks"] = [
+                {
+                    "id": r[0],
+                    "title": r[1],
+                    "status": r[2],
+                    "duration_ms": r[3],
+                    "published": r[4],
+                    "published_at": r[5],
+                    "created_at": r[6],
+                    "deleted_at": r[7],
+                }
+                for r in await _rows(conn, _TRACKS, params)
+            ]
+        if await _table_exists(conn, "lufy.payment_subscriptions"):
+            document["subscriptions"] = [
+                {
+                    "id": r[0],
+                    "status": r[1],
+                    "price_id": r[2],
+                    "current_period_end": r[3],
+                    "cancel_at_period_end": r[4],
+                    "as_of": r[5],
+                }
+                for r in await _rows(conn, _SUBSCRIPTIONS, params)
+            ]
+            document["payments"] = [
+                {"kind": r[0], "amount_minor": r[1], "currency": r[2], "at": r[3]}
+                for r in await _rows(conn, _PAYMENTS, params)
+            ]
+    return msgspec.json.encode(document)

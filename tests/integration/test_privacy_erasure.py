@@ -1,0 +1,357 @@
+# ruff: noqa: ASYNC240  (tests read small generated files synchronously)
+"""Privacy: personal fields sealed per person, erasure by crypto-shredding (HTTP and CLI)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from lufy.accounts.projections import PROJECTIONS
+from lufy.accounts.service import accounts_service
+from lufy.bootstrap import Container, bootstrap
+from lufy.catalog.processing import process_track
+from lufy.catalog.service import catalog_service
+from lufy.jobs.reactors import Reactor
+from lufy.privacy.erasure import forget
+from lufy.privacy.sealing import ERASED, Keyring, is_sealed
+from lufy.projections.discovery import all_projections
+from lufy.projections.rebuild import rebuild
+from lufy.settings import Settings
+from lufy.web.app import create_app
+from tests.conftest import admin_url
+from tests.helpers.accounts import create_user, deliver_account_emails, inbox, token_from
+from tests.helpers.media import make_tone
+
+PASSWORD = "a long and unusual passphrase"
+NAME = "Zephyrine Quokkabottom"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"RATE_LIMIT_ENABLED": False})
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with AsyncTestClient(app=create_app(bootstrap(settings))) as c:
+        yield c
+
+
+def _email() -> str:
+    return f"zeph-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def _encodings(text: str) -> list[bytes]:
+    raw = text.encode()
+    return [
+        raw,
+        json.dumps(text).encode()[1:-1],
+        base64.b64encode(raw),
+        base64.urlsafe_b64encode(raw),
+        base64.b64encode(raw).rstrip(b"="),
+    ]
+
+
+def _dump(settings: Settings) -> bytes:
+    dbname = settings.DATABASE_URL.rsplit("/", 1)[1]
+    out = subprocess.run(
+        ["pg_dump", "--no-owner", admin_url(dbname)], capture_output=True, check=True
+    )
+    return out.stdout
+
+
+async def _events_text(container: Container, user_id: uuid.UUID) -> str:
+    async with container.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT string_agg(data::text, ' ') FROM lufy.events WHERE stream_id = %s",
+            [str(user_id)],
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def _sign_up(client: AsyncTestClient[Any], email: str) -> httpx.Response:
+    body = {"email": email, "password": PASSWORD, "display_name": NAME, "role": "listener"}
+    return await client.post("/api/auth/sign-up", json=body)
+
+
+async def _sign_in(client: AsyncTestClient[Any], email: str) -> httpx.Response:
+    return await client.post("/api/auth/sign-in", json={"email": email, "password": PASSWORD})
+
+
+async def test_a_new_account_keeps_its_address_name_and_password_hash_out_of_the_log(
+    container: Container, client: AsyncTestClient[Any]
+) -> None:
+    email = _email()
+    created = await _sign_up(client, email)
+    assert created.status_code == 201, created.text
+    user_id = uuid.UUID(created.json()["user"]["id"])
+    text = await _events_text(container, user_id)
+    assert email not in text
+    assert NAME not in text
+    assert "argon2" not in text
+    async with container.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT data->>'email', data->>'display_name' FROM lufy.events "
+            "WHERE type = 'accounts.user_registered' AND stream_id = %s",
+            [str(user_id)],
+        )
+        sealed = await cur.fetchone()
+    assert sealed is not None
+    assert all(is_sealed(v) for v in sealed)
+    # The read model, the e-mail and signing in still see the plain values.
+    signed = await _sign_in(client, email)
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["user"]["email"] == email
+    assert signed.json()["user"]["display_name"] == NAME
+    await deliver_account_emails(container)
+    [message] = inbox(container, email)
+    assert message["to"] == email
+    assert NAME in message["text"]
+
+
+async def test_a_sealed_field_whose_key_is_destroyed_opens_as_erased(
+    container: Container,
+) -> None:
+    keyring = Keyring()
+    subject = uuid.uuid4()
+    async with container.db.transaction(role="system") as conn:
+        sealed = await keyring.seal(conn, subject, "ada@example.com")
+        assert await keyring.open(conn, sealed) == "ada@example.com"
+        assert await keyring.destroy(conn, subject)
+        assert await keyring.open(conn, sealed) == ERASED
+        assert not await keyring.destroy(conn, subject)
+        assert await keyring.open(conn, "not sealed") == "not sealed"
+
+
+async def test_deleting_the_account_with_its_password_erases_the_person_for_good(
+    container: Container, client: AsyncTestClient[Any]
+) -> None:
+    user = await create_user(container, email=_email(), display_name=NAME, password=PASSWORD)
+    other = await client.post("/api/auth/sign-in", json={"email": user.email, "password": PASSWORD})
+    await client.post("/api/auth/magic-link", json={"email": user.email})
+    await deliver_account_emails(container)
+    link = token_from(inbox(container, user.email)[-1])
+
+    wrong = await client.request(
+        "DELETE", "/api/auth/account", json={"password": "not the password"}, headers=user.headers
+    )
+    assert wrong.status_code == 401, wrong.text
+    assert wrong.headers["content-type"].startswith("application/problem+json")
+    erased = await client.request(
+        "DELETE", "/api/auth/account", json={"password": PASSWORD}, headers=user.headers
+    )
+    assert erased.status_code == 202, erased.text
+
+    assert (await _sign_in(client, user.email)).status_code == 401
+    refreshed = await client.post(
+        "/api/auth/refresh", json={"refresh_token": other.json()["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
+    assert (await client.get("/api/auth/session", headers=user.headers)).status_code == 401
+    assert (await client.post("/api/auth/magic-link/verify", json={"token": link})).status_code in (
+        400,
+        401,
+    )
+    async with container.db.transaction(role="system") as conn:
+        cur = await conn.execute(
+            "SELECT email, display_name, erased_at IS NOT NULL FROM lufy.users WHERE id = %s",
+            [user.id],
+        )
+        assert await cur.fetchone() == (f"erased:{user.id}", "[erased]", True)
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM lufy.credentials WHERE user_id = %(id)s), "
+            "(SELECT count(*) FROM lufy.data_keys WHERE subject_id = %(id)s), "
+            "(SELECT count(*) FROM lufy.sessions WHERE user_id = %(id)s AND revoked_at IS NULL)",
+            {"id": user.id},
+        )
+        assert await cur.fetchone() == (0, 0, 0)
+    # No e-mail goes out to an erased person, even for a link asked before.
+    before = len(inbox(container, user.email))
+    await client.post("/api/auth/magic-link", json={"email": user.email})
+    await deliver_account_emails(container)
+    assert len(inbox(container, user.email)) == before
+
+
+async def test_erasing_asks_for_a_proof_and_a_passwordless_account_gives_a_fresh_magic_link(
+    container: Container, client: AsyncTestClient[Any]
+) -> None:
+    user = await create_user(container, email=_email(), password=PASSWORD)
+    missing = await client.request("DELETE", "/api/auth/account", json={}, headers=user.headers)
+    assert missing.status_code in (400, 422)
+    assert "password" in missing.json()["detail"]
+    unknown = await client.request(
+        "DELETE", "/api/auth/account", json={"pasword": PASSWORD}, headers=user.headers
+    )
+    assert unknown.status_code == 400, unknown.text
+    anonymous = await client.request("DELETE", "/api/auth/account", json={"password": PASSWORD})
+    assert anonymous.status_code == 401
+
+    # An unverified sign-up claimed by a magic link has no password any more.
+    email = _email()
+    await _sign_up(client, email)
+    await client.post("/api/auth/magic-link", json={"email": email})
+    await deliver_account_emails(container)
+    claimed = await client.post(
+        "/api/auth/magic-link/verify", json={"token": token_from(inbox(container, email)[-1])}
+    )
+    assert claimed.status_code == 200, claimed.text
+    headers = {"Authorization": f"Bearer {claimed.json()['access_token']}"}
+    no_token = await client.request(
+        "DELETE", "/api/auth/account", json={"password": PASSWORD}, headers=headers
+    )
+    assert no_token.status_code in (400, 422)
+    assert "token" in no_token.json()["detail"]
+    await client.post("/api/auth/magic-link", json={"email": email})
+    await deliver_account_emails(container)
+    fresh = token_from(inbox(container, email)[-1])
+    erased = await client.request(
+        "DELETE", "/api/auth/account", json={"token": fresh}, headers=headers
+    )
+    assert erased.status_code == 202, erased.text
+
+
+async def test_forgetting_twice_changes_nothing_the_second_time(container: Container) -> None:
+    user = await create_user(container, email=_email(), display_name=NAME)
+    first = await forget(container, user.id, via="cli")
+    second = await forget(container, user.id, via="cli")
+    assert (first.erased_now, second.erased_now) == (True, False)
+    async with container.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM lufy.events WHERE type = 'accounts.user_erased' "
+            "AND stream_id = %s",
+            [str(user.id)],
+        )
+        assert await cur.fetchone() == (1,)
+
+
+async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothing_personal(
+    container: Container, client: AsyncTestClient[Any], settings: Settings, tmp_path: Path
+) -> None:
+    email = _email()
+    body = {"email": email, "password": PASSWORD, "display_name": NAME, "role": "artist"}
+    created = await client.post("/api/auth/sign-up", json=body)
+    assert created.status_code == 201, created.text
+    artist_id = uuid.UUID(created.json()["user"]["id"])
+    await accounts_service(container).request_magic_link(email)
+    await deliver_account_emails(container)
+    signed = await _sign_in(client, email)
+    headers = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+    await client.post(
+        "/api/auth/password/change",
+        json={"current_password": PASSWORD, "new_password": "another long passphrase"},
+        headers=headers,
+    )
+    async with container.db.transaction(role="system") as conn:
+        cur = await conn.execute(
+            "SELECT password_hash FROM lufy.credentials WHERE user_id = %s", [artist_id]
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    password_hash = str(row[0])
+    wrong = await client.post("/api/auth/sign-in", json={"email": email, "password": "nope nope"})
+    assert wrong.status_code == 401
+    # A published, processed track with its media in storage.
+    tone = make_tone(tmp_path / "tone.mp3", seconds=3)
+    ticket = (
+        await client.post(
+            "/api/music/uploads",
+            json={
+                "filename": "tone.mp3",
+                "content_type": "audio/mpeg",
+                "size_bytes": tone.stat().st_size,
+                "title": "Tone",
+            },
+            headers=headers,
+        )
+    ).json()
+    url = ticket["url"].removeprefix("http://testserver.local")
+    await client.put(url, content=tone.read_bytes(), headers=ticket["headers"])
+    await client.post(f"/api/music/uploads/{ticket['upload_id']}/complete", headers=headers)
+    service = catalog_service(container)
+    await process_track(service, uuid.UUID(ticket["track_id"]), "j")
+    published = await client.post(
+        f"/api/music/tracks/{ticket['track_id']}/publish", headers=headers
+    )
+    assert published.status_code == 200, published.text
+    assert service.storage.list(f"hls/{ticket['track_id']}/")
+    dump = _dump(settings)
+    assert email.encode() in dump  # the read model holds it while the person is here
+
+    report = await forget(container, artist_id, via="cli")
+    assert report.tracks_deleted == 1
+
+    dump = _dump(settings)
+    email_hash = hashlib.sha256(email.encode()).hexdigest()
+    for secret in (email, NAME, password_hash, email_hash):
+        for encoded in _encodings(secret):
+            assert encoded not in dump, (secret, encoded)
+    assert service.storage.list(f"hls/{ticket['track_id']}/") == []
+    assert service.storage.list(f"uploads/{ticket['track_id']}/") == []
+    for path in Path(settings.MEDIA_ROOT).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert email.encode() not in data
+            assert NAME.encode() not in data
+    track = await client.get(f"/api/music/tracks/{ticket['track_id']}")
+    assert track.status_code == 404
+    # Every read model rebuilds from the log after the erasure.
+    for projection in all_projections():
+        if isinstance(projection, Reactor):
+            continue
+        result = await rebuild(
+            settings.DATABASE_URL, projection, store=container.store, compare=True
+        )
+        assert result.swapped, projection.name
+
+
+async def test_rebuilding_the_accounts_read_models_after_an_erasure_shows_the_person_erased(
+    container: Container,
+) -> None:
+    kept = await create_user(container, email=_email(), display_name="Kept Person")
+    gone = await create_user(container, email=_email(), display_name=NAME)
+    await forget(container, gone.id, via="cli")
+    for projection in PROJECTIONS:
+        result = await rebuild(
+            container.settings.DATABASE_URL, projection, store=container.store, compare=True
+        )
+        assert result.swapped
+        assert all(diff == (0, 0) for diff in result.differences.values()), result.differences
+    async with container.db.transaction(role="system") as conn:
+        cur = await conn.execute(
+            "SELECT id, email, display_name FROM lufy.users ORDER BY email", []
+        )
+        rows = await cur.fetchall()
+    assert (kept.id, kept.email, "Kept Person") in rows
+    assert (gone.id, f"erased:{gone.id}", "[erased]") in rows
+
+
+async def test_keys_wrapped_by_one_secret_do_not_open_under_another(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lufy.privacy import sealing
+
+    monkeypatch.setattr(sealing, "_configured", "a" * 40)
+    keyring = Keyring()
+    subject = uuid.uuid4()
+    async with container.db.transaction(role="system") as conn:
+        sealed = await keyring.seal(conn, subject, "ada@example.com")
+        cur = await conn.execute(
+            "SELECT wrapped_by FROM lufy.data_keys WHERE subject_id = %s", [subject]
+        )
+        assert await cur.fetchone() == ("secret",)
+        assert await keyring.open(conn, sealed) == "ada@example.com"
+        monkeypatch.setattr(sealing, "_configured", "b" * 40)
+        with pytest.raises(sealing.SealingError, match="DATA_KEY_SECRET"):
+            await keyring.open(conn, sealed)
