@@ -22,6 +22,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase the caller's account and personal data
+         * @description Proof: {password}, or {token} of a fresh sign-in link for an account without a password. Personal data is crypto-shredded, sessions revoked, an artist's tracks and media deleted; aggregates stay.
+         */
+        delete: operations["authEraseAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/account/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Everything Lufy holds about the caller, as JSON */
+        get: operations["authExportAccount"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/magic-link": {
         parameters: {
             query?: never;
@@ -779,6 +816,12 @@ export interface components {
             /** @description e-mail address */
             email: string;
         };
+        /** EraseAccount */
+        EraseAccount: {
+            password?: string | null;
+            /** @description token from the e-mail */
+            token?: string | null;
+        };
         /**
          * IngestResult
          * @example {
@@ -1322,6 +1365,222 @@ export interface operations {
             };
             /** @description The body's Content-Type is not accepted here */
             415: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but semantically invalid input */
+            422: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    authEraseAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EraseAccount"];
+            };
+        };
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but semantically invalid input */
+            422: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited: wait `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency (PostgreSQL, Redis for auth routes) is unreachable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    authExportAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description The request is malformed */
+            400: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (a missing, expired or revoked token) */
+            401: {
+                headers: {
+                    /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
+                    RateLimit?: string;
+                    /** @description The policy that applies: quota `q` requests per window `w` seconds */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this */
+            403: {
                 headers: {
                     /** @description The caller's quota left in the current window (IETF draft ratelimit-headers): remaining requests `r`, seconds until reset `t` */
                     RateLimit?: string;
