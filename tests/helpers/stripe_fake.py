@@ -24,7 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["WEBHOOK_SECRET", "StripeFake", "sign_payload"]
+from lufy.settings import Settings
+
+__all__ = ["WEBHOOK_SECRET", "StripeFake", "sign_payload", "with_stripe"]
 
 WEBHOOK_SECRET = "whsec_test_" + "0" * 32
 _ids = itertools.count(1)
@@ -295,3 +297,16 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 def _nested(params: dict[str, str], name: str) -> dict[str, str]:
     prefix = f"{name}["
     return {k[len(prefix) : -1]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def with_stripe(settings: Settings, fake: StripeFake, **extra: Any) -> Settings:
+    """`settings` with payments configured against `fake` (and any other overrides)."""
+    return settings.model_copy(
+        update={
+            "STRIPE_SECRET_KEY": "sk_test_lufy",
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "STRIPE_PRICE_PREMIUM": "price_premium",
+            "STRIPE_API_BASE": fake.url,
+            **extra,
+        }
+    )

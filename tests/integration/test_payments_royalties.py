@@ -34,7 +34,7 @@ from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
-from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake
+from tests.helpers.stripe_fake import StripeFake, with_stripe
 
 MONTH = date(2026, 10, 1)
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -50,15 +50,7 @@ def fake() -> Iterator[StripeFake]:
 
 @pytest.fixture
 def pay_settings(settings: Settings, fake: StripeFake) -> Settings:
-    return settings.model_copy(
-        update={
-            "STRIPE_SECRET_KEY": "sk_test_lufy",
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "STRIPE_PRICE_PREMIUM": "price_premium",
-            "STRIPE_API_BASE": fake.url,
-            "ROYALTY_ARTIST_SHARE": SHARE,
-        }
-    )
+    return with_stripe(settings, fake, ROYALTY_ARTIST_SHARE=SHARE)
 
 
 @pytest.fixture

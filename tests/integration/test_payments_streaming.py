@@ -22,7 +22,7 @@ from lufy.settings import Settings
 from lufy.web.app import create_app
 from tests.helpers.accounts import TestUser, create_user
 from tests.helpers.media import make_tone
-from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake
+from tests.helpers.stripe_fake import StripeFake, with_stripe
 
 WEBHOOK = "/api/payments/webhook"
 
@@ -35,14 +35,7 @@ def fake() -> Iterator[StripeFake]:
 
 @pytest.fixture
 def pay_settings(settings: Settings, fake: StripeFake) -> Settings:
-    return settings.model_copy(
-        update={
-            "STRIPE_SECRET_KEY": "sk_test_lufy",
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "STRIPE_PRICE_PREMIUM": "price_premium",
-            "STRIPE_API_BASE": fake.url,
-        }
-    )
+    return with_stripe(settings, fake)
 
 
 async def _published_track(

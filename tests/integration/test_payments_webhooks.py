@@ -26,7 +26,7 @@ from lufy.payments.service import payments_service
 from lufy.settings import Settings
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
-from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake, sign_payload
+from tests.helpers.stripe_fake import WEBHOOK_SECRET, StripeFake, sign_payload, with_stripe
 
 WEBHOOK = "/api/payments/webhook"
 
@@ -39,14 +39,7 @@ def fake() -> Iterator[StripeFake]:
 
 @pytest.fixture
 def pay_settings(settings: Settings, fake: StripeFake) -> Settings:
-    return settings.model_copy(
-        update={
-            "STRIPE_SECRET_KEY": "sk_test_lufy",
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "STRIPE_PRICE_PREMIUM": "price_premium",
-            "STRIPE_API_BASE": fake.url,
-        }
-    )
+    return with_stripe(settings, fake)
 
 
 @pytest.fixture

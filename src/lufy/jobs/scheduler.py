@@ -51,31 +51,9 @@ async def schedule_refresh(
     conn: AsyncConnection[Any], runtime: JobRuntime, *, now: datetime | None = None
 ) -> bool:
     """Record and enqueue one refresh unless one is still unfinished. True when enqueued."""
-    moment = (now or datetime.now(UTC)).replace(microsecond=0)
-    async with conn.transaction():
-        # Serialise schedulers (two leaders for a moment) on the same decision.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [NS_MAINTENANCE, REFRESH_ACTOR]
-        )
-        cur = await conn.execute(_JQ.unfinished_of_actor, {"actor": REFRESH_ACTOR})
-        row = await cur.fetchone()
-        if row and int(row[0]) > 0:
-            return False
-        queued = await record(
-            conn,
-            JobSpec(
-                actor=REFRESH_ACTOR,
-                queue=REFRESH_QUEUE,
-                payload={"scheduled_at": moment.isoformat()},
-                key=f"refresh:{moment.isoformat()}",
-                correlation_id=f"scheduler:{moment.isoformat()}",
-            ),
-            source="scheduler",
-        )
-    if queued is None:
-        return False
-    await enqueue(runtime, [queued])
-    return True
+    return await schedule_periodic(
+        conn, runtime, actor=REFRESH_ACTOR, queue=REFRESH_QUEUE, key_prefix="refresh", now=now
+    )
 
 
 async def schedule_periodic(
@@ -84,12 +62,15 @@ async def schedule_periodic(
     *,
     actor: str,
     queue: str,
+    key_prefix: str | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Record and enqueue one run of `actor` unless one is still unfinished; True when
-    enqueued. Keyed by the moment, so two schedulers at the same second record one job."""
+    enqueued. Keyed by the moment (`{key_prefix or actor}:{moment}`), so two schedulers at the
+    same second record one job."""
     moment = (now or datetime.now(UTC)).replace(microsecond=0)
     async with conn.transaction():
+        # Serialise schedulers (two leaders for a moment) on the same decision.
         await conn.execute(
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [NS_MAINTENANCE, actor]
         )
@@ -103,7 +84,7 @@ async def schedule_periodic(
                 actor=actor,
                 queue=queue,
                 payload={"scheduled_at": moment.isoformat()},
-                key=f"{actor}:{moment.isoformat()}",
+                key=f"{key_prefix or actor}:{moment.isoformat()}",
                 correlation_id=f"scheduler:{moment.isoformat()}",
             ),
             source="scheduler",
