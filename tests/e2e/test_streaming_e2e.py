@@ -6,9 +6,7 @@ a wrong one, it gets 403."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,61 +21,15 @@ from lufy.media.signing import issue_stream_token
 from lufy.media.transcode import ffprobe_binary
 from lufy.settings import Settings
 from tests.helpers.accounts import DEFAULT_PASSWORD
-from tests.helpers.media import free_port, make_tone, wait_http
+from tests.helpers.edge import serve_app
+from tests.helpers.media import make_tone
 
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     """The real app under granian, in a subprocess on a free loopback port."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.DATABASE_URL,
-        "DATABASE_ADMIN_URL": settings.DATABASE_ADMIN_URL,
-        "REDIS_URL": settings.REDIS_URL,
-        "JWT_SECRET": settings.jwt_secret,
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "EMAIL_BACKEND": "file",
-        "EMAIL_FILE_DIR": str(settings.EMAIL_FILE_DIR),
-        "APP_URL": base,
-        "LUFY_ENV": "test",
-        # ffprobe fetches a dozen playlists and segments; the guest limit is not under test.
-        "RATE_LIMIT_ENABLED": "false",
-    }
-    for name in ("S3_BUCKET_NAME", "S3_ENDPOINT_URL", "CLOUDFRONT_DOMAIN"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "lufy.web.app:create_app",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_http(f"{base}/healthz", process=process, timeout=60)
+    with serve_app(settings) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def ffprobe_url(url: str) -> subprocess.CompletedProcess[bytes]:
