@@ -60,7 +60,7 @@ class MalformedBodyError(LufyError):
 
 
 class IncomingEvent(msgspec.Struct, kw_only=True):
-    """One event as a client sends it (CONTRACT.md section 3)."""
+    """One analytics event as a client sends it to `POST /api/analytics/events`."""
 
     event_id: uuid.UUID
     type: str
