@@ -89,7 +89,7 @@ function Upload({ onStarted }: { onStarted: () => void }) {
   };
   return (
     <Card title="Upload a track">
-      <form ref={formRef} onSubmit={(e) => void submit(e)} className="grid gap-4 sm:grid-cols-[1fr_1fr_auto] sm:items-end">
+      <form ref={formRef} onSubmit={(e) => void submit(e)} className="grid grid-cols-1 gap-4 sm:grid-cols-[1fr_1fr_auto] sm:items-end">
         <Field id="upload-title" name="title" label="Title" maxLength={200} placeholder="From the file name if empty" />
         <Field id="upload-file" name="file" type="file" label="Audio file" accept="audio/*,.wav,.mp3,.flac,.ogg,.m4a,.aiff" required />
         <Button type="submit" disabled={progress !== null}>
