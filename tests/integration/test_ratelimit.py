@@ -30,7 +30,8 @@ from lufy.web import ratelimit
 from lufy.web.auth import Principal
 from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
-from lufy.web.ratelimit import Policy, PolicyTable, RateLimiter, Rule
+from lufy.web.ratelimit import Policy, PolicyTable, RateLimiter, Rule, rate_limited
+from lufy.web.ratelimit.policies import SIGN_IN
 
 USER_A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 USER_B = uuid.UUID("00000000-0000-4000-8000-00000000000b")
@@ -59,6 +60,7 @@ def missing() -> None:
     raise NotFoundError("no such thing")
 
 
+@rate_limited(SIGN_IN)
 @post("/api/auth/sign-in", status_code=200, sync_to_thread=False)
 def sign_in(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     return {"email": data.get("email"), "password": data.get("password")}

@@ -35,6 +35,8 @@ from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.web.auth import Principal
 from lufy.web.clientip import client_ip_for
+from lufy.web.ratelimit import policies as limits
+from lufy.web.ratelimit import rate_limited
 
 __all__ = ["AUTH_BODY_LIMIT", "MIDDLEWARE", "ROUTES"]
 
@@ -49,6 +51,7 @@ def _client(request: Request[Any, Any, Any], container: Container) -> ClientInfo
     return ClientInfo(user_agent=request.headers.get("user-agent"), ip=ip)
 
 
+@rate_limited(limits.SIGN_UP)
 @post("/sign-up", status_code=HTTP_201_CREATED, summary="Create an account")
 async def sign_up(data: JSONBody[SignUp], container: NamedDependency[Container]) -> UserEnvelope:
     user = await accounts_service(container).sign_up(
@@ -57,6 +60,7 @@ async def sign_up(data: JSONBody[SignUp], container: NamedDependency[Container])
     return UserEnvelope(user=user)
 
 
+@rate_limited(limits.VERIFY_EMAIL)
 @post("/verify-email", status_code=HTTP_200_OK, summary="Confirm an e-mail address")
 async def verify_email(
     data: JSONBody[TokenRequest], container: NamedDependency[Container]
@@ -64,6 +68,7 @@ async def verify_email(
     return UserEnvelope(user=await accounts_service(container).verify_email(data.token))
 
 
+@rate_limited(limits.VERIFY_EMAIL_RESEND)
 @post(
     "/verify-email/resend",
     status_code=HTTP_202_ACCEPTED,
@@ -76,6 +81,7 @@ async def resend_verification(
     return await accounts_service(container).resend_verification(principal)
 
 
+@rate_limited(limits.SIGN_IN)
 @post("/sign-in", status_code=HTTP_200_OK, summary="Sign in with e-mail and password")
 async def sign_in(
     data: JSONBody[SignIn], request: Request[Any, Any, Any], container: NamedDependency[Container]
@@ -85,6 +91,7 @@ async def sign_in(
     )
 
 
+@rate_limited(limits.REFRESH)
 @post("/refresh", status_code=HTTP_200_OK, summary="Rotate a refresh token for a new pair")
 async def refresh(
     data: JSONBody[RefreshRequest],
@@ -142,6 +149,7 @@ async def revoke_other_sessions(
     )
 
 
+@rate_limited(limits.MAGIC_LINK)
 @post("/magic-link", status_code=HTTP_202_ACCEPTED, summary="E-mail a sign-in link")
 async def magic_link(
     data: JSONBody[EmailRequest], container: NamedDependency[Container]
@@ -149,6 +157,7 @@ async def magic_link(
     return await accounts_service(container).request_magic_link(data.email)
 
 
+@rate_limited(limits.MAGIC_LINK_VERIFY)
 @post("/magic-link/verify", status_code=HTTP_200_OK, summary="Sign in with a magic link")
 async def magic_link_verify(
     data: JSONBody[TokenRequest],
@@ -160,6 +169,7 @@ async def magic_link_verify(
     )
 
 
+@rate_limited(limits.PASSWORD_FORGOT)
 @post("/password/forgot", status_code=HTTP_202_ACCEPTED, summary="E-mail a password reset link")
 async def forgot_password(
     data: JSONBody[EmailRequest], container: NamedDependency[Container]
@@ -167,6 +177,7 @@ async def forgot_password(
     return await accounts_service(container).forgot_password(data.email)
 
 
+@rate_limited(limits.PASSWORD_RESET)
 @post("/password/reset", status_code=HTTP_200_OK, summary="Set a new password with a reset link")
 async def reset_password(
     data: JSONBody[ResetPassword], container: NamedDependency[Container]
@@ -175,6 +186,7 @@ async def reset_password(
     return UserEnvelope(user=user)
 
 
+@rate_limited(limits.PASSWORD_CHANGE)
 @post(
     "/password/change",
     status_code=HTTP_200_OK,

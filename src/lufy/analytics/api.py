@@ -13,10 +13,13 @@ from lufy.bootstrap import Container
 from lufy.web.auth import Principal
 from lufy.web.clientip import proxy_header
 from lufy.web.context import correlation_id, request_id
+from lufy.web.ratelimit import policies as limits
+from lufy.web.ratelimit import rate_limited
 
 __all__ = ["ROUTES", "ingest_events"]
 
 
+@rate_limited(limits.INGEST)
 @post(
     "/api/analytics/events",
     status_code=202,

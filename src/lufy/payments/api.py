@@ -20,6 +20,8 @@ from lufy.payments.schemas import (
 )
 from lufy.payments.service import artist_revenue_view, payments_service
 from lufy.web.auth import Principal, require_role
+from lufy.web.ratelimit import policies as limits
+from lufy.web.ratelimit import rate_limited
 
 __all__ = ["ROUTES"]
 
@@ -58,6 +60,7 @@ async def subscription(
     return await payments_service(container).subscription(principal.user_id)
 
 
+@rate_limited(limits.STRIPE_WEBHOOK)
 @post(
     "/webhook",
     status_code=HTTP_200_OK,

@@ -14,12 +14,15 @@ from lufy.accounts.schemas import Accepted, EraseAccount
 from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.web.auth import Principal
+from lufy.web.ratelimit import policies as limits
+from lufy.web.ratelimit import rate_limited
 
 __all__ = ["HANDLERS"]
 
 _BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
 
+@rate_limited(limits.ACCOUNT_DELETE)
 @delete(
     "/account",
     status_code=HTTP_202_ACCEPTED,
