@@ -9,6 +9,8 @@ import pytest
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.settings import Settings
+from lufy.web.app import create_app
+from lufy.web.ratelimit.policies import OPT_KEY, Rule
 from tests.helpers.accounts import DEFAULT_PASSWORD, create_user
 from tests.helpers.http import api_client
 
@@ -135,3 +137,29 @@ async def test_the_status_route_is_in_the_openapi_document(container: Container)
     operation = document["paths"]["/api/rate-limit/status"]["get"]
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["$ref"].endswith("RateLimitStatus")
+
+
+def test_the_app_declares_the_documented_rules_on_its_routes(container: Container) -> None:
+    declared: dict[str, tuple[str, ...]] = {}
+    for route in create_app(container).routes:
+        for handler in getattr(route, "route_handlers", ()):
+            rule = handler.opt.get(OPT_KEY)
+            if isinstance(rule, Rule):
+                for method in sorted(handler.http_methods):
+                    declared[f"{method} {route.path}"] = tuple(p.name for p in rule.policies)
+
+    assert declared == {
+        "POST /api/auth/sign-in": ("sign-in-ip", "sign-in-email"),
+        "POST /api/auth/sign-up": ("sign-up-ip", "sign-up-email"),
+        "POST /api/auth/password/forgot": ("password-forgot-ip", "password-forgot-email"),
+        "POST /api/auth/password/reset": ("password-reset-ip",),
+        "POST /api/auth/magic-link": ("magic-link-ip", "magic-link-email"),
+        "POST /api/auth/magic-link/verify": ("magic-link-verify-ip",),
+        "POST /api/auth/verify-email": ("verify-email-ip",),
+        "POST /api/auth/verify-email/resend": ("verify-email-resend-ip",),
+        "POST /api/auth/password/change": ("password-change-ip",),
+        "POST /api/auth/refresh": ("refresh-ip",),
+        "DELETE /api/auth/account": ("account-delete-ip",),
+        "POST /api/analytics/events": ("ingest", "ingest-bytes"),
+        "POST /api/payments/webhook": ("stripe-webhook",),
+    }
