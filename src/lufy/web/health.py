@@ -23,10 +23,13 @@ from lufy.errors import (
     ServiceUnavailableError,
 )
 from lufy.observability import render_metrics
-from lufy.sqlfiles import data_dir
+from lufy.sqlfiles import data_dir, load_queries
 from lufy.web.clientip import client_ip_for, parse_ip
 
 __all__ = ["ROUTES", "Readiness", "ReadinessProbe", "readiness_probe", "token_matches"]
+
+# The query `lufy migrate` reads what it applied with: readiness compares it with this build's.
+_MIGRATE_QUERIES = load_queries("lufy", "migrate.sql")
 
 
 class Readiness(msgspec.Struct, kw_only=True):
@@ -84,7 +87,7 @@ def _migration_state(applied: dict[str, str]) -> tuple[str, list[str]]:
 async def _check_db(container: Container) -> tuple[str, tuple[str, list[str]]]:
     async def probe() -> dict[str, str]:
         async with container.db.connection() as conn:
-            cur = await conn.execute("SELECT filename, checksum FROM lufy.schema_migrations")
+            cur = await conn.execute(_MIGRATE_QUERIES.applied_migrations)
             return {str(name): str(checksum) for name, checksum in await cur.fetchall()}
 
     try:
