@@ -12,13 +12,11 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from lufy.errors import ServiceUnavailableError
+from lufy.sqlfiles import load_queries
 
 __all__ = ["Database", "connection_kwargs", "set_context"]
 
-_SET_CONTEXT = (
-    "SELECT set_config('app.current_user_id', %(user_id)s, true), "
-    "set_config('app.current_role', %(role)s, true)"
-)
+_SET_CONTEXT = load_queries("lufy", "db.sql").set_context
 
 
 def connection_kwargs(*, prepare: bool = True) -> dict[str, Any]:

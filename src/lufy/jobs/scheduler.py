@@ -44,6 +44,7 @@ REFRESH_QUEUE = "analytics-refresh"
 UPLOAD_SWEEP_ACTOR = "sweep_abandoned_uploads"
 UPLOAD_SWEEP_QUEUE = "media-processing"
 _JQ = load_queries("lufy.jobs")
+_SQ = load_queries("lufy.jobs", "scheduler.sql")
 _log = get_logger(__name__)
 
 
@@ -71,9 +72,7 @@ async def schedule_periodic(
     moment = (now or datetime.now(UTC)).replace(microsecond=0)
     async with conn.transaction():
         # Serialise schedulers (two leaders for a moment) on the same decision.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [NS_MAINTENANCE, actor]
-        )
+        await conn.execute(_SQ.lock_schedule, {"ns": NS_MAINTENANCE, "actor": actor})
         cur = await conn.execute(_JQ.unfinished_of_actor, {"actor": actor})
         row = await cur.fetchone()
         if row and int(row[0]) > 0:
