@@ -18,13 +18,24 @@ import uuid
 import wave
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
+from rich.progress import Progress
+
+from lufy.identity import Principal
+from lufy.settings import get_settings
+from lufy.sqlfiles import load_queries
+
+if TYPE_CHECKING:
+    from lufy.accounts.service import AccountService
+    from lufy.bootstrap import Container
+    from lufy.catalog.service import CatalogService
 
 __all__ = ["seed_command"]
 
+_Q = load_queries("lufy.analytics", "seed.sql")
 _NS = uuid.UUID("6c756679-0000-4000-8000-000000000005")
 PASSWORD = "lufy demo artist password"
 _ARTISTS = (
@@ -94,64 +105,74 @@ def _tone(seconds: int, frequency: float) -> bytes:
     return out.getvalue()
 
 
+async def _artist(container: Container, accounts: AccountService, a: int) -> Principal:
+    """Demo artist number `a` (registered when missing), as a principal."""
+    email = f"artist{a + 1}@demo.lufy.local"
+    async with container.db.transaction(role="system") as conn:
+        cur = await conn.execute(_Q.user_by_email, [email])
+        row = await cur.fetchone()
+    if row is None:
+        user = await accounts.register(
+            email=email,
+            password=PASSWORD,
+            role="artist",
+            display_name=_artist_name(a),
+            verified=True,
+            via="cli",
+        )
+        artist_id = user.id
+    else:
+        artist_id = row[0]
+    return Principal(user_id=artist_id, role="artist", session_id=uuid.uuid4())
+
+
+def _artist_name(a: int) -> str:
+    return _ARTISTS[a % len(_ARTISTS)] + (f" {a // len(_ARTISTS) + 1}" if a >= 8 else "")
+
+
+async def _upload(
+    catalog: CatalogService, principal: Principal, audio: bytes, title: str, t: int
+) -> uuid.UUID:
+    """Upload one generated track through the catalog's real path; its track id."""
+    # Imported here, as the other context imports below: `lufy --help` imports this module.
+    from lufy.catalog.schemas import UploadCreate
+
+    ticket = await catalog.request_upload(
+        principal,
+        UploadCreate(
+            filename=f"track{t}.wav", content_type="audio/wav", size_bytes=len(audio), title=title
+        ),
+    )
+    key = f"uploads/{ticket.track_id}/source.wav"
+    await asyncio.to_thread(catalog.storage.put_bytes, key, audio, content_type="audio/wav")
+    await catalog.complete_upload(principal, ticket.upload_id)
+    return ticket.track_id
+
+
 async def _catalogue(
-    container: Any, artists: int, per_artist: int, rng: random.Random
+    container: Container, artists: int, per_artist: int, rng: random.Random
 ) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
     """{track id: (artist id, duration ms)}, creating what is missing."""
-    from lufy.accounts.service import accounts_service
-    from lufy.catalog.processing import process_track
-    from lufy.catalog.schemas import UploadCreate
-    from lufy.catalog.service import catalog_service
-    from lufy.identity import Principal
+    from lufy.accounts.service import accounts_service  # cheap CLI start (see _upload)
+    from lufy.catalog.processing import process_track  # cheap CLI start (see _upload)
+    from lufy.catalog.service import catalog_service  # cheap CLI start (see _upload)
 
     accounts = accounts_service(container)
     catalog = catalog_service(container)
     tracks: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
     pending: list[tuple[Principal, uuid.UUID, str, str]] = []
     for a in range(artists):
-        name = _ARTISTS[a % len(_ARTISTS)] + (f" {a // len(_ARTISTS) + 1}" if a >= 8 else "")
-        email = f"artist{a + 1}@demo.lufy.local"
+        principal = await _artist(container, accounts, a)
         async with container.db.transaction(role="system") as conn:
-            cur = await conn.execute("SELECT id FROM lufy.users WHERE email = %s", [email])
-            row = await cur.fetchone()
-        if row is None:
-            user = await accounts.register(
-                email=email,
-                password=PASSWORD,
-                role="artist",
-                display_name=name,
-                verified=True,
-                via="cli",
-            )
-            artist_id = user.id
-        else:
-            artist_id = row[0]
-        principal = Principal(user_id=artist_id, role="artist", session_id=uuid.uuid4())
-        async with container.db.transaction(role="system") as conn:
-            cur = await conn.execute(
-                "SELECT id, coalesce(duration_ms, 90000) FROM lufy.tracks "
-                "WHERE artist_id = %s AND status = 'ready' AND deleted_at IS NULL ORDER BY title",
-                [artist_id],
-            )
+            cur = await conn.execute(_Q.ready_tracks_of_artist, [principal.user_id])
             existing = await cur.fetchall()
         for track_id, duration in existing:
-            tracks[track_id] = (artist_id, int(duration))
+            tracks[track_id] = (principal.user_id, int(duration))
         for t in range(len(existing), per_artist):
             title = f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}"
             audio = _tone(35 + 5 * (t % 4), 220.0 * 2 ** ((a * 5 + t) % 12 / 12))
-            ticket = await catalog.request_upload(
-                principal,
-                UploadCreate(
-                    filename=f"track{t}.wav",
-                    content_type="audio/wav",
-                    size_bytes=len(audio),
-                    title=title,
-                ),
-            )
-            key = f"uploads/{ticket.track_id}/source.wav"
-            await asyncio.to_thread(catalog.storage.put_bytes, key, audio, content_type="audio/wav")
-            await catalog.complete_upload(principal, ticket.upload_id)
-            pending.append((principal, ticket.track_id, name, title))
+            track_id = await _upload(catalog, principal, audio, title, t)
+            pending.append((principal, track_id, _artist_name(a), title))
 
     # Transcoding is the slow part: two at a time (ffmpeg runs in threads), one per core.
     gate = asyncio.Semaphore(2)
@@ -170,22 +191,7 @@ async def _catalogue(
     return tracks
 
 
-def _plays(
-    tracks: dict[uuid.UUID, tuple[uuid.UUID, int]],
-    *,
-    listeners: int,
-    weeks: int,
-    per_day: int,
-    now: datetime,
-    rng: random.Random,
-) -> list[dict[str, Any]]:
-    counter = 0
-
-    def next_id() -> str:
-        nonlocal counter
-        counter += 1
-        return str(uuid.uuid5(_NS, f"event-{counter}"))
-
+def _people(listeners: int, rng: random.Random) -> list[_Listener]:
     people = []
     for i in range(listeners):
         country, zone, _ = rng.choices(_PLACES, [p[2] for p in _PLACES])[0]
@@ -199,112 +205,143 @@ def _plays(
                 appetite=rng.paretovariate(1.5),
             )
         )
-    ordered = sorted(tracks)
-    rng.shuffle(ordered)
-    popularity = [1 / (rank + 1) ** 1.1 for rank in range(len(ordered))]  # Zipf: a long tail
+    return people
 
-    # Evening peak, night trough (weights per local hour).
-    def closeness(h: int, peak: int) -> float:
-        d = min(abs(h - peak), 24 - abs(h - peak))
-        return math.exp(-(d**2) / 12)
 
-    diurnal = [0.1 + closeness(h, 20) + 0.5 * closeness(h, 8) for h in range(24)]
-    events: list[dict[str, Any]] = []
+def _closeness(h: int, peak: int) -> float:
+    d = min(abs(h - peak), 24 - abs(h - peak))
+    return math.exp(-(d**2) / 12)
+
+
+# Evening peak, night trough (weights per local hour).
+_DIURNAL = [0.1 + _closeness(h, 20) + 0.5 * _closeness(h, 8) for h in range(24)]
+
+
+class _Plays:
+    """The events generated so far; event ids count up from one, so a re-run repeats them."""
+
+    def __init__(self, tracks: dict[uuid.UUID, tuple[uuid.UUID, int]], rng: random.Random):
+        self.tracks = tracks
+        self.rng = rng
+        self.events: list[dict[str, Any]] = []
+        self._counter = 0
+        self.ordered = sorted(tracks)
+        rng.shuffle(self.ordered)
+        # Zipf: a long tail.
+        self.popularity = [1 / (rank + 1) ** 1.1 for rank in range(len(self.ordered))]
+
+    def _next_id(self) -> str:
+        self._counter += 1
+        return str(uuid.uuid5(_NS, f"event-{self._counter}"))
+
+    def emit(self, base: dict[str, Any], type_: str, at: datetime, **extra: Any) -> None:
+        self.events.append(
+            {**base, "event_id": self._next_id(), "type": type_, "occurred_at": at.isoformat()}
+            | extra
+        )
+
+    def session(self, listener: _Listener, start: datetime) -> None:
+        """One listening session of `listener` from `start`: a track, how far it got, and
+        sometimes a like (rarely undone) or a follow."""
+        rng = self.rng
+        rank = rng.choices(range(len(self.ordered)), self.popularity)[0]
+        track_id = self.ordered[rank]
+        artist_id, duration = self.tracks[track_id]
+        base = {
+            "session_id": str(uuid.uuid5(_NS, f"session-{len(self.events)}")),
+            "track_id": str(track_id),
+            "anonymous_id": listener.anonymous_id,
+            "country": listener.country,
+            "device": listener.device,
+            "source": rng.choices([s for s, _ in _SOURCES], [w for _, w in _SOURCES])[0],
+        }
+        if listener.user_id:
+            base["listener_id"] = str(listener.user_id)
+        skip_chance = 0.2 + 0.3 * rank / len(self.ordered)  # the long tail is skipped more
+        roll = rng.random()
+        listened = (
+            rng.randint(3_000, min(duration - 1, 60_000))
+            if roll < skip_chance
+            else duration
+            if roll < 0.75
+            else rng.randint(20_000, duration)
+        )
+
+        def play(type_: str, ms: int) -> None:
+            self.emit(base, type_, start + timedelta(milliseconds=ms), listened_ms=ms)
+
+        play("playback.started", 0)
+        for ms in range(30_000, listened, 30_000):
+            play("playback.progress", ms)
+        if roll < skip_chance:
+            play("playback.skipped", listened)
+        elif listened >= duration:
+            play("playback.completed", duration)
+        else:
+            play("playback.progress", listened)
+        if listened >= 30_000 and rng.random() < 0.04:
+            play("track.liked", listened)
+            if rng.random() < 0.1:
+                play("track.unliked", listened + 60_000)
+        if listened >= 30_000 and rng.random() < 0.012:
+            at = start + timedelta(milliseconds=listened)
+            self.emit(base, "artist.followed", at, artist_id=str(artist_id))
+
+
+def _plays(
+    tracks: dict[uuid.UUID, tuple[uuid.UUID, int]],
+    *,
+    listeners: int,
+    weeks: int,
+    per_day: int,
+    now: datetime,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """`weeks` of sessions (about `per_day` a day, more at weekends) of `listeners` people,
+    each at a local hour drawn from a diurnal cycle; none in the last ten minutes."""
+    people = _people(listeners, rng)
+    plays = _Plays(tracks, rng)
     start_day = (now - timedelta(weeks=weeks)).date()
     for day_index in range(weeks * 7 + 1):
         day = start_day + timedelta(days=day_index)
         weekend = 1.2 if day.weekday() >= 5 else 1.0
         for listener in rng.choices(people, [p.appetite for p in people], k=int(per_day * weekend)):
-            hour = rng.choices(range(24), diurnal)[0]
+            hour = rng.choices(range(24), _DIURNAL)[0]
+            minute, second = rng.randrange(60), rng.randrange(60)
             local = datetime(
-                day.year,
-                day.month,
-                day.day,
-                hour,
-                rng.randrange(60),
-                rng.randrange(60),
-                tzinfo=listener.zone,
+                day.year, day.month, day.day, hour, minute, second, tzinfo=listener.zone
             )
             start = local.astimezone(UTC)
-            if start > now - timedelta(minutes=10):
-                continue
-            rank = rng.choices(range(len(ordered)), popularity)[0]
-            track_id = ordered[rank]
-            artist_id, duration = tracks[track_id]
-            session = str(uuid.uuid5(_NS, f"session-{len(events)}"))
-            base = {
-                "session_id": session,
-                "track_id": str(track_id),
-                "anonymous_id": listener.anonymous_id,
-                "country": listener.country,
-                "device": listener.device,
-                "source": rng.choices([s for s, _ in _SOURCES], [w for _, w in _SOURCES])[0],
-            }
-            if listener.user_id:
-                base["listener_id"] = str(listener.user_id)
-            skip_chance = 0.2 + 0.3 * rank / len(ordered)  # the long tail is skipped more
-            roll = rng.random()
-            listened = (
-                rng.randint(3_000, min(duration - 1, 60_000))
-                if roll < skip_chance
-                else duration
-                if roll < 0.75
-                else rng.randint(20_000, duration)
-            )
+            if start <= now - timedelta(minutes=10):
+                plays.session(listener, start)
+    return [{k: v for k, v in e.items() if v is not None} for e in plays.events]
 
-            def emit(
-                type_: str,
-                ms: int,
-                start: datetime = start,
-                base: dict[str, Any] = base,
-                **extra: Any,
-            ) -> None:
-                at = start + timedelta(milliseconds=ms)
-                events.append(
-                    {
-                        **base,
-                        "event_id": next_id(),
-                        "type": type_,
-                        "occurred_at": at.isoformat(),
-                        "listened_ms": ms,
-                        **extra,
-                    }
-                )
 
-            emit("playback.started", 0)
-            for ms in range(30_000, listened, 30_000):
-                emit("playback.progress", ms)
-            if roll < skip_chance:
-                emit("playback.skipped", listened)
-            elif listened >= duration:
-                emit("playback.completed", duration)
-            else:
-                emit("playback.progress", listened)
-            if listened >= 30_000 and rng.random() < 0.04:
-                emit("track.liked", listened)
-                if rng.random() < 0.1:
-                    emit("track.unliked", listened + 60_000)
-            if listened >= 30_000 and rng.random() < 0.012:
-                events.append(
-                    {
-                        **base,
-                        "event_id": next_id(),
-                        "type": "artist.followed",
-                        "artist_id": str(artist_id),
-                        "occurred_at": (start + timedelta(milliseconds=listened)).isoformat(),
-                    }
-                )
-    return [{k: v for k, v in e.items() if v is not None} for e in events]
+async def _import(container: Container, events: list[dict[str, Any]]) -> dict[str, int]:
+    """Append the plays through the import path, 5000 at a time; what became of them."""
+    from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor  # cheap CLI start
+
+    ingestor = Ingestor(
+        container.db, container.store, sample_rate=container.settings.ANALYTICS_SAMPLE_RATE
+    )
+    totals = {"accepted": 0, "duplicates": 0, "sampled_out": 0, "rejected": 0}
+    context = IngestContext(historical=True)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("importing plays", total=len(events))
+        for i in range(0, len(events), 5000):
+            result = await ingestor.ingest(events[i : i + 5000], context, event_type=ImportedEvent)
+            totals["accepted"] += result.accepted
+            totals["duplicates"] += result.duplicates
+            totals["sampled_out"] += result.sampled_out
+            totals["rejected"] += len(result.rejected)
+            progress.advance(task, min(5000, len(events) - i))
+    return totals
 
 
 async def _seed(
     artists: int, per_artist: int, listeners: int, weeks: int, per_day: int, seed: int
 ) -> None:
-    from rich.progress import Progress
-
-    from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
-    from lufy.bootstrap import bootstrap
-    from lufy.settings import get_settings
+    from lufy.bootstrap import bootstrap  # cheap CLI start: `lufy --help` imports this module
 
     settings = get_settings()
     # The operator seeds every track of an artist at once: not the artists' own upload quota.
@@ -317,22 +354,7 @@ async def _seed(
         tracks = await _catalogue(container, artists, per_artist, random.Random(seed + 1))
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         events = _plays(tracks, listeners=listeners, weeks=weeks, per_day=per_day, now=now, rng=rng)
-        ingestor = Ingestor(
-            container.db, container.store, sample_rate=container.settings.ANALYTICS_SAMPLE_RATE
-        )
-        totals = {"accepted": 0, "duplicates": 0, "sampled_out": 0, "rejected": 0}
-        context = IngestContext(historical=True)
-        with Progress(transient=True) as progress:
-            task = progress.add_task("importing plays", total=len(events))
-            for i in range(0, len(events), 5000):
-                result = await ingestor.ingest(
-                    events[i : i + 5000], context, event_type=ImportedEvent
-                )
-                totals["accepted"] += result.accepted
-                totals["duplicates"] += result.duplicates
-                totals["sampled_out"] += result.sampled_out
-                totals["rejected"] += len(result.rejected)
-                progress.advance(task, min(5000, len(events) - i))
+        totals = await _import(container, events)
         click.echo(
             f"{len(tracks)} tracks by {artists} artists; {len(events)} events over {weeks} "
             f"week(s): {totals['accepted']} accepted, {totals['duplicates']} duplicate(s), "
