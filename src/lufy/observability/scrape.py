@@ -1,16 +1,6 @@
-"""Prometheus metrics shared by the API, projector and workers.
-
-Two kinds of metric live here:
-
-- *Process counters* (HTTP requests, analytics ingestion outcomes, rate-limit decisions) are
-  incremented where the thing happens, through the small `record_*` helpers below, and summed
-  across API processes by Prometheus. With several API processes behind one port set
-  `PROMETHEUS_MULTIPROC_DIR` (see docs/operations.md) so any process answers for all of them.
-- *State read at scrape time* (projection checkpoints and lag, job queue depth, job outcomes,
-  database pool usage, whether PostgreSQL and Redis answer) is collected by `render_metrics`
-  from PostgreSQL, Redis and the pool, so it is correct whichever process is scraped and
-  whichever process did the work. Workers count job outcomes into one Redis hash
-  (`JobMetricsMiddleware`) because they serve no HTTP of their own.
+"""State read at scrape time, so it is correct whichever process is scraped and whichever did
+the work: projection checkpoints and lag, job queue depth, job outcomes, database pool usage,
+whether PostgreSQL and Redis answer. Queries are in `scrape.sql`.
 
 A scrape never fails because a dependency is down: each source is bounded by a timeout and its
 `lufy_up{component=...}` gauge says whether it answered.
@@ -19,219 +9,40 @@ A scrape never fails because a dependency is down: each source is bounded by a t
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import dramatiq
-from litestar.enums import ScopeType
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lufy.db import Database
 from lufy.logs import get_logger
+from lufy.observability.counters import JOB_METRICS_KEY, MULTIPROC_DIR, QUEUES, REGISTRY
 from lufy.sqlfiles import load_queries
 
-if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+__all__ = ["LAG_CAP", "SCRAPE_CACHE_SECONDS", "ScrapeCache", "Sources", "render_metrics"]
 
-    from lufy.bootstrap import Container
-
-__all__ = [
-    "ANALYTICS_EVENTS",
-    "JOB_METRICS_KEY",
-    "QUEUES",
-    "RATE_LIMIT_DECISIONS",
-    "REGISTRY",
-    "REQUESTS",
-    "REQUEST_LATENCY",
-    "SCRAPE_CACHE_SECONDS",
-    "JobMetricsMiddleware",
-    "ScrapeCache",
-    "metrics_middleware",
-    "record_ingest",
-    "record_job_outcome",
-    "record_rate_limit_fail_closed",
-    "record_rate_limit_fail_open",
-    "record_rate_limited",
-    "render_metrics",
-]
-
-_log = get_logger(__name__)
-_QUERIES = load_queries("lufy", "observability.sql")
-
-REGISTRY = CollectorRegistry(auto_describe=True)
-_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-
-# The queues of CONTRACT §2; their depth is read from dramatiq's Redis keys at scrape time.
-QUEUES = ("analytics-refresh", "email-send", "media-processing")
+_log = get_logger("lufy.observability")
+_QUERIES = load_queries("lufy.observability", "scrape.sql")
 DRAMATIQ_NAMESPACE = "dramatiq"
-# Redis hash of job outcome counters, field "<queue>|<actor>|<outcome>" -> count.
-JOB_METRICS_KEY = "lufy:metrics:jobs"
 # How long one scrape waits for PostgreSQL or Redis before reporting it as down.
 SCRAPE_TIMEOUT = 2.0
 
-_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-REQUESTS = Counter(
-    "lufy_http_requests",
-    "HTTP requests by method, route template and response status",
-    ["method", "route", "status"],
-    registry=REGISTRY,
-)
-REQUEST_LATENCY = Histogram(
-    "lufy_http_request_duration_seconds",
-    "HTTP request latency (until the handler returned its response) by route template and status",
-    ["method", "route", "status"],
-    registry=REGISTRY,
-    buckets=_LATENCY_BUCKETS,
-)
-REQUESTS_IN_FLIGHT = Gauge(
-    "lufy_http_requests_in_flight",
-    "HTTP requests being handled right now",
-    registry=REGISTRY,
-    multiprocess_mode="livesum",
-)
-ANALYTICS_EVENTS = Counter(
-    "lufy_analytics_events",
-    "Analytics events received on POST /api/analytics/events by outcome: accepted, "
-    "duplicate, sampled_out, rejected, bot (dropped unread: a crawler's User-Agent)",
-    ["outcome"],
-    registry=REGISTRY,
-)
-ANALYTICS_BATCHES = Counter(
-    "lufy_analytics_batches",
-    "Analytics ingestion requests (batches) handled",
-    registry=REGISTRY,
-)
-RATE_LIMIT_DECISIONS = Counter(
-    "lufy_rate_limit_decisions",
-    "Rate-limit decisions that were not a plain allow, by policy and outcome: rejected (429), "
-    "fail_open (Redis unreachable, request allowed), fail_closed (Redis unreachable, refused)",
-    ["policy", "outcome"],
-    registry=REGISTRY,
-)
+class Sources(Protocol):
+    """What a scrape reads (the process's container): the pool, Redis, and a place to keep
+    the ScrapeCache."""
 
-for _outcome in ("accepted", "duplicate", "sampled_out", "rejected"):
-    ANALYTICS_EVENTS.labels(_outcome)
+    @property
+    def db(self) -> Database: ...
 
+    @property
+    def redis(self) -> Any: ...
 
-# -- helpers other modules call ------------------------------------------------------------------
-
-
-def record_ingest(
-    *, accepted: int = 0, duplicates: int = 0, sampled_out: int = 0, rejected: int = 0
-) -> None:
-    """Count one ingestion batch's outcome (call once per batch, after it committed)."""
-    ANALYTICS_BATCHES.inc()
-    for outcome, n in (
-        ("accepted", accepted),
-        ("duplicate", duplicates),
-        ("sampled_out", sampled_out),
-        ("rejected", rejected),
-    ):
-        if n:
-            ANALYTICS_EVENTS.labels(outcome).inc(n)
-
-
-def record_rate_limited(policy: str) -> None:
-    """A request was refused with 429 under `policy` (e.g. "user", "guest", "sign-in")."""
-    RATE_LIMIT_DECISIONS.labels(policy, "rejected").inc()
-
-
-def record_rate_limit_fail_open(policy: str) -> None:
-    """Redis was unreachable and the request was let through (ordinary routes)."""
-    RATE_LIMIT_DECISIONS.labels(policy, "fail_open").inc()
-
-
-def record_rate_limit_fail_closed(policy: str) -> None:
-    """Redis was unreachable and the request was refused (auth routes)."""
-    RATE_LIMIT_DECISIONS.labels(policy, "fail_closed").inc()
-
-
-def record_job_outcome(client: Any, queue: str, actor: str, outcome: str) -> None:
-    """Count a job outcome in Redis (sync client), where any process's scrape can read it.
-
-    Never raises: a metrics write must not fail or retry a job."""
-    try:
-        client.hincrby(JOB_METRICS_KEY, f"{queue}|{actor}|{outcome}", 1)
-    except Exception as exc:  # Redis down: the job itself matters more than its counter
-        _log.debug("job metric not recorded", error=type(exc).__name__)
-
-
-class JobMetricsMiddleware(dramatiq.Middleware):
-    """dramatiq middleware counting enqueued / succeeded / failed / skipped / dead jobs per queue
-    and actor. Add it to the broker (`broker.add_middleware(JobMetricsMiddleware())`) in the
-    projector and the workers; it is a no-op on brokers without a Redis client (StubBroker)."""
-
-    @staticmethod
-    def _count(broker: Any, message: Any, outcome: str) -> None:
-        client = getattr(broker, "client", None)
-        if client is not None:
-            record_job_outcome(client, _canonical(message.queue_name), message.actor_name, outcome)
-
-    def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
-        self._count(broker, message, "enqueued")
-
-    def after_process_message(
-        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
-    ) -> None:
-        self._count(broker, message, "failed" if exception is not None else "succeeded")
-
-    def after_skip_message(self, broker: Any, message: Any) -> None:
-        self._count(broker, message, "skipped")
-
-    def after_nack(self, broker: Any, message: Any) -> None:
-        self._count(broker, message, "dead")
-
-
-def _canonical(queue: str) -> str:
-    # dramatiq's delay queues are "<queue>.DQ"; count them under the queue itself.
-    return queue[:-3] if queue.endswith(".DQ") else queue
-
-
-# -- the HTTP middleware ------------------------------------------------------------------------
-
-
-def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Count requests and time them per route *template* (never the raw path: bounded labels)."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        method = scope.get("method", "GET")
-
-        async def send_and_watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        REQUESTS_IN_FLIGHT.inc()
-        try:
-            await app(scope, receive, send_and_watch)
-        finally:
-            REQUESTS_IN_FLIGHT.dec()
-            route = scope.get("path_template") or "<unmatched>"
-            labels = (method, route, str(status))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_LATENCY.labels(*labels).observe(time.perf_counter() - started)
-
-    return middleware
-
-
-# -- scrape-time collection ---------------------------------------------------------------------
+    @property
+    def services(self) -> dict[str, Any]: ...
 
 
 class _Snapshot(Collector):
@@ -257,7 +68,7 @@ async def _bounded(
     return families
 
 
-def _pool_families(container: Container) -> list[Metric]:
+def _pool_families(container: Sources) -> list[Metric]:
     stats = container.db.pool.get_stats()
     size = GaugeMetricFamily(
         "lufy_db_pool_connections", "Connections of this process's pool by state", labels=["state"]
@@ -292,7 +103,7 @@ def _pool_families(container: Container) -> list[Metric]:
     return [size, limits, waiting, requests, errors]
 
 
-async def _redis_families(container: Container) -> list[Metric]:
+async def _redis_families(container: Sources) -> list[Metric]:
     redis = container.redis
     pipe = redis.pipeline(transaction=False)
     for queue in QUEUES:
@@ -360,7 +171,7 @@ async def _job_rows(conn: Any) -> list[tuple[str, str, int, int]]:
     return [(str(q), str(s), int(n), int(a)) for q, s, n, a in await cur.fetchall()]
 
 
-async def _database_families(container: Container) -> list[Metric]:
+async def _database_families(container: Sources) -> list[Metric]:
     async with container.db.connection() as conn:
         cur = await conn.execute(_QUERIES.log_head)
         row = await cur.fetchone()
@@ -372,7 +183,10 @@ async def _database_families(container: Container) -> list[Metric]:
         "lufy_event_log_head_position", "Highest global_position in lufy.events"
     )
     head.add_metric([], int(row[0]) if row else 0)
-    families: list[Metric] = [head]
+    return [head, *_projection_families(rows), *_ledger_families(jobs)]
+
+
+def _projection_families(rows: list[ProjectionRow]) -> list[Metric]:
     position = GaugeMetricFamily(
         "lufy_projection_checkpoint_position",
         "The global_position each projection (or reactor) has applied up to",
@@ -399,7 +213,10 @@ async def _database_families(container: Container) -> list[Metric]:
         lag_seconds.add_metric([name], lseconds)
         for known in sorted({*_PROJECTION_STATES, current}):
             state.add_metric([name, known], 1 if known == current else 0)
-    families.extend([position, lag_events, lag_seconds, state])
+    return [position, lag_events, lag_seconds, state]
+
+
+def _ledger_families(jobs: list[tuple[str, str, int, int]]) -> list[Metric]:
     tracked = GaugeMetricFamily(
         "lufy_jobs_tracked",
         "Jobs recorded in the lufy.jobs ledger per queue and status (pending, running, retrying, "
@@ -420,12 +237,10 @@ async def _database_families(container: Container) -> list[Metric]:
     for queue, status, n, tries in sorted(jobs):
         tracked.add_metric([queue, status], n)
         attempts.add_metric([queue, status], tries)
-    families.append(attempts)
-    families.append(tracked)
-    return families
+    return [attempts, tracked]
 
 
-async def render_metrics(container: Container) -> tuple[bytes, str]:
+async def render_metrics(container: Sources) -> tuple[bytes, str]:
     """The Prometheus text exposition: process counters plus state read at most
     `SCRAPE_CACHE_SECONDS` ago (one round of queries per window, however often it is asked)."""
     up, state_families = await _scrape_cache(container).get()
@@ -452,7 +267,7 @@ SCRAPE_CACHE_SECONDS = 5.0
 class ScrapeCache:
     """The state part of a scrape, read by one caller at a time and reused for `ttl` seconds."""
 
-    def __init__(self, container: Container, *, ttl: float = SCRAPE_CACHE_SECONDS) -> None:
+    def __init__(self, container: Sources, *, ttl: float = SCRAPE_CACHE_SECONDS) -> None:
         self._container = container
         self._ttl = ttl
         self._lock = asyncio.Lock()
@@ -481,7 +296,7 @@ class ScrapeCache:
             return self._value
 
 
-def _scrape_cache(container: Container) -> ScrapeCache:
+def _scrape_cache(container: Sources) -> ScrapeCache:
     cache = container.services.get("metrics_scrape_cache")
     if not isinstance(cache, ScrapeCache):
         cache = container.services["metrics_scrape_cache"] = ScrapeCache(container)
@@ -489,10 +304,8 @@ def _scrape_cache(container: Container) -> ScrapeCache:
 
 
 def _process_metrics() -> bytes:
-    if _MULTIPROC_DIR:
-        from prometheus_client import multiprocess
-
+    if MULTIPROC_DIR:
         merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged, path=_MULTIPROC_DIR)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(merged, path=MULTIPROC_DIR)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
     return generate_latest(REGISTRY)
