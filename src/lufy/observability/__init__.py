@@ -12,43 +12,9 @@ Two kinds of metric live here:
 
 from __future__ import annotations
 
-from lufy.observability.counters import (
-    ANALYTICS_EVENTS,
-    JOB_METRICS_KEY,
-    QUEUES,
-    RATE_LIMIT_DECISIONS,
-    REGISTRY,
-    REQUEST_LATENCY,
-    REQUESTS,
-    REQUESTS_IN_FLIGHT,
-    JobMetricsMiddleware,
-    metrics_middleware,
-    record_ingest,
-    record_job_outcome,
-    record_rate_limit_fail_closed,
-    record_rate_limit_fail_open,
-    record_rate_limited,
-)
+from lufy.observability import counters
+from lufy.observability.counters import *  # noqa: F403 (its __all__, re-exported below)
 from lufy.observability.scrape import LAG_CAP, SCRAPE_CACHE_SECONDS, ScrapeCache, render_metrics
 
-__all__ = [
-    "ANALYTICS_EVENTS",
-    "JOB_METRICS_KEY",
-    "LAG_CAP",
-    "QUEUES",
-    "RATE_LIMIT_DECISIONS",
-    "REGISTRY",
-    "REQUESTS",
-    "REQUESTS_IN_FLIGHT",
-    "REQUEST_LATENCY",
-    "SCRAPE_CACHE_SECONDS",
-    "JobMetricsMiddleware",
-    "ScrapeCache",
-    "metrics_middleware",
-    "record_ingest",
-    "record_job_outcome",
-    "record_rate_limit_fail_closed",
-    "record_rate_limit_fail_open",
-    "record_rate_limited",
-    "render_metrics",
-]
+__all__ = ["LAG_CAP", "SCRAPE_CACHE_SECONDS", "ScrapeCache", "render_metrics"]
+__all__ += counters.__all__
