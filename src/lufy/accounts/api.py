@@ -33,6 +33,7 @@ from lufy.accounts.schemas import (
 )
 from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
+from lufy.privacy.api import HANDLERS as PRIVACY_HANDLERS
 from lufy.web.auth import Principal
 from lufy.web.clientip import client_ip_for
 from lufy.web.ratelimit import policies as limits
@@ -204,12 +205,6 @@ async def change_password(
     return RevokedSessions(revoked=revoked)
 
 
-def _privacy_handlers() -> list[Any]:
-    from lufy.privacy.api import HANDLERS
-
-    return list(HANDLERS)
-
-
 ROUTES = [
     Router(
         "/api/auth",
@@ -229,7 +224,7 @@ ROUTES = [
             forgot_password,
             reset_password,
             change_password,
-            *_privacy_handlers(),
+            *PRIVACY_HANDLERS,
         ],
         tags=["auth"],
         request_max_body_size=AUTH_BODY_LIMIT,

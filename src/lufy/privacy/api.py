@@ -13,6 +13,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from lufy.accounts.schemas import Accepted, EraseAccount
 from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
+from lufy.privacy.erasure import forget
+from lufy.privacy.export import export_person
 from lufy.web.auth import Principal
 from lufy.web.ratelimit import policies as limits
 from lufy.web.ratelimit import rate_limited
@@ -37,8 +39,6 @@ async def erase_account(
     principal: NamedDependency[Principal],
     container: NamedDependency[Container],
 ) -> Accepted:
-    from lufy.privacy.erasure import forget
-
     await accounts_service(container).check_erasure_proof(
         principal, password=data.password, token=data.token
     )
@@ -54,8 +54,6 @@ async def erase_account(
 async def export_account(
     principal: NamedDependency[Principal], container: NamedDependency[Container]
 ) -> Response[Any]:
-    from lufy.privacy.export import export_person
-
     document = await export_person(container, principal.user_id)
     return Response(
         content=document,
