@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ __all__ = [
     "record_rate_limit_fail_open",
     "record_rate_limited",
     "render_metrics",
+    "scrape_cache",
 ]
 
 _log = get_logger(__name__)
@@ -428,7 +430,7 @@ async def _database_families(container: Container) -> list[Metric]:
 async def render_metrics(container: Container) -> tuple[bytes, str]:
     """The Prometheus text exposition: process counters plus state read at most
     `SCRAPE_CACHE_SECONDS` ago (one round of queries per window, however often it is asked)."""
-    up, state_families = await _scrape_cache(container).get()
+    up, state_families = await scrape_cache(container).get()
     try:
         pool_families = _pool_families(container)
     except Exception:  # a closed pool during shutdown
@@ -481,10 +483,14 @@ class ScrapeCache:
             return self._value
 
 
-def _scrape_cache(container: Container) -> ScrapeCache:
-    cache = container.services.get("metrics_scrape_cache")
-    if not isinstance(cache, ScrapeCache):
-        cache = container.services["metrics_scrape_cache"] = ScrapeCache(container)
+# One cache per container (the container cannot name this module's types: it imports it).
+_CACHES: weakref.WeakKeyDictionary[Container, ScrapeCache] = weakref.WeakKeyDictionary()
+
+
+def scrape_cache(container: Container) -> ScrapeCache:
+    cache = _CACHES.get(container)
+    if cache is None:
+        cache = _CACHES[container] = ScrapeCache(container)
     return cache
 
 

@@ -98,14 +98,12 @@ async def _catalogue(
     container: Any, artists: int, per_artist: int, rng: random.Random
 ) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
     """{track id: (artist id, duration ms)}, creating what is missing."""
-    from lufy.accounts.service import accounts_service
     from lufy.catalog.processing import process_track
     from lufy.catalog.schemas import UploadCreate
-    from lufy.catalog.service import catalog_service
     from lufy.identity import Principal
 
-    accounts = accounts_service(container)
-    catalog = catalog_service(container)
+    accounts = container.accounts
+    catalog = container.catalog
     tracks: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
     pending: list[tuple[Principal, uuid.UUID, str, str]] = []
     for a in range(artists):

@@ -9,7 +9,6 @@ from typing import Any
 
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
 from lufy.jobs import job
 from lufy.logs import get_logger
 
@@ -41,9 +40,7 @@ async def give_up_on_upload(payload: dict[str, Any], *, job_key: str, error: str
     container = bootstrap(current().settings, pool_size=2)
     await container.start()
     try:
-        await catalog_service(container).fail_transcoding(
-            uuid.UUID(payload["track_id"]), job_key, GAVE_UP
-        )
+        await container.catalog.fail_transcoding(uuid.UUID(payload["track_id"]), job_key, GAVE_UP)
     finally:
         await container.stop()
 
@@ -64,7 +61,7 @@ async def process_upload(payload: dict[str, Any], *, job_key: str) -> None:
     container = bootstrap(current().settings, pool_size=2)
     await container.start()
     try:
-        await process_track(catalog_service(container), uuid.UUID(payload["track_id"]), job_key)
+        await process_track(container.catalog, uuid.UUID(payload["track_id"]), job_key)
     finally:
         await container.stop()
 
@@ -77,7 +74,7 @@ async def sweep_abandoned_uploads(payload: dict[str, Any], *, job_key: str) -> N
     container = bootstrap(current().settings, pool_size=2)
     await container.start()
     try:
-        count = await catalog_service(container).abandon_stale_uploads(job_key=job_key)
+        count = await container.catalog.abandon_stale_uploads(job_key=job_key)
         if count:
             _log.info("abandoned uploads never completed", count=count)
     finally:

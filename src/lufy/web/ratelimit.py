@@ -13,7 +13,7 @@ outcome `fail_open`) and the credential routes answer 503: an attacker must not 
 password guesses by taking Redis down. See docs/ratelimit.md.
 
 The policy table is plain data (`PolicyTable.default(settings)`); to change it, put a
-`RateLimiter` built with another table in `container.services["ratelimiter"]` before serving.
+`RateLimiter` built with another table to `use_limiter(container, limiter)` before serving.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import ipaddress
 import itertools
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,6 @@ Unit = Literal["requests", "content-bytes"]
 
 _log = get_logger(__name__)
 _SCRIPT = resources.files("lufy.web").joinpath("ratelimit.lua").read_text(encoding="utf-8")
-_SERVICE_KEY = "ratelimiter"
 _STATE_KEY = "rate_limit"
 _KEY_PREFIX = "lufy:rl"
 # An e-mail keyed policy needs the JSON body; credential bodies are tiny, and refusing a padded
@@ -525,14 +525,23 @@ class RateLimiter:
         await self.store.aclose()
 
 
+# One limiter per container, kept here rather than on the container: the container is built
+# below the web layer and cannot name this type.
+_LIMITERS: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+
+
 def limiter_of(container: Any) -> RateLimiter:
-    """The container's limiter, built from its settings on first use (closed by Container.stop)."""
-    limiter = container.services.get(_SERVICE_KEY)
+    """The container's limiter, built from its settings on first use (closed by the app's
+    lifespan, or by whoever passed it to `use_limiter`)."""
+    limiter = _LIMITERS.get(container)
     if limiter is None:
-        limiter = RateLimiter.from_settings(container.settings)
-        container.services[_SERVICE_KEY] = limiter
-    assert isinstance(limiter, RateLimiter)
+        limiter = _LIMITERS[container] = RateLimiter.from_settings(container.settings)
     return limiter
+
+
+def use_limiter(container: Any, limiter: RateLimiter) -> None:
+    """Serve the container's requests with this limiter (tests: another policy table)."""
+    _LIMITERS[container] = limiter
 
 
 # --- keys ---------------------------------------------------------------------------------------
