@@ -19,10 +19,10 @@ from litestar.testing import AsyncTestClient
 from lufy.accounts.projections import PROJECTIONS
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
-from lufy.jobs.reactors import Reactor
 from lufy.privacy.erasure import forget
 from lufy.privacy.sealing import ERASED, Keyring, is_sealed
 from lufy.projections.discovery import all_projections
+from lufy.projections.reactors import Reactor
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
 from lufy.web.app import create_app

@@ -20,8 +20,8 @@ from lufy.catalog.processing import process_track
 from lufy.catalog.reactors import UploadCleanupReactor
 from lufy.catalog.schemas import UploadCreate
 from lufy.catalog.service import ABANDONED_REASON
-from lufy.jobs.scheduler import UPLOAD_SWEEP_ACTOR, schedule_upload_sweep
 from lufy.jobs.testing import InProcessWorker
+from lufy.projections.maintenance import UPLOAD_SWEEP_ACTOR, schedule_upload_sweep
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import Settings
 from lufy.web.app import create_app
