@@ -11,6 +11,7 @@ with `in_worker(fn)`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -102,7 +103,20 @@ class WorkerLoop:
         its logs carry the job's bound fields), and wait for it."""
         assert self.loop is not None
         context = contextvars.copy_context()
-        return asyncio.run_coroutine_threadsafe(_in_context(coro, context), self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(_in_context(coro, context), self.loop)
+        try:
+            # Waiting in short slices keeps this thread running Python code, so dramatiq's
+            # asynchronously raised interrupts (a time limit, a shutdown) reach it.
+            while True:
+                try:
+                    return future.result(timeout=0.1)
+                except concurrent.futures.TimeoutError:
+                    if future.done():
+                        return future.result(timeout=0)
+        except dramatiq.middleware.Interrupt:
+            # The job is interrupted: cancel it on the loop too, and let it clean up.
+            self.loop.call_soon_threadsafe(future.cancel)
+            raise
 
     async def resources(self) -> WorkerResources:
         """On this loop: the worker's resources, opened on first use."""
