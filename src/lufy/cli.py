@@ -36,6 +36,18 @@ _LAZY: dict[str, str] = {
     "payments": "lufy.payments.cli:payments",
     "royalties": "lufy.payments.cli:royalties",
 }
+# group name -> commands another package adds to it ("module:attribute"): the event store's
+# `events` group gets the analytics context's NDJSON import and warehouse export.
+_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "events": ("lufy.analytics.cli:events_import", "lufy.analytics.cli:events_export"),
+}
+
+
+def _load(target: str) -> click.Command:
+    module_name, attr = target.split(":")
+    command = getattr(importlib.import_module(module_name), attr)
+    assert isinstance(command, click.Command)
+    return command
 
 
 class _LazyGroup(click.Group):
@@ -55,6 +67,9 @@ class _LazyGroup(click.Group):
             return _unavailable(cmd_name)
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
+        if isinstance(command, click.Group):
+            for extension in _EXTENSIONS.get(cmd_name, ()):
+                command.add_command(_load(extension))
         return command
 
 

@@ -1,10 +1,10 @@
 """Reads that may be served by a streaming replica (`DATABASE_READ_URL`).
 
-The dashboard, exports and analyst-facing reads go through `read_database(container)`: a
-`Database` that sends each transaction to the replica while the replica is at most
-`READ_REPLICA_MAX_LAG` seconds behind, and to the primary otherwise (replica down, lagging,
-replay paused while the primary writes). Writes, inline read-backs and the projector never use
-it: they keep `container.db`, the primary.
+The dashboard, exports and analyst-facing reads go through the container's `read_db` (built
+by `read_database`): a `Database` that sends each transaction to the replica while the replica
+is at most `READ_REPLICA_MAX_LAG` seconds behind, and to the primary otherwise (replica down,
+lagging, replay paused while the primary writes). Writes, inline read-backs and the projector
+never use it: they keep `container.db`, the primary.
 
 The replica's delay is measured on the replica and reused for one second (one query per second
 per process): 0 when it has replayed everything it received, else the age of the last replayed
@@ -35,7 +35,6 @@ from lufy.errors import ServiceUnavailableError
 from lufy.logs import get_logger
 
 if TYPE_CHECKING:
-    from lufy.bootstrap import Container
     from lufy.settings import Settings
 
 __all__ = [
@@ -218,25 +217,20 @@ class ReadDatabase(Database):
             yield conn
 
 
-def read_database(container: Container) -> Database:
-    """The container's read database, created on first use: the primary itself when no
+def read_database(settings: Settings, primary: Database) -> Database:
+    """The read database of a process (built once by bootstrap): the primary itself when no
     replica is configured."""
-    settings = container.settings
     if settings.DATABASE_READ_URL is None:
-        return container.db
-    found = container.services.get("read_db")
-    if not isinstance(found, ReadDatabase):
-        replica = Database(
-            settings.DATABASE_READ_URL,
-            min_size=1,
-            max_size=10,
-            name="lufy-read",
-            prepare=settings.DATABASE_PREPARED_STATEMENTS,
-        )
-        found = ReadDatabase(container.db, replica, max_lag=settings.READ_REPLICA_MAX_LAG)
-        # Services with aclose() are closed by Container.stop().
-        container.services["read_db"] = found
-    return found
+        return primary
+    replica = Database(
+        settings.DATABASE_READ_URL,
+        min_size=1,
+        max_size=10,
+        name="lufy-read",
+        prepare=settings.DATABASE_PREPARED_STATEMENTS,
+    )
+    # Closed by Container.stop().
+    return ReadDatabase(primary, replica, max_lag=settings.READ_REPLICA_MAX_LAG)
 
 
 def read_url_for_export(settings: Settings) -> str:

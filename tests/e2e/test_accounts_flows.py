@@ -10,7 +10,6 @@ import httpx
 import jwt
 import pytest
 
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.settings import Settings
 from tests.helpers.accounts import (
@@ -119,7 +118,7 @@ async def test_a_verification_link_expires_after_24_hours(
 ) -> None:
     await sign_up(client, "late@example.com")
     token = await last_token(container, "late@example.com", "Confirm")
-    accounts_service(container).clock = lambda: datetime.now(UTC) + timedelta(hours=24, seconds=1)
+    container.accounts.clock = lambda: datetime.now(UTC) + timedelta(hours=24, seconds=1)
     response = await client.post("/api/auth/verify-email", json={"token": token})
     assert "expired" in problem(response, 400)["detail"]
 
@@ -226,7 +225,7 @@ async def test_a_refresh_token_expires_after_30_days(
 ) -> None:
     await sign_up(client, "old@example.com")
     pair = (await sign_in(client, "old@example.com")).json()
-    accounts_service(container).clock = lambda: datetime.now(UTC) + timedelta(days=30, seconds=1)
+    container.accounts.clock = lambda: datetime.now(UTC) + timedelta(days=30, seconds=1)
     response = await client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert "expired" in problem(response, 401)["detail"]
 
@@ -346,7 +345,7 @@ async def test_a_magic_link_expires_after_10_minutes(
     await sign_up(client, "slow@example.com")
     await client.post("/api/auth/magic-link", json={"email": "slow@example.com"})
     token = await last_token(container, "slow@example.com", "sign-in link")
-    accounts_service(container).clock = lambda: datetime.now(UTC) + timedelta(minutes=10, seconds=1)
+    container.accounts.clock = lambda: datetime.now(UTC) + timedelta(minutes=10, seconds=1)
     response = await client.post("/api/auth/magic-link/verify", json={"token": token})
     assert "expired" in problem(response, 400)["detail"]
 
@@ -413,7 +412,7 @@ async def test_a_reset_link_expires_after_an_hour(
     await sign_up(client, "hour@example.com")
     await client.post("/api/auth/password/forgot", json={"email": "hour@example.com"})
     token = await last_token(container, "hour@example.com", "Reset")
-    accounts_service(container).clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
+    container.accounts.clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
     response = await client.post(
         "/api/auth/password/reset", json={"token": token, "password": "a fresh passphrase"}
     )

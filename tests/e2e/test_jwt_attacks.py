@@ -196,7 +196,6 @@ async def test_when_the_database_is_down_a_bearer_request_is_a_503_not_a_500(
     import uuid
     from datetime import UTC, datetime
 
-    from lufy.accounts.service import accounts_service
     from lufy.bootstrap import bootstrap
     from lufy.web.auth import Principal
 
@@ -207,7 +206,7 @@ async def test_when_the_database_is_down_a_bearer_request_is_a_503_not_a_500(
     await container.start()
     try:
         who = Principal(user_id=uuid.uuid4(), role="listener", session_id=uuid.uuid4())
-        token = accounts_service(container).access_tokens.issue(who, now=datetime.now(UTC))
+        token = container.accounts.access_tokens.issue(who, now=datetime.now(UTC))
         async with api_client(container) as client:
             response = await client.get("/api/auth/session", headers=auth_headers(token))
         assert response.status_code == 503, response.text

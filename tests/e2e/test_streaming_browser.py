@@ -21,7 +21,6 @@ import pytest
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import catalog_service
 from lufy.media.signing import issue_stream_token
 from lufy.settings import Settings
 from lufy.web.auth import Principal
@@ -81,7 +80,7 @@ async def ready_track(server: str, settings: Settings, tmp_path: Path) -> AsyncI
     container: Container = bootstrap(settings.model_copy(update={"APP_URL": server}))
     await container.start()
     try:
-        service = catalog_service(container)
+        service = container.catalog
         user = await create_user(container, role="artist")
         artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
         data = make_tone(tmp_path / "tone.mp3", seconds=20).read_bytes()

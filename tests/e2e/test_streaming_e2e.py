@@ -16,7 +16,6 @@ import pytest
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
 from lufy.media.signing import issue_stream_token
 from lufy.media.transcode import ffprobe_binary
 from lufy.settings import Settings
@@ -110,7 +109,7 @@ async def test_an_uploaded_tone_is_streamed_over_http_through_the_token_url(
         track_id = ticket["track_id"]
 
         # The job (what the media-processing worker runs for catalog.track_uploaded).
-        status = await process_track(catalog_service(container), uuid.UUID(track_id), "e2e-job")
+        status = await process_track(container.catalog, uuid.UUID(track_id), "e2e-job")
         assert status == "ready"
         track = (await http.get(f"/api/music/tracks/{track_id}", headers=artist_headers)).json()
         assert track["status"] == "ready"

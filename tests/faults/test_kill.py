@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import redis as sync_redis
 
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import bootstrap
 from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
 from lufy.eventstore import ANY, NewEvent
@@ -195,7 +194,7 @@ async def _register(deployment: Stack, emails: list[str]) -> None:
     container = bootstrap(settings)
     await container.start()
     try:
-        service = accounts_service(container)
+        service = container.accounts
         for email in emails:
             await service.register(
                 email=email,

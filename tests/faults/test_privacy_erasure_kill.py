@@ -15,7 +15,6 @@ import pytest
 
 from lufy.accounts.clients import ClientInfo
 from lufy.accounts.errors import InvalidCredentialsError
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.settings import Settings
 from tests.helpers.accounts import create_user
@@ -101,7 +100,7 @@ async def test_forget_killed_inside_its_transaction_changes_nothing_and_a_rerun_
 
     # Nothing of the killed transaction remains: the person is whole and can sign in.
     assert await _state(admin_conn, user.id) == before
-    service = accounts_service(container)
+    service = container.accounts
     client = ClientInfo(user_agent="pytest", ip="127.0.0.1")
     assert await service.sign_in(email=user.email, password=user.password, client=client)
 

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from lufy.accounts.clients import ClientInfo
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 
 __all__ = [
@@ -68,7 +67,7 @@ async def create_user(
     verified: bool = True,
 ) -> TestUser:
     """Register a user (verified unless told otherwise) and sign them in."""
-    service = accounts_service(container)
+    service = container.accounts
     email = email or f"{role}-{uuid.uuid4().hex[:12]}@example.com"
     user = await service.register(
         email=email,

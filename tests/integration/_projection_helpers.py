@@ -22,10 +22,10 @@ from lufy.eventstore import ANY, EventStore, NewEvent
 from lufy.eventstore.codec import EventCodec
 from lufy.eventstore.envelope import Event, RecordedEvent
 from lufy.jobs import JobSpec
-from lufy.jobs.reactors import Reactor
 from lufy.operations.events import EVENTS as OPERATIONS_EVENTS
 from lufy.projections.base import Projection
 from lufy.projections.ranged import LogRange, RangeProjection
+from lufy.projections.reactors import Reactor
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import Settings, load_settings
 

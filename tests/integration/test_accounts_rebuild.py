@@ -6,7 +6,6 @@ import pytest
 
 from lufy.accounts.clients import ClientInfo
 from lufy.accounts.projections import PROJECTIONS
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.projections.rebuild import rebuild
 from tests.helpers.accounts import create_user, last_token
@@ -16,7 +15,7 @@ from tests.helpers.accounts import create_user, last_token
 async def test_rebuilding_an_accounts_projection_reproduces_the_live_rows(
     container: Container, name: str
 ) -> None:
-    service = accounts_service(container)
+    service = container.accounts
     client = ClientInfo(user_agent="curl/8.0", ip="198.51.100.7")
     ada = await create_user(container, email="ada@example.com", verified=False)
     await create_user(container, role="artist", email="bob@example.com")

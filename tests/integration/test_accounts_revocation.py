@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lufy.accounts.access_tokens import InvalidAccessToken
-from lufy.accounts.service import AccountService, accounts_service
+from lufy.accounts.service import AccountService
 from lufy.bootstrap import Container
 from tests.helpers.accounts import create_user
 
@@ -13,7 +13,7 @@ from tests.helpers.accounts import create_user
 async def test_revocation_is_immediate_here_and_bounded_by_the_cache_elsewhere(
     container: Container,
 ) -> None:
-    here = accounts_service(container)
+    here = container.accounts
     # A second API process: its own service and cache over the same database.
     elsewhere = AccountService(db=container.db, store=container.store, settings=container.settings)
     user = await create_user(container)

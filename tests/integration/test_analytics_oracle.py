@@ -567,8 +567,8 @@ async def test_every_dashboard_number_matches_the_oracle_before_and_after_a_rebu
     await container.start()
     await container.db.pool.wait()
     ingestor = Ingestor(container.db, container.store, sample_rate=RATE, clock=lambda: now)
-    container.services["analytics.ingestor"] = ingestor
-    container.services["analytics.dashboard"] = Dashboard(container.db, clock=lambda: now)
+    container.ingestor = ingestor
+    container.dashboard = Dashboard(container.db, clock=lambda: now)
     projector = LocalProjector(container.db, store, batch=300)
     # The grants the stream route issued before the plays (one stream per track).
     by_track: dict[uuid.UUID, list[NewEvent]] = defaultdict(list)

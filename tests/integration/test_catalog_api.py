@@ -17,7 +17,6 @@ from litestar.testing import AsyncTestClient
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
 from lufy.eventstore import EventStore
 from lufy.media.signing import Tier, stream_key_id
 from lufy.settings import Settings
@@ -115,7 +114,7 @@ async def test_an_artist_uploads_a_tone_and_the_job_makes_it_ready_with_duration
     assert done.status_code == 202
     track_id = uuid.UUID(ticket["track_id"])
 
-    status = await process_track(catalog_service(container), track_id, "job-1")
+    status = await process_track(container.catalog, track_id, "job-1")
     assert status == "ready"
     body = (await client.get(f"/api/music/tracks/{track_id}", headers=artist.headers)).json()
     assert set(body) == TRACK_KEYS
@@ -132,7 +131,7 @@ async def test_an_artist_uploads_a_tone_and_the_job_makes_it_ready_with_duration
     assert row[0] is not None
     assert -40 < row[0] < 0
     assert row[1] == f"hls/{track_id}/"
-    storage = catalog_service(container).storage
+    storage = container.catalog.storage
     keys = storage.list(f"hls/{track_id}/")
     assert f"hls/{track_id}/master.m3u8" in keys
     assert {k.split("/")[2] for k in keys} >= {"64k", "128k", "256k", "key.bin"}
@@ -162,7 +161,7 @@ async def test_running_the_job_twice_records_one_result(
 ) -> None:
     tone = make_tone(tmp_path / "tone.wav", seconds=4)
     track_id = uuid.UUID(await uploaded_track(client, artist, tone, "audio/wav"))
-    service = catalog_service(container)
+    service = container.catalog
     assert await process_track(service, track_id, "job-x") == "ready"
     assert await process_track(service, track_id, "job-x") == "ready"
     assert await process_track(service, track_id, "job-y") == "ready"
@@ -186,7 +185,7 @@ async def test_a_worker_killed_mid_transcode_is_retried_cleanly(
 ) -> None:
     tone = make_tone(tmp_path / "tone.flac", seconds=4)
     track_id = uuid.UUID(await uploaded_track(client, artist, tone, "audio/flac"))
-    service = catalog_service(container)
+    service = container.catalog
     # What a killed run leaves: its start recorded, half a package with a stale segment.
     await service.start_transcoding(track_id, "job-k")
     service.storage.put_bytes(f"hls/{track_id}/128k/seg_00099.ts", b"stale")
@@ -231,7 +230,7 @@ async def test_an_unusable_file_ends_failed_with_a_reason_and_the_job_succeeds(
         content = full[: len(full) // 2]
     path.write_bytes(content)
     track_id = uuid.UUID(await uploaded_track(client, artist, path))
-    service = catalog_service(container)
+    service = container.catalog
     assert await process_track(service, track_id, "job-f") == "failed"
     assert await process_track(service, track_id, "job-f") == "failed"
     body = (await client.get(f"/api/music/tracks/{track_id}", headers=artist.headers)).json()
@@ -346,7 +345,7 @@ async def test_the_local_upload_target_enforces_the_declared_type_and_size(
         await client.put(swapped, content=b"a" * 1000, headers={"Content-Type": "audio/mpeg"})
     ).status_code == 403
     # Nothing from the refused attempts was kept.
-    storage = catalog_service(container).storage
+    storage = container.catalog.storage
     assert storage.list(f"uploads/{ticket['track_id']}/") == []
     ok = await client.put(url, content=b"a" * 1000, headers={"Content-Type": "audio/mpeg"})
     assert ok.status_code == 200
@@ -436,7 +435,7 @@ async def test_owners_see_their_tracks_in_every_state_and_others_only_published_
 ) -> None:
     tone = make_tone(tmp_path / "tone.ogg", seconds=3)
     ready_id = await uploaded_track(client, artist, tone, "audio/ogg")
-    assert await process_track(catalog_service(container), uuid.UUID(ready_id), "j") == "ready"
+    assert await process_track(container.catalog, uuid.UUID(ready_id), "j") == "ready"
     path = tmp_path / "draft.mp3"
     path.write_bytes(b"a" * 10)
     draft = await start_upload(client, artist, path, title="Draft")
@@ -523,7 +522,7 @@ async def test_the_stream_endpoint_gives_a_token_url_and_records_the_authorizati
     track_id = await uploaded_track(client, artist, tone, "audio/mp4")
     not_ready = await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
     assert not_ready.status_code == 409
-    await process_track(catalog_service(container), uuid.UUID(track_id), "j")
+    await process_track(container.catalog, uuid.UUID(track_id), "j")
 
     own = await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
     assert own.status_code == 200
@@ -558,7 +557,7 @@ async def test_local_delivery_serves_the_package_as_written_under_the_token_path
 ) -> None:
     tone = make_tone(tmp_path / "tone.mp3", seconds=3)
     track_id = await uploaded_track(client, artist, tone)
-    service = catalog_service(container)
+    service = container.catalog
     await process_track(service, uuid.UUID(track_id), "j")
     grant = (
         await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
@@ -612,12 +611,11 @@ async def test_a_free_listener_gets_the_master_playlist_without_256k_and_not_its
         asked.append(listener_id)
         return "free"
 
-    app_container = bootstrap(settings)
-    app_container.services["catalog.tier_resolver"] = free_for_everyone
+    app_container = bootstrap(settings, tier_resolver=free_for_everyone)
     async with AsyncTestClient(app=create_app(app_container)) as client:
         tone = make_tone(tmp_path / "tone.mp3", seconds=3)
         track_id = await uploaded_track(client, artist, tone)
-        await process_track(catalog_service(container), uuid.UUID(track_id), "j")
+        await process_track(container.catalog, uuid.UUID(track_id), "j")
         grant = (
             await client.get(f"/api/music/tracks/{track_id}/stream", headers=artist.headers)
         ).json()
@@ -643,7 +641,7 @@ async def test_deleting_a_track_removes_its_media_and_revokes_streaming(
 ) -> None:
     tone = make_tone(tmp_path / "tone.mp3", seconds=3)
     track_id = await uploaded_track(client, artist, tone)
-    service = catalog_service(container)
+    service = container.catalog
     await process_track(service, uuid.UUID(track_id), "j")
     await client.post(f"/api/music/tracks/{track_id}/publish", headers=artist.headers)
     token = (await client.get(f"/api/music/tracks/{track_id}/stream")).json()["token"]
@@ -697,7 +695,7 @@ async def test_rebuilding_the_tracks_read_model_from_the_log_reproduces_it(
     from lufy.catalog.projections import TRACKS
     from lufy.projections.rebuild import rebuild
 
-    service = catalog_service(container)
+    service = container.catalog
     tone = make_tone(tmp_path / "tone.mp3", seconds=2)
     ready = await uploaded_track(client, artist, tone)
     await process_track(service, uuid.UUID(ready), "j1")
@@ -735,7 +733,7 @@ async def test_a_file_far_above_the_json_body_limit_streams_through_the_local_up
     ticket = await start_upload(client, artist, path, content_type="audio/wav")
     sent = await send_file(client, ticket, path.read_bytes())
     assert sent.status_code == 200, sent.text
-    info = catalog_service(container).storage.stat(f"uploads/{ticket['track_id']}/source.wav")
+    info = container.catalog.storage.stat(f"uploads/{ticket['track_id']}/source.wav")
     assert info is not None
     assert info.size == 6 * 1024 * 1024
 

@@ -13,7 +13,7 @@ from lufy.bootstrap import Container
 from lufy.catalog.jobs import GAVE_UP, give_up_on_upload
 from lufy.catalog.reactors import MediaProcessingReactor
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import CatalogService, catalog_service
+from lufy.catalog.service import CatalogService
 from lufy.jobs.testing import InProcessWorker
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import Settings
@@ -41,7 +41,7 @@ async def _status(conn: AsyncConnection[Any], track_id: uuid.UUID) -> tuple[Any,
 async def _artist_and_service(container: Container) -> tuple[Principal, CatalogService]:
     user = await create_user(container, role="artist")
     artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
-    return artist, catalog_service(container)
+    return artist, container.catalog
 
 
 async def test_an_uploaded_track_is_processed_by_the_media_processing_worker(

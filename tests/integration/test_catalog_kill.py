@@ -16,7 +16,6 @@ from litestar.testing import AsyncTestClient
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
 from lufy.settings import Settings
 from lufy.web.app import create_app
 from tests.helpers.accounts import create_user
@@ -26,12 +25,11 @@ _JOB = """
 import asyncio, sys, uuid
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
 
 async def main() -> None:
     container = bootstrap(pool_size=2)
     await container.start()
-    await process_track(catalog_service(container), uuid.UUID(sys.argv[1]), sys.argv[2])
+    await process_track(container.catalog, uuid.UUID(sys.argv[1]), sys.argv[2])
 
 asyncio.run(main())
 """
@@ -93,7 +91,7 @@ async def test_a_worker_killed_mid_transcode_leaves_nothing_visible_and_the_retr
         worker.wait(timeout=30)
     assert worker.returncode == -signal.SIGKILL
 
-    service = catalog_service(container)
+    service = container.catalog
     row = await (
         await admin_conn.execute("SELECT status FROM lufy.tracks WHERE id = %s", [track_id])
     ).fetchone()

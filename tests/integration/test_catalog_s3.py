@@ -13,7 +13,6 @@ from litestar.testing import AsyncTestClient
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
 from lufy.media.storage import S3Storage
 from lufy.settings import Settings
 from lufy.web.app import create_app
@@ -28,16 +27,17 @@ def bucket(moto_s3: MotoS3) -> S3Storage:  # noqa: F811
 
 @pytest.fixture
 async def client(settings: Settings, bucket: S3Storage) -> AsyncIterator[AsyncTestClient[Any]]:
-    app_container = bootstrap(settings)
-    app_container.services["media.storage"] = bucket
+    app_container = bootstrap(settings, storage=bucket)
     async with AsyncTestClient(app=create_app(app_container)) as c:
         yield c
 
 
 @pytest.fixture
-def s3_container(container: Container, bucket: S3Storage) -> Container:
-    container.services["media.storage"] = bucket
-    return container
+async def s3_container(settings: Settings, bucket: S3Storage) -> AsyncIterator[Container]:
+    c = bootstrap(settings, storage=bucket)
+    await c.start()
+    yield c
+    await c.stop()
 
 
 async def _ticket(
@@ -71,7 +71,7 @@ async def test_an_upload_through_a_presigned_put_is_processed_and_delivered(
     )
     assert done.status_code == 202, done.text
     track_id = uuid.UUID(ticket["track_id"])
-    assert await process_track(catalog_service(s3_container), track_id, "s3-job") == "ready"
+    assert await process_track(s3_container.catalog, track_id, "s3-job") == "ready"
     keys = bucket.list(f"hls/{track_id}/")
     assert f"hls/{track_id}/master.m3u8" in keys
     assert len([k for k in keys if k.endswith(".ts")]) == 3  # 5 s: one segment per rendition

@@ -24,7 +24,6 @@ import pytest
 from lufy.bootstrap import Container
 from lufy.catalog.processing import process_track
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import catalog_service
 from lufy.media import transcode
 from lufy.media.transcode import ACCEPTED_TYPES, MediaRejected
 from lufy.web.auth import Principal
@@ -185,7 +184,7 @@ async def test_a_playlist_manifest_or_script_uploaded_as_any_audio_type_reads_no
 ) -> None:
     user = await create_user(container, role="artist")
     artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
-    service = catalog_service(container)
+    service = container.catalog
     data = HOSTILE[kind](fifo.path, http.url)
     outcomes: dict[tuple[str, str], tuple[str, str | None]] = {}
     for content_type, extension in DECLARATIONS:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from lufy.bootstrap import Container, bootstrap
-from lufy.observability import ScrapeCache
+from lufy.observability import ScrapeCache, scrape_cache
 from lufy.settings import Settings
 from lufy.web.app import create_app
 from lufy.web.health import readiness_probe
@@ -125,7 +125,7 @@ async def test_a_flood_of_scrapes_reads_postgres_and_redis_once_per_cache_window
     async with client_for(started, "127.0.0.1") as client:
         answers = await asyncio.gather(*(client.get("/metrics") for _ in range(50)))
     assert all(a.status_code == 200 for a in answers)
-    cache = started.services["metrics_scrape_cache"]
+    cache = scrape_cache(started)
     assert isinstance(cache, ScrapeCache)
     assert cache.reads == 1
 

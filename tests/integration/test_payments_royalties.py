@@ -29,7 +29,6 @@ from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.bootstrap import Container, bootstrap
 from lufy.payments.projections import ENTITLEMENTS, LEDGER
 from lufy.payments.royalties import month_statements
-from lufy.payments.service import payments_service
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
 from tests.helpers.accounts import create_user
@@ -89,7 +88,7 @@ async def _generate(
     artists += [await insert_artist(admin, name=f"Artist {i}") for i in range(5 - len(artists))]
     tracks = {a: [await insert_track(admin, a) for _ in range(2)] for a in artists}
     world = World(artists=artists)
-    service = payments_service(pay)
+    service = pay.payments
     subscribers = [uuid.uuid4() for _ in range(9)]
     free_listeners = [uuid.uuid4() for _ in range(4)]
     stripe_events: list[dict[str, Any]] = []

@@ -17,7 +17,6 @@ from litestar.testing import AsyncTestClient
 
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
 from lufy.settings import Settings
 from lufy.web.app import create_app
 from tests.helpers.accounts import TestUser, create_user
@@ -65,7 +64,7 @@ async def _published_track(
     await container.start()
     try:
         track_id = uuid.UUID(ticket["track_id"])
-        assert await process_track(catalog_service(container), track_id, "pay") == "ready"
+        assert await process_track(container.catalog, track_id, "pay") == "ready"
     finally:
         await container.stop()
     published = await client.post(f"/api/music/tracks/{track_id}/publish", headers=artist.headers)

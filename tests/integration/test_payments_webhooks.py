@@ -22,7 +22,6 @@ import pytest
 from lufy.bootstrap import Container, bootstrap
 from lufy.payments.entitlements import plan_of
 from lufy.payments.model import event_uuid
-from lufy.payments.service import payments_service
 from lufy.settings import Settings
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
@@ -377,8 +376,8 @@ async def test_resync_appends_what_webhooks_missed_and_is_idempotent(
         for _ in range(120)  # more than one page of the events list
     ]
     fake.event("customer.updated", {"id": "cus_m", "object": "customer"}, created=t - 40)
-    first = await payments_service(pay).resync(None)
-    second = await payments_service(pay).resync(datetime.fromtimestamp(t - 200, UTC))
+    first = await pay.payments.resync(None)
+    second = await pay.payments.resync(datetime.fromtimestamp(t - 200, UTC))
     assert (first.listed, first.appended, first.duplicates, first.ignored) == (122, 120, 1, 1)
     assert (second.appended, second.duplicates) == (0, 121)
     ids = {r[0] for r in await _payment_events(admin_conn)}

@@ -15,13 +15,11 @@ import pytest
 
 from lufy.accounts.events import UserErased
 from lufy.accounts.reactors import ErasureFollowUp
-from lufy.accounts.service import accounts_service
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
 from lufy.analytics.testing import LocalProjector, insert_track
 from lufy.bootstrap import Container
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import catalog_service
 from lufy.eventstore import EventMetadata, RecordedEvent
 from lufy.privacy.erasure import delete_tracks, forget
 from lufy.settings import Settings
@@ -96,14 +94,14 @@ async def test_the_follow_up_job_deletes_the_tracks_an_interrupted_erasure_left(
     container: Container, admin_conn: psycopg.AsyncConnection[Any]
 ) -> None:
     artist = await create_user(container, role="artist")
-    principal = accounts_service(container).access_tokens.verify(artist.access_token)
-    ticket = await catalog_service(container).request_upload(
+    principal = container.accounts.access_tokens.verify(artist.access_token)
+    ticket = await container.catalog.request_upload(
         principal,
         UploadCreate(filename="a.mp3", content_type="audio/mpeg", size_bytes=1000, title="A"),
     )
     track_id = ticket.track_id
     # The accounts half only, as if the process died before the catalog half.
-    assert await accounts_service(container).erase(artist.id, via="account")
+    assert await container.accounts.erase(artist.id, via="account")
     async with container.db.connection() as conn:
         cur = await conn.execute(
             "SELECT event_id, global_position, stream_version, occurred_at, recorded_at "

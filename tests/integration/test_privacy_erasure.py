@@ -17,14 +17,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from lufy.accounts.projections import PROJECTIONS
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
-from lufy.jobs.reactors import Reactor
 from lufy.privacy.erasure import forget
 from lufy.privacy.sealing import ERASED, Keyring, is_sealed
 from lufy.projections.discovery import all_projections
+from lufy.projections.reactors import Reactor
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
 from lufy.web.app import create_app
@@ -244,7 +242,7 @@ async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothin
     created = await client.post("/api/auth/sign-up", json=body)
     assert created.status_code == 201, created.text
     artist_id = uuid.UUID(created.json()["user"]["id"])
-    await accounts_service(container).request_magic_link(email)
+    await container.accounts.request_magic_link(email)
     await deliver_account_emails(container)
     signed = await _sign_in(client, email)
     headers = {"Authorization": f"Bearer {signed.json()['access_token']}"}
@@ -279,7 +277,7 @@ async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothin
     url = ticket["url"].removeprefix("http://testserver.local")
     await client.put(url, content=tone.read_bytes(), headers=ticket["headers"])
     await client.post(f"/api/music/uploads/{ticket['upload_id']}/complete", headers=headers)
-    service = catalog_service(container)
+    service = container.catalog
     await process_track(service, uuid.UUID(ticket["track_id"]), "j")
     published = await client.post(
         f"/api/music/tracks/{ticket['track_id']}/publish", headers=headers

@@ -20,7 +20,6 @@ from lufy.accounts.events import (
     UserRegistered,
 )
 from lufy.accounts.projections import PROJECTIONS
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.eventstore import ANY, NO_STREAM, NewEvent
 from lufy.migrate import migrate
@@ -45,7 +44,7 @@ _LOG = (
 
 async def _legacy_account(container: Container) -> tuple[uuid.UUID, str]:
     """An account as written before sealing: address, name and hashes in clear."""
-    service = accounts_service(container)
+    service = container.accounts
     old_hash = await service.passwords.hash_async("the first passphrase")
     new_hash = await service.passwords.hash_async(PASSWORD)
     user_id = uuid.uuid4()
@@ -183,7 +182,7 @@ async def test_the_sealing_migration_seals_old_events_once_and_keeps_the_log_in_
         assert result.swapped
         assert all(d == (0, 0) for d in result.differences.values()), result.differences
     assert await _users(admin_conn) == users_before
-    tokens = await accounts_service(container).sign_in(
+    tokens = await container.accounts.sign_in(
         email=EMAIL, password=PASSWORD, client=ClientInfo(user_agent="pytest", ip="127.0.0.1")
     )
     assert tokens.user.display_name == NAME
@@ -200,7 +199,7 @@ async def test_password_changes_by_processes_of_the_previous_version_win_and_mig
 ) -> None:
     """During a rolling deploy, a process of the version before sealing changes or removes
     passwords in users.password_hash only: the newer of it and lufy.credentials counts."""
-    service = accounts_service(container)
+    service = container.accounts
     client = ClientInfo(user_agent="pytest", ip="127.0.0.1")
     user = await create_user(container, password="the first passphrase")
     newer = await service.passwords.hash_async("the second passphrase")
@@ -252,5 +251,5 @@ async def test_password_changes_by_processes_of_the_previous_version_win_and_mig
 
 
 async def _reset_token(container: Container, email: str) -> str:
-    await accounts_service(container).forgot_password(email)
+    await container.accounts.forgot_password(email)
     return await last_token(container, email, "Reset")

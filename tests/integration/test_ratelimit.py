@@ -30,7 +30,15 @@ from lufy.web import ratelimit
 from lufy.web.auth import Principal
 from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
-from lufy.web.ratelimit import Policy, PolicyTable, RateLimiter, Rule, rate_limited
+from lufy.web.ratelimit import (
+    Policy,
+    PolicyTable,
+    RateLimiter,
+    Rule,
+    limiter_of,
+    rate_limited,
+    use_limiter,
+)
 from lufy.web.ratelimit.policies import SIGN_IN
 
 USER_A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
@@ -124,9 +132,7 @@ async def make_container(redis_url: str) -> AsyncIterator[ContainerFactory]:
     yield factory
     for container in made:
         await container.redis.aclose()
-        limiter = container.services.get("ratelimiter")
-        if limiter is not None:
-            await limiter.aclose()
+        await limiter_of(container).aclose()
 
 
 ClientFactory = Callable[..., httpx.AsyncClient]
@@ -489,7 +495,7 @@ async def test_the_window_slides_rather_than_resetting_at_once(
         user=Policy("user", 100, 60, "caller"),
         guest=Policy("burst", 2, 2, "caller"),
     )
-    container.services["ratelimiter"] = RateLimiter.from_settings(container.settings, table=table)
+    use_limiter(container, RateLimiter.from_settings(container.settings, table=table))
     client = clients(make_app(container))
     loop = asyncio.get_running_loop()
 
@@ -515,7 +521,7 @@ async def test_the_policy_table_can_be_overridden_with_route_groups(
         container.settings,
         groups={"/api/pi": Rule((Policy("pings", 1, 60, "ip"),), include_default=False)},
     )
-    container.services["ratelimiter"] = RateLimiter.from_settings(container.settings, table=table)
+    use_limiter(container, RateLimiter.from_settings(container.settings, table=table))
     client = clients(make_app(container))
 
     statuses = [(await client.get("/api/ping")).status_code for _ in range(2)]
@@ -532,7 +538,7 @@ async def test_the_script_is_loaded_again_when_redis_forgot_it(
     container = await make_container()
     client = clients(make_app(container))
     assert (await client.get("/api/ping")).status_code == 200
-    limiter = container.services["ratelimiter"]
+    limiter = limiter_of(container)
     # As after a Redis restart: the cached SHA is unknown to the server.
     limiter._sha = "0" * 40
 

@@ -19,9 +19,9 @@ from lufy.catalog import jobs as catalog_jobs  # declares the jobs the in-proces
 from lufy.catalog.processing import process_track
 from lufy.catalog.reactors import UploadCleanupReactor
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import ABANDONED_REASON, catalog_service
-from lufy.jobs.scheduler import UPLOAD_SWEEP_ACTOR, schedule_upload_sweep
+from lufy.catalog.service import ABANDONED_REASON
 from lufy.jobs.testing import InProcessWorker
+from lufy.projections.maintenance import UPLOAD_SWEEP_ACTOR, schedule_upload_sweep
 from lufy.projections.runner import Projector, ProjectorOptions
 from lufy.settings import Settings
 from lufy.web.app import create_app
@@ -88,7 +88,7 @@ async def test_an_upload_that_ends_in_failure_frees_its_place(
     client: AsyncTestClient[Any], container: Container, tmp_path: Any
 ) -> None:
     artist = await create_user(container, role="artist")
-    service = catalog_service(container)
+    service = container.catalog
     data = b"this is not audio\n" * 20
     tickets = [(await request_upload(client, artist, size=len(data))).json() for _ in range(5)]
     assert (await request_upload(client, artist)).status_code == 429
@@ -150,7 +150,7 @@ async def test_an_upload_never_completed_within_24_hours_is_failed_and_its_sourc
 ) -> None:
     user = await create_user(container, role="artist")
     artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
-    service = catalog_service(container)
+    service = container.catalog
     stale, fresh, completed = [
         await service.request_upload(
             artist,
@@ -233,7 +233,7 @@ async def test_a_second_sweep_appends_nothing_new(
 ) -> None:
     user = await create_user(container, role="artist")
     artist = Principal(user_id=user.id, role="artist", session_id=user.session_id)
-    service = catalog_service(container)
+    service = container.catalog
     ticket = await service.request_upload(
         artist,
         UploadCreate(filename="a.mp3", content_type="audio/mpeg", size_bytes=10, title="a"),

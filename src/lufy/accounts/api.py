@@ -31,8 +31,7 @@ from lufy.accounts.schemas import (
     TokenRequest,
     UserEnvelope,
 )
-from lufy.accounts.service import accounts_service
-from lufy.bootstrap import Container
+from lufy.accounts.service import AccountService
 from lufy.privacy.api import HANDLERS as PRIVACY_HANDLERS
 from lufy.web.auth import Principal
 from lufy.web.clientip import client_ip_for
@@ -46,7 +45,7 @@ AUTH_BODY_LIMIT = 16 * 1024
 _BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
 
-def _client(request: Request[Any, Any, Any], container: Container) -> ClientInfo:
+def _client(request: Request[Any, Any, Any]) -> ClientInfo:
     # The same answer the rate limiter uses (trusted proxies only, computed once per request).
     ip = client_ip_for(request.scope)
     return ClientInfo(user_agent=request.headers.get("user-agent"), ip=ip)
@@ -54,8 +53,10 @@ def _client(request: Request[Any, Any, Any], container: Container) -> ClientInfo
 
 @rate_limited(limits.SIGN_UP)
 @post("/sign-up", status_code=HTTP_201_CREATED, summary="Create an account")
-async def sign_up(data: JSONBody[SignUp], container: NamedDependency[Container]) -> UserEnvelope:
-    user = await accounts_service(container).sign_up(
+async def sign_up(
+    data: JSONBody[SignUp], accounts: NamedDependency[AccountService]
+) -> UserEnvelope:
+    user = await accounts.sign_up(
         email=data.email, password=data.password, display_name=data.display_name, role=data.role
     )
     return UserEnvelope(user=user)
@@ -64,9 +65,9 @@ async def sign_up(data: JSONBody[SignUp], container: NamedDependency[Container])
 @rate_limited(limits.VERIFY_EMAIL)
 @post("/verify-email", status_code=HTTP_200_OK, summary="Confirm an e-mail address")
 async def verify_email(
-    data: JSONBody[TokenRequest], container: NamedDependency[Container]
+    data: JSONBody[TokenRequest], accounts: NamedDependency[AccountService]
 ) -> UserEnvelope:
-    return UserEnvelope(user=await accounts_service(container).verify_email(data.token))
+    return UserEnvelope(user=await accounts.verify_email(data.token))
 
 
 @rate_limited(limits.VERIFY_EMAIL_RESEND)
@@ -77,19 +78,19 @@ async def verify_email(
     security=_BEARER,
 )
 async def resend_verification(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], accounts: NamedDependency[AccountService]
 ) -> Accepted:
-    return await accounts_service(container).resend_verification(principal)
+    return await accounts.resend_verification(principal)
 
 
 @rate_limited(limits.SIGN_IN)
 @post("/sign-in", status_code=HTTP_200_OK, summary="Sign in with e-mail and password")
 async def sign_in(
-    data: JSONBody[SignIn], request: Request[Any, Any, Any], container: NamedDependency[Container]
+    data: JSONBody[SignIn],
+    request: Request[Any, Any, Any],
+    accounts: NamedDependency[AccountService],
 ) -> AuthTokens:
-    return await accounts_service(container).sign_in(
-        email=data.email, password=data.password, client=_client(request, container)
-    )
+    return await accounts.sign_in(email=data.email, password=data.password, client=_client(request))
 
 
 @rate_limited(limits.REFRESH)
@@ -97,32 +98,30 @@ async def sign_in(
 async def refresh(
     data: JSONBody[RefreshRequest],
     request: Request[Any, Any, Any],
-    container: NamedDependency[Container],
+    accounts: NamedDependency[AccountService],
 ) -> AuthTokens:
-    return await accounts_service(container).refresh(
-        data.refresh_token, _client(request, container)
-    )
+    return await accounts.refresh(data.refresh_token, _client(request))
 
 
 @post("/sign-out", status_code=204, summary="End the current session", security=_BEARER)
 async def sign_out(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], accounts: NamedDependency[AccountService]
 ) -> None:
-    await accounts_service(container).sign_out(principal)
+    await accounts.sign_out(principal)
 
 
 @get("/session", summary="The caller and their current session", security=_BEARER)
 async def current_session(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], accounts: NamedDependency[AccountService]
 ) -> CurrentSession:
-    return await accounts_service(container).current(principal)
+    return await accounts.current(principal)
 
 
 @get("/sessions", summary="The caller's live sessions", security=_BEARER)
 async def list_sessions(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], accounts: NamedDependency[AccountService]
 ) -> SessionList:
-    return await accounts_service(container).list_sessions(principal)
+    return await accounts.list_sessions(principal)
 
 
 @delete(
@@ -131,9 +130,9 @@ async def list_sessions(
 async def revoke_session(
     session_id: FromPath[uuid.UUID],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    accounts: NamedDependency[AccountService],
 ) -> None:
-    await accounts_service(container).revoke_session(principal, session_id)
+    await accounts.revoke_session(principal, session_id)
 
 
 @post(
@@ -143,19 +142,17 @@ async def revoke_session(
     security=_BEARER,
 )
 async def revoke_other_sessions(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], accounts: NamedDependency[AccountService]
 ) -> RevokedSessions:
-    return RevokedSessions(
-        revoked=await accounts_service(container).revoke_other_sessions(principal)
-    )
+    return RevokedSessions(revoked=await accounts.revoke_other_sessions(principal))
 
 
 @rate_limited(limits.MAGIC_LINK)
 @post("/magic-link", status_code=HTTP_202_ACCEPTED, summary="E-mail a sign-in link")
 async def magic_link(
-    data: JSONBody[EmailRequest], container: NamedDependency[Container]
+    data: JSONBody[EmailRequest], accounts: NamedDependency[AccountService]
 ) -> Accepted:
-    return await accounts_service(container).request_magic_link(data.email)
+    return await accounts.request_magic_link(data.email)
 
 
 @rate_limited(limits.MAGIC_LINK_VERIFY)
@@ -163,27 +160,25 @@ async def magic_link(
 async def magic_link_verify(
     data: JSONBody[TokenRequest],
     request: Request[Any, Any, Any],
-    container: NamedDependency[Container],
+    accounts: NamedDependency[AccountService],
 ) -> AuthTokens:
-    return await accounts_service(container).verify_magic_link(
-        data.token, _client(request, container)
-    )
+    return await accounts.verify_magic_link(data.token, _client(request))
 
 
 @rate_limited(limits.PASSWORD_FORGOT)
 @post("/password/forgot", status_code=HTTP_202_ACCEPTED, summary="E-mail a password reset link")
 async def forgot_password(
-    data: JSONBody[EmailRequest], container: NamedDependency[Container]
+    data: JSONBody[EmailRequest], accounts: NamedDependency[AccountService]
 ) -> Accepted:
-    return await accounts_service(container).forgot_password(data.email)
+    return await accounts.forgot_password(data.email)
 
 
 @rate_limited(limits.PASSWORD_RESET)
 @post("/password/reset", status_code=HTTP_200_OK, summary="Set a new password with a reset link")
 async def reset_password(
-    data: JSONBody[ResetPassword], container: NamedDependency[Container]
+    data: JSONBody[ResetPassword], accounts: NamedDependency[AccountService]
 ) -> UserEnvelope:
-    user = await accounts_service(container).reset_password(data.token, data.password)
+    user = await accounts.reset_password(data.token, data.password)
     return UserEnvelope(user=user)
 
 
@@ -197,9 +192,9 @@ async def reset_password(
 async def change_password(
     data: JSONBody[ChangePassword],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    accounts: NamedDependency[AccountService],
 ) -> RevokedSessions:
-    revoked = await accounts_service(container).change_password(
+    revoked = await accounts.change_password(
         principal, current_password=data.current_password, new_password=data.new_password
     )
     return RevokedSessions(revoked=revoked)

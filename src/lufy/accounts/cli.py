@@ -41,13 +41,12 @@ def create(email: str, role: str, display_name: str | None) -> None:
 
 
 async def _create(email: str, password: str, role: str, display_name: str | None) -> User:
-    from lufy.accounts.service import accounts_service
     from lufy.bootstrap import bootstrap
 
     container = bootstrap(pool_size=2)
     await container.start()
     try:
-        return await accounts_service(container).register(
+        return await container.accounts.register(
             email=email,
             password=password,
             role=role,
@@ -74,14 +73,13 @@ def forget(who: str, yes: bool) -> None:
 
 
 async def _forget(who: str) -> Any:
-    from lufy.accounts.service import accounts_service
     from lufy.bootstrap import bootstrap
     from lufy.privacy.erasure import forget as forget_person
 
     container = bootstrap(pool_size=2)
     await container.start()
     try:
-        user = await accounts_service(container).find_user(who)
+        user = await container.accounts.find_user(who)
         return await forget_person(container, user.id, via="cli")
     finally:
         await container.stop()
@@ -95,14 +93,13 @@ def export(who: str) -> None:
 
 
 async def _export(who: str) -> bytes:
-    from lufy.accounts.service import accounts_service
     from lufy.bootstrap import bootstrap
     from lufy.privacy.export import export_person
 
     container = bootstrap(pool_size=2)
     await container.start()
     try:
-        user = await accounts_service(container).find_user(who)
+        user = await container.accounts.find_user(who)
         return await export_person(container, user.id)
     finally:
         await container.stop()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lufy.accounts.emails import deliver
 from lufy.jobs import job
+from lufy.jobs.loop import in_worker
+
+if TYPE_CHECKING:
+    from lufy.catalog.service import CatalogService
+    from lufy.db import Database
 
 __all__ = ["finish_erasure", "send_email"]
 
@@ -27,13 +32,15 @@ async def finish_erasure(payload: dict[str, Any], *, job_key: str) -> None:
     idempotent, implied by each `accounts.user_erased`."""
     import uuid
 
-    from lufy.bootstrap import bootstrap
-    from lufy.jobs.broker import current
+    from lufy.catalog.jobs import catalog_of
     from lufy.privacy.erasure import delete_tracks
 
-    container = bootstrap(current().settings, pool_size=2)
-    await container.start()
-    try:
-        await delete_tracks(container, uuid.UUID(str(payload["user_id"])))
-    finally:
-        await container.stop()
+    user_id = uuid.UUID(str(payload["user_id"]))
+    await in_worker(lambda r: delete_tracks(_Tracks(r.db, catalog_of(r)), user_id))
+
+
+class _Tracks(NamedTuple):
+    """What `delete_tracks` uses of a container."""
+
+    db: Database
+    catalog: CatalogService

@@ -33,9 +33,8 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 def _service(scope: Scope) -> AccountService:
-    from lufy.accounts.service import accounts_service
-
-    return accounts_service(scope["app"].state.container)
+    service: AccountService = scope["app"].state.container.accounts
+    return service
 
 
 def authentication_middleware(app: ASGIApp) -> ASGIApp:

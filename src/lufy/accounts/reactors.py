@@ -13,7 +13,7 @@ from lufy.accounts.events import (
 )
 from lufy.eventstore.envelope import RecordedEvent
 from lufy.jobs import JobSpec
-from lufy.jobs.reactors import Reactor
+from lufy.projections.reactors import Reactor
 
 __all__ = ["REACTORS", "AccountEmails", "ErasureFollowUp"]
 

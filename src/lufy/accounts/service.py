@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection, errors
@@ -72,10 +72,7 @@ from lufy.projections.inline import append_inline
 from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
 
-if TYPE_CHECKING:
-    from lufy.bootstrap import Container
-
-__all__ = ["AccountService", "accounts_service"]
+__all__ = ["AccountService"]
 
 _Q = load_queries("lufy.accounts")
 _NIL = uuid.UUID(int=0)
@@ -97,12 +94,6 @@ _PERSONAL: dict[type[Event], tuple[str, ...]] = {
     # A failed sign-in of a known account: the address's hash names the person too.
     SignInFailed: ("email_hash",),
 }
-
-
-def accounts_service(container: Container) -> AccountService:
-    service = container.services["accounts"]
-    assert isinstance(service, AccountService)
-    return service
 
 
 def _user(row: Sequence[Any]) -> UserState:

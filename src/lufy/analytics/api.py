@@ -7,9 +7,7 @@ from typing import Any
 from litestar import Request, post
 from litestar.di import NamedDependency
 
-from lufy.analytics.ingest import IngestContext, IngestResult
-from lufy.analytics.service import ingestor
-from lufy.bootstrap import Container
+from lufy.analytics.ingest import IngestContext, Ingestor, IngestResult
 from lufy.web.auth import Principal
 from lufy.web.clientip import proxy_header
 from lufy.web.context import correlation_id, request_id
@@ -30,7 +28,7 @@ __all__ = ["ROUTES", "ingest_events"]
 )
 async def ingest_events(
     request: Request[Any, Any, Any],
-    container: NamedDependency[Container],
+    ingestor: NamedDependency[Ingestor],
     maybe_principal: NamedDependency[Principal | None],
 ) -> IngestResult:
     context = IngestContext.from_headers(
@@ -42,9 +40,7 @@ async def ingest_events(
         request_id=request_id(),
     )
     body = await request.body()
-    return await ingestor(container).ingest_http(
-        body, context, user_agent=request.headers.get("user-agent")
-    )
+    return await ingestor.ingest_http(body, context, user_agent=request.headers.get("user-agent"))
 
 
 ROUTES = [ingest_events]

@@ -1,12 +1,14 @@
-"""`lufy analytics ...`."""
+"""`lufy analytics ...`, and `lufy events import` / `export` (added to the event store's
+`events` group by the top-level command line)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import click
 
-__all__ = ["analytics"]
+__all__ = ["analytics", "events_export", "events_import"]
 
 
 @click.group()
@@ -31,3 +33,50 @@ def refresh() -> None:
 
     for name, seconds in asyncio.run(run()):
         click.echo(f"refreshed analytics.{name} in {seconds:.3f}s", err=True)
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+def events_import(file: str) -> None:
+    """Append NDJSON analytics events (historical timestamps allowed), idempotent by event_id."""
+    from lufy.analytics.importer import import_file
+    from lufy.settings import get_settings
+
+    asyncio.run(import_file(get_settings(), file))
+
+
+@click.command("export")
+@click.option(
+    "--since",
+    "since",
+    required=True,
+    type=click.IntRange(min=0),
+    help="the transaction_id of the last event a previous export wrote (0 the first time)",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["ndjson", "parquet"]), default="ndjson", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="file to write (atomically); ndjson goes to stdout without it",
+)
+def events_export(since: int, fmt: str, out: str | None) -> None:
+    """Events without personal data for warehouses, in commit order, safe to resume."""
+    from lufy.analytics.export import export_events
+    from lufy.settings import get_settings
+
+    if fmt == "parquet" and out is None:
+        raise click.UsageError("--format parquet needs --out PATH")
+    result = export_events(
+        get_settings(),
+        since=since,
+        fmt="parquet" if fmt == "parquet" else "ndjson",
+        out=Path(out) if out else None,
+    )
+    click.echo(
+        f"exported {result.events} events below safe position {result.safe_position}; "
+        f"next: --since {result.resume_from}",
+        err=True,
+    )

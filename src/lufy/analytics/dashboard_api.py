@@ -9,7 +9,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
-from lufy.analytics.dashboard import Query, Scope
+from lufy.analytics.dashboard import Dashboard, Query, Scope
 from lufy.analytics.schemas import (
     BreakdownResponse,
     Overview,
@@ -17,8 +17,6 @@ from lufy.analytics.schemas import (
     TimeseriesResponse,
     TracksResponse,
 )
-from lufy.analytics.service import dashboard
-from lufy.bootstrap import Container
 from lufy.web.auth import Principal
 
 __all__ = ["ROUTES"]
@@ -42,7 +40,7 @@ _TAGS = ["dashboard"]
 
 @get("/api/dashboard/overview", tags=_TAGS, summary="Totals of the period and the one before")
 async def overview(
-    container: NamedDependency[Container],
+    dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
     range: _Range = None,
     from_: _From = None,
@@ -50,14 +48,12 @@ async def overview(
     tz: _Tz = None,
     artist_id: _Artist = None,
 ) -> Overview:
-    return await dashboard(container).overview(
-        Scope.of(principal, artist_id), Query(range, from_, to, tz)
-    )
+    return await dashboard.overview(Scope.of(principal, artist_id), Query(range, from_, to, tz))
 
 
 @get("/api/dashboard/timeseries", tags=_TAGS, summary="One metric per hour, day, week or month")
 async def timeseries(
-    container: NamedDependency[Container],
+    dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
     metric: FromQuery[str] = "streams",
     granularity: FromQuery[str | None] = None,
@@ -68,7 +64,7 @@ async def timeseries(
     tz: _Tz = None,
     artist_id: _Artist = None,
 ) -> TimeseriesResponse:
-    return await dashboard(container).timeseries_points(
+    return await dashboard.timeseries_points(
         Scope.of(principal, artist_id),
         Query(range, from_, to, tz),
         metric=metric,
@@ -79,7 +75,7 @@ async def timeseries(
 
 @get("/api/dashboard/tracks", tags=_TAGS, summary="The overview metrics per track")
 async def tracks(
-    container: NamedDependency[Container],
+    dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
     sort: FromQuery[str] = "streams",
     limit: FromQuery[int] = 50,
@@ -89,14 +85,14 @@ async def tracks(
     tz: _Tz = None,
     artist_id: _Artist = None,
 ) -> TracksResponse:
-    return await dashboard(container).tracks(
+    return await dashboard.tracks(
         Scope.of(principal, artist_id), Query(range, from_, to, tz), sort=sort, limit=limit
     )
 
 
 @get("/api/dashboard/breakdown", tags=_TAGS, summary="Streams and listeners by a dimension")
 async def breakdown(
-    container: NamedDependency[Container],
+    dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
     dimension: FromQuery[str] = "country",
     range: _Range = None,
@@ -105,19 +101,19 @@ async def breakdown(
     tz: _Tz = None,
     artist_id: _Artist = None,
 ) -> BreakdownResponse:
-    return await dashboard(container).breakdown(
+    return await dashboard.breakdown(
         Scope.of(principal, artist_id), Query(range, from_, to, tz), dimension=dimension
     )
 
 
 @get("/api/dashboard/realtime", tags=_TAGS, summary="Streams per minute, last 30 minutes")
 async def realtime(
-    container: NamedDependency[Container],
+    dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
     tz: _Tz = None,
     artist_id: _Artist = None,
 ) -> RealtimeResponse:
-    return await dashboard(container).realtime(Scope.of(principal, artist_id), tz)
+    return await dashboard.realtime(Scope.of(principal, artist_id), tz)
 
 
 @get(
@@ -127,7 +123,7 @@ async def realtime(
     media_type="text/csv",
 )
 async def export_csv(
-    container: NamedDependency[Container],
+    dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
     metric: FromQuery[str | None] = None,
     granularity: FromQuery[str | None] = None,
@@ -138,7 +134,7 @@ async def export_csv(
     tz: _Tz = None,
     artist_id: _Artist = None,
 ) -> Response[str]:
-    text = await dashboard(container).export_csv(
+    text = await dashboard.export_csv(
         Scope.of(principal, artist_id),
         Query(range, from_, to, tz),
         metric=metric,

@@ -153,12 +153,10 @@ async def _catalogue(
     container: Container, artists: int, per_artist: int, rng: random.Random
 ) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
     """{track id: (artist id, duration ms)}, creating what is missing."""
-    from lufy.accounts.service import accounts_service  # cheap CLI start (see _upload)
     from lufy.catalog.processing import process_track  # cheap CLI start (see _upload)
-    from lufy.catalog.service import catalog_service  # cheap CLI start (see _upload)
 
-    accounts = accounts_service(container)
-    catalog = catalog_service(container)
+    accounts = container.accounts
+    catalog = container.catalog
     tracks: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
     pending: list[tuple[Principal, uuid.UUID, str, str]] = []
     for a in range(artists):

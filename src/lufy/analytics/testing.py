@@ -157,11 +157,20 @@ def principal_app(container: Any) -> Any:
     async def provide_container(state: State) -> Any:
         return state.container
 
+    # The services the handlers ask for, read per request from the container (as create_app).
+    async def provide_ingestor(state: State) -> Any:
+        return state.container.ingestor
+
+    async def provide_dashboard(state: State) -> Any:
+        return state.container.dashboard
+
     return Litestar(
         route_handlers=[*api.ROUTES, *dashboard_api.ROUTES],
         middleware=[request_context_middleware, as_principal],
         dependencies={
             "container": Provide(provide_container),
+            "ingestor": Provide(provide_ingestor),
+            "dashboard": Provide(provide_dashboard),
             "principal": Provide(provide_principal),
             "maybe_principal": Provide(provide_optional_principal),
         },

@@ -10,7 +10,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from lufy.bootstrap import Container
 from lufy.catalog.schemas import (
     StreamGrant,
     Track,
@@ -20,7 +19,7 @@ from lufy.catalog.schemas import (
     UploadCreate,
     UploadTicket,
 )
-from lufy.catalog.service import catalog_service
+from lufy.catalog.service import CatalogService
 from lufy.web.auth import Principal
 
 __all__ = ["ROUTES"]
@@ -32,9 +31,9 @@ _BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
 async def create_upload(
     data: JSONBody[UploadCreate],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
 ) -> UploadTicket:
-    return await catalog_service(container).request_upload(principal, data)
+    return await catalog.request_upload(principal, data)
 
 
 @post(
@@ -46,14 +45,14 @@ async def create_upload(
 async def complete_upload(
     upload_id: FromPath[uuid.UUID],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
 ) -> UploadAccepted:
-    return await catalog_service(container).complete_upload(principal, upload_id)
+    return await catalog.complete_upload(principal, upload_id)
 
 
 @get("/tracks", summary="Tracks the caller may see (own in every state, others published)")
 async def list_tracks(
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
     maybe_principal: NamedDependency[Principal | None],
     artist_id: FromQuery[uuid.UUID | None] = None,
     status: FromQuery[Literal["uploading", "processing", "ready", "failed"] | None] = None,
@@ -61,7 +60,7 @@ async def list_tracks(
     limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
 ) -> TrackList:
-    tracks = await catalog_service(container).list_tracks(
+    tracks = await catalog.list_tracks(
         maybe_principal,
         artist_id=artist_id,
         status=status,
@@ -75,10 +74,10 @@ async def list_tracks(
 @get("/tracks/{track_id:uuid}", summary="One track")
 async def get_track(
     track_id: FromPath[uuid.UUID],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
     maybe_principal: NamedDependency[Principal | None],
 ) -> Track:
-    return await catalog_service(container).get_track(maybe_principal, track_id)
+    return await catalog.get_track(maybe_principal, track_id)
 
 
 @patch("/tracks/{track_id:uuid}", summary="Update a track's metadata", security=_BEARER)
@@ -86,9 +85,9 @@ async def update_track(
     track_id: FromPath[uuid.UUID],
     data: JSONBody[TrackUpdate],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
 ) -> Track:
-    return await catalog_service(container).update_track(principal, track_id, data)
+    return await catalog.update_track(principal, track_id, data)
 
 
 @post(
@@ -100,9 +99,9 @@ async def update_track(
 async def publish_track(
     track_id: FromPath[uuid.UUID],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
 ) -> Track:
-    return await catalog_service(container).publish(principal, track_id)
+    return await catalog.publish(principal, track_id)
 
 
 @post(
@@ -114,9 +113,9 @@ async def publish_track(
 async def unpublish_track(
     track_id: FromPath[uuid.UUID],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
 ) -> Track:
-    return await catalog_service(container).unpublish(principal, track_id)
+    return await catalog.unpublish(principal, track_id)
 
 
 @delete(
@@ -127,18 +126,18 @@ async def unpublish_track(
 async def delete_track(
     track_id: FromPath[uuid.UUID],
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
 ) -> None:
-    await catalog_service(container).delete(principal, track_id)
+    await catalog.delete(principal, track_id)
 
 
 @get("/tracks/{track_id:uuid}/stream", summary="A stream token and URL for a track")
 async def stream_track(
     track_id: FromPath[uuid.UUID],
-    container: NamedDependency[Container],
+    catalog: NamedDependency[CatalogService],
     maybe_principal: NamedDependency[Principal | None],
 ) -> StreamGrant:
-    return await catalog_service(container).authorize_stream(maybe_principal, track_id)
+    return await catalog.authorize_stream(maybe_principal, track_id)
 
 
 ROUTES = [

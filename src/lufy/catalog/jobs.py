@@ -7,14 +7,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
-from lufy.catalog.service import catalog_service
+from lufy.catalog.service import CatalogService
 from lufy.jobs import job
+from lufy.jobs.loop import WorkerResources, in_worker
 from lufy.logs import get_logger
 
 __all__ = [
     "GAVE_UP",
+    "catalog_of",
     "delete_upload_source",
     "give_up_on_upload",
     "process_upload",
@@ -36,16 +37,18 @@ async def give_up_on_upload(payload: dict[str, Any], *, job_key: str, error: str
     The artist sees a reason they can act on; the error itself stays in the job ledger and the
     logs. The event id is the job's own failure id, so this never adds a second failure.
     """
-    from lufy.jobs.broker import current
+    track_id = uuid.UUID(payload["track_id"])
+    await in_worker(lambda r: catalog_of(r).fail_transcoding(track_id, job_key, GAVE_UP))
 
-    container = bootstrap(current().settings, pool_size=2)
-    await container.start()
-    try:
-        await catalog_service(container).fail_transcoding(
-            uuid.UUID(payload["track_id"]), job_key, GAVE_UP
-        )
-    finally:
-        await container.stop()
+
+def catalog_of(resources: WorkerResources) -> CatalogService:
+    """The catalog service over the worker's resources (no I/O: a few attributes)."""
+    return CatalogService(
+        db=resources.db,
+        store=resources.store,
+        storage=resources.storage,
+        settings=resources.settings,
+    )
 
 
 # Transcoding a 30-minute file takes a while on a small machine; a kill mid-run is retried.
@@ -58,30 +61,16 @@ async def give_up_on_upload(payload: dict[str, Any], *, job_key: str, error: str
 )
 async def process_upload(payload: dict[str, Any], *, job_key: str) -> None:
     """Validate and transcode one uploaded track (payload: {track_id})."""
-    from lufy.jobs.broker import current
-
-    # The worker's settings (those it was configured with), not a fresh read of the env.
-    container = bootstrap(current().settings, pool_size=2)
-    await container.start()
-    try:
-        await process_track(catalog_service(container), uuid.UUID(payload["track_id"]), job_key)
-    finally:
-        await container.stop()
+    track_id = uuid.UUID(payload["track_id"])
+    await in_worker(lambda r: process_track(catalog_of(r), track_id, job_key))
 
 
 @job(queue="media-processing", max_retries=3, time_limit_ms=600_000)
 async def sweep_abandoned_uploads(payload: dict[str, Any], *, job_key: str) -> None:
     """Abandon the uploads never completed within 24 h (payload: {scheduled_at})."""
-    from lufy.jobs.broker import current
-
-    container = bootstrap(current().settings, pool_size=2)
-    await container.start()
-    try:
-        count = await catalog_service(container).abandon_stale_uploads(job_key=job_key)
-        if count:
-            _log.info("abandoned uploads never completed", count=count)
-    finally:
-        await container.stop()
+    count = await in_worker(lambda r: catalog_of(r).abandon_stale_uploads(job_key=job_key))
+    if count:
+        _log.info("abandoned uploads never completed", count=count)
 
 
 @job(queue="media-processing", max_retries=8)

@@ -8,7 +8,7 @@ from typing import ClassVar
 from lufy.catalog.events import TrackUploaded, UploadAbandoned
 from lufy.eventstore.envelope import RecordedEvent
 from lufy.jobs import JobSpec
-from lufy.jobs.reactors import Reactor
+from lufy.projections.reactors import Reactor
 
 __all__ = ["REACTORS", "MediaProcessingReactor", "UploadCleanupReactor"]
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from lufy.media.transcode import ACCEPTED_TYPES
+from lufy.media.uploads import MAX_UPLOAD_BYTES
 
 __all__ = [
     "ALLOWED_TYPES",
@@ -22,7 +23,6 @@ __all__ = [
     "UploadTicket",
 ]
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 # Declared content type -> the file extensions it may carry (media reads each with one demuxer).
 ALLOWED_TYPES: dict[str, tuple[str, ...]] = ACCEPTED_TYPES

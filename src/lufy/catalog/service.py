@@ -93,7 +93,7 @@ def _gib(size: int) -> str:
 # Which tier a listener's stream tokens carry (None: an anonymous listener), read in the
 # grant's own transaction at the grant's time. Injected: the default gives everyone premium
 # (no payments configured: everything plays as it always did); with Stripe configured,
-# bootstrap puts the payments context's entitlements in `services["catalog.tier_resolver"]`.
+# bootstrap passes the payments context's entitlements.
 TierResolver = Callable[[AsyncConnection[Any], uuid.UUID | None, datetime], Awaitable[signing.Tier]]
 
 
@@ -562,24 +562,3 @@ class CatalogService:
             )
             url = delivery.stream_url(self.settings, token, track_id)
         return StreamGrant(url=url, token=token, expires_at=expires_at, grant_id=grant_id)
-
-
-def catalog_service(container: Any) -> CatalogService:
-    """The container's catalog service, built once (tests may pre-set `media.storage`)."""
-    services: dict[str, Any] = container.services
-    service = services.get("catalog")
-    if service is None:
-        from lufy.media.storage import container_storage
-
-        storage = container_storage(container)
-        service = CatalogService(
-            db=container.db,
-            store=container.store,
-            storage=storage,
-            settings=container.settings,
-            encrypt_hls=services.get("media.encrypt_hls", True),
-            tier_resolver=services.get("catalog.tier_resolver"),
-        )
-        services["catalog"] = service
-    assert isinstance(service, CatalogService)
-    return service

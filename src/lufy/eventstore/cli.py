@@ -1,4 +1,8 @@
-"""`lufy events ...`: the event catalogue, following the log, importing NDJSON."""
+"""`lufy events ...`: the event catalogue and following the log.
+
+`lufy events import` and `export` are the analytics context's (`lufy.analytics.cli`); the
+top-level command line adds them to this group.
+"""
 
 from __future__ import annotations
 
@@ -82,50 +86,3 @@ def tail(types: tuple[str, ...], from_start: bool) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(follow(get_settings(), types or None, from_start=from_start))
-
-
-@events.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-def import_(file: str) -> None:
-    """Append NDJSON analytics events (historical timestamps allowed), idempotent by event_id."""
-    from lufy.analytics.importer import import_file
-    from lufy.settings import get_settings
-
-    asyncio.run(import_file(get_settings(), file))
-
-
-@events.command("export")
-@click.option(
-    "--since",
-    "since",
-    required=True,
-    type=click.IntRange(min=0),
-    help="the transaction_id of the last event a previous export wrote (0 the first time)",
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["ndjson", "parquet"]), default="ndjson", show_default=True
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="file to write (atomically); ndjson goes to stdout without it",
-)
-def export(since: int, fmt: str, out: str | None) -> None:
-    """Events without personal data for warehouses, in commit order, safe to resume."""
-    from lufy.analytics.export import export_events
-    from lufy.settings import get_settings
-
-    if fmt == "parquet" and out is None:
-        raise click.UsageError("--format parquet needs --out PATH")
-    result = export_events(
-        get_settings(),
-        since=since,
-        fmt="parquet" if fmt == "parquet" else "ndjson",
-        out=Path(out) if out else None,
-    )
-    click.echo(
-        f"exported {result.events} events below safe position {result.safe_position}; "
-        f"next: --since {result.resume_from}",
-        err=True,
-    )

@@ -23,7 +23,7 @@ __all__ = ["CONTEXTS", "EventCodec", "PageDecoding", "Upcaster", "default_codec"
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 # Packages whose `events` module is part of the catalogue. A new context adds its name here.
-CONTEXTS = ("operations", "accounts", "catalog", "playback", "analytics", "payments")
+CONTEXTS = ("operations", "accounts", "catalog", "analytics", "payments")
 
 _encoder = msgspec.json.Encoder()
 _meta_decoder = msgspec.json.Decoder(EventMetadata)

@@ -5,8 +5,10 @@
     @job(queue="email-send")
     def send_email(payload: dict, *, job_key: str) -> None: ...
 
-Jobs are started from the log by reactors (`lufy.jobs.reactors.Reactor`), never by a request
-handler. See docs/operations.md for the worker, the sweeper, dead jobs and retries.
+`@job` declares a dramatiq actor with its options; the ledger is a dramatiq middleware
+(`lufy.jobs.ledger_middleware`). Jobs are started from the log by reactors
+(`lufy.projections.reactors.Reactor`), never by a request handler. See docs/operations.md for
+the worker, the sweeper, dead jobs and retries.
 """
 
 from __future__ import annotations

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
+from lufy.eventstore.codec import CONTEXTS
 from lufy.jobs.registry import QUEUES
 from lufy.logs import configure_logging, get_logger
 from lufy.settings import get_settings
 
-__all__ = ["run_worker", "serve_queues"]
+__all__ = ["import_job_modules", "run_worker", "serve_queues"]
 
 _log = get_logger(__name__)
+
+
+def import_job_modules() -> list[str]:
+    """Import every context's `jobs` module, which declares its `@job` actors."""
+    imported = []
+    for context in CONTEXTS:
+        name = f"lufy.{context}.jobs"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # Only "this context has no jobs module" is normal; a broken import inside it is not.
+            if exc.name is not None and name.startswith(exc.name):
+                continue
+            raise
+        imported.append(name)
+    return imported
 
 
 def serve_queues(queues: Sequence[str], threads: int, stop: threading.Event) -> None:
@@ -23,11 +41,10 @@ def serve_queues(queues: Sequence[str], threads: int, stop: threading.Event) -> 
     import dramatiq
 
     from lufy.jobs.broker import configure
-    from lufy.projections.discovery import import_job_modules
 
     settings = get_settings()
+    modules = import_job_modules()  # their actors, declared before the broker takes them
     runtime = configure(settings, pool_size=threads + 1)
-    modules = import_job_modules()
     worker = dramatiq.Worker(runtime.broker, queues=set(queues), worker_threads=threads)
     worker.start()
     _log.info("worker started", queues=list(queues), threads=threads, job_modules=modules)

@@ -19,15 +19,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
-from lufy.bootstrap import Container
-from lufy.catalog.schemas import MAX_UPLOAD_BYTES
-from lufy.catalog.service import catalog_service
 from lufy.errors import PermissionDeniedError
 from lufy.media import edge, uploads
 from lufy.media.delivery import stream_keys
 from lufy.media.signing import verify_upload_token
-from lufy.media.storage import container_storage
+from lufy.media.storage import BlobStorage
 from lufy.media.transcode import content_type_for
+from lufy.media.uploads import MAX_UPLOAD_BYTES
+from lufy.settings import Settings
 
 __all__ = ["ROUTES"]
 
@@ -41,14 +40,16 @@ __all__ = ["ROUTES"]
 async def receive_upload(
     upload_id: FromPath[uuid.UUID],
     request: Request[Any, Any, Any],
-    container: NamedDependency[Container],
+    settings: NamedDependency[Settings],
+    storage: NamedDependency[BlobStorage],
+    upload_gate: NamedDependency[uploads.UploadGate],
 ) -> uploads.Received:
     claims = verify_upload_token(
-        container.settings.jwt_secret, request.query_params.get("token"), upload_id=upload_id
+        settings.jwt_secret, request.query_params.get("token"), upload_id=upload_id
     )
-    await catalog_service(container).ensure_upload_open(upload_id)
+    await upload_gate(upload_id)
     return await uploads.receive(
-        container_storage(container),
+        storage,
         claims,
         content_type=request.headers.get("content-type"),
         content_length=request.headers.get("content-length"),
@@ -64,16 +65,17 @@ async def receive_upload(
 async def deliver(
     path: FromPath[str],
     request: Request[Any, Any, Any],
-    container: NamedDependency[Container],
+    settings: NamedDependency[Settings],
+    storage: NamedDependency[BlobStorage],
 ) -> Response[bytes]:
     del path  # decided on the raw path, as CloudFront sees it (no decoding, no normalising)
     raw = request.scope.get("raw_path") or request.scope["path"].encode()
     uri = raw.decode("latin-1").split("?", 1)[0].removeprefix("/media")
-    decision = edge.authorize(uri, stream_keys(container.settings), now=time.time())
+    decision = edge.authorize(uri, stream_keys(settings), now=time.time())
     if decision.origin_uri is None:
         raise PermissionDeniedError(decision.reason or "forbidden")
     key = decision.origin_uri.removeprefix("/")
-    data = await asyncio.to_thread(uploads.read_media, container_storage(container), key)
+    data = await asyncio.to_thread(uploads.read_media, storage, key)
     return Response(
         data,
         media_type=content_type_for(key),

@@ -32,7 +32,7 @@ from lufy.errors import LufyError, NotFoundError, PermissionDeniedError
 from lufy.logs import get_logger
 from lufy.media import edge, uploads
 from lufy.media.delivery import stream_keys
-from lufy.media.storage import LocalStorage, container_storage
+from lufy.media.storage import LocalStorage
 from lufy.media.transcode import content_type_for
 from lufy.observability import REQUEST_LATENCY, REQUESTS, REQUESTS_IN_FLIGHT
 from lufy.web.context import ids_for
@@ -90,7 +90,7 @@ def wrap(app: ASGIApp, container: Any, *, clock: Callable[[], float] = time.time
     metrics = _Metrics()
 
     async def read(key: str) -> bytes:
-        storage = container_storage(container)
+        storage = container.storage
         if isinstance(storage, LocalStorage):
             return _read_local(storage, key)  # on the loop: see the module's docstring
         return await asyncio.to_thread(uploads.read_media, storage, key)

@@ -42,7 +42,6 @@ __all__ = [
     "S3Storage",
     "UploadTarget",
     "check_key",
-    "container_storage",
     "storage_from_settings",
 ]
 
@@ -529,15 +528,6 @@ class S3Storage:
     def create_bucket(self) -> None:
         """For tests and local S3-compatible servers."""
         self.client.create_bucket(Bucket=self.bucket)
-
-
-def container_storage(container: Any) -> BlobStorage:
-    """The process's storage, built once per container (tests may pre-set `media.storage`)."""
-    services: dict[str, Any] = container.services
-    storage = services.get("media.storage")
-    if storage is None:
-        storage = services["media.storage"] = storage_from_settings(container.settings)
-    return storage
 
 
 def storage_from_settings(settings: Settings) -> BlobStorage:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 
@@ -10,7 +11,20 @@ from lufy.errors import LufyError, NotFoundError, PayloadTooLargeError, Validati
 from lufy.media.signing import UploadClaims
 from lufy.media.storage import BlobNotFoundError, BlobStorage
 
-__all__ = ["Received", "UnsupportedMediaTypeError", "read_media", "receive"]
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "Received",
+    "UnsupportedMediaTypeError",
+    "UploadGate",
+    "read_media",
+    "receive",
+]
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+# Raises unless the upload is still open for its bytes. The catalog owns uploads; the web app
+# injects its check (`CatalogService.ensure_upload_open`) so that media needs no catalog import.
+UploadGate = Callable[[uuid.UUID], Awaitable[None]]
 
 
 class UnsupportedMediaTypeError(LufyError):

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from lufy.observability import counters
 from lufy.observability.counters import *  # noqa: F403 (its __all__, re-exported below)
-from lufy.observability.scrape import LAG_CAP, SCRAPE_CACHE_SECONDS, ScrapeCache, render_metrics
+from lufy.observability.scrape import (
+    LAG_CAP,
+    SCRAPE_CACHE_SECONDS,
+    ScrapeCache,
+    render_metrics,
+    scrape_cache,
+)
 
-__all__ = ["LAG_CAP", "SCRAPE_CACHE_SECONDS", "ScrapeCache", "render_metrics"]
+__all__ = ["LAG_CAP", "SCRAPE_CACHE_SECONDS", "ScrapeCache", "render_metrics", "scrape_cache"]
 __all__ += counters.__all__

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -22,7 +23,14 @@ from lufy.logs import get_logger
 from lufy.observability.counters import JOB_METRICS_KEY, MULTIPROC_DIR, QUEUES, REGISTRY
 from lufy.sqlfiles import load_queries
 
-__all__ = ["LAG_CAP", "SCRAPE_CACHE_SECONDS", "ScrapeCache", "Sources", "render_metrics"]
+__all__ = [
+    "LAG_CAP",
+    "SCRAPE_CACHE_SECONDS",
+    "ScrapeCache",
+    "Sources",
+    "render_metrics",
+    "scrape_cache",
+]
 
 _log = get_logger("lufy.observability")
 _QUERIES = load_queries("lufy.observability", "scrape.sql")
@@ -32,17 +40,13 @@ SCRAPE_TIMEOUT = 2.0
 
 
 class Sources(Protocol):
-    """What a scrape reads (the process's container): the pool, Redis, and a place to keep
-    the ScrapeCache."""
+    """What a scrape reads (the process's container): the pool and Redis."""
 
     @property
     def db(self) -> Database: ...
 
     @property
     def redis(self) -> Any: ...
-
-    @property
-    def services(self) -> dict[str, Any]: ...
 
 
 class _Snapshot(Collector):
@@ -243,7 +247,7 @@ def _ledger_families(jobs: list[tuple[str, str, int, int]]) -> list[Metric]:
 async def render_metrics(container: Sources) -> tuple[bytes, str]:
     """The Prometheus text exposition: process counters plus state read at most
     `SCRAPE_CACHE_SECONDS` ago (one round of queries per window, however often it is asked)."""
-    up, state_families = await _scrape_cache(container).get()
+    up, state_families = await scrape_cache(container).get()
     try:
         pool_families = _pool_families(container)
     except Exception:  # a closed pool during shutdown
@@ -296,10 +300,14 @@ class ScrapeCache:
             return self._value
 
 
-def _scrape_cache(container: Sources) -> ScrapeCache:
-    cache = container.services.get("metrics_scrape_cache")
-    if not isinstance(cache, ScrapeCache):
-        cache = container.services["metrics_scrape_cache"] = ScrapeCache(container)
+# One cache per container (the container cannot name this module's types: it imports it).
+_CACHES: weakref.WeakKeyDictionary[Sources, ScrapeCache] = weakref.WeakKeyDictionary()
+
+
+def scrape_cache(container: Sources) -> ScrapeCache:
+    cache = _CACHES.get(container)
+    if cache is None:
+        cache = _CACHES[container] = ScrapeCache(container)
     return cache
 
 

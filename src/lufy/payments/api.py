@@ -10,7 +10,6 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from lufy.bootstrap import Container
 from lufy.payments.schemas import (
     CheckoutSession,
     PortalSession,
@@ -18,7 +17,7 @@ from lufy.payments.schemas import (
     SubscriptionView,
     WebhookReceipt,
 )
-from lufy.payments.service import artist_revenue_view, payments_service
+from lufy.payments.service import PaymentsService, artist_revenue_view
 from lufy.web.auth import Principal, require_role
 from lufy.web.ratelimit import policies as limits
 from lufy.web.ratelimit import rate_limited
@@ -35,10 +34,10 @@ _BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}]
     security=_BEARER,
 )
 async def checkout(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], payments: NamedDependency[PaymentsService]
 ) -> CheckoutSession:
     require_role(principal, "listener")
-    return await payments_service(container).checkout(principal.user_id)
+    return await payments.checkout(principal.user_id)
 
 
 @post(
@@ -48,16 +47,16 @@ async def checkout(
     security=_BEARER,
 )
 async def portal(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], payments: NamedDependency[PaymentsService]
 ) -> PortalSession:
-    return await payments_service(container).portal(principal.user_id)
+    return await payments.portal(principal.user_id)
 
 
 @get("/subscription", summary="The caller's plan and subscription", security=_BEARER)
 async def subscription(
-    principal: NamedDependency[Principal], container: NamedDependency[Container]
+    principal: NamedDependency[Principal], payments: NamedDependency[PaymentsService]
 ) -> SubscriptionView:
-    return await payments_service(container).subscription(principal.user_id)
+    return await payments.subscription(principal.user_id)
 
 
 @rate_limited(limits.STRIPE_WEBHOOK)
@@ -67,11 +66,11 @@ async def subscription(
     summary="Stripe webhooks (signed with Stripe-Signature)",
 )
 async def webhook(
-    request: Request[Any, Any, Any], container: NamedDependency[Container]
+    request: Request[Any, Any, Any], payments: NamedDependency[PaymentsService]
 ) -> WebhookReceipt:
     payload = await request.body()
     signature = request.headers.get("stripe-signature")
-    return await payments_service(container).receive_webhook(payload, signature)
+    return await payments.receive_webhook(payload, signature)
 
 
 _Opt = Annotated[str | None, QueryParameter(description="as the other /api/dashboard routes")]
@@ -85,7 +84,7 @@ _Opt = Annotated[str | None, QueryParameter(description="as the other /api/dashb
 )
 async def revenue(
     principal: NamedDependency[Principal],
-    container: NamedDependency[Container],
+    payments: NamedDependency[PaymentsService],
     range: _Opt = None,
     from_: Annotated[str | None, QueryParameter(name="from")] = None,
     to: _Opt = None,
@@ -93,7 +92,7 @@ async def revenue(
     artist_id: Annotated[uuid.UUID | None, QueryParameter(description="admins only")] = None,
 ) -> Revenue:
     return await artist_revenue_view(
-        payments_service(container),
+        payments,
         role=principal.role,
         user_id=principal.user_id,
         artist_id=artist_id,

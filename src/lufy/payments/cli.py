@@ -116,12 +116,11 @@ def _since(text: str | None) -> datetime | None:
 @click.option("--since", "since_text", metavar="DATE", help="only events created since then")
 def resync(since_text: str | None) -> None:
     """Append the Stripe events that webhooks missed (idempotent; Stripe keeps 30 days)."""
-    from lufy.payments.service import payments_service
 
     since = _since(since_text)
 
     async def work(container: Any) -> Any:
-        return await payments_service(container).resync(since)
+        return await container.payments.resync(since)
 
     report = _run(work)
     click.echo(

@@ -52,7 +52,6 @@ __all__ = [
     "WebhookPayloadError",
     "WebhookSignatureError",
     "artist_revenue_view",
-    "payments_service",
 ]
 
 _Q = load_queries("lufy.payments")
@@ -299,18 +298,6 @@ class PaymentsService:
 
 def _message(exc: stripe.StripeError) -> str:
     return exc.user_message or type(exc).__name__
-
-
-def payments_service(container: Any) -> PaymentsService:
-    """The container's payments service, built once."""
-    service = container.services.get("payments")
-    if service is None:
-        service = PaymentsService(
-            db=container.db, store=container.store, settings=container.settings
-        )
-        container.services["payments"] = service
-    assert isinstance(service, PaymentsService)
-    return service
 
 
 async def artist_revenue_view(

@@ -11,7 +11,6 @@ from litestar.response import Response
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from lufy.accounts.schemas import Accepted, EraseAccount
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import Container
 from lufy.privacy.erasure import forget
 from lufy.privacy.export import export_person
@@ -39,7 +38,7 @@ async def erase_account(
     principal: NamedDependency[Principal],
     container: NamedDependency[Container],
 ) -> Accepted:
-    await accounts_service(container).check_erasure_proof(
+    await container.accounts.check_erasure_proof(
         principal, password=data.password, token=data.token
     )
     await forget(container, principal.user_id, via="account")

@@ -20,7 +20,6 @@ from typing import Any
 
 import msgspec
 
-from lufy.accounts.service import accounts_service
 from lufy.errors import NotFoundError
 from lufy.identity import Principal
 
@@ -41,20 +40,19 @@ class ErasureReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def forget(container: Any, user_id: uuid.UUID, *, via: str) -> ErasureReport:
-    erased_now = await accounts_service(container).erase(user_id, via=via)
+    erased_now = await container.accounts.erase(user_id, via=via)
     deleted = await delete_tracks(container, user_id)
     return ErasureReport(user_id=user_id, erased_now=erased_now, tracks_deleted=deleted)
 
 
 async def delete_tracks(container: Any, artist_id: uuid.UUID) -> int:
-    from lufy.catalog.service import catalog_service
 
     async with container.db.transaction(role="system") as conn:
         cur = await conn.execute(_LIVE_TRACKS, [artist_id])
         tracks = await cur.fetchall()
     if not tracks:
         return 0
-    catalog = catalog_service(container)
+    catalog = container.catalog
     # The erasure acts with an operator's rights, in the name of the person erased.
     principal = Principal(user_id=artist_id, role="admin", session_id=_NIL)
     deleted = 0

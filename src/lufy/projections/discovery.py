@@ -1,4 +1,7 @@
-"""Find what the contexts export: PROJECTIONS, REACTORS and `jobs` modules (docs/extending.md)."""
+"""Find what the contexts export: PROJECTIONS and REACTORS (docs/extending.md).
+
+Their `jobs` modules are found by the worker (`lufy.jobs.worker.import_job_modules`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from types import ModuleType
 from lufy.eventstore.codec import CONTEXTS
 from lufy.projections.base import Projection
 
-__all__ = ["all_projections", "async_projections", "import_job_modules", "inline_projections"]
+__all__ = ["all_projections", "async_projections", "inline_projections"]
 
 
 def _optional(module_name: str) -> ModuleType | None:
@@ -46,12 +49,3 @@ def async_projections() -> list[Projection]:
 
 def inline_projections() -> list[Projection]:
     return [p for p in all_projections() if p.inline]
-
-
-def import_job_modules() -> list[str]:
-    """Import every context's `jobs` module, which declares its `@job` functions."""
-    imported = []
-    for context in CONTEXTS:
-        if _optional(f"lufy.{context}.jobs") is not None:
-            imported.append(f"lufy.{context}.jobs")
-    return imported

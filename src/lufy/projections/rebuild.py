@@ -37,7 +37,6 @@ from psycopg import AsyncConnection, sql
 from lufy.errors import LufyError
 from lufy.eventstore.envelope import ANY, Checkpoint, NewEvent, RecordedEvent
 from lufy.eventstore.postgres import EventStore
-from lufy.jobs.reactors import Reactor
 from lufy.logs import get_logger
 from lufy.operations.events import ProjectionRebuilt
 from lufy.projections.base import Projection
@@ -53,6 +52,7 @@ from lufy.projections.context import (
     process_label,
 )
 from lufy.projections.ranged import LogRange, RangeProjection
+from lufy.projections.reactors import Reactor
 
 __all__ = ["RebuildError", "RebuildResult", "rebuild"]
 

@@ -32,7 +32,6 @@ from lufy.eventstore.envelope import Checkpoint, RecordedEvent
 from lufy.eventstore.postgres import EventStore
 from lufy.eventstore.subscription import Subscription
 from lufy.jobs.broker import JobRuntime, QueuedJob
-from lufy.jobs.reactors import Reactor
 from lufy.logs import configure_logging, get_logger
 from lufy.projections.base import Projection
 from lufy.projections.context import (
@@ -43,6 +42,7 @@ from lufy.projections.context import (
     enter_system_transaction,
     process_label,
 )
+from lufy.projections.reactors import Reactor
 from lufy.settings import Settings
 
 __all__ = ["Projector", "ProjectorOptions", "kind_of", "run_projector"]
@@ -414,7 +414,7 @@ class Projector:
         await enqueue(self.runtime, jobs)
 
     async def _maintenance(self) -> None:
-        from lufy.jobs.scheduler import maintain
+        from lufy.projections.maintenance import maintain
 
         assert self.runtime is not None
         await maintain(self, self.runtime, self._stopped)

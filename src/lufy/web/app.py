@@ -20,6 +20,7 @@ from lufy.bootstrap import Container, bootstrap
 from lufy.errors import NotFoundError
 from lufy.logs import configure_logging
 from lufy.media import edge_asgi
+from lufy.media.uploads import UploadGate
 from lufy.observability import metrics_middleware
 from lufy.web import frontend, health
 from lufy.web.auth import provide_optional_principal, provide_principal
@@ -27,6 +28,7 @@ from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
 from lufy.web.metrics_port import metrics_port
 from lufy.web.openapi import complete_openapi
+from lufy.web.ratelimit import limiter_of
 
 __all__ = ["create_app"]
 
@@ -42,6 +44,8 @@ API_MODULES = (
     "lufy.web.datalag",
 )
 MAX_BODY = 2 * 1024 * 1024
+# The container's services that handlers may ask for by name.
+SERVICES = ("settings", "storage", "accounts", "catalog", "payments", "ingestor", "dashboard")
 
 
 def _collect(attribute: str) -> list[Any]:
@@ -83,6 +87,24 @@ def _cors(origins: list[str]) -> CORSConfig | None:
     )
 
 
+def _service_dependencies() -> dict[str, Provide]:
+    """Each service of the container, injected into handlers by its attribute's name
+    (`catalog: NamedDependency[CatalogService]`). Read per request, so a test may swap one."""
+
+    def provider(name: str) -> Provide:
+        async def provide(state: State) -> Any:
+            return getattr(state.container, name)
+
+        return Provide(provide)
+
+    async def provide_upload_gate(state: State) -> UploadGate:
+        return state.container.catalog.ensure_upload_open  # type: ignore[no-any-return]
+
+    return {name: provider(name) for name in SERVICES} | {
+        "upload_gate": Provide(provide_upload_gate)
+    }
+
+
 def create_app(container: Container | None = None) -> Litestar:
     container = container or bootstrap()
     configure_logging(container.settings.LUFY_ENV)
@@ -94,6 +116,7 @@ def create_app(container: Container | None = None) -> Litestar:
             yield
         finally:
             await container.stop()
+            await limiter_of(container).aclose()
 
     async def provide_container(state: State) -> Container:
         return state.container  # type: ignore[no-any-return]
@@ -103,6 +126,7 @@ def create_app(container: Container | None = None) -> Litestar:
         middleware=[request_context_middleware, metrics_middleware, *_collect("MIDDLEWARE")],
         dependencies={
             "container": Provide(provide_container),
+            **_service_dependencies(),
             "principal": Provide(provide_principal),
             "maybe_principal": Provide(provide_optional_principal),
         },

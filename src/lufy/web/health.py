@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import time
+import weakref
 from functools import cache
 from typing import Any, Literal
 
@@ -186,10 +187,14 @@ class ReadinessProbe:
             return self._answer
 
 
+# One probe per container (the container, built below the web layer, cannot name this type).
+_PROBES: weakref.WeakKeyDictionary[Container, ReadinessProbe] = weakref.WeakKeyDictionary()
+
+
 def readiness_probe(container: Container) -> ReadinessProbe:
-    probe = container.services.get("readiness_probe")
-    if not isinstance(probe, ReadinessProbe):
-        probe = container.services["readiness_probe"] = ReadinessProbe(container)
+    probe = _PROBES.get(container)
+    if probe is None:
+        probe = _PROBES[container] = ReadinessProbe(container)
     return probe
 
 

@@ -16,7 +16,7 @@ password guesses by taking Redis down. See docs/ratelimit.md.
 Modules: `policies` (Policy, Rule, the declared rules, `rate_limited`, PolicyTable), `limiter`
 (the Redis check), `keys` (what a request is counted by; body peeking), `responses` (headers,
 413/429/503), `middleware`, `status` (the status route). To change the defaults or override a
-route, put a `RateLimiter` built with another `PolicyTable` in `container.services["ratelimiter"]`
+route, pass a `RateLimiter` built with another `PolicyTable` to `use_limiter(container, limiter)`
 before serving.
 """
 
@@ -24,7 +24,13 @@ from __future__ import annotations
 
 from lufy.web.ratelimit.keys import email_of, keyed_policies
 from lufy.web.ratelimit.keys import peek_body as _peek_body
-from lufy.web.ratelimit.limiter import Decision, RateLimiter, StoreUnavailable, limiter_of
+from lufy.web.ratelimit.limiter import (
+    Decision,
+    RateLimiter,
+    StoreUnavailable,
+    limiter_of,
+    use_limiter,
+)
 from lufy.web.ratelimit.middleware import ratelimit_middleware
 from lufy.web.ratelimit.policies import INGEST_BYTES, Policy, PolicyTable, Rule, rate_limited
 from lufy.web.ratelimit.status import RateLimitStatus, rate_limit_status
@@ -46,6 +52,7 @@ __all__ = [
     "limiter_of",
     "rate_limited",
     "ratelimit_middleware",
+    "use_limiter",
 ]
 
 MIDDLEWARE = [ratelimit_middleware]

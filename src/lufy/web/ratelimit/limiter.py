@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -28,7 +29,6 @@ _log = get_logger("lufy.web.ratelimit")
 _SCRIPT = (
     resources.files("lufy.web.ratelimit").joinpath("ratelimit.lua").read_text(encoding="utf-8")
 )
-_SERVICE_KEY = "ratelimiter"
 _KEY_PREFIX = "lufy:rl"
 
 
@@ -272,11 +272,20 @@ class RateLimiter:
         await self.store.aclose()
 
 
+# One limiter per container, kept here rather than on the container: the container is built
+# below the web layer and cannot name this type.
+_LIMITERS: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+
+
 def limiter_of(container: Any) -> RateLimiter:
-    """The container's limiter, built from its settings on first use (closed by Container.stop)."""
-    limiter = container.services.get(_SERVICE_KEY)
+    """The container's limiter, built from its settings on first use (closed by the app's
+    lifespan, or by whoever passed it to `use_limiter`)."""
+    limiter = _LIMITERS.get(container)
     if limiter is None:
-        limiter = RateLimiter.from_settings(container.settings)
-        container.services[_SERVICE_KEY] = limiter
-    assert isinstance(limiter, RateLimiter)
+        limiter = _LIMITERS[container] = RateLimiter.from_settings(container.settings)
     return limiter
+
+
+def use_limiter(container: Any, limiter: RateLimiter) -> None:
+    """Serve the container's requests with this limiter (tests: another policy table)."""
+    _LIMITERS[container] = limiter

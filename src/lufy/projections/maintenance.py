@@ -44,7 +44,7 @@ REFRESH_QUEUE = "analytics-refresh"
 UPLOAD_SWEEP_ACTOR = "sweep_abandoned_uploads"
 UPLOAD_SWEEP_QUEUE = "media-processing"
 _JQ = load_queries("lufy.jobs")
-_SQ = load_queries("lufy.jobs", "scheduler.sql")
+_SQ = load_queries("lufy.projections", "maintenance.sql")
 _log = get_logger(__name__)
 
 

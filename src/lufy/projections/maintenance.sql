@@ -1,4 +1,4 @@
--- The scheduler's own statements (lufy.jobs.scheduler); the ledger's are in queries.sql.
+-- The scheduler's own statements (lufy.projections.maintenance); the ledger's are in queries.sql.
 
 -- name: lock_schedule
 -- Serialise schedulers (two leaders for a moment) on the same decision: one lock per actor.
