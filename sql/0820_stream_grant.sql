@@ -1,8 +1,8 @@
 -- lufy.issue_stream_grant(): decide a stream grant and record it, in one statement.
 --
 -- `GET /api/music/tracks/{id}/stream` is the first request of every play, so its cost is part
--- of the time to first segment. This function is that request's whole database work, sent in
--- one round trip (pipelined with the tier's read, in the same implicit transaction):
+-- of the time to first segment. This function is that request's whole database work, in one
+-- statement (pipelined with the tier's read, in the same implicit transaction):
 --   1. binds the caller to the transaction for Row-Level Security (set_config(..., true), as
 --      lufy.db.set_context does) when there is one;
 --   2. reads the track under RLS (an owner sees their tracks in every state, everyone else

@@ -1,4 +1,4 @@
-"""Stream grants: the database work of `GET /api/music/tracks/{id}/stream` in one round trip.
+"""Stream grants: the database work of `GET /api/music/tracks/{id}/stream`, in one statement.
 
 Every play starts with this request, so its cost is part of the time to first segment
 (docs/benchmarks.md). `lufy.issue_stream_grant` (sql/0820_stream_grant.sql) binds the caller for
@@ -6,7 +6,8 @@ Row-Level Security, reads the track, decides whether it may be streamed and, whe
 appends the `catalog.stream_authorized` event with `lufy.append_to_stream`, encoded by the event
 store's codec like any append. The tier resolver's read is pipelined behind it: both run in
 one implicit transaction (pipeline mode sends no Sync between them), so the resolver sees the
-RLS context the function bound, and the commit is the Sync that ends the round trip. The
+RLS context the function bound: one round trip for both (their results), one for the Sync
+that commits them when the pipeline ends (fetching in a pipeline sends a flush, not a Sync). The
 transaction commits asynchronously (`synchronous_commit = off`, for it only): docs/media.md
 says what a crash can lose and why that is acceptable.
 """

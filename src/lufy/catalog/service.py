@@ -530,7 +530,7 @@ class CatalogService:
             delivery=delivery.delivery_mode(self.settings),
             grant_id=grant_id,
         )
-        # One round trip: the grant's decision and append, and the tier's read (see grants.py).
+        # One statement decides and appends; the tier's read is pipelined behind it (grants.py).
         tier = await record_grant(
             self.grants or self.db,
             self.store.codec,
