@@ -29,7 +29,6 @@ import psycopg
 from psycopg import sql
 
 from lufy.accounts.passwords import PasswordHashing
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import bootstrap
 from lufy.migrate import migrate
 from lufy.settings import load_settings
@@ -76,7 +75,7 @@ async def run(requests: int, rounds: int, concurrency: int) -> None:
         container = bootstrap(settings)
         await container.start()
         try:
-            service = accounts_service(container)
+            service = container.accounts
             await service.register(
                 email="bench@example.com",
                 password="a bench passphrase",

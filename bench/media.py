@@ -38,7 +38,6 @@ from psycopg import sql
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import catalog_service
 from lufy.media import transcode
 from lufy.media.storage import LocalStorage
 from lufy.migrate import migrate
@@ -105,11 +104,10 @@ async def main(seconds: int, rounds: int, encrypt: bool) -> None:
             JWT_SECRET="bench-secret-bench-secret-bench-secret-0123",
             LUFY_ENV="test",
         )
-        container = bootstrap(settings, pool_size=2)
-        container.services["media.storage"] = LocalStorage(work / "media")
-        container.services["media.encrypt_hls"] = encrypt
+        container = bootstrap(settings, pool_size=2, storage=LocalStorage(work / "media"))
+        container.catalog.encrypt_hls = encrypt
         await container.start()
-        service = catalog_service(container)
+        service = container.catalog
         source = work / "source.mp3"
         make_source(source, seconds)
         data_size = source.stat().st_size

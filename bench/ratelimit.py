@@ -210,7 +210,7 @@ def _create_user(env: dict[str, str]) -> None:
         "    c = bootstrap(load_settings())\n"
         "    await c.start()\n"
         "    try:\n"
-        f"        await c.services['accounts'].register(email={EMAIL!r}, password={PASSWORD!r},"
+        f"        await c.accounts.register(email={EMAIL!r}, password={PASSWORD!r},"
         " role='listener', verified=True)\n"
         "    finally:\n"
         "        await c.stop()\n"

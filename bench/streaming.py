@@ -8,12 +8,15 @@ One play through Lufy = what a player does before it can start: `GET
 `catalog.stream_authorized` appended, a token signed; rate limiting on), then through the
 local edge `/media/hls/{token}/{track_id}/…` the master playlist, the first variant playlist
 it lists, the AES key and the first segment (each checked as the CloudFront Function checks
-it, then read from local storage). The baseline fetches the same four files from Python's
-`http.server` (HTTP/1.1, keep-alive) serving the media root. Both sides use one keep-alive
-client, as a player does; plays alternate baseline/Lufy so drift falls on both; the figure is
-p50 / p50 (p90 also printed). The server is `lufy serve --workers 1` in a subprocess, with a
-throw-away database (migrated like production) that is dropped at the end. Admin connection:
-LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
+it, then read from local storage). The baseline fetches the same four files from a static file
+server serving the media root: granian's static file serving (its Rust file server, the server
+`lufy serve` itself runs on, one worker), so both sides have the same server stack; Python's
+`http.server` (threads, HTTP/1.1 keep-alive, Nagle off) is measured too and printed for
+comparison with earlier runs. Every server runs in a process of its own, and each side gets one
+keep-alive client of its own, as a player does; the order of the three sides rotates from play
+to play so drift falls on all; the figure is p50 / p50 (p90 also printed). Lufy is
+`lufy serve --workers 1`, with a throw-away database (migrated like production) that is dropped
+at the end. Admin connection: LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -41,11 +44,9 @@ import psycopg
 from psycopg import sql
 
 from lufy.accounts.clients import ClientInfo
-from lufy.accounts.service import accounts_service
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
 from lufy.catalog.schemas import UploadCreate
-from lufy.catalog.service import catalog_service
 from lufy.media import transcode
 from lufy.media.storage import LocalStorage
 from lufy.migrate import migrate
@@ -93,10 +94,38 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def _static_server(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def _serve_static(root: str, port: int) -> None:
+    """`--serve-static`: Python's http.server, in the process this runs in."""
+    handler = partial(_Quiet, directory=root)
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
+
+
+async def not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The application behind granian's static files: nothing but the files is served."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
+    """(processes, granian's base URL, http.server's base URL), each serving `media`."""
+    granian_port, plain_port = _free_port(), _free_port()
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    granian = subprocess.Popen(
+        [
+            sys.executable,
+            *("-m", "granian", "--interface", "asgi", "--workers", "1", "--no-ws"),
+            *("--host", "127.0.0.1", "--port", str(granian_port), "--log-level", "warning"),
+            *("--static-path-route", "/hls", "--static-path-mount", str(media / "hls")),
+            *("--working-dir", str(Path(__file__).parent), "streaming:not_found"),
+        ],
+        **quiet,
+    )
+    plain = subprocess.Popen(
+        [sys.executable, __file__, "--serve-static", str(media), "--port", str(plain_port)],
+        **quiet,
+    )
+    return [granian, plain], f"http://127.0.0.1:{granian_port}", f"http://127.0.0.1:{plain_port}"
 
 
 def _first_files(root: Path, track_id: uuid.UUID) -> list[str]:
@@ -145,11 +174,10 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _prepare(settings_kwargs: dict[str, object], media: Path, seconds: int) -> tuple:  # type: ignore[type-arg]
     settings = load_settings(**settings_kwargs)
-    container = bootstrap(settings, pool_size=2)
-    container.services["media.storage"] = LocalStorage(media)
+    container = bootstrap(settings, pool_size=2, storage=LocalStorage(media))
     await container.start()
     try:
-        service = catalog_service(container)
+        service = container.catalog
         source = media.parent / "source.mp3"
         await asyncio.to_thread(
             subprocess.run,
@@ -175,7 +203,7 @@ async def _prepare(settings_kwargs: dict[str, object], media: Path, seconds: int
         await service.complete_upload(artist, ticket.upload_id)
         assert await process_track(service, ticket.track_id, "bench") == "ready"
         await service.publish(artist, ticket.track_id)
-        accounts = accounts_service(container)
+        accounts = container.accounts
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
         password = "bench-password-0123456789"
         await accounts.register(
@@ -194,6 +222,54 @@ async def _prepare(settings_kwargs: dict[str, object], media: Path, seconds: int
         return ticket.track_id, tokens.access_token
     finally:
         await container.stop()
+
+
+def _measure(
+    plays: int,
+    base: str,
+    access_token: str,
+    granian_base: str,
+    plain_base: str,
+    track_id: uuid.UUID,
+    files: list[str],
+) -> dict[str, list[float]]:
+    """Per side, the time of each play; the order of the sides rotates from play to play."""
+    times: dict[str, list[float]] = {"lufy": [], "granian": [], "http.server": []}
+    with (
+        httpx.Client(timeout=30) as lufy,
+        httpx.Client(timeout=30) as granian,
+        httpx.Client(timeout=30) as plain,
+    ):
+        lufy.headers["Authorization"] = f"Bearer {access_token}"
+        sides = [
+            ("lufy", partial(_lufy_play, lufy, base, track_id, files)),
+            ("granian", partial(_static_play, granian, granian_base, track_id, files)),
+            ("http.server", partial(_static_play, plain, plain_base, track_id, files)),
+        ]
+        for _ in range(3):  # warm all: connections, caches, prepared statements
+            for _name, play in sides:
+                play()
+        for i in range(plays):
+            for name, play in sides[i % 3 :] + sides[: i % 3]:
+                times[name].append(play())
+    return times
+
+
+def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None:
+    ours, baseline, plain = times["lufy"], times["granian"], times["http.server"]
+    b50, o50, p50 = (statistics.median(t) for t in (baseline, ours, plain))
+    a50 = statistics.median(_AUTHORISATION[-plays:])
+    edge50 = statistics.median(o - a for o, a in zip(ours, _AUTHORISATION[-plays:], strict=True))
+    print(
+        f"time to first segment ({' + '.join(['authorisation', *files])}), {plays} plays: "
+        f"static file server (granian) p50 {b50 * 1000:.2f} ms p90 "
+        f"{_pct(baseline, 0.9) * 1000:.2f} ms; Lufy local edge p50 {o50 * 1000:.2f} ms p90 "
+        f"{_pct(ours, 0.9) * 1000:.2f} ms; ratio p50 {o50 / b50:.2f} (target <= 2). "
+        f"Parts: authorisation p50 {a50 * 1000:.2f} ms, the four files through the edge p50 "
+        f"{edge50 * 1000:.2f} ms (ratio {edge50 / b50:.2f}). Python http.server p50 "
+        f"{p50 * 1000:.2f} ms (ratio p50 {o50 / p50:.2f} against it); "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 def main(plays: int, seconds: int) -> None:
@@ -216,7 +292,7 @@ def main(plays: int, seconds: int) -> None:
     for name in ("S3_BUCKET_NAME", "S3_ENDPOINT_URL", "CLOUDFRONT_DOMAIN"):
         env.pop(name, None)
     server: subprocess.Popen[bytes] | None = None
-    static: http.server.ThreadingHTTPServer | None = None
+    statics: list[subprocess.Popen[bytes]] = []
     try:
         track_id, access_token = asyncio.run(
             _prepare(
@@ -247,38 +323,18 @@ def main(plays: int, seconds: int) -> None:
             stderr=subprocess.DEVNULL,
         )
         _wait(f"{base}/healthz", server)
-        static, static_base = _static_server(media)
-        with httpx.Client(timeout=30) as lufy, httpx.Client(timeout=30) as plain:
-            lufy.headers["Authorization"] = f"Bearer {access_token}"
-            for _ in range(3):  # warm both: connections, caches, prepared statements
-                _lufy_play(lufy, base, track_id, files)
-                _static_play(plain, static_base, track_id, files)
-            ours: list[float] = []
-            baseline: list[float] = []
-            for i in range(plays):
-                if i % 2 == 0:
-                    baseline.append(_static_play(plain, static_base, track_id, files))
-                    ours.append(_lufy_play(lufy, base, track_id, files))
-                else:
-                    ours.append(_lufy_play(lufy, base, track_id, files))
-                    baseline.append(_static_play(plain, static_base, track_id, files))
-        b50, o50 = statistics.median(baseline), statistics.median(ours)
-        a50 = statistics.median(_AUTHORISATION[-plays:])
-        edge50 = statistics.median(
-            o - a for o, a in zip(ours, _AUTHORISATION[-plays:], strict=True)
-        )
-        print(
-            f"time to first segment ({' + '.join(['authorisation', *files])}), "
-            f"{plays} plays: static server p50 {b50 * 1000:.2f} ms "
-            f"p90 {_pct(baseline, 0.9) * 1000:.2f} ms; Lufy local edge p50 {o50 * 1000:.2f} ms "
-            f"p90 {_pct(ours, 0.9) * 1000:.2f} ms; ratio p50 {o50 / b50:.2f} (target <= 2). "
-            f"Parts: authorisation p50 {a50 * 1000:.2f} ms, the four files through the edge "
-            f"p50 {edge50 * 1000:.2f} ms (ratio {edge50 / b50:.2f} to the static server); "
-            f"load average {os.getloadavg()[0]:.2f}"
+        statics, granian_base, plain_base = _static_servers(media)
+        for url, process in ((granian_base, statics[0]), (plain_base, statics[1])):
+            _wait(f"{url}/hls/{track_id}/master.m3u8", process)
+        _report(
+            _measure(plays, base, access_token, granian_base, plain_base, track_id, files),
+            plays,
+            files,
         )
     finally:
-        if static is not None:
-            static.shutdown()
+        for process in statics:
+            process.terminate()
+            process.wait(timeout=15)
         if server is not None:
             server.terminate()
             try:
@@ -296,5 +352,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--plays", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--serve-static", metavar="ROOT", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_static:
+        _serve_static(args.serve_static, args.port)
+        sys.exit(0)
     main(args.plays, args.seconds)

@@ -241,14 +241,13 @@ async def seed(env: dict[str, str], listeners: int, tracks: int) -> dict[str, An
     os.environ.update(env)
     sys.path.insert(0, str(ROOT / "src"))
     from lufy.accounts.clients import ClientInfo
-    from lufy.accounts.service import accounts_service
     from lufy.bootstrap import bootstrap
     from lufy.settings import load_settings
 
     container = bootstrap(load_settings())
     await container.start()
     try:
-        service = accounts_service(container)
+        service = container.accounts
         client = ClientInfo(user_agent="bench", ip="127.0.0.1")
 
         async def user(role: str, email: str) -> tuple[uuid.UUID, str]:

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from lufy.accounts.service import AccountService
 from lufy.analytics.dashboard import Dashboard
 from lufy.analytics.ingest import Ingestor
+from lufy.catalog.grants import GrantConnections
 from lufy.catalog.service import CatalogService, TierResolver
 from lufy.db import Database
 from lufy.eventstore import EventStore, Notifier
@@ -60,6 +61,8 @@ class Container:
         if self.read_db is not self.db:
             await self.read_db.close()
         await self.payments.aclose()
+        if self.catalog.grants is not None:
+            await self.catalog.grants.aclose()
 
 
 def bootstrap(
@@ -100,6 +103,7 @@ def bootstrap(
             storage=storage,
             settings=settings,
             tier_resolver=tier_resolver or _tier_resolver(settings),
+            grants=GrantConnections(db),
         ),
         payments=PaymentsService(db=db, store=store, settings=settings),
         ingestor=Ingestor(db, store, sample_rate=settings.ANALYTICS_SAMPLE_RATE),

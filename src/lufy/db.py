@@ -53,6 +53,7 @@ class Database:
         max_size: int = 10,
         name: str = "lufy",
         prepare: bool = True,
+        check: bool = True,
     ):
         self.url = url
         self.pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
@@ -63,8 +64,12 @@ class Database:
             name=name,
             timeout=5.0,
             kwargs=connection_kwargs(prepare=prepare),
-            check=AsyncConnectionPool.check_connection,
+            # A round trip per checkout, so that a connection broken since it was returned
+            # (a server restart) is replaced before use. `check=False` is for callers that
+            # retry on a broken connection themselves (lufy.catalog.grants).
+            check=AsyncConnectionPool.check_connection if check else None,
         )
+        self.prepare = prepare
 
     async def open(self, *, wait: bool = False) -> None:
         await self.pool.open(wait=wait)

@@ -44,6 +44,24 @@ def test_a_stream_token_carries_sub_sid_jti_tier_and_exp_for_one_hour_under_its_
     assert stream_key_id(SECRET) != stream_key_id(SECRET + "x")
 
 
+def test_a_stream_token_is_the_one_pyjwt_writes_for_the_same_claims_byte_for_byte() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    grant = uuid.uuid4()
+    for subject, tier in ((USER, "premium"), (None, "free")):
+        token, expires_at = issue_stream_token(
+            SECRET, track_id=TRACK, subject=subject, grant_id=grant, tier=tier, now=now
+        )
+        claims = {
+            "sub": str(subject) if subject else "anonymous",
+            "sid": str(TRACK),
+            "jti": str(grant),
+            "tier": tier,
+            "exp": int(expires_at.timestamp()),
+        }
+        headers = {"kid": stream_key_id(SECRET)}
+        assert token == jwt.encode(claims, SECRET, algorithm="HS256", headers=headers)
+
+
 def test_an_anonymous_stream_token_names_no_user() -> None:
     token, _ = issue_stream_token(
         SECRET, track_id=TRACK, subject=None, grant_id=uuid.uuid4(), tier="premium"

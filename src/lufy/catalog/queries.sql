@@ -89,3 +89,11 @@ SELECT id FROM lufy.tracks
 WHERE status = 'uploading' AND deleted_at IS NULL AND created_at < %(before)s
 ORDER BY created_at, id
 LIMIT %(limit)s
+
+-- name: issue_stream_grant
+-- The whole database work of a stream grant (sql/0820_stream_grant.sql).
+SELECT visible, status, granted
+FROM lufy.issue_stream_grant(%(track_id)s::uuid, %(user_id)s::uuid, %(role)s::text,
+                             %(stream_type)s::text, %(event_id)s::uuid, %(type)s::text,
+                             %(schema_version)s::int, %(data)s::jsonb, %(metadata)s::jsonb,
+                             %(occurred_at)s::timestamptz)

@@ -29,6 +29,7 @@ from lufy.catalog.commands import (
     UpdateTrack,
 )
 from lufy.catalog.events import STREAM_AUTH_STREAM, TRACK_STREAM, StreamAuthorized
+from lufy.catalog.grants import GrantConnections, record_grant
 from lufy.catalog.projections import TRACKS
 from lufy.catalog.schemas import (
     ALLOWED_TYPES,
@@ -40,7 +41,7 @@ from lufy.catalog.schemas import (
     UploadCreate,
     UploadTicket,
 )
-from lufy.db import Database, set_context
+from lufy.db import Database
 from lufy.errors import (
     ConcurrencyError,
     ConflictError,
@@ -50,7 +51,7 @@ from lufy.errors import (
     RateLimitedError,
     ValidationFailedError,
 )
-from lufy.eventstore import ANY, NO_STREAM, EventMetadata, EventStore, NewEvent
+from lufy.eventstore import NO_STREAM, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import Event
 from lufy.identity import Principal, correlation_id, request_id
 from lufy.media import delivery, signing
@@ -140,8 +141,10 @@ class CatalogService:
         encrypt_hls: bool = True,
         clock: Callable[[], datetime] | None = None,
         tier_resolver: TierResolver | None = None,
+        grants: GrantConnections | None = None,
     ) -> None:
         self.db = db
+        self.grants = grants
         self.store = store
         self.storage = storage
         self.settings = settings
@@ -516,7 +519,7 @@ class CatalogService:
     async def authorize_stream(
         self, principal: Principal | None, track_id: uuid.UUID
     ) -> StreamGrant:
-        user_id, role = (principal.user_id, principal.role) if principal else (None, None)
+        user_id = principal.user_id if principal else None
         grant_id = uuid.uuid4()
         issued_at = self.clock()
         expires_at = signing.stream_token_expiry(issued_at)
@@ -527,38 +530,23 @@ class CatalogService:
             delivery=delivery.delivery_mode(self.settings),
             grant_id=grant_id,
         )
-        # One round trip for BEGIN, the RLS context, the track read and the grant's append
-        # (pipelined; the append is rolled back with the transaction if the track may not be
-        # streamed), one for COMMIT: the grant stays durable (a synchronous commit), since the
-        # stream-integrity rule checks plays against it. One statement at a time they were five.
-        async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
-            if principal is not None:
-                await set_context(conn, user_id=user_id, role=role)
-            cur = await conn.execute(_Q.get_track_internal, {"id": track_id}, prepare=True)
-            await self.store.append(
-                conn,
-                STREAM_AUTH_STREAM,
-                str(track_id),
-                [NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(user_id))],
-                expected=ANY,
-            )
-            row = await cur.fetchone()
-            if row is None or row[4] is not None:
-                raise NotFoundError("no such track")
-            artist_id, status, published = row[1], row[2], row[3]
-            owner = principal is not None and (principal.user_id == artist_id or principal.is_admin)
-            if not published and not owner:
-                raise NotFoundError("no such track")
-            if status != model.READY:
-                raise ConflictError(f"the track cannot be streamed yet: it is {status}")
-            tier = await self.tier_resolver(conn, user_id, issued_at)
-            token, _ = signing.issue_stream_token(
-                self.settings.jwt_secret,
-                track_id=track_id,
-                subject=user_id,
-                grant_id=grant_id,
-                tier=tier,
-                now=issued_at,
-            )
-            url = delivery.stream_url(self.settings, token, track_id)
+        # One statement decides and appends; the tier's read is pipelined behind it (grants.py).
+        tier = await record_grant(
+            self.grants or self.db,
+            self.store.codec,
+            self.tier_resolver,
+            principal,
+            STREAM_AUTH_STREAM,
+            track_id,
+            NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(user_id)),
+        )
+        token, _ = signing.issue_stream_token(
+            self.settings.jwt_secret,
+            track_id=track_id,
+            subject=user_id,
+            grant_id=grant_id,
+            tier=tier,
+            now=issued_at,
+        )
+        url = delivery.stream_url(self.settings, token, track_id)
         return StreamGrant(url=url, token=token, expires_at=expires_at, grant_id=grant_id)

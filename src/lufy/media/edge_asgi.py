@@ -28,7 +28,13 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from lufy.errors import LufyError, NotFoundError, PermissionDeniedError
+from lufy.errors import (
+    LufyError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServiceUnavailableError,
+)
 from lufy.logs import get_logger
 from lufy.media import edge, uploads
 from lufy.media.delivery import stream_keys
@@ -37,7 +43,7 @@ from lufy.media.transcode import content_type_for
 from lufy.observability import REQUEST_LATENCY, REQUESTS, REQUESTS_IN_FLIGHT
 from lufy.web.context import ids_for
 
-__all__ = ["PREFIX", "TEMPLATE", "wrap"]
+__all__ = ["PREFIX", "TEMPLATE", "InternalError", "problem", "wrap"]
 
 PREFIX = "/media/hls/"
 # The template the ordinary route is counted under, so both paths share one series.
@@ -52,7 +58,9 @@ _CONTENT_TYPES = {
 _OTHER_TYPE = content_type_for("x").encode()
 
 
-def _problem(error: LufyError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def problem(error: LufyError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, body and headers of what `lufy.web.errors` answers for `error`, for handlers
+    answered in front of the framework (this one, `lufy.catalog.api.lean_stream_route`)."""
     body = msgspec.json.encode(
         {
             "type": "about:blank",
@@ -62,7 +70,10 @@ def _problem(error: LufyError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
             **error.extra,
         }
     )
-    return error.status, body, [(b"content-type", _PROBLEM)]
+    headers = [(b"content-type", _PROBLEM)]
+    if isinstance(error, RateLimitedError | ServiceUnavailableError):
+        headers.append((b"retry-after", str(error.retry_after).encode()))
+    return error.status, body, headers
 
 
 class _Metrics:
@@ -101,12 +112,12 @@ def wrap(app: ASGIApp, container: Any, *, clock: Callable[[], float] = time.time
         uri = raw.decode("latin-1").split("?", 1)[0].removeprefix("/media")
         decision = edge.authorize(uri, keys, now=clock())
         if decision.origin_uri is None:
-            return _problem(PermissionDeniedError(decision.reason or "forbidden"))
+            return problem(PermissionDeniedError(decision.reason or "forbidden"))
         key = decision.origin_uri[1:]
         try:
             data = await read(key)
         except LufyError as exc:
-            return _problem(exc)
+            return problem(exc)
         suffix = key[key.rfind(".") :]
         return (
             200,
@@ -137,8 +148,8 @@ def wrap(app: ASGIApp, container: Any, *, clock: Callable[[], float] = time.time
                 _log.exception(
                     "unhandled error", path=scope["path"], request_id=rid, correlation_id=cid
                 )
-                status, body, headers = _problem(
-                    _InternalError("an unexpected error occurred; it has been logged")
+                status, body, headers = problem(
+                    InternalError("an unexpected error occurred; it has been logged")
                 )
             headers += [
                 (b"content-length", str(len(body)).encode()),
@@ -165,6 +176,6 @@ def _read_local(storage: LocalStorage, key: str) -> bytes:
         raise NotFoundError("no such media file") from None
 
 
-class _InternalError(LufyError):
+class InternalError(LufyError):
     status = 500
     title = "Internal server error"

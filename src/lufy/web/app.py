@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath
 
 from lufy.bootstrap import Container, bootstrap
+from lufy.catalog.api import lean_stream_route
 from lufy.errors import NotFoundError
 from lufy.logs import configure_logging
 from lufy.media import edge_asgi
@@ -153,4 +154,6 @@ def create_app(container: Container | None = None) -> Litestar:
     complete_openapi(app)
     # The local edge (`GET /media/hls/…`) is answered in front of the middleware stack.
     app.asgi_handler = edge_asgi.wrap(app.asgi_handler, container)
+    # So is the stream authorisation, through the same middleware (lufy.catalog.api).
+    app.asgi_handler = lean_stream_route(app.asgi_handler, container)
     return app

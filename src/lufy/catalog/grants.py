@@ -1,0 +1,140 @@
+"""Stream grants: the database work of `GET /api/music/tracks/{id}/stream`, in one statement.
+
+Every play starts with this request, so its cost is part of the time to first segment
+(docs/benchmarks.md). `lufy.issue_stream_grant` (sql/0820_stream_grant.sql) binds the caller for
+Row-Level Security, reads the track, decides whether it may be streamed and, when it may,
+appends the `catalog.stream_authorized` event with `lufy.append_to_stream`, encoded by the event
+store's codec like any append. The tier resolver's read is pipelined behind it: both run in
+one implicit transaction (pipeline mode sends no Sync between them), so the resolver sees the
+RLS context the function bound: one round trip for both (their results), one for the Sync
+that commits them when the pipeline ends (fetching in a pipeline sends a flush, not a Sync). The
+transaction commits asynchronously (`synchronous_commit = off`, for it only): docs/media.md
+says what a crash can lose and why that is acceptable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+
+from lufy.db import Database
+from lufy.errors import ConflictError, NotFoundError, ServiceUnavailableError
+from lufy.eventstore import NewEvent
+from lufy.eventstore.codec import EventCodec
+from lufy.identity import Principal
+from lufy.sqlfiles import load_queries
+
+__all__ = ["GrantConnections", "record_grant"]
+
+_Q = load_queries("lufy.catalog")
+Tier = Literal["free", "premium"]
+Resolver = Callable[[AsyncConnection[Any], uuid.UUID | None, datetime], Awaitable[Tier]]
+
+
+class GrantConnections:
+    """The grants' own small pool: the application's pool checks every connection it hands out
+    (one more round trip per grant); this one does not, and `record_grant` retries instead
+    when a connection turns out broken (a server restart): the grant's event id makes the retry
+    idempotent (`lufy.append_to_stream` answers a replay with the first append's positions).
+    Opened on first use, closed by `aclose` (`Container.stop` calls it)."""
+
+    def __init__(self, db: Database, *, max_size: int = 4) -> None:
+        self._url = db.url
+        self._prepare = db.prepare
+        self._max_size = max_size
+        self._db: Database | None = None
+        self._opening: asyncio.Future[Database] | None = None
+
+    async def _open(self) -> Database:
+        db = Database(
+            self._url,
+            min_size=1,
+            max_size=self._max_size,
+            name="lufy-grants",
+            prepare=self._prepare,
+            check=False,
+        )
+        await db.open()
+        self._db = db
+        return db
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        db = self._db
+        if db is None:
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(self._open())
+            db = await asyncio.shield(self._opening)
+        async with db.connection() as conn:
+            yield conn
+
+    async def check(self) -> None:
+        """Replace the idle connections that are broken (after a failed attempt)."""
+        if self._db is not None:
+            await self._db.pool.check()
+
+    async def aclose(self) -> None:
+        if self._opening is not None:
+            db = await self._opening
+            self._db = self._opening = None
+            await db.close()
+
+
+async def record_grant(
+    db: Database | GrantConnections,
+    codec: EventCodec,
+    resolver: Resolver,
+    principal: Principal | None,
+    stream_type: str,
+    track_id: uuid.UUID,
+    grant: NewEvent,
+) -> Tier:
+    """Record `grant` (a `catalog.stream_authorized` event, `occurred_at` set) for `track_id`
+    when `principal` may stream it, and return the listener's tier; NotFoundError when the track
+    does not exist for the caller, ConflictError when it is not ready (nothing recorded)."""
+    type_name, schema_version, data = codec.encode(grant.event)
+    user_id = principal.user_id if principal is not None else None
+    params = {
+        "track_id": track_id,
+        "user_id": user_id,
+        "role": principal.role if principal is not None else None,
+        "stream_type": stream_type,
+        "event_id": grant.event_id,
+        "type": type_name,
+        "schema_version": schema_version,
+        "data": data,
+        "metadata": codec.encode_metadata(grant.metadata),
+        "occurred_at": grant.occurred_at,
+    }
+    assert grant.occurred_at is not None
+    try:
+        tier, row = await _issue(db, resolver, params, user_id, grant.occurred_at)
+    except ServiceUnavailableError:
+        if not isinstance(db, GrantConnections):
+            raise
+        await db.check()  # a broken connection (a server restart): once more on a sound one
+        tier, row = await _issue(db, resolver, params, user_id, grant.occurred_at)
+    if row is None or not row[0]:
+        raise NotFoundError("no such track")
+    if not row[2]:
+        raise ConflictError(f"the track cannot be streamed yet: it is {row[1]}")
+    return tier
+
+
+async def _issue(
+    db: Database | GrantConnections,
+    resolver: Resolver,
+    params: dict[str, Any],
+    user_id: uuid.UUID | None,
+    now: datetime,
+) -> tuple[Tier, tuple[Any, ...] | None]:
+    async with db.connection() as conn, conn.pipeline():
+        cur = await conn.execute(_Q.issue_stream_grant, params, prepare=True)
+        tier = await resolver(conn, user_id, now)  # its read (if any) syncs both
+        return tier, await cur.fetchone()
