@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,33 @@ def _lufy(settings, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+@job(queue="email-send", name="test_overrunning_job", max_retries=0, time_limit_ms=300)
+def overrunning_job(payload: dict[str, Any], *, job_key: str) -> None:
+    for _ in range(100):  # 5 s in slices: an interrupt lands between them
+        time.sleep(0.05)
+    with _guard:
+        _effects.append(job_key)
+
+
+@job(queue="email-send", name="test_overrunning_async_job", max_retries=0, time_limit_ms=300)
+async def overrunning_async_job(payload: dict[str, Any], *, job_key: str) -> None:
+    await asyncio.sleep(5)
+    with _guard:
+        _effects.append(job_key)
+
+
+async def test_a_job_past_its_time_limit_is_stopped_and_recorded_as_such(settings) -> None:
+    # The worker runs dramatiq's process-boot hooks, so TimeLimit's timer thread is running:
+    # without it, the job would run on past its limit and past the ledger's lease.
+    with InProcessWorker(settings, queues=["email-send"]) as worker:
+        for actor in ("test_overrunning_job", "test_overrunning_async_job"):
+            spec = JobSpec(actor=actor, queue="email-send", payload={}, key=f"{actor}-1")
+            await _record_and_send(settings, spec)
+        worker.wait_until_finished(timeout=20)
+    for actor in ("test_overrunning_job", "test_overrunning_async_job"):
+        status, attempts, last_error = await _job_row(settings, actor, f"{actor}-1")
+        assert (status, attempts) == ("dead", 1)
+        assert "TimeLimitExceeded" in last_error or "time limit" in last_error.lower()
+        assert f"{actor}-1" not in _effects

@@ -79,6 +79,17 @@ class JobRuntime:
     settings: Settings
     broker: RedisBroker
     pool: ConnectionPool
+    booted: bool = False
+
+    def boot(self) -> None:
+        """Run the middleware's process-boot hooks once, before a worker starts: dramatiq's
+        `TimeLimit` starts the thread that interrupts a job past its `time_limit` there (the
+        ledger's lease, time limit + 30 s, relies on it). dramatiq's own CLI does this; `lufy
+        worker` starts `dramatiq.Worker` itself, so it must too."""
+        with _lock:
+            if not self.booted:
+                self.broker.emit_after("process_boot")
+                self.booted = True
 
     # --- the ledger ---------------------------------------------------------------------------
 

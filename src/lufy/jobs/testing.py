@@ -38,6 +38,7 @@ class InProcessWorker:
 
     def __enter__(self) -> InProcessWorker:
         self.runtime, self._owns = obtain(self.settings)
+        self.runtime.boot()
         self._worker = dramatiq.Worker(
             self.runtime.broker, queues=set(self.queues), worker_threads=self.threads
         )

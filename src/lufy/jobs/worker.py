@@ -45,6 +45,7 @@ def serve_queues(queues: Sequence[str], threads: int, stop: threading.Event) -> 
     settings = get_settings()
     modules = import_job_modules()  # their actors, declared before the broker takes them
     runtime = configure(settings, pool_size=threads + 1)
+    runtime.boot()
     worker = dramatiq.Worker(runtime.broker, queues=set(queues), worker_threads=threads)
     worker.start()
     _log.info("worker started", queues=list(queues), threads=threads, job_modules=modules)
