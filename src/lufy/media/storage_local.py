@@ -11,7 +11,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from lufy.media.storage_port import (
     CHUNK,
@@ -20,6 +19,7 @@ from lufy.media.storage_port import (
     BlobWriter,
     InvalidKeyError,
     NoUploadTarget,
+    SinkWriter,
     check_key,
     check_prefix,
 )
@@ -27,29 +27,24 @@ from lufy.media.storage_port import (
 __all__ = ["LocalStorage"]
 
 
-class _LocalWriter:
+class _LocalWriter(SinkWriter):
     def __init__(self, final: Path, content_type: str | None) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
         self._final = final
         self._content_type = content_type
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".part-", suffix=".tmp")
         self._tmp = Path(tmp)
-        self._file: BinaryIO = os.fdopen(fd, "wb")
-        self.bytes_written = 0
-
-    def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self.bytes_written += len(chunk)
+        super().__init__(os.fdopen(fd, "wb"))
 
     def commit(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._sink.flush()
+        os.fsync(self._sink.fileno())
+        self._sink.close()
         os.replace(self._tmp, self._final)
         _write_type(self._final, self._content_type)
 
     def abort(self) -> None:
-        self._file.close()
+        self._sink.close()
         self._tmp.unlink(missing_ok=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lufy.media.storage_port import (
@@ -13,6 +13,7 @@ from lufy.media.storage_port import (
     BlobNotFoundError,
     BlobWriter,
     NoUploadTarget,
+    SinkWriter,
     check_key,
     check_prefix,
 )
@@ -20,21 +21,14 @@ from lufy.media.storage_port import (
 __all__ = ["MemoryStorage"]
 
 
-class _MemoryWriter:
-    def __init__(self, owner: MemoryStorage, key: str, content_type: str | None) -> None:
-        self._owner = owner
-        self._key = key
-        self._content_type = content_type
+class _MemoryWriter(SinkWriter):
+    def __init__(self, publish: Callable[[bytes], None]) -> None:
+        self._publish = publish
         self._buffer = io.BytesIO()
-        self.bytes_written = 0
-
-    def write(self, chunk: bytes) -> None:
-        self._buffer.write(chunk)
-        self.bytes_written += len(chunk)
+        super().__init__(self._buffer)
 
     def commit(self) -> None:
-        with self._owner._lock:
-            self._owner._objects[self._key] = (self._buffer.getvalue(), self._content_type)
+        self._publish(self._buffer.getvalue())
 
     def abort(self) -> None:
         self._buffer = io.BytesIO()
@@ -54,7 +48,8 @@ class MemoryStorage(NoUploadTarget):
             raise BlobNotFoundError(key) from None
 
     def open_write(self, key: str, *, content_type: str | None = None) -> BlobWriter:
-        return _MemoryWriter(self, check_key(key), content_type)
+        key = check_key(key)
+        return _MemoryWriter(lambda data: self.put_bytes(key, data, content_type=content_type))
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
         self.put_bytes(key, path.read_bytes(), content_type=content_type)

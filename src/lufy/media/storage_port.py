@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 
 from lufy.errors import ValidationFailedError
 
@@ -25,6 +25,7 @@ __all__ = [
     "BlobWriter",
     "InvalidKeyError",
     "NoUploadTarget",
+    "SinkWriter",
     "UploadTarget",
     "check_key",
     "check_prefix",
@@ -130,3 +131,17 @@ class NoUploadTarget:
         self, key: str, *, content_type: str, size_bytes: int, expires_in: int
     ) -> UploadTarget | None:
         return None
+
+
+class SinkWriter:
+    """What the adapters' writers share: chunks go to `_sink`, counted in `bytes_written`.
+
+    Subclasses publish the sink's bytes in `commit()` and drop them in `abort()`."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self.bytes_written = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._sink.write(chunk)
+        self.bytes_written += len(chunk)

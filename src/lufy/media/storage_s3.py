@@ -21,6 +21,7 @@ from lufy.media.storage_port import (
     BlobInfo,
     BlobNotFoundError,
     BlobWriter,
+    SinkWriter,
     UploadTarget,
     check_key,
     check_prefix,
@@ -32,18 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["S3Storage"]
 
 
-class _S3Writer:
+class _S3Writer(SinkWriter):
     # Spooled: small objects stay in memory, big ones go to a temp file, never all in RAM.
     def __init__(self, owner: S3Storage, key: str, content_type: str | None) -> None:
         self._owner = owner
         self._key = key
         self._content_type = content_type
         self._spool = tempfile.SpooledTemporaryFile(max_size=8 * CHUNK)  # noqa: SIM115
-        self.bytes_written = 0
-
-    def write(self, chunk: bytes) -> None:
-        self._spool.write(chunk)
-        self.bytes_written += len(chunk)
+        super().__init__(self._spool)
 
     def commit(self) -> None:
         self._spool.seek(0)
