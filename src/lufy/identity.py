@@ -3,21 +3,30 @@
 Core, so that domain services can take a Principal and stamp event metadata without importing
 the web layer; `lufy.web.auth` fills the Principal from a bearer token and
 `lufy.web.context` sets the ids for each HTTP request (jobs and the CLI leave them unset).
+
+`event_metadata` is the one place the metadata of an appended event is put together:
+`EventMetadata(**event_metadata(actor, causation_id=...))`. It returns the fields rather than
+the `EventMetadata` itself because the core sits below the event store and may not import it.
 """
 
 from __future__ import annotations
 
 import uuid
 from contextvars import ContextVar
+from enum import Enum
+from typing import Any, Literal, TypedDict
 
 import msgspec
 
 from lufy.errors import PermissionDeniedError
 
 __all__ = [
+    "AMBIENT",
+    "MetadataFields",
     "Principal",
     "correlation_id",
     "correlation_id_var",
+    "event_metadata",
     "request_id",
     "request_id_var",
     "require_role",
@@ -52,3 +61,44 @@ def request_id() -> str | None:
 def correlation_id() -> str | None:
     """The caller's correlation id, or the request id (None outside a request)."""
     return correlation_id_var.get()
+
+
+class _Ambient(Enum):
+    AMBIENT = "ambient"
+
+
+# "The id of the request being served": the default of `event_metadata`'s id parameters.
+AMBIENT = _Ambient.AMBIENT
+
+
+class MetadataFields(TypedDict):
+    """The keyword arguments of `lufy.eventstore.EventMetadata`, as `event_metadata` fills them."""
+
+    correlation_id: str | None
+    causation_id: str | None
+    actor_id: str | None
+    request_id: str | None
+    weight: float | None
+    extra: dict[str, Any] | None
+
+
+def event_metadata(
+    actor: uuid.UUID | str | None = None,
+    *,
+    causation_id: str | None = None,
+    correlation: str | Literal[_Ambient.AMBIENT] | None = AMBIENT,
+    request: str | Literal[_Ambient.AMBIENT] | None = AMBIENT,
+    weight: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> MetadataFields:
+    """The metadata of an event appended now on behalf of `actor`: the correlation and request
+    ids of the request being served (None outside one) unless given, the causing event or
+    message, and an analytics `weight` or `extra` fields when the caller has them."""
+    return MetadataFields(
+        correlation_id=correlation_id_var.get() if correlation is AMBIENT else correlation,
+        causation_id=causation_id,
+        actor_id=None if actor is None else str(actor),
+        request_id=request_id_var.get() if request is AMBIENT else request,
+        weight=weight,
+        extra=extra,
+    )

@@ -66,7 +66,7 @@ from lufy.db import Database
 from lufy.errors import NotFoundError, ValidationFailedError
 from lufy.eventstore import ANY, NO_STREAM, Event, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import ExpectedVersion
-from lufy.identity import Principal, correlation_id, request_id
+from lufy.identity import Principal, event_metadata
 from lufy.privacy import sealing
 from lufy.projections.inline import append_inline
 from lufy.settings import Settings
@@ -191,11 +191,7 @@ class AccountService:
         # One time for the events and the credentials they imply (the read of the password
         # hash compares lufy.credentials.changed_at with users.password_changed_at).
         at = datetime.now(UTC)
-        metadata = EventMetadata(
-            correlation_id=correlation_id(),
-            request_id=request_id(),
-            actor_id=str(actor) if actor else None,
-        )
+        metadata = EventMetadata(**event_metadata(actor))
         await append_inline(
             self.store,
             conn,

@@ -27,6 +27,7 @@ from lufy.analytics.events import ANALYTICS_TYPES, BY_TYPE, STREAM_TYPE
 from lufy.db import Database
 from lufy.errors import LufyError, PayloadTooLargeError
 from lufy.eventstore import EventMetadata, EventStore, NewEvent
+from lufy.identity import event_metadata
 from lufy.observability import ANALYTICS_EVENTS, record_ingest
 from lufy.sqlfiles import load_queries
 
@@ -354,9 +355,11 @@ class Ingestor:
                     event_id=item.event_id,
                     occurred_at=item.occurred_at.astimezone(UTC),
                     metadata=EventMetadata(
-                        weight=weight,
-                        correlation_id=context.correlation_id,
-                        request_id=context.request_id,
+                        **event_metadata(
+                            weight=weight,
+                            correlation=context.correlation_id,
+                            request=context.request_id,
+                        )
                     ),
                     stream_type=STREAM_TYPE,
                     stream_id=item.session_id,

@@ -53,7 +53,7 @@ from lufy.errors import (
 )
 from lufy.eventstore import NO_STREAM, EventMetadata, EventStore, NewEvent
 from lufy.eventstore.envelope import Event
-from lufy.identity import Principal, correlation_id, request_id
+from lufy.identity import Principal, event_metadata
 from lufy.media import delivery, signing
 from lufy.media.storage import BlobStorage
 from lufy.media.uploads import UnsupportedMediaTypeError
@@ -122,12 +122,7 @@ def _track(row: Sequence[Any]) -> Track:
 
 
 def _metadata(actor: uuid.UUID | None, causation_id: str | None = None) -> EventMetadata:
-    return EventMetadata(
-        actor_id=str(actor) if actor else None,
-        correlation_id=correlation_id(),
-        request_id=request_id(),
-        causation_id=causation_id,
-    )
+    return EventMetadata(**event_metadata(actor, causation_id=causation_id))
 
 
 class CatalogService:

@@ -25,7 +25,7 @@ from lufy.errors import (
 )
 from lufy.eventstore import ANY, EventStore
 from lufy.eventstore.envelope import EventMetadata, NewEvent
-from lufy.identity import correlation_id, request_id
+from lufy.identity import event_metadata
 from lufy.payments import model
 from lufy.payments.entitlements import plan_of
 from lufy.payments.events import STREAM_TYPE
@@ -237,10 +237,10 @@ class PaymentsService:
             event_id=model.event_uuid(str(evt["id"])),
             occurred_at=getattr(event, "created", None),
             metadata=EventMetadata(
-                correlation_id=correlation_id(),
-                request_id=request_id(),
-                causation_id=str(evt["id"]),
-                extra={"source": source, "stripe_type": str(evt.get("type"))},
+                **event_metadata(
+                    causation_id=str(evt["id"]),
+                    extra={"source": source, "stripe_type": str(evt.get("type"))},
+                )
             ),
         )
         for attempt in range(5):

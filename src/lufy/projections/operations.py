@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from lufy.errors import LufyError, NotFoundError
 from lufy.eventstore.envelope import ANY, Checkpoint, EventMetadata, NewEvent
 from lufy.eventstore.postgres import EventStore
+from lufy.identity import event_metadata
 from lufy.operations.events import ProjectionEventSkipped
 from lufy.projections.base import Projection
 from lufy.projections.context import LIVE_PATH, NS_LIVE, Q, checkpoint_of, enter_system_transaction
@@ -180,7 +181,7 @@ async def skip_event(
                     event=ProjectionEventSkipped(
                         projection=name, global_position=position, reason=reason
                     ),
-                    metadata=EventMetadata(actor_id=actor_id, causation_id=str(event[2])),
+                    metadata=EventMetadata(**event_metadata(actor_id, causation_id=str(event[2]))),
                 )
             ],
             expected=ANY,
