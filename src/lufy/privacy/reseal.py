@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lufy.eventstore.codec import default_codec
 from lufy.operations.events import PersonalDataSealed
+from lufy.privacy.reseal_listeners import ListenerReport, any_clear_listeners, seal_listener_ids
 from lufy.privacy.sealing import (
     SealingError,
     _kek,
@@ -173,8 +174,9 @@ def seal_existing_events(
             _PENDING, {"types": sorted(SEALED_FIELDS), "fields": fields, "since": since}
         ).fetchall()
         jobs = conn.execute(_PENDING_JOBS, {"since_time": since_time}).fetchall()
+        listeners = any_clear_listeners(conn, since)
         _advance(conn, barrier)
-        if not rows and not jobs:
+        if not rows and not jobs and not listeners:
             return None
         keys = _Keys(conn)
         for job_key, payload, user_id in jobs:
@@ -189,7 +191,7 @@ def seal_existing_events(
                 "WHERE actor = 'send_email' AND job_key = %s",
                 [json.dumps(sealed), job_key],
             )
-        if rows:
+        if rows or listeners:
             conn.execute("ALTER TABLE lufy.events DISABLE TRIGGER events_no_update_delete")
         hashes = 0
         people: set[uuid.UUID] = set()
@@ -208,15 +210,20 @@ def seal_existing_events(
                 "UPDATE lufy.events SET data = %s::jsonb WHERE global_position = %s",
                 [json.dumps(new), position],
             )
-        if rows:
+        heard = seal_listener_ids(conn, since, keys.key) if listeners else ListenerReport()
+        if rows or listeners:
             conn.execute("ALTER TABLE lufy.events ENABLE TRIGGER events_no_update_delete")
+        positions = [p for p in (heard.first_position, heard.last_position) if p]
+        positions += [rows[0][0], rows[-1][0]] if rows else []
         report = PersonalDataSealed(
             events_sealed=len(rows),
             password_hashes_removed=hashes,
             people=len(people),
-            first_position=rows[0][0] if rows else 0,
-            last_position=rows[-1][0] if rows else 0,
+            first_position=min(positions, default=0),
+            last_position=max(positions, default=0),
             jobs_sealed=len(jobs),
+            listener_events_sealed=heard.events_sealed,
+            grants_rekeyed=heard.grants_rekeyed,
         )
         codec = default_codec()
         type_name, version, payload = codec.encode(report)
@@ -230,6 +237,7 @@ def seal_existing_events(
         say(
             f"sealed the personal fields of {report.events_sealed} event(s) of "
             f"{report.people} person(s) and of {len(jobs)} e-mail job(s); removed {hashes} "
-            "password hash(es) from the log"
+            f"password hash(es) from the log; sealed the listener ids of {heard.events_sealed} "
+            f"analytics event(s) and keyed {heard.grants_rekeyed} stream grant(s)"
         )
     return report

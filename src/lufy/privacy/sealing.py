@@ -174,16 +174,22 @@ class Keyring:
         value: str,
         _cache: dict[uuid.UUID, bytes | None] | None = None,
     ) -> str:
-        """The plain text of a sealed field; ERASED when its key is gone; other text as is."""
-        parsed = _parse(value) if is_sealed(value) else None
-        if parsed is None:
-            return value
-        subject, blob = parsed
+        """The plain text of a sealed field; ERASED when its key is gone; other text as is.
+        Layered fields (a listener id: month key outside, person key inside) open layer by
+        layer."""
         cache = {} if _cache is None else _cache
-        if subject not in cache:
-            cache[subject] = await self.key(conn, subject)
-        key = cache[subject]
-        return ERASED if key is None else open_with(key, subject, blob)
+        for _layer in range(4):
+            parsed = _parse(value) if is_sealed(value) else None
+            if parsed is None:
+                return value
+            subject, blob = parsed
+            if subject not in cache:
+                cache[subject] = await self.key(conn, subject)
+            key = cache[subject]
+            if key is None:
+                return ERASED
+            value = open_with(key, subject, blob)
+        return value
 
     async def open_struct(self, conn: AsyncConnection[Any], value: _T) -> _T:
         """A copy of an event (any Struct) with its sealed string fields opened."""
