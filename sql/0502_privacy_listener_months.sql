@@ -19,3 +19,8 @@ CREATE POLICY analytics_months_system ON lufy.analytics_months FOR ALL
     USING ((select current_setting('app.current_role', true)) = 'system')
     WITH CHECK ((select current_setting('app.current_role', true)) = 'system');
 GRANT SELECT, INSERT, UPDATE ON lufy.analytics_months TO lufy_app;
+
+-- The sealing migration's progress for listener ids, apart from the accounts fields': events
+-- that the previous version's check already passed may hold listener ids in clear. NULL: not
+-- checked yet (the whole log is scanned once).
+ALTER TABLE lufy.privacy_sealing ADD COLUMN listeners_checked_below xid8;

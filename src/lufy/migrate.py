@@ -52,6 +52,8 @@ class MigrationReport:
     projections: list[str] = field(default_factory=list)
     # What the sealing of existing events did this run (None: nothing left in clear).
     sealing: Any = None
+    # Data keys wrapped again by the current DATA_KEY_SECRET this run (None: none had to be).
+    rewrapped: Any = None
 
 
 def _files(folder: Traversable) -> list[tuple[str, str]]:
@@ -472,6 +474,9 @@ def migrate(
             from lufy.privacy.reseal import seal_existing_events
 
             report.sealing = seal_existing_events(conn, say)
+            from lufy.privacy.rotation import rewrap_data_keys
+
+            report.rewrapped = rewrap_data_keys(conn, say)
             if problem:
                 raise MigrationError(problem)
         except psycopg.Error as exc:

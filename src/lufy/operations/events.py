@@ -7,6 +7,7 @@ from lufy.eventstore.envelope import Event
 __all__ = [
     "EVENTS",
     "AnalyticsRawExpired",
+    "DataKeysRewrapped",
     "PersonalDataSealed",
     "ProjectionEventSkipped",
     "ProjectionRebuilt",
@@ -55,4 +56,21 @@ class AnalyticsRawExpired(Event, frozen=True, tag="operations.analytics_raw_expi
     before: str
 
 
-EVENTS = (ProjectionEventSkipped, ProjectionRebuilt, PersonalDataSealed, AnalyticsRawExpired)
+class DataKeysRewrapped(Event, frozen=True, tag="operations.data_keys_rewrapped"):
+    """`lufy migrate` wrapped data keys by the current DATA_KEY_SECRET (a master key rotation,
+    or keys of the per-database dev key). Stream: operations/data_keys."""
+
+    rewrapped: int
+    # Of those, keys that were wrapped by the per-database dev key.
+    from_database: int = 0
+    # Keys that opened with no configured secret and were left as they were.
+    unopenable: int = 0
+
+
+EVENTS = (
+    ProjectionEventSkipped,
+    ProjectionRebuilt,
+    PersonalDataSealed,
+    AnalyticsRawExpired,
+    DataKeysRewrapped,
+)

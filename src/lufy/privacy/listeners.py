@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,6 +35,7 @@ from lufy.sqlfiles import load_queries
 __all__ = [
     "ListenerHasher",
     "ListenerKeys",
+    "SealingKeys",
     "month_of",
     "month_subject",
     "seal_listener_fields",
@@ -50,12 +52,28 @@ def month_of(moment: datetime) -> date:
     return moment.astimezone(UTC).date().replace(day=1)
 
 
+@lru_cache(maxsize=1024)
 def month_subject(month: date) -> uuid.UUID:
     return uuid.uuid5(_MONTHS, month.replace(day=1).isoformat())
 
 
+class SealingKeys(dict[uuid.UUID, bytes]):
+    """Data keys by subject, each with its AES-GCM context made once (ingestion seals every
+    event: making the context per field cost as much as the encryption)."""
+
+    def __init__(self, keys: Mapping[uuid.UUID, bytes] | None = None) -> None:
+        super().__init__(keys or {})
+        self._aead: dict[uuid.UUID, AESGCM] = {}
+
+    def seal(self, subject: uuid.UUID, text: str) -> str:
+        aead = self._aead.get(subject)
+        if aead is None:
+            aead = self._aead[subject] = AESGCM(self[subject])
+        return seal_with(self[subject], subject, text, aead=aead)
+
+
 def seal_listener_fields(
-    keys: Mapping[uuid.UUID, bytes],
+    keys: SealingKeys,
     month: date,
     user_id: uuid.UUID | None,
     anonymous_id: str | None,
@@ -63,11 +81,10 @@ def seal_listener_fields(
     """(`listener_id`, `anonymous_id`) as stored: person layer (if signed in), month layer.
     `keys` holds the person's and the month's keys (see `ListenerKeys.load`)."""
     subject = month_subject(month)
-    month_key = keys[subject]
 
     def seal(text: str) -> str:
-        inner = seal_with(keys[user_id], user_id, text) if user_id is not None else text
-        return seal_with(month_key, subject, inner)
+        inner = keys.seal(user_id, text) if user_id is not None else text
+        return keys.seal(subject, inner)
 
     return (
         seal(str(user_id)) if user_id is not None else None,
@@ -107,14 +124,14 @@ class ListenerKeys:
 
     async def load(
         self, db: Any, people: Iterable[uuid.UUID], months: Iterable[date]
-    ) -> dict[uuid.UUID, bytes]:
+    ) -> SealingKeys:
         """Keys of `people` and of `months` (created when missing: a month's on first use, a
         person's unless they are erased), by subject."""
         month_by_subject = {month_subject(m): m for m in months}
         people = set(people)
         keys, missing = self._cached(people | set(month_by_subject))
         if not missing:
-            return keys
+            return SealingKeys(keys)
         async with db.transaction(role="system") as conn:
             loaded = await self._fetch(conn, missing)
             absent = missing - loaded.keys()
@@ -137,7 +154,7 @@ class ListenerKeys:
         for subject, key in loaded.items():
             self._cache[subject] = (key, stamp)
         keys.update(loaded)
-        return keys
+        return SealingKeys(keys)
 
     @staticmethod
     async def _fetch(

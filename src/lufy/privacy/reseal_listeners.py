@@ -23,6 +23,7 @@ import psycopg
 from lufy.analytics.classify import listener_identity, listener_key
 from lufy.analytics.events import ANALYTICS_TYPES
 from lufy.privacy.listeners import (
+    SealingKeys,
     month_of,
     month_subject,
     seal_listener_fields,
@@ -85,7 +86,7 @@ def _seal_analytics(keys: _MonthKeys, data: dict[str, Any], month: date) -> dict
     if is_sealed(listener) and is_sealed(anonymous):
         return data
     user = _user(listener)
-    keymap = {month_subject(month): keys.month(month)}
+    keymap = SealingKeys({month_subject(month): keys.month(month)})
     if user is not None:
         keymap[user] = keys.person_key(user)
     new_listener, new_anonymous = seal_listener_fields(
