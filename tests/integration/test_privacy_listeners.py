@@ -3,6 +3,7 @@ ones already in the log; retention destroys month keys and the dashboards stay a
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -271,3 +272,27 @@ async def test_the_retention_command_expires_what_the_setting_says(
     done = run_cli(settings, "analytics", "expire-raw", "--days", "30", stdin="")
     assert done.returncode == 0, done.stderr
     assert "nothing to expire" in done.stderr
+
+
+async def test_many_processes_first_using_a_month_at_once_share_one_month_key(
+    container: Container, admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    artist = await insert_artist(admin_conn)
+    track = await insert_track(admin_conn, artist)
+    at = datetime.now(UTC) - timedelta(days=400)
+    # One Ingestor per "process": none has the month's key cached.
+    ingestors = [Ingestor(container.db, container.store, sample_rate=1.0) for _ in range(8)]
+    reports = await asyncio.gather(
+        *(
+            import_lines(ingestor, io.StringIO(_line(track, at, anonymous_id=f"anon-{n}") + "\n"))
+            for n, ingestor in enumerate(ingestors)
+        )
+    )
+    assert [r.accepted for r in reports] == [1] * 8, [r.rejected for r in reports]
+    cur = await admin_conn.execute(
+        "SELECT count(*) FROM lufy.data_keys WHERE subject_id = %s",
+        [month_subject(month_of(at))],
+    )
+    assert await cur.fetchone() == (1,)
+    opened = {await _open(container, v) for v in (await _listener_ids(admin_conn)).values()}
+    assert opened == {f"anon-{n}" for n in range(8)}

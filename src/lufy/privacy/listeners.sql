@@ -8,9 +8,10 @@ WHERE k.subject_id = ANY(%(subjects)s::uuid[]);
 -- name: erased_people
 SELECT id FROM lufy.users WHERE id = ANY(%(ids)s::uuid[]) AND erased_at IS NOT NULL;
 
+-- Concurrent first uses of a month: either unique index may see the other's row first.
 -- name: register_month
 INSERT INTO lufy.analytics_months (month, subject_id) VALUES (%(month)s, %(subject)s)
-ON CONFLICT (month) DO NOTHING;
+ON CONFLICT DO NOTHING;
 
 -- Locked so that retention cannot destroy the month between this check and the key's creation.
 -- name: month_destroyed
