@@ -25,6 +25,7 @@ from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
 from lufy.eventstore import ANY, EventMetadata, NewEvent
 from lufy.migrate import migrate
 from lufy.privacy.erasure import forget
+from lufy.privacy.export import export_person
 from lufy.privacy.listeners import ListenerHasher, month_of, month_subject
 from lufy.privacy.retention import expire_raw_analytics
 from lufy.privacy.sealing import ERASED, Keyring, is_sealed
@@ -162,6 +163,11 @@ async def test_the_sealing_migration_seals_listener_ids_in_the_log_once_and_coun
     assert await _open(container, signed[0]["listener_id"]) == str(listener.id)
     assert await _open(container, signed[0]["anonymous_id"]) == anonymous_id
 
+    # The export still finds the person's plays and likes (by listener_key).
+    exported = json.loads(await export_person(container, listener.id))
+    assert [s["session_id"] for s in exported["playback_sessions"]] == ["old-1"]
+    assert [e["type"] for e in exported["likes_and_follows"]] == ["track.liked"]
+
     again = migrate(settings.DATABASE_ADMIN_URL, settings.DATABASE_URL)
     assert again.sealing is None
     assert await (await admin_conn.execute(_LISTENING)).fetchall() == rows
@@ -296,3 +302,27 @@ async def test_many_processes_first_using_a_month_at_once_share_one_month_key(
     assert await cur.fetchone() == (1,)
     opened = {await _open(container, v) for v in (await _listener_ids(admin_conn)).values()}
     assert opened == {f"anon-{n}" for n in range(8)}
+
+
+async def test_the_refresh_job_expires_old_months_when_retention_is_set(
+    container: Container, settings: Settings, admin_conn: psycopg.AsyncConnection[Any]
+) -> None:
+    from lufy.analytics.jobs import refresh_analytics
+    from lufy.jobs.broker import configure
+
+    artist = await insert_artist(admin_conn)
+    track = await insert_track(admin_conn, artist)
+    old = datetime.now(UTC) - timedelta(days=90)
+    ingestor = Ingestor(container.db, container.store, sample_rate=1.0)
+    await import_lines(ingestor, io.StringIO(_line(track, old, anonymous_id="anon-o") + "\n"))
+    [value] = (await _listener_ids(admin_conn)).values()
+    assert await _open(container, value) == "anon-o"
+    for days, expected in ((None, "anon-o"), (30, ERASED)):
+        runtime = configure(
+            settings.model_copy(update={"ANALYTICS_RAW_RETENTION_DAYS": days}), pool_size=1
+        )
+        try:
+            refresh_analytics({}, job_key=f"refresh-{days}")
+        finally:
+            runtime.close()
+        assert await _open(container, value) == expected
