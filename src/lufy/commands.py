@@ -23,7 +23,9 @@ def migrate_command() -> None:
     from lufy.privacy import sealing
 
     settings = get_settings()
-    sealing.configure(settings.DATA_KEY_SECRET)  # the sealing of existing events wraps keys
+    sealing.configure(
+        settings.DATA_KEY_SECRET, settings.DATA_KEY_PREVIOUS_SECRETS
+    )  # the sealing of existing events wraps keys
     report = migrate(
         settings.DATABASE_ADMIN_URL,
         settings.DATABASE_URL,

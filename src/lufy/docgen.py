@@ -113,6 +113,11 @@ DESCRIPTIONS: dict[str, tuple[str, str | None]] = {
         "master key that wraps each person's data key (privacy); required in production",
         "random per database in dev",
     ),
+    "DATA_KEY_PREVIOUS_SECRETS": (
+        "during a rotation of `DATA_KEY_SECRET`: the previous secret(s), comma-separated, whose "
+        "data keys still open until `lufy migrate` has wrapped them by the new one",
+        "empty",
+    ),
     "ANALYTICS_RAW_RETENTION_DAYS": (
         "raw analytics events older than this keep only their aggregates",
         "unset (keep)",

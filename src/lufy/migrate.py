@@ -30,6 +30,7 @@ from lufy.dbroles import (
 from lufy.errors import LufyError
 from lufy.eventstore.horizon import xid_horizon_problem
 from lufy.privacy.reseal import seal_existing_events
+from lufy.privacy.rotation import rewrap_data_keys
 from lufy.projections.discovery import all_projections
 from lufy.sqlfiles import data_dir, load_queries
 
@@ -61,6 +62,8 @@ class MigrationReport:
     projections: list[str] = field(default_factory=list)
     # What the sealing of existing events did this run (None: nothing left in clear).
     sealing: Any = None
+    # Data keys wrapped again by the current DATA_KEY_SECRET this run (None: none had to be).
+    rewrapped: Any = None
 
 
 def _files(folder: Traversable) -> list[tuple[str, str]]:
@@ -234,6 +237,7 @@ def _finish(conn: _Conn, say: Callable[[str], None], report: MigrationReport) ->
         problem = xid_horizon_problem(conn)
     # Privacy: the one sanctioned rewrite of the log, idempotent (docs/privacy.md).
     report.sealing = seal_existing_events(conn, say)
+    report.rewrapped = rewrap_data_keys(conn, say)
     if problem:
         raise MigrationError(problem)
 

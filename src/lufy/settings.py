@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     FRONTEND_URL: str | None = None
     # Master key wrapping each person's data key (privacy); unset: random per database (dev).
     DATA_KEY_SECRET: str | None = None
+    # During a rotation of DATA_KEY_SECRET: the previous secret(s), comma-separated.
+    DATA_KEY_PREVIOUS_SECRETS: str = ""
+    # Days after which raw analytics events keep only their aggregates (privacy); unset: keep.
+    ANALYTICS_RAW_RETENTION_DAYS: int | None = Field(default=None, ge=1, le=36_500)
 
     @field_validator("DATABASE_URL", "DATABASE_ADMIN_URL")
     @classmethod

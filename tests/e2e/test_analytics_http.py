@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from lufy.analytics.testing import LocalProjector, insert_track, issue_grant
+from lufy.privacy.sealing import Keyring, is_sealed
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
 
@@ -49,7 +50,12 @@ async def test_a_signed_in_listener_plays_and_the_artist_sees_it_on_the_dashboar
         cur = await admin_conn.execute(
             "SELECT DISTINCT data->>'listener_id' FROM lufy.events WHERE stream_type = 'analytics'"
         )
-        assert await cur.fetchall() == [(str(listener.id),)]
+        stored = [row[0] for row in await cur.fetchall()]
+        # Stored sealed (privacy): it opens to the signed-in user.
+        assert len(stored) == 1
+        assert is_sealed(stored[0])
+        async with container.db.transaction(role="system") as conn:
+            assert await Keyring().open(conn, stored[0]) == str(listener.id)
 
         await LocalProjector(container.db, store).run()
         overview = await client.get(

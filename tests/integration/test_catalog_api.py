@@ -19,6 +19,7 @@ from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
 from lufy.eventstore import EventStore
 from lufy.media.signing import Tier, stream_key_id
+from lufy.privacy.listeners import ListenerHasher
 from lufy.settings import Settings
 from lufy.web.app import create_app
 from tests.helpers.accounts import TestUser, create_user
@@ -547,7 +548,10 @@ async def test_the_stream_endpoint_gives_a_token_url_and_records_the_authorizati
             [track_id],
         )
     ).fetchall()
-    assert [r[0]["listener_id"] for r in rows] == [str(artist.id), None]
+    # The grant names its listener by analytics' keyed hash, never by user id (privacy).
+    key = await ListenerHasher().key(container.db, artist.id)
+    assert [r[0].get("listener_key") for r in rows] == [key, None]
+    assert [r[0].get("listener_id") for r in rows] == [None, None]
     assert [r[0]["grant_id"] for r in rows] == [grant["grant_id"], anyone.json()["grant_id"]]
     assert grant["grant_id"] != anyone.json()["grant_id"]
 

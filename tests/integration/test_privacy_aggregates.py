@@ -24,7 +24,7 @@ from lufy.eventstore import EventMetadata, RecordedEvent
 from lufy.privacy.erasure import delete_tracks, forget
 from lufy.settings import Settings
 from tests.helpers.accounts import create_user
-from tests.helpers.http import api_client
+from tests.helpers.dashboards import artist_dashboards
 
 
 @pytest.fixture
@@ -68,18 +68,7 @@ async def test_forgetting_listeners_leaves_every_artists_dashboard_numbers_uncha
     await projector.run()
 
     async def numbers() -> list[Any]:
-        out = []
-        async with api_client(container) as client:
-            for artist in artists:
-                for path in ("overview", "tracks"):
-                    response = await client.get(
-                        f"/api/dashboard/{path}",
-                        params={"artist_id": str(artist.id), "range": "7d"},
-                        headers=admin.headers,
-                    )
-                    assert response.status_code == 200, response.text
-                    out.append(response.json())
-        return out
+        return await artist_dashboards(container, admin.headers, [a.id for a in artists])
 
     before = await numbers()
     assert before[0]["streams"] == 3

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from lufy.accounts.projections import PROJECTIONS
+from lufy.analytics.events import ANALYTICS_TYPES
+from lufy.analytics.importer import import_lines
+from lufy.analytics.ingest import Ingestor
+from lufy.analytics.projections import AnalyticsProjection
+from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
 from lufy.privacy.erasure import forget
@@ -28,6 +36,7 @@ from lufy.settings import Settings
 from lufy.web.app import create_app
 from tests.conftest import admin_url
 from tests.helpers.accounts import create_user, deliver_account_emails, inbox, token_from
+from tests.helpers.dashboards import artist_dashboards
 from tests.helpers.media import make_tone
 
 PASSWORD = "a long and unusual passphrase"
@@ -235,7 +244,11 @@ async def test_forgetting_twice_changes_nothing_the_second_time(container: Conta
 
 
 async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothing_personal(
-    container: Container, client: AsyncTestClient[Any], settings: Settings, tmp_path: Path
+    container: Container,
+    client: AsyncTestClient[Any],
+    settings: Settings,
+    tmp_path: Path,
+    admin_conn: psycopg.AsyncConnection[Any],
 ) -> None:
     email = _email()
     body = {"email": email, "password": PASSWORD, "display_name": NAME, "role": "artist"}
@@ -284,17 +297,35 @@ async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothin
     )
     assert published.status_code == 200, published.text
     assert service.storage.list(f"hls/{ticket['track_id']}/")
+    # The person also listens, signed in, to another artist's track (a grant, playback and a
+    # like sent by the app, with the client's anonymous id) and has plays imported by id.
+    anonymous_id = f"anon-{uuid.uuid4().hex}"
+    projector = LocalProjector(container.db, container.store)
+    other_track = await _listen(container, client, admin_conn, headers, artist_id, anonymous_id)
+    await projector.run()
+    before = await _dashboards(container, admin_conn)
     dump = _dump(settings)
     assert email.encode() in dump  # the read model holds it while the person is here
+    assert anonymous_id.encode() not in dump  # sealed from the start
 
     report = await forget(container, artist_id, via="cli")
     assert report.tracks_deleted == 1
+    await projector.run()
+    assert await _dashboards(container, admin_conn) == before
 
     dump = _dump(settings)
     email_hash = hashlib.sha256(email.encode()).hexdigest()
-    for secret in (email, NAME, password_hash, email_hash):
+    for secret in (email, NAME, password_hash, email_hash, anonymous_id, f"u:{artist_id}"):
         for encoded in _encodings(secret):
             assert encoded not in dump, (secret, encoded)
+    # The raw listener id: the user id as the listener of analytics events and stream grants
+    # (data and metadata), and anywhere in the analytics read models.
+    listening = _listening_rows(dump)
+    assert len(listening) >= 6
+    assert any(str(other_track).encode() in row for row in listening)
+    for encoded in _encodings(str(artist_id)) + _encodings(artist_id.hex):
+        for row in listening:
+            assert encoded not in row, (encoded, row)
     assert service.storage.list(f"hls/{ticket['track_id']}/") == []
     assert service.storage.list(f"uploads/{ticket['track_id']}/") == []
     for path in Path(settings.MEDIA_ROOT).rglob("*"):
@@ -312,6 +343,92 @@ async def test_after_forgetting_a_dump_of_the_database_and_the_media_hold_nothin
             settings.DATABASE_URL, projection, store=container.store, compare=True
         )
         assert result.swapped, projection.name
+
+
+async def _listen(
+    container: Container,
+    client: AsyncTestClient[Any],
+    admin_conn: psycopg.AsyncConnection[Any],
+    headers: dict[str, str],
+    user_id: uuid.UUID,
+    anonymous_id: str,
+) -> uuid.UUID:
+    """A grant, an app's playback and like with the grant, and an imported play, all by
+    `user_id` of another artist's track."""
+    other = await insert_artist(admin_conn)
+    track = await insert_track(admin_conn, other)
+    grant = await client.get(f"/api/music/tracks/{track}/stream", headers=headers)
+    assert grant.status_code == 200, grant.text
+    grant_id = grant.json()["grant_id"]
+    now = datetime.now(UTC)
+    session = str(uuid.uuid4())
+    events = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "type": type_,
+            "occurred_at": (now + timedelta(seconds=n)).isoformat(),
+            "session_id": session,
+            "anonymous_id": anonymous_id,
+            "track_id": str(track),
+            "grant_id": grant_id,
+            "listened_ms": ms,
+        }
+        for n, (type_, ms) in enumerate(
+            (("playback.started", 0), ("playback.progress", 0), ("track.liked", None))
+        )
+    ]
+    sent = await client.post("/api/analytics/events", json={"events": events}, headers=headers)
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["accepted"] == 3, sent.text
+    line = {
+        "event_id": str(uuid.uuid4()),
+        "type": "playback.completed",
+        "occurred_at": (now - timedelta(days=2)).isoformat(),
+        "session_id": str(uuid.uuid4()),
+        "track_id": str(track),
+        "listener_id": str(user_id),
+        "anonymous_id": anonymous_id,
+        "listened_ms": 180_000,
+    }
+    ingestor = Ingestor(container.db, container.store, sample_rate=1.0)
+    imported = await import_lines(ingestor, io.StringIO(json.dumps(line) + "\n"))
+    assert imported.accepted == 1, imported.rejected
+    return track
+
+
+async def _dashboards(container: Container, admin_conn: psycopg.AsyncConnection[Any]) -> list[Any]:
+    """Every artist's overview and tracks for the last 7 days, as an admin sees them."""
+    admin = await create_user(container, role="admin")
+    cur = await admin_conn.execute("SELECT id FROM lufy.users WHERE role = 'artist' ORDER BY id")
+    artists = [row[0] for row in await cur.fetchall()]
+    return await artist_dashboards(container, admin.headers, artists)
+
+
+_LISTENING_TYPES = {t.encode() for t in (*ANALYTICS_TYPES, "catalog.stream_authorized")}
+
+
+def _listening_rows(dump: bytes) -> list[bytes]:
+    """The rows of the dump that record listening: analytics events and stream grants of the
+    log, and every row of the analytics projection's tables and of the `analytics` schema."""
+    tables = {f"{t} ".encode() for t in AnalyticsProjection.tables}
+    rows: list[bytes] = []
+    table = b""
+    for line in dump.splitlines():
+        if line.startswith(b"COPY "):
+            table = line.split(b" ")[1]
+            continue
+        if line == b"\\.":
+            table = b""
+            continue
+        if not table:
+            continue
+        name = table.rsplit(b".", 1)[-1] + b" "
+        if table == b"lufy.events":
+            if _LISTENING_TYPES & set(line.split(b"\t")):
+                rows.append(line)
+        elif name in tables or table.startswith(b"analytics."):
+            rows.append(line)
+    return rows
 
 
 async def test_rebuilding_the_accounts_read_models_after_an_erasure_shows_the_person_erased(

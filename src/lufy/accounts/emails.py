@@ -125,7 +125,7 @@ def deliver(
     The address and the name arrive sealed with the person's data key (privacy) and are opened
     here; when the person has been erased since, nothing is sent (None)."""
     if any(sealing.is_sealed(v) for v in payload.values()):
-        sealing.configure(settings.DATA_KEY_SECRET)
+        sealing.configure(settings.DATA_KEY_SECRET, settings.DATA_KEY_PREVIOUS_SECRETS)
         payload = sealing.open_values_sync(settings.DATABASE_URL, payload)
         if sealing.ERASED in (payload.get("to"), payload.get("display_name")):
             return None

@@ -156,7 +156,7 @@ class AccountService:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.access_tokens = AccessTokens(settings.jwt_secret, issuer=settings.APP_URL)
         self.sealer = TokenSealer(settings.jwt_secret)
-        sealing.configure(settings.DATA_KEY_SECRET)
+        sealing.configure(settings.DATA_KEY_SECRET, settings.DATA_KEY_PREVIOUS_SECRETS)
         self.keyring = sealing.Keyring()
         # session id -> (live?, monotonic time checked). Revocation here drops the entry at
         # once; another process notices within `session_check_ttl` seconds.

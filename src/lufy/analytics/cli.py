@@ -80,3 +80,37 @@ def events_export(since: int, fmt: str, out: str | None) -> None:
         f"next: --since {result.resume_from}",
         err=True,
     )
+
+
+@analytics.command("expire-raw")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="retention in days (default: ANALYTICS_RAW_RETENTION_DAYS)",
+)
+def expire_raw(days: int | None) -> None:
+    """Make the listener ids of months older than the retention period unreadable, now."""
+    import psycopg
+
+    from lufy.privacy.retention import expire_raw_analytics
+    from lufy.settings import get_settings
+
+    settings = get_settings()
+    days = days or settings.ANALYTICS_RAW_RETENTION_DAYS
+    if days is None:
+        raise click.UsageError("ANALYTICS_RAW_RETENTION_DAYS is unset and no --days given")
+    with psycopg.connect(settings.DATABASE_URL) as conn:
+        expired = expire_raw_analytics(conn, days)
+    if expired is None:
+        click.echo(f"nothing to expire: every month before {_first(days)} already is", err=True)
+    else:
+        click.echo(f"destroyed the listener-id keys of {', '.join(expired.months)}", err=True)
+
+
+def _first(days: int) -> str:
+    from datetime import UTC, datetime
+
+    from lufy.privacy.retention import first_kept_month
+
+    return first_kept_month(days, datetime.now(UTC)).isoformat()

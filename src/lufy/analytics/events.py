@@ -41,8 +41,10 @@ class AnalyticsEvent(Event, frozen=True, kw_only=True, omit_defaults=True):
     # HMAC of the listener (user id or anonymous id) under a per-database key: stable, not
     # reversible by analysts, and what every distinct-listener count is taken over.
     listener_key: str
-    # The signed-in user (kept in the log only; never in the `analytics` schema).
-    listener_id: uuid.UUID | None = None
+    # The signed-in user and the client's anonymous id, both stored sealed (per person and per
+    # month: lufy.privacy.listeners; events from before sealing may hold them in clear until
+    # `lufy migrate` seals them). Never in the `analytics` schema; nothing needs to open them.
+    listener_id: str | None = None
     anonymous_id: str | None = None
     track_id: uuid.UUID | None = None
     artist_id: uuid.UUID | None = None

@@ -29,6 +29,7 @@ from lufy.errors import LufyError, PayloadTooLargeError
 from lufy.eventstore import EventMetadata, EventStore, NewEvent
 from lufy.identity import event_metadata
 from lufy.observability import ANALYTICS_EVENTS, record_ingest
+from lufy.privacy.listeners import ListenerKeys, month_of, seal_listener_fields
 from lufy.sqlfiles import load_queries
 
 __all__ = [
@@ -247,6 +248,11 @@ def _scan(value: Any, depth: int) -> str | None:
     return None
 
 
+def _user_of(item: IncomingEvent, context: IngestContext) -> uuid.UUID | None:
+    """The signed-in listener: an import line's `listener_id`, else the caller."""
+    return item.listener_id if isinstance(item, ImportedEvent) else context.user_id
+
+
 class _Candidate(msgspec.Struct):
     index: int
     item: IncomingEvent
@@ -273,6 +279,7 @@ class Ingestor:
         # a moment later).
         self._track_artist: dict[uuid.UUID, uuid.UUID] = {}
         self._artists: set[uuid.UUID] = set()
+        self._listener_keys = ListenerKeys()
 
     async def ingest_http(
         self, body: bytes, context: IngestContext, *, user_agent: str | None
@@ -315,6 +322,7 @@ class Ingestor:
             return result
         await self._resolve(candidates)
         secret = await self._hmac_key()
+        seal = await self._listener_sealer(candidates, context)
         new_events: list[NewEvent] = []
         for c in candidates:
             item = c.item
@@ -334,11 +342,12 @@ class Ingestor:
                 result.rejected.append(Rejection(c.index, "unknown artist"))
                 continue
             imported = item if isinstance(item, ImportedEvent) else None
+            listener_id, anonymous_id = seal(item, context)
             event = BY_TYPE[item.type](
                 session_id=item.session_id,
                 listener_key=listener_key(secret, c.identity),
-                listener_id=imported.listener_id if imported else context.user_id,
-                anonymous_id=item.anonymous_id,
+                listener_id=listener_id,
+                anonymous_id=anonymous_id,
                 track_id=item.track_id,
                 artist_id=artist_id,
                 listened_ms=item.listened_ms,
@@ -416,6 +425,25 @@ class Ingestor:
         if identity is None:
             return "anonymous_id: required when the listener is not signed in", None
         return None, _Candidate(index, item, identity)
+
+    async def _listener_sealer(
+        self, candidates: Sequence[_Candidate], context: IngestContext
+    ) -> Callable[[IncomingEvent, IngestContext], tuple[str | None, str | None]]:
+        """Raw listener ids are stored sealed, per person and per month (privacy.listeners):
+        the keys of the batch's listeners and months, and a sealer that reuses the sealed text
+        within the batch (`listener_key` links those events anyway)."""
+        people = {u for c in candidates if (u := _user_of(c.item, context)) is not None}
+        months = {month_of(c.item.occurred_at) for c in candidates}
+        keys = await self._listener_keys.load(self.db, people, months)
+        done: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
+
+        def seal(item: IncomingEvent, ctx: IngestContext) -> tuple[str | None, str | None]:
+            what = (_user_of(item, ctx), item.anonymous_id, month_of(item.occurred_at))
+            if what not in done:
+                done[what] = seal_listener_fields(keys, what[2], what[0], what[1])
+            return done[what]
+
+        return seal
 
     async def _hmac_key(self) -> bytes:
         if self._secret is None:

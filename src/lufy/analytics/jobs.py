@@ -22,7 +22,17 @@ _log = get_logger(__name__)
 def refresh_analytics(payload: dict[str, Any], *, job_key: str) -> None:
     from lufy.jobs.broker import current
 
-    with current().pool.connection() as conn:
+    runtime = current()
+    with runtime.pool.connection() as conn:
         rows = conn.execute(_Q.refresh_views).fetchall()
     for name, seconds in rows:
         _log.info("analytics view refreshed", view=name, seconds=seconds, job_key=job_key)
+    days = runtime.settings.ANALYTICS_RAW_RETENTION_DAYS
+    if days is not None:
+        # Retention rides on this periodic job: a no-op unless a month has just aged out.
+        from lufy.privacy.retention import expire_raw_analytics
+
+        with runtime.pool.connection() as conn:
+            expired = expire_raw_analytics(conn, days)
+        if expired is not None:
+            _log.info("raw analytics months expired", months=expired.months, job_key=job_key)

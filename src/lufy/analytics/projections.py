@@ -261,8 +261,10 @@ class AnalyticsProjection(Projection):
             event = recorded.data
             if not isinstance(event, StreamAuthorized) or event.grant_id is None:
                 continue
-            key = None
-            if event.listener_id is not None:
+            # Grants carry the key (privacy); older ones, before `lufy migrate` sealed the log,
+            # the user id it is computed from.
+            key = event.listener_key
+            if key is None and event.listener_id is not None:
                 if secret is None:
                     secret = await self._secret(conn)
                 key = listener_key(secret, f"u:{event.listener_id}")

@@ -90,10 +90,13 @@ class StreamAuthorized(Event, frozen=True, tag="catalog.stream_authorized"):
     track_id: uuid.UUID
     expires_at: datetime
     delivery: str  # "local" | "cloudfront"
-    # None for an anonymous listener of a published track.
+    # Grants before privacy sealing named the signed-in listener here; `lufy migrate` replaces
+    # it with `listener_key`, and new grants never set it.
     listener_id: uuid.UUID | None = None
     # The grant's id: the stream token's `jti`, sent back by the player with its playback events.
     grant_id: uuid.UUID | None = None
+    # The signed-in listener's keyed hash (analytics' `listener_key`); None for an anonymous one.
+    listener_key: str | None = None
 
 
 class UploadAbandoned(Event, frozen=True, tag="catalog.upload_abandoned"):

@@ -57,6 +57,7 @@ from lufy.identity import Principal, event_metadata
 from lufy.media import delivery, signing
 from lufy.media.storage import BlobStorage
 from lufy.media.uploads import UnsupportedMediaTypeError
+from lufy.privacy.listeners import ListenerHasher
 from lufy.projections.inline import append_inline
 from lufy.settings import Settings
 from lufy.sqlfiles import load_queries
@@ -146,6 +147,7 @@ class CatalogService:
         self.encrypt_hls = encrypt_hls
         self.clock = clock or (lambda: datetime.now(UTC))
         self.tier_resolver = tier_resolver or everyone_premium
+        self.listener_hasher = ListenerHasher()
 
     # --- loading and appending ----------------------------------------------------------------
 
@@ -518,9 +520,10 @@ class CatalogService:
         grant_id = uuid.uuid4()
         issued_at = self.clock()
         expires_at = signing.stream_token_expiry(issued_at)
+        # The listener as analytics counts them (a keyed hash), never the user id (privacy).
         event = StreamAuthorized(
             track_id=track_id,
-            listener_id=user_id,
+            listener_key=await self.listener_hasher.key(self.db, user_id),
             expires_at=expires_at,
             delivery=delivery.delivery_mode(self.settings),
             grant_id=grant_id,
@@ -533,7 +536,7 @@ class CatalogService:
             principal,
             STREAM_AUTH_STREAM,
             track_id,
-            NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(user_id)),
+            NewEvent(event=event, occurred_at=issued_at, metadata=_metadata(None)),
         )
         token, _ = signing.issue_stream_token(
             self.settings.jwt_secret,

@@ -16,6 +16,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from lufy.errors import NotFoundError
+from lufy.privacy.listeners import ListenerHasher
 
 __all__ = ["export_person"]
 
@@ -39,7 +40,8 @@ _TRACKS = """
 SELECT id, title, status, duration_ms, published, published_at, created_at, deleted_at
 FROM lufy.tracks WHERE artist_id = %(id)s ORDER BY created_at, id
 """
-# Playback events name their listener; grouped by session as the metrics define a session.
+# Playback events name their listener by keyed hash (their `listener_id` is sealed; events from
+# before sealing hold it in clear); grouped by session as the metrics define a session.
 _PLAYBACK = """
 SELECT data->>'session_id' AS session_id,
        min(data->>'track_id') AS track_id,
@@ -51,13 +53,14 @@ SELECT data->>'session_id' AS session_id,
        min(data->>'device') AS device,
        min(data->>'country') AS country
 FROM lufy.events
-WHERE type LIKE 'playback.%%' AND data->>'listener_id' = %(id_text)s
+WHERE type LIKE 'playback.%%'
+  AND (data->>'listener_key' = %(key)s OR data->>'listener_id' = %(id_text)s)
 GROUP BY 1 ORDER BY 3, 1
 """
 _ENGAGEMENT = """
 SELECT type, data->>'track_id', data->>'artist_id', occurred_at FROM lufy.events
 WHERE type IN ('track.liked', 'track.unliked', 'artist.followed', 'artist.unfollowed')
-  AND data->>'listener_id' = %(id_text)s
+  AND (data->>'listener_key' = %(key)s OR data->>'listener_id' = %(id_text)s)
 ORDER BY global_position
 """
 _SUBSCRIPTIONS = """
@@ -84,7 +87,8 @@ async def _table_exists(conn: AsyncConnection[Any], name: str) -> bool:
 
 async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
     """The JSON document (bytes) of everything Lufy holds about `user_id`."""
-    params = {"id": user_id, "id_text": str(user_id)}
+    key = await ListenerHasher().key(container.db, user_id)
+    params = {"id": user_id, "id_text": str(user_id), "key": key}
     async with container.db.transaction(role="system") as conn:
         profile_rows = await _rows(conn, _PROFILE, params)
         if not profile_rows:

@@ -19,7 +19,6 @@ is thrown away at once: they open as "[erased]", as every later replay expects.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,14 +29,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lufy.eventstore.codec import default_codec
 from lufy.operations.events import PersonalDataSealed
+from lufy.privacy.reseal_listeners import ListenerReport, any_clear_listeners, seal_listener_ids
 from lufy.privacy.sealing import (
     SealingError,
-    _kek,
     _secret,
     _unwrap,
-    _wrap_aad,
     is_sealed,
     seal_with,
+    secret_id,
+    wrap,
 )
 
 __all__ = ["SEALED_FIELDS", "seal_existing_events"]
@@ -113,11 +113,15 @@ class _Keys:
             material, wrapped_by = self.db_secret, "database"
         else:
             raise SealingError("lufy.data_key_master is empty and DATA_KEY_SECRET is not set")
-        nonce = os.urandom(12)
-        wrapped = nonce + _kek(material).encrypt(nonce, key, _wrap_aad(subject))
         self.conn.execute(
-            "INSERT INTO lufy.data_keys (subject_id, wrapped_key, wrapped_by) VALUES (%s, %s, %s)",
-            [subject, wrapped, wrapped_by],
+            "INSERT INTO lufy.data_keys (subject_id, wrapped_key, wrapped_by, secret_id) "
+            "VALUES (%s, %s, %s, %s)",
+            [
+                subject,
+                wrap(subject, key, material),
+                wrapped_by,
+                secret_id(secret) if secret is not None else None,
+            ],
         )
 
 
@@ -139,22 +143,26 @@ WHERE u.id = c.user_id AND u.password_hash IS NULL AND u.password_changed_at > c
 )
 
 
-def _progress(conn: psycopg.Connection[Any]) -> tuple[str, str, Any]:
-    """(read barrier now, where the last check stopped, when it ran)."""
+def _progress(conn: psycopg.Connection[Any]) -> tuple[str, str, Any, str]:
+    """(read barrier now, where the last check stopped, when it ran, where the last check of
+    listener ids stopped: they have a progress of their own, since 0502)."""
     row = conn.execute(
-        "SELECT lufy.read_barrier()::text, p.checked_below::text, p.checked_at "
+        "SELECT lufy.read_barrier()::text, p.checked_below::text, p.checked_at, "
+        "p.listeners_checked_below::text "
         "FROM (SELECT 1) one LEFT JOIN lufy.privacy_sealing p ON p.id = 1"
     ).fetchone()
     assert row is not None
-    return row[0], row[1] or "0", row[2] or datetime(1970, 1, 1, tzinfo=UTC)
+    return row[0], row[1] or "0", row[2] or datetime(1970, 1, 1, tzinfo=UTC), row[3] or "0"
 
 
 def _advance(conn: psycopg.Connection[Any], barrier: str) -> None:
     conn.execute(
-        "INSERT INTO lufy.privacy_sealing (id, checked_below, checked_at) "
-        "VALUES (1, %s::xid8, now()) ON CONFLICT (id) DO UPDATE "
-        "SET checked_below = excluded.checked_below, checked_at = excluded.checked_at",
-        [barrier],
+        "INSERT INTO lufy.privacy_sealing (id, checked_below, checked_at, "
+        "listeners_checked_below) VALUES (1, %s::xid8, now(), %s::xid8) "
+        "ON CONFLICT (id) DO UPDATE SET checked_below = excluded.checked_below, "
+        "checked_at = excluded.checked_at, "
+        "listeners_checked_below = excluded.listeners_checked_below",
+        [barrier, barrier],
     )
 
 
@@ -168,13 +176,14 @@ def seal_existing_events(
         conn.execute("SELECT set_config('app.current_role', 'system', true)")
         for statement in _SYNC_CREDENTIALS:
             conn.execute(statement)
-        barrier, since, since_time = _progress(conn)
+        barrier, since, since_time, listeners_since = _progress(conn)
         rows = conn.execute(
             _PENDING, {"types": sorted(SEALED_FIELDS), "fields": fields, "since": since}
         ).fetchall()
         jobs = conn.execute(_PENDING_JOBS, {"since_time": since_time}).fetchall()
+        listeners = any_clear_listeners(conn, listeners_since)
         _advance(conn, barrier)
-        if not rows and not jobs:
+        if not rows and not jobs and not listeners:
             return None
         keys = _Keys(conn)
         for job_key, payload, user_id in jobs:
@@ -189,7 +198,7 @@ def seal_existing_events(
                 "WHERE actor = 'send_email' AND job_key = %s",
                 [json.dumps(sealed), job_key],
             )
-        if rows:
+        if rows or listeners:
             conn.execute("ALTER TABLE lufy.events DISABLE TRIGGER events_no_update_delete")
         hashes = 0
         people: set[uuid.UUID] = set()
@@ -208,15 +217,22 @@ def seal_existing_events(
                 "UPDATE lufy.events SET data = %s::jsonb WHERE global_position = %s",
                 [json.dumps(new), position],
             )
-        if rows:
+        heard = (
+            seal_listener_ids(conn, listeners_since, keys.key) if listeners else ListenerReport()
+        )
+        if rows or listeners:
             conn.execute("ALTER TABLE lufy.events ENABLE TRIGGER events_no_update_delete")
+        positions = [p for p in (heard.first_position, heard.last_position) if p]
+        positions += [rows[0][0], rows[-1][0]] if rows else []
         report = PersonalDataSealed(
             events_sealed=len(rows),
             password_hashes_removed=hashes,
             people=len(people),
-            first_position=rows[0][0] if rows else 0,
-            last_position=rows[-1][0] if rows else 0,
+            first_position=min(positions, default=0),
+            last_position=max(positions, default=0),
             jobs_sealed=len(jobs),
+            listener_events_sealed=heard.events_sealed,
+            grants_rekeyed=heard.grants_rekeyed,
         )
         codec = default_codec()
         type_name, version, payload = codec.encode(report)
@@ -230,6 +246,7 @@ def seal_existing_events(
         say(
             f"sealed the personal fields of {report.events_sealed} event(s) of "
             f"{report.people} person(s) and of {len(jobs)} e-mail job(s); removed {hashes} "
-            "password hash(es) from the log"
+            f"password hash(es) from the log; sealed the listener ids of {heard.events_sealed} "
+            f"analytics event(s) and keyed {heard.grants_rekeyed} stream grant(s)"
         )
     return report

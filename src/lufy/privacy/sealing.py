@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import uuid
 from collections.abc import Mapping
@@ -46,6 +48,7 @@ ERASED = "[erased]"
 
 _T = TypeVar("_T", bound=msgspec.Struct)
 _configured: str | None = None
+_configured_previous: tuple[str, ...] | None = None
 
 _KEY_QUERY = (
     "SELECT k.wrapped_key, k.wrapped_by, m.secret FROM lufy.data_keys k "
@@ -53,8 +56,8 @@ _KEY_QUERY = (
 )
 _MASTER_QUERY = "SELECT secret FROM lufy.data_key_master WHERE id = 1"
 _INSERT_KEY = (
-    "INSERT INTO lufy.data_keys (subject_id, wrapped_key, wrapped_by) VALUES (%s, %s, %s) "
-    "ON CONFLICT (subject_id) DO NOTHING"
+    "INSERT INTO lufy.data_keys (subject_id, wrapped_key, wrapped_by, secret_id) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (subject_id) DO NOTHING"
 )
 _DELETE_KEY = "DELETE FROM lufy.data_keys WHERE subject_id = %s"
 
@@ -66,14 +69,31 @@ class SealingError(LufyError):
     title = "Personal data cannot be opened"
 
 
-def configure(secret: str | None) -> None:
-    """Set the master secret (the container does, from settings.DATA_KEY_SECRET)."""
-    global _configured
+def configure(secret: str | None, previous: str | None = None) -> None:
+    """Set the master secret (the container does, from settings.DATA_KEY_SECRET) and, during a
+    rotation, the previous ones (DATA_KEY_PREVIOUS_SECRETS, comma-separated)."""
+    global _configured, _configured_previous
     _configured = secret or None
+    _configured_previous = _split(previous) if previous is not None else None
+
+
+def _split(secrets: str) -> tuple[str, ...]:
+    return tuple(p for p in (part.strip() for part in secrets.split(",")) if p)
 
 
 def _secret() -> str | None:
     return _configured or os.environ.get("DATA_KEY_SECRET") or None
+
+
+def _previous_secrets() -> tuple[str, ...]:
+    if _configured_previous is not None:
+        return _configured_previous
+    return _split(os.environ.get("DATA_KEY_PREVIOUS_SECRETS", ""))
+
+
+def secret_id(secret: str) -> str:
+    """Which secret wrapped a key (`lufy.data_keys.secret_id`), without revealing it."""
+    return hmac.new(secret.encode(), b"lufy data key secret id", hashlib.sha256).hexdigest()[:32]
 
 
 def is_sealed(value: object) -> bool:
@@ -103,26 +123,37 @@ def _wrap_aad(subject: uuid.UUID) -> bytes:
 
 
 def _unwrap(subject: uuid.UUID, wrapped: bytes, wrapped_by: str, db_secret: bytes | None) -> bytes:
+    """The data key; wrapped by a secret: the current one, else each previous one in turn."""
     if wrapped_by == "secret":
         secret = _secret()
         if secret is None:
             raise SealingError("DATA_KEY_SECRET: data keys were wrapped by it, and it is not set")
-        material = secret.encode()
+        materials = [s.encode() for s in (secret, *_previous_secrets())]
     else:
         if db_secret is None:
             raise SealingError("lufy.data_key_master is empty: run `lufy migrate`")
-        material = db_secret
-    try:
-        return _kek(material).decrypt(wrapped[:12], wrapped[12:], _wrap_aad(subject))
-    except InvalidTag:
-        raise SealingError(
-            "a data key cannot be unwrapped: DATA_KEY_SECRET is not the one it was wrapped with"
-        ) from None
+        materials = [db_secret]
+    for material in materials:
+        try:
+            return _kek(material).decrypt(wrapped[:12], wrapped[12:], _wrap_aad(subject))
+        except InvalidTag:
+            continue
+    raise SealingError(
+        "a data key cannot be unwrapped: neither DATA_KEY_SECRET nor DATA_KEY_PREVIOUS_SECRETS "
+        "is the one it was wrapped with"
+    )
 
 
-def seal_with(key: bytes, subject: uuid.UUID, text: str) -> str:
+def wrap(subject: uuid.UUID, key: bytes, material: bytes) -> bytes:
     nonce = os.urandom(12)
-    blob = nonce + AESGCM(key).encrypt(nonce, text.encode(), subject.bytes)
+    return nonce + _kek(material).encrypt(nonce, key, _wrap_aad(subject))
+
+
+def seal_with(key: bytes, subject: uuid.UUID, text: str, *, aead: AESGCM | None = None) -> str:
+    """`text` sealed for `subject`; `aead`: the key's AES-GCM context, when the caller keeps one
+    (making it costs as much as the encryption)."""
+    nonce = os.urandom(12)
+    blob = nonce + (aead or AESGCM(key)).encrypt(nonce, text.encode(), subject.bytes)
     return f"{SEALED_PREFIX}{subject}:{base64.urlsafe_b64encode(blob).decode().rstrip('=')}"
 
 
@@ -155,9 +186,9 @@ class Keyring:
             if master is None:
                 raise SealingError("lufy.data_key_master is empty: run `lufy migrate`")
             material, wrapped_by = bytes(master[0]), "database"
-        nonce = os.urandom(12)
-        wrapped = nonce + _kek(material).encrypt(nonce, key, _wrap_aad(subject))
-        await conn.execute(_INSERT_KEY, [subject, wrapped, wrapped_by])
+        wrapped = wrap(subject, key, material)
+        fingerprint = secret_id(secret) if secret is not None else None
+        await conn.execute(_INSERT_KEY, [subject, wrapped, wrapped_by, fingerprint])
         # Another transaction may have created it first: read back whichever won.
         found = await self.key(conn, subject)
         assert found is not None
@@ -174,16 +205,22 @@ class Keyring:
         value: str,
         _cache: dict[uuid.UUID, bytes | None] | None = None,
     ) -> str:
-        """The plain text of a sealed field; ERASED when its key is gone; other text as is."""
-        parsed = _parse(value) if is_sealed(value) else None
-        if parsed is None:
-            return value
-        subject, blob = parsed
+        """The plain text of a sealed field; ERASED when its key is gone; other text as is.
+        Layered fields (a listener id: month key outside, person key inside) open layer by
+        layer."""
         cache = {} if _cache is None else _cache
-        if subject not in cache:
-            cache[subject] = await self.key(conn, subject)
-        key = cache[subject]
-        return ERASED if key is None else open_with(key, subject, blob)
+        for _layer in range(4):
+            parsed = _parse(value) if is_sealed(value) else None
+            if parsed is None:
+                return value
+            subject, blob = parsed
+            if subject not in cache:
+                cache[subject] = await self.key(conn, subject)
+            key = cache[subject]
+            if key is None:
+                return ERASED
+            value = open_with(key, subject, blob)
+        return value
 
     async def open_struct(self, conn: AsyncConnection[Any], value: _T) -> _T:
         """A copy of an event (any Struct) with its sealed string fields opened."""
