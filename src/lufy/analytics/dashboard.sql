@@ -65,8 +65,8 @@ WITH src AS (
            OR (e.occurred_at >= %(mid_to)s AND e.occurred_at < %(to)s))
       AND (%(artist)s::uuid IS NULL OR e.artist_id = %(artist)s::uuid)
 )
-SELECT track_id, sum(streams), sum(listen_ms), sum(starts), sum(completions), sum(skips),
-       sum(likes), sum(follows)
+SELECT track_id, (SELECT t.title FROM lufy.tracks t WHERE t.id = src.track_id), sum(streams),
+       sum(listen_ms), sum(starts), sum(completions), sum(skips), sum(likes), sum(follows)
 FROM src
 GROUP BY 1;
 

@@ -29,9 +29,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
 from lufy.sqlfiles import load_queries
@@ -42,9 +43,10 @@ __all__ = [
     "PLATFORM",
     "BitmapChanges",
     "Block",
+    "BlockRow",
     "RowKey",
     "blocks",
-    "read_blocks",
+    "send_read",
     "weighted_count",
 ]
 
@@ -85,15 +87,20 @@ def blocks(start: datetime, end: datetime) -> list[Block]:
     at, stop = start.timestamp(), end.timestamp()
     if at % 900 or stop % 900:
         raise ValueError(f"{start} .. {end} is not on 15-minute boundaries")
+    return list(_blocks(int(at), int(stop)))
+
+
+@lru_cache(maxsize=8192)
+def _blocks(now: int, last: int) -> tuple[Block, ...]:
+    # Cached: a chart asks for the same buckets again and again.
     out: list[Block] = []
-    now, last = int(at), int(stop)
     while now < last:
         for level, length in reversed(LEVELS):
             if now % length == 0 and now + length <= last:
                 out.append((level, now))
                 now += length
                 break
-    return out
+    return tuple(out)
 
 
 def dimension_value(session: Any, dim: str) -> str:
@@ -210,7 +217,30 @@ async def _listener_ids(conn: AsyncConnection[Any], keys: Iterable[str]) -> dict
     return ids
 
 
-async def read_blocks(
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    """One bitmap row as read: its bitmap is decoded only when asked (`bitmap()`)."""
+
+    owner: uuid.UUID
+    key: str
+    block: Block
+    weight: float
+    streams: float
+    listeners: int
+    data: bytes
+
+    @classmethod
+    def of(cls, rows: Iterable[Sequence[Any]]) -> list[BlockRow]:
+        return [
+            cls(owner, key, (level, epoch), weight, streams, listeners, data)
+            for owner, key, level, epoch, weight, streams, listeners, data in rows
+        ]
+
+    def bitmap(self) -> BitMap:
+        return BitMap.deserialize(self.data)
+
+
+async def send_read(
     conn: AsyncConnection[Any],
     *,
     scope: str,
@@ -218,38 +248,27 @@ async def read_blocks(
     artist: uuid.UUID | None,
     dim: str,
     wanted: Sequence[Block],
-) -> list[tuple[uuid.UUID, str, Block, float, float, BitMap]]:
-    """(owner, key, block, weight, streams, bitmap) of every row of `wanted` blocks in scope;
-    owners None = every owner (of `artist`, when given)."""
+) -> AsyncCursor[Any] | None:
+    """Queue the read of every row of `wanted` blocks in scope (owners None = every owner, of
+    `artist` when given); its rows, fetched, go through `BlockRow.of`. None: nothing to read."""
     if not wanted:
-        return []
-    buckets: dict[str, list[datetime]] = {level: [] for level, _ in LEVELS}
+        return None
+    epochs: dict[str, list[int]] = {level: [] for level, _ in LEVELS}
     for level, epoch in wanted:
-        buckets[level].append(datetime.fromtimestamp(epoch, UTC))
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(
-            _Q.read_rows,
-            {
-                "scope": scope,
-                "owners": list(owners) if owners is not None else None,
-                "artist": artist,
-                "dim": dim,
-                **buckets,
-            },
-            prepare=False,
-        )
-        rows = await cur.fetchall()
-    return [
-        (
-            owner,
-            key,
-            (level, epoch),
-            weight,
-            streams,
-            BitMap.deserialize(bytes(data)),
-        )
-        for owner, key, level, epoch, weight, streams, data in rows
-    ]
+        epochs[level].append(epoch)
+    cur = conn.cursor(binary=True)
+    await cur.execute(
+        _Q.read_rows,
+        {
+            "scope": scope,
+            "owners": list(owners) if owners is not None else None,
+            "artist": artist,
+            "dim": dim,
+            **{level: "{" + ",".join(map(str, e)) + "}" for level, e in epochs.items()},
+        },
+        prepare=False,
+    )
+    return cur
 
 
 def weighted_count(members: Iterable[tuple[float, BitMap]]) -> float:
