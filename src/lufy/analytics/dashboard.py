@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from lufy.analytics.bitmap_cache import BitmapCache
 from lufy.analytics.dashboard_reads import METRICS, Scope, Sums, Window, num
 from lufy.analytics.periods import BadQueryError, Period, boundaries, resolve_period
 from lufy.analytics.schemas import (
@@ -51,6 +52,8 @@ class Dashboard:
     ) -> None:
         self.db = db
         self.clock = clock
+        # Decoded listener bitmaps of this database, reused while their rows do not change.
+        self.bitmaps = BitmapCache()
 
     def period(self, query: Query) -> Period:
         return resolve_period(query.range, query.from_, query.to, query.tz, self.clock())
@@ -69,7 +72,7 @@ class Dashboard:
             conn.pipeline(),
         ):
             for window in (now, before):
-                await window.send(conn, listeners="buckets")
+                await window.send(conn, self.bitmaps, listeners="buckets")
             (current,) = await now.series()
             (previous,) = await before.series()
         metrics = current.metrics()
@@ -98,7 +101,9 @@ class Dashboard:
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
         ):
-            await window.send(conn, listeners="buckets" if metric == "listeners" else None)
+            await window.send(
+                conn, self.bitmaps, listeners="buckets" if metric == "listeners" else None
+            )
             sums = await window.series()
         labels = [b.astimezone(period.tz).isoformat() for b in bounds[:-1]]
         return labels, sums
@@ -158,7 +163,7 @@ class Dashboard:
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
         ):
-            await window.send(conn, sums="track_sums", listeners="tracks")
+            await window.send(conn, self.bitmaps, sums="track_sums", listeners="tracks")
             titles: dict[uuid.UUID, str | None] = {}
             for row in await window.rows("sums"):
                 per_track.setdefault(row[0], Sums()).add(row[2:])
@@ -194,7 +199,7 @@ class Dashboard:
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
         ):
-            await window.send(conn, sums=None, listeners="keys", dim=dimension)
+            await window.send(conn, self.bitmaps, sums=None, listeners="keys", dim=dimension)
             acc = await window.listeners()
         keyed = [(key, acc.streams[key], acc.count(key)) for key in acc.groups()]
         keyed.sort(key=lambda r: (-r[1], r[0]))
@@ -211,7 +216,7 @@ class Dashboard:
         bounds = boundaries(start, end, period.tz, "minute")
         window = Window(start, end, bounds, scope)
         async with self.db.transaction(user_id=scope.user_id, role=scope.role) as conn:
-            sums = await (await window.send(conn)).series()
+            sums = await (await window.send(conn, self.bitmaps)).series()
         return RealtimeResponse(
             points=[
                 Point(b.astimezone(period.tz).isoformat(), s.value("streams"))

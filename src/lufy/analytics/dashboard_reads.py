@@ -24,6 +24,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
 from lufy.analytics import listeners as bitmaps
+from lufy.analytics.bitmap_cache import BitmapCache
 from lufy.analytics.schemas import Metrics
 from lufy.errors import PermissionDeniedError
 from lufy.identity import Principal
@@ -185,6 +186,7 @@ class Window:
         }
         self._cursors: dict[str, AsyncCursor[Any]] = {}
         self._blocks: list[list[bitmaps.Block]] = []
+        self._read: bitmaps.Read | None = None
 
     def aligned_blocks(self, start: datetime, end: datetime) -> list[bitmaps.Block]:
         """The bitmap blocks of [start, end) inside the range's 15-minute-aligned middle."""
@@ -198,14 +200,15 @@ class Window:
     async def send(
         self,
         conn: AsyncConnection[Any],
+        cache: BitmapCache,
         *,
         sums: str | None = "sums",
         listeners: str | None = None,
         dim: str = "",
     ) -> Window:
         """Queue the counters query `sums` and, with `listeners` ('buckets': one group per
-        bucket, 'tracks': one per track, 'keys': one per key of `dim`), the bitmap rows and
-        edge sessions."""
+        bucket, 'tracks': one per track, 'keys': one per key of `dim`), the bitmap rows (the
+        bytes of those `cache` does not hold) and edge sessions."""
         if sums is not None:
             self._cursors["sums"] = await conn.execute(
                 getattr(_Q, sums), self.params, prepare=False
@@ -225,11 +228,9 @@ class Window:
             if listeners == "tracks":
                 kind, owners = "t", None
             wanted = self.aligned_blocks(self.params["from"], self.params["to"])
-        cur = await bitmaps.send_read(
-            conn, scope=kind, owners=owners, artist=self.scope.artist_id, dim=dim, wanted=wanted
+        self._read = await bitmaps.Read(cache, kind, dim, self.scope.artist_id).send(
+            conn, owners, wanted
         )
-        if cur is not None:
-            self._cursors["blocks"] = cur
         if self.has_edges():
             self._cursors["edges"] = await conn.execute(
                 bitmaps.EDGE_LISTENERS, {**self.params, "dim": dim}, prepare=False
@@ -245,7 +246,7 @@ class Window:
         out = [Sums() for _ in self.bounds[:-1]]
         for row in await self.rows("sums"):
             out[row[0] - 1].add(row[1:])
-        if "blocks" in self._cursors or "edges" in self._cursors:
+        if self._read is not None:
             acc = await self.listeners()
             for i in acc.groups():
                 out[i].listeners = acc.count(i)
@@ -254,7 +255,7 @@ class Window:
     async def listeners(self) -> Listeners:
         """The listener accumulator of the groups asked for in `send`."""
         acc = Listeners()
-        found = bitmaps.BlockRow.of(await self.rows("blocks"))
+        found = await self._read.rows() if self._read is not None else []
         if self._group_by == "buckets":
             by_block: dict[bitmaps.Block, list[bitmaps.BlockRow]] = defaultdict(list)
             for row in found:

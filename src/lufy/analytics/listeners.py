@@ -35,6 +35,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
+from lufy.analytics.bitmap_cache import BitmapCache
 from lufy.sqlfiles import load_queries
 
 __all__ = [
@@ -44,9 +45,9 @@ __all__ = [
     "BitmapChanges",
     "Block",
     "BlockRow",
+    "Read",
     "RowKey",
     "blocks",
-    "send_read",
     "weighted_count",
 ]
 
@@ -217,58 +218,89 @@ async def _listener_ids(conn: AsyncConnection[Any], keys: Iterable[str]) -> dict
     return ids
 
 
-@dataclass(frozen=True, slots=True)
 class BlockRow:
-    """One bitmap row as read: its bitmap is decoded only when asked (`bitmap()`)."""
+    """One bitmap row as read; its bitmap is decoded (or taken from the cache) when asked."""
 
-    owner: uuid.UUID
-    key: str
-    block: Block
-    weight: float
-    streams: float
-    listeners: int
-    data: bytes
+    __slots__ = ("block", "key", "listeners", "owner", "read", "streams", "version", "weight")
 
-    @classmethod
-    def of(cls, rows: Iterable[Sequence[Any]]) -> list[BlockRow]:
-        return [
-            cls(owner, key, (level, epoch), weight, streams, listeners, data)
-            for owner, key, level, epoch, weight, streams, listeners, data in rows
-        ]
+    def __init__(self, read: Read, row: Sequence[Any]) -> None:
+        self.read = read
+        self.owner: uuid.UUID = row[0]
+        self.key: str = row[1]
+        self.block: Block = (row[2], row[3])
+        self.weight: float = row[4]
+        self.streams: float = row[5]
+        self.listeners: int = row[6]
+        self.version: str = row[7]
 
     def bitmap(self) -> BitMap:
-        return BitMap.deserialize(self.data)
+        return self.read.bitmap(self)
 
 
-async def send_read(
-    conn: AsyncConnection[Any],
-    *,
-    scope: str,
-    owners: Sequence[uuid.UUID] | None,
-    artist: uuid.UUID | None,
-    dim: str,
-    wanted: Sequence[Block],
-) -> AsyncCursor[Any] | None:
-    """Queue the read of every row of `wanted` blocks in scope (owners None = every owner, of
-    `artist` when given); its rows, fetched, go through `BlockRow.of`. None: nothing to read."""
-    if not wanted:
-        return None
-    epochs: dict[str, list[int]] = {level: [] for level, _ in LEVELS}
-    for level, epoch in wanted:
-        epochs[level].append(epoch)
-    cur = conn.cursor(binary=True)
-    await cur.execute(
-        _Q.read_rows,
-        {
-            "scope": scope,
-            "owners": list(owners) if owners is not None else None,
-            "artist": artist,
-            "dim": dim,
-            **{level: "{" + ",".join(map(str, e)) + "}" for level, e in epochs.items()},
-        },
-        prepare=False,
-    )
-    return cur
+class Read:
+    """The rows of some blocks in one scope, queued by `send` and collected by `rows`."""
+
+    def __init__(self, cache: BitmapCache, scope: str, dim: str, artist: uuid.UUID | None) -> None:
+        self.cache, self.scope, self.dim, self.artist = cache, scope, dim, artist
+        self.cursor: AsyncCursor[Any] | None = None
+        self.known: dict[str, BitMap] = {}
+        self._data: dict[str, tuple[bytes, uuid.UUID | None]] = {}
+
+    async def send(
+        self,
+        conn: AsyncConnection[Any],
+        owners: Sequence[uuid.UUID] | None,
+        wanted: Sequence[Block],
+    ) -> Read:
+        """Queue the read of every row of `wanted` blocks (owners None = every owner, of the
+        artist when given), without the bytes of the versions the cache holds."""
+        if not wanted:
+            return self
+        self.known = self.cache.known(
+            [(self.scope, self.dim, level, epoch) for level, epoch in wanted], owners, self.artist
+        )
+        epochs: dict[str, list[int]] = {level: [] for level, _ in LEVELS}
+        for level, epoch in wanted:
+            epochs[level].append(epoch)
+        self.cursor = conn.cursor(binary=True)
+        await self.cursor.execute(
+            _Q.read_rows,
+            {
+                "scope": self.scope,
+                "owners": list(owners) if owners is not None else None,
+                "artist": self.artist,
+                "dim": self.dim,
+                "known": _array(f'"{v}"' for v in self.known),
+                **{level: _array(e) for level, e in epochs.items()},
+            },
+            prepare=False,
+        )
+        return self
+
+    async def rows(self) -> list[BlockRow]:
+        if self.cursor is None:
+            return []
+        out = []
+        for row in await self.cursor.fetchall():
+            block = BlockRow(self, row)
+            if row[9] is not None:
+                self._data[block.version] = (row[9], row[8])
+            out.append(block)
+        return out
+
+    def bitmap(self, row: BlockRow) -> BitMap:
+        found = self.known.get(row.version)
+        if found is None:
+            data, artist = self._data.pop(row.version)
+            place = (self.scope, self.dim, *row.block)
+            found = self.known[row.version] = self.cache.add(
+                row.version, place, row.owner, artist, data
+            )
+        return found
+
+
+def _array(items: Iterable[object]) -> str:
+    return "{" + ",".join(map(str, items)) + "}"
 
 
 def weighted_count(members: Iterable[tuple[float, BitMap]]) -> float:

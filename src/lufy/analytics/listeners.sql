@@ -64,11 +64,14 @@ WHERE b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
--- The blocks of each level as an array of epochs (binary): index probes by
--- (level, bucket = ANY(...)), never a scan of every row of the owner.
+-- The blocks of each level as an array of epochs: index probes by (level, bucket = ANY(...)),
+-- never a scan of every row of the owner. Each row's version (ctid:xmin) comes with it, and its
+-- bytes unless the reader already holds that version (`known`, lufy/analytics/bitmap_cache.py).
 SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.streams,
-       b.listeners, b.bitmap
+       b.listeners, v.version, b.artist_id,
+       CASE WHEN v.version = ANY(%(known)s::text[]) THEN NULL ELSE b.bitmap END
 FROM listener_bitmaps b
+CROSS JOIN LATERAL (SELECT b.ctid::text || ':' || b.xmin::text AS version) v
 WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
   AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
