@@ -158,16 +158,17 @@ class Dashboard:
             raise BadQueryError("limit: must be between 1 and 500")
         period = self.period(query)
         window = Window(period.start, period.end, [period.start, period.end], scope)
-        per_track: dict[uuid.UUID, Sums] = {}
         async with (
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
         ):
             await window.send(conn, self.bitmaps, sums="track_sums", listeners="tracks")
-            titles: dict[uuid.UUID, str | None] = {}
-            for row in await window.rows("sums"):
-                per_track.setdefault(row[0], Sums()).add(row[2:])
-                titles[row[0]] = row[1]
+            named = None
+            if scope.artist_id is not None:
+                named = await conn.execute(_Q.artist_titles, {"artist": scope.artist_id})
+            per_track, titles = await window.per_track()
+            if named is not None:
+                titles.update(dict(await named.fetchall()))
             acc = await window.listeners()
             for track_id in acc.groups():
                 per_track.setdefault(track_id, Sums()).listeners = acc.count(track_id)

@@ -23,6 +23,7 @@ import msgspec
 from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
+from lufy.analytics import counters
 from lufy.analytics import listeners as bitmaps
 from lufy.analytics.bitmap_cache import BitmapCache
 from lufy.analytics.schemas import Metrics
@@ -187,6 +188,10 @@ class Window:
         self._cursors: dict[str, AsyncCursor[Any]] = {}
         self._blocks: list[list[bitmaps.Block]] = []
         self._read: bitmaps.Read | None = None
+        self._wanted: dict[
+            str,
+            tuple[str, list[uuid.UUID] | None, list[bitmaps.Block], dict[str, str | int | None]],
+        ] = {}
 
     def aligned_blocks(self, start: datetime, end: datetime) -> list[bitmaps.Block]:
         """The bitmap blocks of [start, end) inside the range's 15-minute-aligned middle."""
@@ -197,6 +202,31 @@ class Window:
         p = self.params
         return bool(p["mid_from"] != p["from"] or p["mid_to"] != p["to"])
 
+    def _bucket_blocks(self) -> list[list[bitmaps.Block]]:
+        if not self._blocks:
+            self._blocks = [
+                self.aligned_blocks(self.bounds[i], self.bounds[i + 1])
+                for i in range(len(self.bounds) - 1)
+            ]
+        return self._blocks
+
+    def _rows_of(
+        self, by: str
+    ) -> tuple[str, list[uuid.UUID] | None, list[bitmaps.Block], dict[str, str | int | None]]:
+        """Scope, owners and blocks (also as `counters.level_arrays`) of the pre-aggregated rows
+        grouped `by` buckets, tracks or keys."""
+        found = self._wanted.get(by)
+        if found is None:
+            owners: list[uuid.UUID] | None
+            if by == "buckets":
+                kind, owners = owner_rows(self.scope, self.track)
+                wanted = sorted({b for blocks in self._bucket_blocks() for b in blocks})
+            else:
+                wanted = self.aligned_blocks(self.params["from"], self.params["to"])
+                kind, owners = ("t", None) if by == "tracks" else owner_rows(self.scope, None)
+            found = self._wanted[by] = (kind, owners, wanted, counters.level_arrays(wanted))
+        return found
+
     async def send(
         self,
         conn: AsyncConnection[Any],
@@ -206,36 +236,46 @@ class Window:
         listeners: str | None = None,
         dim: str = "",
     ) -> Window:
-        """Queue the counters query `sums` and, with `listeners` ('buckets': one group per
-        bucket, 'tracks': one per track, 'keys': one per key of `dim`), the bitmap rows (the
-        bytes of those `cache` does not hold) and edge sessions."""
+        """Queue the counters (`sums`: per bucket, `track_sums`: per track) and, with
+        `listeners` ('buckets': one group per bucket, 'tracks': one per track, 'keys': one per
+        key of `dim`), the bitmap rows (the bytes of those `cache` does not hold) and edge
+        sessions."""
         if sums is not None:
+            # Likes, follows and the unaligned edges from the rollups and rows; the rest from
+            # the counters of the aligned blocks.
             self._cursors["sums"] = await conn.execute(
                 getattr(_Q, sums), self.params, prepare=False
             )
+            kind, owners, wanted, levels = self._rows_of(
+                "tracks" if sums == "track_sums" else "buckets"
+            )
+            if wanted:
+                self._cursors["counters"] = await counters.send_read(
+                    conn, scope=kind, owners=owners, artist=self.scope.artist_id, levels=levels
+                )
         if listeners is None:
             return self
         self._group_by = listeners
-        if listeners == "buckets":
-            kind, owners = owner_rows(self.scope, self.track)
-            self._blocks = [
-                self.aligned_blocks(self.bounds[i], self.bounds[i + 1])
-                for i in range(len(self.bounds) - 1)
-            ]
-            wanted = sorted({b for blocks in self._blocks for b in blocks})
-        else:
-            kind, owners = owner_rows(self.scope, None)
-            if listeners == "tracks":
-                kind, owners = "t", None
-            wanted = self.aligned_blocks(self.params["from"], self.params["to"])
+        kind, owners, wanted, levels = self._rows_of(listeners)
         self._read = await bitmaps.Read(cache, kind, dim, self.scope.artist_id).send(
-            conn, owners, wanted
+            conn, owners, wanted, levels
         )
         if self.has_edges():
             self._cursors["edges"] = await conn.execute(
                 bitmaps.EDGE_LISTENERS, {**self.params, "dim": dim}, prepare=False
             )
         return self
+
+    async def per_track(self) -> tuple[dict[uuid.UUID, Sums], dict[uuid.UUID, str | None]]:
+        """Counters per track (after `send(sums="track_sums")`), and the titles read."""
+        out: dict[uuid.UUID, Sums] = {}
+        titles: dict[uuid.UUID, str | None] = {}
+        for row in await self.rows("sums"):
+            out.setdefault(row[0], Sums()).add(row[2:])
+            titles[row[0]] = row[1]
+        for owner, _level, _epoch, *values in await self.rows("counters"):
+            out.setdefault(owner, Sums()).add((*values, 0, 0))
+        return out, titles
 
     async def rows(self, name: str) -> list[tuple[Any, ...]]:
         cur = self._cursors.get(name)
@@ -246,6 +286,9 @@ class Window:
         out = [Sums() for _ in self.bounds[:-1]]
         for row in await self.rows("sums"):
             out[row[0] - 1].add(row[1:])
+        bucket_of = {b: i for i, blocks in enumerate(self._bucket_blocks()) for b in blocks}
+        for _owner, level, epoch, *values in await self.rows("counters"):
+            out[bucket_of[(level, epoch)]].add((*values, 0, 0))
         if self._read is not None:
             acc = await self.listeners()
             for i in acc.groups():
@@ -257,6 +300,7 @@ class Window:
         acc = Listeners()
         found = await self._read.rows() if self._read is not None else []
         if self._group_by == "buckets":
+            self._bucket_blocks()
             by_block: dict[bitmaps.Block, list[bitmaps.BlockRow]] = defaultdict(list)
             for row in found:
                 by_block[row.block].append(row)

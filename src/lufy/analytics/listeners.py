@@ -36,6 +36,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
 from lufy.analytics.bitmap_cache import BitmapCache
+from lufy.analytics.counters import CounterChanges
 from lufy.sqlfiles import load_queries
 
 __all__ = [
@@ -148,9 +149,11 @@ class BitmapChanges:
         self.added: dict[RowKey, set[str]] = defaultdict(set)
         self.left: dict[RowKey, set[str]] = defaultdict(set)
         self.streams: dict[RowKey, float] = defaultdict(float)
+        self.counters = CounterChanges()
 
     def session(self, before: Any | None, after: Any) -> None:
         """A session changed from `before` (None: new) to `after` (SessionState-like)."""
+        self.counters.session(before, after)
         old = session_rows(before) if before is not None and before.is_stream() else set()
         new = session_rows(after) if after.is_stream() else set()
         for row in old - new:
@@ -162,6 +165,7 @@ class BitmapChanges:
 
     async def apply(self, conn: AsyncConnection[Any]) -> None:
         """Write the changes (after the batch's sessions were written)."""
+        await self.counters.apply(conn)
         if not self.streams:
             return
         keys = {k for keys in (*self.added.values(), *self.left.values()) for k in keys}
@@ -251,17 +255,16 @@ class Read:
         conn: AsyncConnection[Any],
         owners: Sequence[uuid.UUID] | None,
         wanted: Sequence[Block],
+        levels: dict[str, str | int | None],
     ) -> Read:
-        """Queue the read of every row of `wanted` blocks (owners None = every owner, of the
-        artist when given), without the bytes of the versions the cache holds."""
+        """Queue the read of every row of `wanted` blocks (`levels`: the same as
+        `counters.level_arrays`; owners None = every owner, of the artist when given), without
+        the bytes of the versions the cache holds."""
         if not wanted:
             return self
         self.known = self.cache.known(
             [(self.scope, self.dim, level, epoch) for level, epoch in wanted], owners, self.artist
         )
-        epochs: dict[str, list[int]] = {level: [] for level, _ in LEVELS}
-        for level, epoch in wanted:
-            epochs[level].append(epoch)
         self.cursor = conn.cursor(binary=True)
         await self.cursor.execute(
             _Q.read_rows,
@@ -271,7 +274,7 @@ class Read:
                 "artist": self.artist,
                 "dim": self.dim,
                 "known": _array(f'"{v}"' for v in self.known),
-                **{level: _array(e) for level, e in epochs.items()},
+                **levels,
             },
             prepare=False,
         )

@@ -178,6 +178,8 @@ class AnalyticsProjection(Projection):
         "listener_ids",
         "listener_bitmaps",
         "analytics_dirty_days",
+        # Session counters per block (lufy/analytics/counters.py, kept by BitmapChanges).
+        "session_blocks",
     )
 
     def __init__(self) -> None:
