@@ -304,6 +304,8 @@ async def measure_routes(
         f"{'small p50':>9} {'p99':>7} {'ratio':>6}"
     )
     for name, route in routes(dashboard).items():
+        if args.only and args.only not in name:
+            continue
         for rng in ("28d", "90d", "12m"):
             for tz in ("UTC", "Asia/Kolkata"):
                 if name == "realtime" and rng != "28d":
@@ -361,6 +363,7 @@ def main() -> None:
         help="also write EVENTS events (the issue: 10000000) over 1,000 more artists",
     )
     parser.add_argument("--database", help="measure the routes again on a kept fixture")
+    parser.add_argument("--only", help="measure only the routes whose name contains this")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -169,7 +170,8 @@ class Window:
         track: uuid.UUID | None = None,
     ) -> None:
         mid_from, mid_to = _ceil15(start), _floor15(end)
-        aligned = all(_floor15(b) == b for b in bounds[1:-1])
+        self._epochs = [b.timestamp() for b in bounds]
+        aligned = all(e % 900 == 0 for e in self._epochs[1:-1])
         if mid_from >= mid_to or not aligned:
             # Nothing aligned to read from the rollups: read every row one by one.
             mid_from = mid_to = end
@@ -186,7 +188,7 @@ class Window:
             "track": track,
         }
         self._cursors: dict[str, AsyncCursor[Any]] = {}
-        self._blocks: list[list[bitmaps.Block]] = []
+        self._blocks: list[tuple[bitmaps.Block, ...]] = []
         self._read: bitmaps.Read | None = None
         self._wanted: dict[
             str,
@@ -202,11 +204,13 @@ class Window:
         p = self.params
         return bool(p["mid_from"] != p["from"] or p["mid_to"] != p["to"])
 
-    def _bucket_blocks(self) -> list[list[bitmaps.Block]]:
+    def _bucket_blocks(self) -> list[tuple[bitmaps.Block, ...]]:
+        """The blocks of each bucket inside the aligned middle (epochs: charts have thousands)."""
         if not self._blocks:
+            lo, hi = self.params["mid_from"].timestamp(), self.params["mid_to"].timestamp()
+            cut = [min(max(e, lo), hi) for e in self._epochs]
             self._blocks = [
-                self.aligned_blocks(self.bounds[i], self.bounds[i + 1])
-                for i in range(len(self.bounds) - 1)
+                bitmaps.epoch_blocks(int(a), int(b)) if a < b else () for a, b in pairwise(cut)
             ]
         return self._blocks
 

@@ -49,6 +49,7 @@ __all__ = [
     "Read",
     "RowKey",
     "blocks",
+    "epoch_blocks",
     "weighted_count",
 ]
 
@@ -89,12 +90,15 @@ def blocks(start: datetime, end: datetime) -> list[Block]:
     at, stop = start.timestamp(), end.timestamp()
     if at % 900 or stop % 900:
         raise ValueError(f"{start} .. {end} is not on 15-minute boundaries")
-    return list(_blocks(int(at), int(stop)))
+    return list(epoch_blocks(int(at), int(stop)))
 
 
-@lru_cache(maxsize=8192)
-def _blocks(now: int, last: int) -> tuple[Block, ...]:
-    # Cached: a chart asks for the same buckets again and again.
+@lru_cache(maxsize=1 << 16)
+def epoch_blocks(now: int, last: int) -> tuple[Block, ...]:
+    """`blocks` of epochs [now, last) (cached: a chart asks for the same buckets again)."""
+    length = last - now
+    if length in (3600, 86400) and now % length == 0:  # an hour or a day of an UTC chart
+        return (("h" if length == 3600 else "d", now),)
     out: list[Block] = []
     while now < last:
         for level, length in reversed(LEVELS):
