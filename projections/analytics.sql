@@ -132,6 +132,48 @@ CREATE TABLE IF NOT EXISTS listener_bitmaps (
 CREATE INDEX IF NOT EXISTS listener_bitmaps_artist
     ON listener_bitmaps (artist_id, scope, dim, level, bucket);
 
+-- Session counters per scope ('t' track, 'a' artist, 'p' platform with owner = the nil uuid and
+-- artist_id NULL) and UTC block of time (the levels of listener_bitmaps), of the sessions that
+-- started in it (lufy/analytics/counters.py): the dashboard sums a few dozen of these rows for
+-- any range instead of every 15-minute rollup row in it.
+CREATE TABLE IF NOT EXISTS session_blocks (
+    scope       text        NOT NULL CHECK (scope IN ('t', 'a', 'p')),
+    owner       uuid        NOT NULL,
+    level       text        NOT NULL CHECK (level IN ('q', 'h', 's', 'd')),
+    bucket      timestamptz NOT NULL,
+    artist_id   uuid,
+    streams     double precision NOT NULL DEFAULT 0,
+    listen_ms   double precision NOT NULL DEFAULT 0,
+    starts      double precision NOT NULL DEFAULT 0,
+    completions double precision NOT NULL DEFAULT 0,
+    skips       double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, owner, level, bucket)
+);
+CREATE INDEX IF NOT EXISTS session_blocks_artist ON session_blocks (artist_id, scope, level, bucket);
+-- Filled once from the sessions where it arrives next to existing data (the projection keeps it
+-- from then on).
+INSERT INTO session_blocks (scope, owner, level, bucket, artist_id, streams, listen_ms, starts,
+                            completions, skips)
+SELECT o.scope, o.owner, l.level,
+       date_bin(l.width, s.started_at, timestamptz '1970-01-01 00:00:00+00') AS bucket,
+       o.artist_id, sum(CASE WHEN s.is_stream THEN s.weight ELSE 0 END),
+       sum(s.listened_ms * s.weight), sum(s.weight),
+       sum(CASE WHEN s.completed THEN s.weight ELSE 0 END),
+       sum(CASE WHEN s.skipped THEN s.weight ELSE 0 END)
+FROM playback_sessions s
+CROSS JOIN (VALUES ('q', interval '15 minutes'), ('h', interval '1 hour'),
+                   ('s', interval '6 hours'), ('d', interval '1 day')) AS l(level, width)
+CROSS JOIN LATERAL (VALUES ('t', s.track_id, s.artist_id), ('a', s.artist_id, s.artist_id),
+                           ('p', '00000000-0000-0000-0000-000000000000'::uuid, NULL::uuid))
+    AS o(scope, owner, artist_id)
+WHERE NOT EXISTS (SELECT 1 FROM session_blocks)
+GROUP BY 1, 2, 3, 4, 5;
+
+-- The 15-minute rollup rows with likes or follows (the dashboard reads its other counters from
+-- session_blocks).
+CREATE INDEX IF NOT EXISTS track_rollup_15m_engagement ON track_rollup_15m (artist_id, bucket)
+    WHERE likes <> 0 OR follows <> 0;
+
 -- UTC days whose rollups or sessions changed since the last refresh of analytics.track_daily
 -- and analytics.artist_daily (projections/analytics_views.sql recomputes only these).
 CREATE TABLE IF NOT EXISTS analytics_dirty_days (
@@ -146,7 +188,7 @@ DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['playback_sessions', 'track_rollup_15m', 'artist_rollup_15m',
-                             'engagement_events', 'listener_bitmaps'] LOOP
+                             'engagement_events', 'listener_bitmaps', 'session_blocks'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS analytics_owner ON %I', t);

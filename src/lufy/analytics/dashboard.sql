@@ -1,16 +1,20 @@
 -- Dashboard queries. Every query reads the live read models under the caller's RLS context and
 -- takes the range as [from, to) split in three: the 15-minute-aligned middle [mid_from, mid_to)
--- comes from the rollups, the unaligned edges [from, mid_from) and [mid_to, to) from the
+-- comes from the pre-aggregated rows (session counters and listener bitmaps per block, read by
+-- lufy/analytics/counters.py and listeners.py; likes and follows from the 15-minute rollups,
+-- only their rows with any), the unaligned edges [from, mid_from) and [mid_to, to) from the
 -- sessions and likes/follows one by one, so any instant range is exact and the cost follows the
 -- range, not the history. `bounds` are the bucket boundaries (UTC instants computed for the
 -- requested zone); width_bucket() numbers each row's bucket 1..n.
 
 -- name: sums
 WITH src AS (
-    SELECT r.bucket AS at, r.streams, r.listen_ms, r.starts, r.completions, r.skips, r.likes,
+    SELECT r.bucket AS at, 0 AS streams, 0 AS listen_ms, 0 AS starts, 0 AS completions,
+           0 AS skips, r.likes,
            CASE WHEN %(track)s::uuid IS NULL THEN 0 ELSE r.follows END AS followers
     FROM track_rollup_15m r
-    WHERE r.bucket >= %(mid_from)s AND r.bucket < %(mid_to)s
+    WHERE (r.likes <> 0 OR r.follows <> 0)
+      AND r.bucket >= %(mid_from)s AND r.bucket < %(mid_to)s
       AND (%(artist)s::uuid IS NULL OR r.artist_id = %(artist)s::uuid)
       AND (%(track)s::uuid IS NULL OR r.track_id = %(track)s::uuid)
     UNION ALL
@@ -43,10 +47,11 @@ GROUP BY 1;
 
 -- name: track_sums
 WITH src AS (
-    SELECT r.track_id, r.streams, r.listen_ms, r.starts, r.completions, r.skips, r.likes,
-           r.follows
+    SELECT r.track_id, 0 AS streams, 0 AS listen_ms, 0 AS starts, 0 AS completions,
+           0 AS skips, r.likes, r.follows
     FROM track_rollup_15m r
-    WHERE r.bucket >= %(mid_from)s AND r.bucket < %(mid_to)s
+    WHERE (r.likes <> 0 OR r.follows <> 0)
+      AND r.bucket >= %(mid_from)s AND r.bucket < %(mid_to)s
       AND (%(artist)s::uuid IS NULL OR r.artist_id = %(artist)s::uuid)
     UNION ALL
     SELECT s.track_id, CASE WHEN s.is_stream THEN s.weight ELSE 0 END, s.listened_ms * s.weight,
@@ -65,10 +70,13 @@ WITH src AS (
            OR (e.occurred_at >= %(mid_to)s AND e.occurred_at < %(to)s))
       AND (%(artist)s::uuid IS NULL OR e.artist_id = %(artist)s::uuid)
 )
-SELECT track_id, sum(streams), sum(listen_ms), sum(starts), sum(completions), sum(skips),
-       sum(likes), sum(follows)
+SELECT track_id, (SELECT t.title FROM lufy.tracks t WHERE t.id = src.track_id), sum(streams),
+       sum(listen_ms), sum(starts), sum(completions), sum(skips), sum(likes), sum(follows)
 FROM src
 GROUP BY 1;
 
 -- name: track_titles
 SELECT id, title FROM lufy.tracks WHERE id = ANY(%(ids)s);
+
+-- name: artist_titles
+SELECT id, title FROM lufy.tracks WHERE artist_id = %(artist)s;

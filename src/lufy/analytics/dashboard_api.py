@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from litestar import Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery, QueryParameter
 
 from lufy.analytics.dashboard import Dashboard, Query, Scope
@@ -38,75 +40,87 @@ _Artist = Annotated[uuid.UUID | None, QueryParameter(description="admins only: o
 _TAGS = ["dashboard"]
 
 
-@get("/api/dashboard/overview", tags=_TAGS, summary="Totals of the period and the one before")
+@dataclass(frozen=True)
+class _Asked:
+    """The five parameters every dashboard route but realtime takes."""
+
+    query: Query
+    artist_id: uuid.UUID | None
+
+    def scope(self, principal: Principal) -> Scope:
+        return Scope.of(principal, self.artist_id)
+
+
+async def _asked(
+    range: _Range = None,
+    from_: _From = None,
+    to: _To = None,
+    tz: _Tz = None,
+    artist_id: _Artist = None,
+) -> _Asked:
+    return _Asked(Query(range, from_, to, tz), artist_id)
+
+
+def _route(path: str, summary: str, **options: Any) -> HTTPRouteHandler:
+    """A dashboard GET route given its period and artist as `asked`."""
+    return get(
+        path, tags=_TAGS, summary=summary, dependencies={"asked": Provide(_asked)}, **options
+    )
+
+
+@_route("/api/dashboard/overview", "Totals of the period and the one before")
 async def overview(
     dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
-    range: _Range = None,
-    from_: _From = None,
-    to: _To = None,
-    tz: _Tz = None,
-    artist_id: _Artist = None,
+    asked: NamedDependency[_Asked],
 ) -> Overview:
-    return await dashboard.overview(Scope.of(principal, artist_id), Query(range, from_, to, tz))
+    return await dashboard.overview(asked.scope(principal), asked.query)
 
 
-@get("/api/dashboard/timeseries", tags=_TAGS, summary="One metric per hour, day, week or month")
+@_route("/api/dashboard/timeseries", "One metric per hour, day, week or month")
 async def timeseries(
     dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
+    asked: NamedDependency[_Asked],
     metric: FromQuery[str] = "streams",
     granularity: FromQuery[str | None] = None,
     track_id: FromQuery[uuid.UUID | None] = None,
-    range: _Range = None,
-    from_: _From = None,
-    to: _To = None,
-    tz: _Tz = None,
-    artist_id: _Artist = None,
 ) -> TimeseriesResponse:
     return await dashboard.timeseries_points(
-        Scope.of(principal, artist_id),
-        Query(range, from_, to, tz),
+        asked.scope(principal),
+        asked.query,
         metric=metric,
         granularity=granularity,
         track_id=track_id,
     )
 
 
-@get("/api/dashboard/tracks", tags=_TAGS, summary="The overview metrics per track")
+@_route("/api/dashboard/tracks", "The overview metrics per track")
 async def tracks(
     dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
+    asked: NamedDependency[_Asked],
     sort: FromQuery[str] = "streams",
     limit: FromQuery[int] = 50,
-    range: _Range = None,
-    from_: _From = None,
-    to: _To = None,
-    tz: _Tz = None,
-    artist_id: _Artist = None,
 ) -> TracksResponse:
-    return await dashboard.tracks(
-        Scope.of(principal, artist_id), Query(range, from_, to, tz), sort=sort, limit=limit
-    )
+    return await dashboard.tracks(asked.scope(principal), asked.query, sort=sort, limit=limit)
 
 
-@get("/api/dashboard/breakdown", tags=_TAGS, summary="Streams and listeners by a dimension")
+@_route("/api/dashboard/breakdown", "Streams and listeners by a dimension")
 async def breakdown(
     dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
+    asked: NamedDependency[_Asked],
     dimension: FromQuery[str] = "country",
-    range: _Range = None,
-    from_: _From = None,
-    to: _To = None,
-    tz: _Tz = None,
-    artist_id: _Artist = None,
 ) -> BreakdownResponse:
-    return await dashboard.breakdown(
-        Scope.of(principal, artist_id), Query(range, from_, to, tz), dimension=dimension
-    )
+    return await dashboard.breakdown(asked.scope(principal), asked.query, dimension=dimension)
 
 
-@get("/api/dashboard/realtime", tags=_TAGS, summary="Streams per minute, last 30 minutes")
+@get(
+    "/api/dashboard/realtime",
+    tags=_TAGS,
+    summary="Streams per minute, last 30 minutes",
+)
 async def realtime(
     dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
@@ -116,27 +130,18 @@ async def realtime(
     return await dashboard.realtime(Scope.of(principal, artist_id), tz)
 
 
-@get(
-    "/api/dashboard/export.csv",
-    tags=_TAGS,
-    summary="The timeseries as CSV",
-    media_type="text/csv",
-)
+@_route("/api/dashboard/export.csv", "The timeseries as CSV", media_type="text/csv")
 async def export_csv(
     dashboard: NamedDependency[Dashboard],
     principal: NamedDependency[Principal],
+    asked: NamedDependency[_Asked],
     metric: FromQuery[str | None] = None,
     granularity: FromQuery[str | None] = None,
     track_id: FromQuery[uuid.UUID | None] = None,
-    range: _Range = None,
-    from_: _From = None,
-    to: _To = None,
-    tz: _Tz = None,
-    artist_id: _Artist = None,
 ) -> Response[str]:
     text = await dashboard.export_csv(
-        Scope.of(principal, artist_id),
-        Query(range, from_, to, tz),
+        asked.scope(principal),
+        asked.query,
         metric=metric,
         granularity=granularity,
         track_id=track_id,

@@ -29,11 +29,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
+from lufy.analytics.bitmap_cache import BitmapCache
+from lufy.analytics.counters import CounterChanges
 from lufy.sqlfiles import load_queries
 
 __all__ = [
@@ -42,9 +45,11 @@ __all__ = [
     "PLATFORM",
     "BitmapChanges",
     "Block",
+    "BlockRow",
+    "Read",
     "RowKey",
     "blocks",
-    "read_blocks",
+    "epoch_blocks",
     "weighted_count",
 ]
 
@@ -85,15 +90,23 @@ def blocks(start: datetime, end: datetime) -> list[Block]:
     at, stop = start.timestamp(), end.timestamp()
     if at % 900 or stop % 900:
         raise ValueError(f"{start} .. {end} is not on 15-minute boundaries")
+    return list(epoch_blocks(int(at), int(stop)))
+
+
+@lru_cache(maxsize=1 << 16)
+def epoch_blocks(now: int, last: int) -> tuple[Block, ...]:
+    """`blocks` of epochs [now, last) (cached: a chart asks for the same buckets again)."""
+    length = last - now
+    if length in (3600, 86400) and now % length == 0:  # an hour or a day of an UTC chart
+        return (("h" if length == 3600 else "d", now),)
     out: list[Block] = []
-    now, last = int(at), int(stop)
     while now < last:
         for level, length in reversed(LEVELS):
             if now % length == 0 and now + length <= last:
                 out.append((level, now))
                 now += length
                 break
-    return out
+    return tuple(out)
 
 
 def dimension_value(session: Any, dim: str) -> str:
@@ -140,9 +153,11 @@ class BitmapChanges:
         self.added: dict[RowKey, set[str]] = defaultdict(set)
         self.left: dict[RowKey, set[str]] = defaultdict(set)
         self.streams: dict[RowKey, float] = defaultdict(float)
+        self.counters = CounterChanges()
 
     def session(self, before: Any | None, after: Any) -> None:
         """A session changed from `before` (None: new) to `after` (SessionState-like)."""
+        self.counters.session(before, after)
         old = session_rows(before) if before is not None and before.is_stream() else set()
         new = session_rows(after) if after.is_stream() else set()
         for row in old - new:
@@ -154,6 +169,7 @@ class BitmapChanges:
 
     async def apply(self, conn: AsyncConnection[Any]) -> None:
         """Write the changes (after the batch's sessions were written)."""
+        await self.counters.apply(conn)
         if not self.streams:
             return
         keys = {k for keys in (*self.added.values(), *self.left.values()) for k in keys}
@@ -210,46 +226,88 @@ async def _listener_ids(conn: AsyncConnection[Any], keys: Iterable[str]) -> dict
     return ids
 
 
-async def read_blocks(
-    conn: AsyncConnection[Any],
-    *,
-    scope: str,
-    owners: Sequence[uuid.UUID] | None,
-    artist: uuid.UUID | None,
-    dim: str,
-    wanted: Sequence[Block],
-) -> list[tuple[uuid.UUID, str, Block, float, float, BitMap]]:
-    """(owner, key, block, weight, streams, bitmap) of every row of `wanted` blocks in scope;
-    owners None = every owner (of `artist`, when given)."""
-    if not wanted:
-        return []
-    buckets: dict[str, list[datetime]] = {level: [] for level, _ in LEVELS}
-    for level, epoch in wanted:
-        buckets[level].append(datetime.fromtimestamp(epoch, UTC))
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(
+class BlockRow:
+    """One bitmap row as read; its bitmap is decoded (or taken from the cache) when asked."""
+
+    __slots__ = ("block", "key", "listeners", "owner", "read", "streams", "version", "weight")
+
+    def __init__(self, read: Read, row: Sequence[Any]) -> None:
+        self.read = read
+        self.owner: uuid.UUID = row[0]
+        self.key: str = row[1]
+        self.block: Block = (row[2], row[3])
+        self.weight: float = row[4]
+        self.streams: float = row[5]
+        self.listeners: int = row[6]
+        self.version: str = row[7]
+
+    def bitmap(self) -> BitMap:
+        return self.read.bitmap(self)
+
+
+class Read:
+    """The rows of some blocks in one scope, queued by `send` and collected by `rows`."""
+
+    def __init__(self, cache: BitmapCache, scope: str, dim: str, artist: uuid.UUID | None) -> None:
+        self.cache, self.scope, self.dim, self.artist = cache, scope, dim, artist
+        self.cursor: AsyncCursor[Any] | None = None
+        self.known: dict[str, BitMap] = {}
+        self._data: dict[str, tuple[bytes, uuid.UUID | None]] = {}
+
+    async def send(
+        self,
+        conn: AsyncConnection[Any],
+        owners: Sequence[uuid.UUID] | None,
+        wanted: Sequence[Block],
+        levels: dict[str, str | int | None],
+    ) -> Read:
+        """Queue the read of every row of `wanted` blocks (`levels`: the same as
+        `counters.level_arrays`; owners None = every owner, of the artist when given), without
+        the bytes of the versions the cache holds."""
+        if not wanted:
+            return self
+        self.known = self.cache.known(
+            [(self.scope, self.dim, level, epoch) for level, epoch in wanted], owners, self.artist
+        )
+        self.cursor = conn.cursor(binary=True)
+        await self.cursor.execute(
             _Q.read_rows,
             {
-                "scope": scope,
+                "scope": self.scope,
                 "owners": list(owners) if owners is not None else None,
-                "artist": artist,
-                "dim": dim,
-                **buckets,
+                "artist": self.artist,
+                "dim": self.dim,
+                "known": _array(f'"{v}"' for v in self.known),
+                **levels,
             },
             prepare=False,
         )
-        rows = await cur.fetchall()
-    return [
-        (
-            owner,
-            key,
-            (level, epoch),
-            weight,
-            streams,
-            BitMap.deserialize(bytes(data)),
-        )
-        for owner, key, level, epoch, weight, streams, data in rows
-    ]
+        return self
+
+    async def rows(self) -> list[BlockRow]:
+        if self.cursor is None:
+            return []
+        out = []
+        for row in await self.cursor.fetchall():
+            block = BlockRow(self, row)
+            if row[9] is not None:
+                self._data[block.version] = (row[9], row[8])
+            out.append(block)
+        return out
+
+    def bitmap(self, row: BlockRow) -> BitMap:
+        found = self.known.get(row.version)
+        if found is None:
+            data, artist = self._data.pop(row.version)
+            place = (self.scope, self.dim, *row.block)
+            found = self.known[row.version] = self.cache.add(
+                row.version, place, row.owner, artist, data
+            )
+        return found
+
+
+def _array(items: Iterable[object]) -> str:
+    return "{" + ",".join(map(str, items)) + "}"
 
 
 def weighted_count(members: Iterable[tuple[float, BitMap]]) -> float:

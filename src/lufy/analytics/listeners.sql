@@ -64,18 +64,26 @@ WHERE b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
--- The blocks of each level as an array (binary): index probes by (level, bucket = ANY(...)),
--- never a scan of every row of the owner.
+-- The blocks of each level as an array of epochs: index probes by (level, bucket = ANY(...)),
+-- never a scan of every row of the owner; or, when they are every block of the level from the
+-- first to the last (an hourly chart), as that range: one index range scan. Each row's version (ctid:xmin) comes with it, and its
+-- bytes unless the reader already holds that version (`known`, lufy/analytics/bitmap_cache.py).
 SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.streams,
-       b.bitmap
+       b.listeners, v.version, b.artist_id,
+       CASE WHEN v.version = ANY(%(known)s::text[]) THEN NULL ELSE b.bitmap END
 FROM listener_bitmaps b
+CROSS JOIN LATERAL (SELECT b.ctid::text || ':' || b.xmin::text AS version) v
 WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
   AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
-  AND ((b.level = 'q' AND b.bucket = ANY(%(q)b::timestamptz[]))
-       OR (b.level = 'h' AND b.bucket = ANY(%(h)b::timestamptz[]))
-       OR (b.level = 's' AND b.bucket = ANY(%(s)b::timestamptz[]))
-       OR (b.level = 'd' AND b.bucket = ANY(%(d)b::timestamptz[])));
+  AND ((b.level = 'q' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(q)s::int8[]) e))
+                          OR b.bucket BETWEEN to_timestamp(%(q_lo)s::int8) AND to_timestamp(%(q_hi)s::int8)))
+       OR (b.level = 'h' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(h)s::int8[]) e))
+                          OR b.bucket BETWEEN to_timestamp(%(h_lo)s::int8) AND to_timestamp(%(h_hi)s::int8)))
+       OR (b.level = 's' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(s)s::int8[]) e))
+                          OR b.bucket BETWEEN to_timestamp(%(s_lo)s::int8) AND to_timestamp(%(s_hi)s::int8)))
+       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e))
+                          OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))));
 
 -- name: edge_listeners
 -- Listener ids and weights of the stream sessions in the unaligned edges of a range.

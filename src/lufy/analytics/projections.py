@@ -167,7 +167,9 @@ class AnalyticsProjection(Projection):
     # 2: sessions are verified by stream grants (`stream_grants`, `verified`).
     # 3: listener bitmaps (`listener_ids`, `listener_bitmaps`).
     # 4: days to refresh (`analytics_dirty_days`).
-    version = 4
+    # 5: session counters per block (`session_blocks`): the rebuild fixes what an old projector
+    #    wrote after `lufy migrate` filled the table.
+    version = 5
     handles = PLAYBACK_TYPES | frozenset(_ENGAGEMENT) | {_GRANT_TYPE}
     tables = (
         "playback_sessions",
@@ -178,6 +180,8 @@ class AnalyticsProjection(Projection):
         "listener_ids",
         "listener_bitmaps",
         "analytics_dirty_days",
+        # Session counters per block (lufy/analytics/counters.py, kept by BitmapChanges).
+        "session_blocks",
     )
 
     def __init__(self) -> None:

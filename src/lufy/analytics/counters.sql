@@ -1,0 +1,28 @@
+-- Session counters per block of time (lufy/analytics/counters.py).
+
+-- name: add
+-- Deltas of a projection batch, in key order.
+INSERT INTO session_blocks AS b (scope, owner, level, bucket, artist_id, streams, listen_ms,
+                                 starts, completions, skips)
+SELECT * FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(level)s::text[],
+                     %(bucket)s::timestamptz[], %(artist_id)s::uuid[], %(streams)s::float8[],
+                     %(listen_ms)s::float8[], %(starts)s::float8[], %(completions)s::float8[],
+                     %(skips)s::float8[])
+ON CONFLICT (scope, owner, level, bucket) DO UPDATE SET
+    streams = b.streams + excluded.streams, listen_ms = b.listen_ms + excluded.listen_ms,
+    starts = b.starts + excluded.starts, completions = b.completions + excluded.completions,
+    skips = b.skips + excluded.skips;
+
+-- name: read
+-- Under the caller's RLS. The blocks of each level as an array of epochs (index probes), or as
+-- a range of them when they are all the blocks in it (an index range scan): as listeners.sql.
+SELECT b.owner, b.level, extract(epoch FROM b.bucket)::int8, b.streams, b.listen_ms, b.starts,
+       b.completions, b.skips
+FROM session_blocks b
+WHERE b.scope = %(scope)s
+  AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
+  AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
+  AND ((b.level = 'q' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(q)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(q_lo)s::int8) AND to_timestamp(%(q_hi)s::int8)))
+       OR (b.level = 'h' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(h)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(h_lo)s::int8) AND to_timestamp(%(h_hi)s::int8)))
+       OR (b.level = 's' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(s)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(s_lo)s::int8) AND to_timestamp(%(s_hi)s::int8)))
+       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))));

@@ -1,0 +1,321 @@
+"""The dashboard's reads, one request = one pipeline of queries (lufy/analytics/dashboard.py).
+
+A route asks for one or more *windows* (a range split into buckets, for the artist, a track or
+everyone). Each window queues its queries on the connection (counters from the rollups, listener
+bitmaps of its aligned blocks, the sessions of its unaligned edges) without waiting; the route
+then collects them all, so a request costs one round trip to PostgreSQL whatever it asks.
+
+Distinct listeners per group (bucket, track, dimension key) come from the bitmap rows of the
+group's blocks: one row alone is counted from its stored size (no bitmap is decoded), several
+are decoded and unioned (`listeners.weighted_count`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection, AsyncCursor
+from pyroaring import BitMap
+
+from lufy.analytics import counters
+from lufy.analytics import listeners as bitmaps
+from lufy.analytics.bitmap_cache import BitmapCache
+from lufy.analytics.schemas import Metrics
+from lufy.errors import PermissionDeniedError
+from lufy.identity import Principal
+from lufy.sqlfiles import load_queries
+
+__all__ = ["METRICS", "Scope", "Sums", "Window", "num"]
+
+_Q = load_queries("lufy.analytics", "dashboard.sql")
+# The overview's metrics, then the counts some timeseries also offer.
+METRICS = (*(f.name for f in msgspec.structs.fields(Metrics)), "starts", "completions", "skips")
+_QUARTER = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose numbers: the caller's RLS identity and the artist filter."""
+
+    user_id: uuid.UUID
+    role: str
+    artist_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, principal: Principal, artist_id: uuid.UUID | None) -> Scope:
+        if principal.role == "admin":
+            return cls(principal.user_id, "admin", artist_id)
+        if principal.role != "artist":
+            raise PermissionDeniedError("the dashboard is for artists and admins")
+        if artist_id is not None and artist_id != principal.user_id:
+            raise PermissionDeniedError("an artist sees only their own numbers")
+        return cls(principal.user_id, "artist", principal.user_id)
+
+
+def num(value: float) -> float:
+    """Integral sums as ints in JSON (a count of 12, not 12.0)."""
+    return int(value) if float(value).is_integer() else value
+
+
+def pg_array(items: Iterable[object]) -> str:
+    """A PostgreSQL array literal of plain values (numbers, ISO instants): long parameter
+    lists are far cheaper to send as one text than element by element."""
+    return "{" + ",".join(map(str, items)) + "}"
+
+
+def _floor15(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+
+
+def _ceil15(moment: datetime) -> datetime:
+    floor = _floor15(moment)
+    return floor if floor == moment else floor + _QUARTER
+
+
+class Sums:
+    __slots__ = (
+        "completions",
+        "followers",
+        "likes",
+        "listen_ms",
+        "listeners",
+        "skips",
+        "starts",
+        "streams",
+    )
+
+    def __init__(self) -> None:
+        self.streams = self.listen_ms = self.starts = self.completions = self.skips = 0.0
+        self.likes = self.followers = self.listeners = 0.0
+
+    def add(self, row: Sequence[Any]) -> None:
+        self.streams += row[0] or 0
+        self.listen_ms += row[1] or 0
+        self.starts += row[2] or 0
+        self.completions += row[3] or 0
+        self.skips += row[4] or 0
+        self.likes += row[5] or 0
+        self.followers += row[6] or 0
+
+    def value(self, metric: str) -> float:
+        if metric == "listen_seconds":
+            return num(self.listen_ms / 1000)
+        if metric == "completion_rate":
+            return self.completions / self.starts if self.starts else 0
+        if metric == "skip_rate":
+            return self.skips / self.starts if self.starts else 0
+        return num(float(getattr(self, metric)))
+
+    def metrics(self) -> Metrics:
+        return Metrics(**{m: self.value(m) for m in METRICS[:7]})
+
+
+class Listeners:
+    """Distinct listeners of groups: bitmap rows of their aligned blocks plus the ids of the
+    stream sessions in the range's unaligned edges."""
+
+    def __init__(self) -> None:
+        self.members: dict[Any, list[bitmaps.BlockRow]] = defaultdict(list)
+        self.streams: dict[Any, float] = defaultdict(float)
+        self._edges: dict[Any, dict[float, BitMap]] = defaultdict(dict)
+
+    def add_row(self, group: Any, row: bitmaps.BlockRow) -> None:
+        self.members[group].append(row)
+        self.streams[group] += row.streams
+
+    def add_edge(self, group: Any, weight: float, listener_id: int) -> None:
+        self._edges[group].setdefault(weight, BitMap()).add(listener_id)
+        self.streams[group] += weight
+
+    def count(self, group: Any) -> float:
+        rows = self.members.get(group, ())
+        edges = self._edges.get(group, {})
+        if len(rows) == 1 and not edges:
+            return rows[0].weight * rows[0].listeners
+        members = [(row.weight, row.bitmap()) for row in rows]
+        members += list(edges.items())
+        return bitmaps.weighted_count(members)
+
+    def groups(self) -> set[Any]:
+        return set(self.members) | set(self._edges)
+
+
+def owner_rows(scope: Scope, track: uuid.UUID | None) -> tuple[str, list[uuid.UUID]]:
+    """Which bitmap rows hold the listeners of this scope (and track)."""
+    if track is not None:
+        return "t", [track]
+    if scope.artist_id is not None:
+        return "a", [scope.artist_id]
+    return "p", [bitmaps.PLATFORM]
+
+
+class Window:
+    """[start, end) cut at `bounds` for one scope (and track): its queries, queued on a
+    connection (in a pipeline) by `send`, collected by the methods after it."""
+
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        bounds: list[datetime],
+        scope: Scope,
+        track: uuid.UUID | None = None,
+    ) -> None:
+        mid_from, mid_to = _ceil15(start), _floor15(end)
+        self._epochs = [b.timestamp() for b in bounds]
+        aligned = all(e % 900 == 0 for e in self._epochs[1:-1])
+        if mid_from >= mid_to or not aligned:
+            # Nothing aligned to read from the rollups: read every row one by one.
+            mid_from = mid_to = end
+        self.bounds = bounds
+        self.scope = scope
+        self.track = track
+        self.params: dict[str, Any] = {
+            "from": start,
+            "to": end,
+            "mid_from": mid_from,
+            "mid_to": mid_to,
+            "bounds": pg_array(b.isoformat() for b in bounds),
+            "artist": scope.artist_id,
+            "track": track,
+        }
+        self._cursors: dict[str, AsyncCursor[Any]] = {}
+        self._blocks: list[tuple[bitmaps.Block, ...]] = []
+        self._read: bitmaps.Read | None = None
+        self._wanted: dict[
+            str,
+            tuple[str, list[uuid.UUID] | None, list[bitmaps.Block], dict[str, str | int | None]],
+        ] = {}
+
+    def aligned_blocks(self, start: datetime, end: datetime) -> list[bitmaps.Block]:
+        """The bitmap blocks of [start, end) inside the range's 15-minute-aligned middle."""
+        lo, hi = max(start, self.params["mid_from"]), min(end, self.params["mid_to"])
+        return bitmaps.blocks(lo, hi) if lo < hi else []
+
+    def has_edges(self) -> bool:
+        p = self.params
+        return bool(p["mid_from"] != p["from"] or p["mid_to"] != p["to"])
+
+    def _bucket_blocks(self) -> list[tuple[bitmaps.Block, ...]]:
+        """The blocks of each bucket inside the aligned middle (epochs: charts have thousands)."""
+        if not self._blocks:
+            lo, hi = self.params["mid_from"].timestamp(), self.params["mid_to"].timestamp()
+            cut = [min(max(e, lo), hi) for e in self._epochs]
+            self._blocks = [
+                bitmaps.epoch_blocks(int(a), int(b)) if a < b else () for a, b in pairwise(cut)
+            ]
+        return self._blocks
+
+    def _rows_of(
+        self, by: str
+    ) -> tuple[str, list[uuid.UUID] | None, list[bitmaps.Block], dict[str, str | int | None]]:
+        """Scope, owners and blocks (also as `counters.level_arrays`) of the pre-aggregated rows
+        grouped `by` buckets, tracks or keys."""
+        found = self._wanted.get(by)
+        if found is None:
+            owners: list[uuid.UUID] | None
+            if by == "buckets":
+                kind, owners = owner_rows(self.scope, self.track)
+                wanted = sorted({b for blocks in self._bucket_blocks() for b in blocks})
+            else:
+                wanted = self.aligned_blocks(self.params["from"], self.params["to"])
+                kind, owners = ("t", None) if by == "tracks" else owner_rows(self.scope, None)
+            found = self._wanted[by] = (kind, owners, wanted, counters.level_arrays(wanted))
+        return found
+
+    async def send(
+        self,
+        conn: AsyncConnection[Any],
+        cache: BitmapCache,
+        *,
+        sums: str | None = "sums",
+        listeners: str | None = None,
+        dim: str = "",
+    ) -> Window:
+        """Queue the counters (`sums`: per bucket, `track_sums`: per track) and, with
+        `listeners` ('buckets': one group per bucket, 'tracks': one per track, 'keys': one per
+        key of `dim`), the bitmap rows (the bytes of those `cache` does not hold) and edge
+        sessions."""
+        if sums is not None:
+            # Likes, follows and the unaligned edges from the rollups and rows; the rest from
+            # the counters of the aligned blocks.
+            self._cursors["sums"] = await conn.execute(
+                getattr(_Q, sums), self.params, prepare=False
+            )
+            kind, owners, wanted, levels = self._rows_of(
+                "tracks" if sums == "track_sums" else "buckets"
+            )
+            if wanted:
+                self._cursors["counters"] = await counters.send_read(
+                    conn, scope=kind, owners=owners, artist=self.scope.artist_id, levels=levels
+                )
+        if listeners is None:
+            return self
+        self._group_by = listeners
+        kind, owners, wanted, levels = self._rows_of(listeners)
+        self._read = await bitmaps.Read(cache, kind, dim, self.scope.artist_id).send(
+            conn, owners, wanted, levels
+        )
+        if self.has_edges():
+            self._cursors["edges"] = await conn.execute(
+                bitmaps.EDGE_LISTENERS, {**self.params, "dim": dim}, prepare=False
+            )
+        return self
+
+    async def per_track(self) -> tuple[dict[uuid.UUID, Sums], dict[uuid.UUID, str | None]]:
+        """Counters per track (after `send(sums="track_sums")`), and the titles read."""
+        out: dict[uuid.UUID, Sums] = {}
+        titles: dict[uuid.UUID, str | None] = {}
+        for row in await self.rows("sums"):
+            out.setdefault(row[0], Sums()).add(row[2:])
+            titles[row[0]] = row[1]
+        for owner, _level, _epoch, *values in await self.rows("counters"):
+            out.setdefault(owner, Sums()).add((*values, 0, 0))
+        return out, titles
+
+    async def rows(self, name: str) -> list[tuple[Any, ...]]:
+        cur = self._cursors.get(name)
+        return list(await cur.fetchall()) if cur is not None else []
+
+    async def series(self) -> list[Sums]:
+        """Counters per bucket (and listeners, when asked)."""
+        out = [Sums() for _ in self.bounds[:-1]]
+        for row in await self.rows("sums"):
+            out[row[0] - 1].add(row[1:])
+        bucket_of = {b: i for i, blocks in enumerate(self._bucket_blocks()) for b in blocks}
+        for _owner, level, epoch, *values in await self.rows("counters"):
+            out[bucket_of[(level, epoch)]].add((*values, 0, 0))
+        if self._read is not None:
+            acc = await self.listeners()
+            for i in acc.groups():
+                out[i].listeners = acc.count(i)
+        return out
+
+    async def listeners(self) -> Listeners:
+        """The listener accumulator of the groups asked for in `send`."""
+        acc = Listeners()
+        found = await self._read.rows() if self._read is not None else []
+        if self._group_by == "buckets":
+            self._bucket_blocks()
+            by_block: dict[bitmaps.Block, list[bitmaps.BlockRow]] = defaultdict(list)
+            for row in found:
+                by_block[row.block].append(row)
+            for i, blocks in enumerate(self._blocks):
+                for block in blocks:
+                    for row in by_block.get(block, ()):
+                        acc.add_row(i, row)
+        else:
+            for row in found:
+                acc.add_row(row.owner if self._group_by == "tracks" else row.key, row)
+        for track, listener_id, weight, key, b in await self.rows("edges"):
+            group = {"buckets": b - 1, "tracks": track}.get(self._group_by, key)
+            acc.add_edge(group, float(weight), int(listener_id))
+        return acc

@@ -1,0 +1,36 @@
+"""The dashboard's cache of decoded listener bitmaps: by tuple version, bounded, filtered."""
+
+from __future__ import annotations
+
+import uuid
+
+from pyroaring import BitMap
+
+from lufy.analytics.bitmap_cache import BitmapCache
+
+A, B = uuid.uuid4(), uuid.uuid4()
+PLACE = ("a", "", "d", 86400)
+
+
+def data(*ids: int) -> bytes:
+    return bytes(BitMap(ids).serialize())
+
+
+def test_a_version_read_once_is_offered_again_for_its_place_and_owner() -> None:
+    cache = BitmapCache()
+    assert cache.add("(0,1):10", PLACE, A, A, data(1, 2, 3)) == BitMap([1, 2, 3])
+    assert cache.known([PLACE], [A], A) == {"(0,1):10": BitMap([1, 2, 3])}
+    assert cache.known([PLACE], [B], None) == {}
+    assert cache.known([("a", "", "d", 0)], [A], A) == {}
+    # Reading every owner of an artist offers only that artist's rows.
+    assert cache.known([PLACE], None, A) == {"(0,1):10": BitMap([1, 2, 3])}
+    assert cache.known([PLACE], None, B) == {}
+
+
+def test_the_least_recently_used_versions_leave_first_when_the_bytes_run_out() -> None:
+    one, two, three = data(*range(100)), data(*range(200)), data(*range(300))
+    cache = BitmapCache(max_bytes=len(two) + len(three))
+    cache.add("v1", PLACE, A, A, one)
+    cache.add("v2", PLACE, A, A, two)
+    cache.add("v3", PLACE, A, A, three)
+    assert set(cache.known([PLACE], [A], A)) == {"v2", "v3"}
