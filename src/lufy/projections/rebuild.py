@@ -168,7 +168,13 @@ class _Rebuild:
         self.until = until
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        # A RangeProjection read in log order only (no first pass) takes pages of its
+        # rebuild_step events.
+        self.batch_size = batch_size or (
+            projection.rebuild_step
+            if isinstance(projection, RangeProjection) and not projection.by_positions
+            else DEFAULT_BATCH_SIZE
+        )
         self.first_pass_step = batch_size or (
             projection.rebuild_step if isinstance(projection, RangeProjection) else 1
         )
@@ -235,7 +241,9 @@ class _Rebuild:
 
     async def _start(self) -> _Place:
         """Resume the rebuild of this version and `until`, or start afresh on empty tables."""
-        first_pass = isinstance(self.p, RangeProjection) and self.until is None
+        first_pass = (
+            isinstance(self.p, RangeProjection) and self.p.by_positions and self.until is None
+        )
         bounds: tuple[int, int | None] | None = None
         if first_pass:
             # Read before the start's transaction, each in a transaction of its own (the
