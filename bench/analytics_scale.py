@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from analytics_replay import import_figure, rebuild_figure
 from psycopg import sql
 
 from lufy.analytics.dashboard import Dashboard, Query, Scope
@@ -240,7 +241,8 @@ async def run(args: argparse.Namespace) -> None:
         applied = await projector.run(wait_seconds=3600)
         took = time.perf_counter() - t0
         print(
-            f"projection: {applied:,} events in {took:.0f}s ({applied / took:,.0f} events/s)",
+            f"projection (live batches of {args.batch:,}): {applied:,} events in {took:.0f}s "
+            f"({applied / took:,.0f} events/s)",
             flush=True,
         )
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -252,8 +254,22 @@ async def run(args: argparse.Namespace) -> None:
             ).fetchone()
         print(f"read models: {sizes[0]:,} sessions, {sizes[1]:,} bitmap rows ({sizes[2]})")
 
-        await refresh_figures(db, admin, big, big_tracks, projector, args)
-        await measure_routes(db, big, small, args)
+        figures = set(args.figures.split(","))
+        if "refresh" in figures:
+            await refresh_figures(db, admin, big, big_tracks, projector, args)
+        if "rebuild" in figures:
+            await asyncio.to_thread(rebuild_figure, admin, db_url(dbname, "lufy_app"))
+        if "import" in figures:
+            await asyncio.to_thread(
+                import_figure,
+                admin,
+                db_url(dbname, "lufy_app"),
+                small_tracks,
+                args.import_events,
+                args.listeners,
+            )
+        if "routes" in figures:
+            await measure_routes(db, big, small, args)
     finally:
         await db.close()
         if not args.keep:
@@ -327,6 +343,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--figures",
+        default="refresh,rebuild,import,routes",
+        help="which figures to measure after the fixture (comma-separated)",
+    )
+    parser.add_argument("--import-events", type=int, default=300_000)
     parser.add_argument("--database", help="measure the routes again on a kept fixture")
     asyncio.run(run(parser.parse_args()))
 
