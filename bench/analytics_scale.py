@@ -18,6 +18,16 @@
    (targets: p50 <= 50 ms, p99 <= 250 ms, ratio <= 2).
 3. In the same run, the baseline the bitmaps replace: the exact distinct-listener scan over the
    big artist's sessions for 28 days (what `overview` used to run), timed the same way.
+
+Projection figures (bench/analytics_replay.py; `--figures` picks among refresh, rebuild,
+import, routes; all by default), after the fixture is projected (`--batch` events per live
+batch):
+- refresh: the analyst refresh after appending 10,000 events (target <= 0.2 s per view);
+- rebuild: `lufy projections rebuild analytics` against one `INSERT … SELECT … GROUP BY`
+  computing the same sessions and rollups (target >= 0.5), and the rebuild's peak RSS
+  (target <= 500 MB);
+- import: `lufy events import` of `--import-events` lines with `lufy projector` running,
+  against raw COPY of the same rows (target >= 0.3).
 """
 
 from __future__ import annotations

@@ -155,7 +155,8 @@ SELECT * FROM (
            coalesce(o.signed_in, false) OR b.signed_in AS signed_in,
            coalesce(o.imported, false) OR b.imported AS imported,
            least(o.grant_deadline, b.grant_deadline) AS grant_deadline,
-           coalesce(o.verified, false) AS verified
+           -- Imported: verified. Otherwise as stored until `verify` decides.
+           coalesce(o.imported, false) OR b.imported OR coalesce(o.verified, false) AS verified
     FROM analytics_batch_sessions b
     LEFT JOIN playback_sessions o ON o.session_id = b.session_id
 ) c
@@ -201,9 +202,10 @@ WITH cand AS (
     WHERE cand.session_id = ANY(cand.sessions) OR cand.session_id = ANY(claims.claimed)
 )
 UPDATE analytics_batch_changes c
-SET verified = c.imported OR coalesce(h.in_time, false)
+SET verified = coalesce(h.in_time, false)
 FROM analytics_batch_changes c2 LEFT JOIN holders h ON h.session_id = c2.session_id
-WHERE c.session_id = c2.session_id;
+WHERE c.session_id = c2.session_id AND NOT c2.imported
+  AND c2.verified IS DISTINCT FROM coalesce(h.in_time, false);
 
 -- name: upsert_sessions
 INSERT INTO playback_sessions AS s (session_id, track_id, artist_id, listener_key, start_event_at,
