@@ -134,7 +134,9 @@ class AnalyticsProjection(RangeProjection):
         await self._grants(conn, params)
         await conn.execute(_Q.batch_events, params)
         await conn.execute(_Q.batch_sessions)
-        await conn.execute(_Q.batch_firsts)
+        cur = await conn.execute(_Q.any_mixed)
+        if (await cur.fetchone() or (False,))[0]:
+            await conn.execute(_Q.batch_firsts)
         await conn.execute(_Q.batch_changes)
         await conn.execute(_Q.verify, {"grant_sessions": GRANT_SESSIONS})
         await conn.execute(_Q.upsert_sessions)

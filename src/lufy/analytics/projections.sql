@@ -103,6 +103,9 @@ SELECT f.session_id, f.claim_n, f.is_new, f.from_n,
 FROM folded f
 LEFT JOIN analytics_batch fe ON fe.n = f.from_n;
 
+-- name: any_mixed
+SELECT EXISTS (SELECT 1 FROM analytics_batch_sessions WHERE mixed);
+
 -- name: batch_firsts
 -- Sessions whose events disagree on a text field or the grant: the first non-empty value in
 -- log order, else the last event's value ('' or none), as `state.x or event.x` event by event.
