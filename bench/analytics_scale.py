@@ -23,6 +23,16 @@
    default: at this machine's ~8k events/s the catch-up alone takes over 20 minutes).
 3. In the same run, the baseline the bitmaps replace: the exact distinct-listener scan over the
    big artist's sessions for 28 days (what `overview` used to run), timed the same way.
+
+Projection figures (bench/analytics_replay.py; `--figures` picks among refresh, rebuild,
+import, routes; all by default), after the fixture is projected (`--batch` events per live
+batch):
+- refresh: the analyst refresh after appending 10,000 events (target <= 0.2 s per view);
+- rebuild: `lufy projections rebuild analytics` against one `INSERT … SELECT … GROUP BY`
+  computing the same sessions and rollups (target >= 0.5), and the rebuild's peak RSS
+  (target <= 500 MB);
+- import: `lufy events import` of `--import-events` lines with `lufy projector` running,
+  against raw COPY of the same rows (target >= 0.3).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from analytics_replay import import_figure, rebuild_figure
 from psycopg import sql
 
 from lufy.analytics.dashboard import Dashboard, Query, Scope
@@ -266,7 +277,8 @@ async def run(args: argparse.Namespace) -> None:
         applied = await projector.run(wait_seconds=3600)
         took = time.perf_counter() - t0
         print(
-            f"projection: {applied:,} events in {took:.0f}s ({applied / took:,.0f} events/s)",
+            f"projection (live batches of {args.batch:,}): {applied:,} events in {took:.0f}s "
+            f"({applied / took:,.0f} events/s)",
             flush=True,
         )
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -278,8 +290,22 @@ async def run(args: argparse.Namespace) -> None:
             ).fetchone()
         print(f"read models: {sizes[0]:,} sessions, {sizes[1]:,} bitmap rows ({sizes[2]})")
 
-        await refresh_figures(db, admin, big, big_tracks, projector, args)
-        await measure_routes(db, big, small, args)
+        figures = set(args.figures.split(","))
+        if "refresh" in figures:
+            await refresh_figures(db, admin, big, big_tracks, projector, args)
+        if "rebuild" in figures:
+            await asyncio.to_thread(rebuild_figure, admin, db_url(dbname, "lufy_app"))
+        if "import" in figures:
+            await asyncio.to_thread(
+                import_figure,
+                admin,
+                db_url(dbname, "lufy_app"),
+                small_tracks,
+                args.import_events,
+                args.listeners,
+            )
+        if "routes" in figures:
+            await measure_routes(db, big, small, args)
     finally:
         await db.close()
         if not args.keep:
@@ -362,6 +388,12 @@ def main() -> None:
         metavar="EVENTS",
         help="also write EVENTS events (the issue: 10000000) over 1,000 more artists",
     )
+    parser.add_argument(
+        "--figures",
+        default="refresh,rebuild,import,routes",
+        help="which figures to measure after the fixture (comma-separated)",
+    )
+    parser.add_argument("--import-events", type=int, default=300_000)
     parser.add_argument("--database", help="measure the routes again on a kept fixture")
     parser.add_argument("--only", help="measure only the routes whose name contains this")
     asyncio.run(run(parser.parse_args()))

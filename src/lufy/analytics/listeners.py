@@ -27,10 +27,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
@@ -64,10 +63,10 @@ _SECONDS = dict(LEVELS)
 Block = tuple[str, int]  # (level, start as epoch seconds)
 
 
-@dataclass(frozen=True, order=True)
-class RowKey:
+class RowKey(NamedTuple):
     """One bitmap row: scope ('t' track, 'a' artist, 'p' platform), owner id, dimension
-    ('' = none) and its key, level and block start, and the weight of its sessions."""
+    ('' = none) and its key, level and block start, and the weight of its sessions. A named
+    tuple, not a dataclass: 36 are built and hashed per stream session, half the CPU."""
 
     scope: str
     owner: uuid.UUID

@@ -110,8 +110,8 @@ def status_command(as_json: bool) -> None:
     "--batch-size",
     default=None,
     type=click.IntRange(1, 1_000_000),
-    help="events per transaction (default 5000); for a RangeProjection's first pass, log "
-    "positions per transaction (default: its rebuild_step)",
+    help="events per transaction (default 5000, or a RangeProjection's rebuild_step); for a "
+    "RangeProjection's first pass, log positions per transaction (default: its rebuild_step)",
 )
 @click.option(
     "--compare", is_flag=True, help="count rows that differ from the live model before the swap"

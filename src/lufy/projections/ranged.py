@@ -17,10 +17,11 @@ A range is one of two shapes, and the statement must work for both (it does when
 `log.where()` in its WHERE clause):
 - live processing and the end of a rebuild hand it the range of a batch the runner read:
   after < (transaction_id, global_position) <= upto, every transaction in it finished;
-- a rebuild's first pass hands it ranges of positions below a read barrier fixed when the pass
-  started (all transactions below it finished): from_position < global_position <= to_position
-  and transaction_id < below. Such a range is a plain index range (or a sequential read), which
-  is what lets a rebuild run nearly as fast as one `INSERT … SELECT` over the whole log.
+- a rebuild's first pass (unless the projection sets `by_positions = False`) hands it ranges
+  of positions below a read barrier fixed when the pass started (all transactions below it
+  finished): from_position < global_position <= to_position and transaction_id < below.
+  Such a range is a plain index range (or a sequential read), which is what lets a rebuild
+  run nearly as fast as one `INSERT … SELECT` over the whole log.
 
 `where()` is constant SQL text (no values in it), so formatting it into the statement is safe.
 """
@@ -101,6 +102,12 @@ class RangeProjection(Projection):
     # Log positions per transaction in a rebuild's first pass (when `rebuild` is not given a
     # batch size): big enough that per-statement costs vanish, small enough to resume cheaply.
     rebuild_step: ClassVar[int] = 250_000
+    # Whether a rebuild may apply what lies below its read barrier by ranges of log positions
+    # (a first pass, see rebuild.py), which are not in log order across ranges. A projection
+    # whose rows depend on the order of events (the first session to claim a grant, the first
+    # value given) says False: its rebuild then reads pages of `rebuild_step` events in log
+    # order, (transaction_id, global_position), as live processing does.
+    by_positions: ClassVar[bool] = True
 
     @abstractmethod
     async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:

@@ -18,7 +18,9 @@ A RangeProjection (one set-based statement per stretch of the log) is first buil
 pass*: the read barrier is fixed when the rebuild starts, and everything below it is applied by
 ranges of log positions (`rebuild_step` per transaction), each a plain index range of the log
 rather than a walk in (transaction_id, global_position) order; what was committed since is
-then applied like any reader would, from the checkpoint (barrier, 0).
+then applied like any reader would, from the checkpoint (barrier, 0). A RangeProjection whose
+rows depend on the order of events (`by_positions = False`, e.g. analytics) skips the first pass:
+it is applied page by page in log order, `rebuild_step` events per transaction.
 """
 
 from __future__ import annotations
@@ -123,8 +125,9 @@ async def rebuild(
 ) -> RebuildResult:
     """Rebuild `projection` (resuming an interrupted rebuild of the same version and `until`).
 
-    `batch_size` is events per transaction (default 5000), or for a RangeProjection's first
-    pass log positions per transaction (default: its `rebuild_step`).
+    `batch_size` is events per transaction (default 5000, or for a RangeProjection read in log
+    order its `rebuild_step`), or for a RangeProjection's first pass log positions per
+    transaction (default: its `rebuild_step`).
     """
     if isinstance(projection, Reactor) or not projection.tables:
         raise RebuildError(f"{projection.name} has no tables to rebuild (reactors replay nothing)")
@@ -168,7 +171,13 @@ class _Rebuild:
         self.until = until
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        # A RangeProjection read in log order only (no first pass) takes pages of its
+        # rebuild_step events.
+        self.batch_size = batch_size or (
+            projection.rebuild_step
+            if isinstance(projection, RangeProjection) and not projection.by_positions
+            else DEFAULT_BATCH_SIZE
+        )
         self.first_pass_step = batch_size or (
             projection.rebuild_step if isinstance(projection, RangeProjection) else 1
         )
@@ -235,7 +244,9 @@ class _Rebuild:
 
     async def _start(self) -> _Place:
         """Resume the rebuild of this version and `until`, or start afresh on empty tables."""
-        first_pass = isinstance(self.p, RangeProjection) and self.until is None
+        first_pass = (
+            isinstance(self.p, RangeProjection) and self.p.by_positions and self.until is None
+        )
         bounds: tuple[int, int | None] | None = None
         if first_pass:
             # Read before the start's transaction, each in a transaction of its own (the
