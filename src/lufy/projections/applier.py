@@ -6,7 +6,8 @@ RangeProjection, only counted (its `apply_range` reads the stretch itself). Appl
 
 - `apply_events`: in the caller's transaction, each projection gets the events of its types (a
   reactor records its jobs, returned to be enqueued after commit). `append_inline` calls this in
-  the writer's transaction;
+  the writer's transaction; `apply_within` is the same for a batch of either shape (a counted
+  one goes to `apply_range`), for a caller with its own transaction open (a rebuild's swap);
 - `apply_batch`: one transaction as role `system` with the search_path given (live tables, or
   the shadow copies of a rebuild), the batch applied there, and the reader's place in the log
   (a `Cursor`) checked and advanced in that same transaction, so the read model and the place
@@ -40,6 +41,7 @@ __all__ = [
     "RebuildPlace",
     "apply_batch",
     "apply_events",
+    "apply_within",
 ]
 
 
@@ -150,13 +152,22 @@ async def apply_events(
     return jobs
 
 
-async def _apply_range(
+async def apply_within(
     conn: AsyncConnection[Any], projections: Sequence[Projection], batch: Batch
-) -> None:
-    for projection in projections:
-        if not isinstance(projection, RangeProjection):
-            raise TypeError(f"{projection.name}: a batch without events needs a RangeProjection")
-        await projection.apply_range(conn, LogRange.between(batch.before, batch.after))
+) -> list[QueuedJob]:
+    """In the caller's transaction: a batch of decoded events through `apply_events`, a counted
+    one through each projection's `apply_range` over (before, after] (RangeProjections only).
+    Returns the reactors' jobs to enqueue after commit."""
+    if batch.events:
+        return await apply_events(conn, projections, batch.events)
+    if batch.size:
+        for projection in projections:
+            if not isinstance(projection, RangeProjection):
+                raise TypeError(
+                    f"{projection.name}: a batch without events needs a RangeProjection"
+                )
+            await projection.apply_range(conn, LogRange.between(batch.before, batch.after))
+    return []
 
 
 async def apply_batch(
@@ -173,15 +184,11 @@ async def apply_batch(
     Raises Moved (nothing applied) when the cursor is not at `batch.before`. Without a cursor
     the caller keeps the place itself, and must move it only once this returns.
     """
-    jobs: list[QueuedJob] = []
     async with conn.transaction():
         await enter_system_transaction(conn, search_path)
         if cursor is not None:
             await cursor.check(conn, batch.before)
-        if batch.events:
-            jobs = await apply_events(conn, projections, batch.events)
-        elif batch.size:
-            await _apply_range(conn, projections, batch)
+        jobs = await apply_within(conn, projections, batch)
         if cursor is not None:
             await cursor.advance(conn, batch)
     return jobs
