@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from lufy.analytics.projections import PROJECTIONS
 from lufy.db import Database
 from lufy.eventstore import ANY, Checkpoint, EventStore, NewEvent
+from lufy.projections.applier import Batch, apply_batch
 
 __all__ = [
     "LocalProjector",
@@ -29,7 +30,8 @@ __all__ = [
 
 class LocalProjector:
     """Applies every analytics projection to what the log holds beyond its checkpoint, the way
-    the projector does: in commit-safe order, each batch in one transaction as role 'system'."""
+    the projector does: in commit-safe order, each batch by the log-applier in one transaction
+    as role 'system'. Its checkpoint is kept in memory (not in lufy.checkpoints)."""
 
     def __init__(self, db: Database, store: EventStore, *, batch: int = 500) -> None:
         self.db = db
@@ -52,14 +54,13 @@ class LocalProjector:
         applied = 0
         types = frozenset().union(*(p.handles for p in PROJECTIONS))
         while True:
-            async with self.db.transaction(role="system") as conn:
+            async with self.db.connection() as conn:
                 page = await self.store.read_all(
                     conn, self.checkpoint, limit=self.batch, types=types
                 )
-                for projection in PROJECTIONS:
-                    mine = [e for e in page.events if e.type in projection.handles]
-                    if mine:
-                        await projection.apply(conn, mine)
+                if page.events:
+                    batch = Batch(self.checkpoint, page.checkpoint, page.events)
+                    await apply_batch(conn, PROJECTIONS, batch, cursor=None)
             applied += len(page.events)
             self.checkpoint = page.checkpoint
             if page.events:

@@ -1,7 +1,7 @@
 """What a projection is: a name, a version, the event types it handles, and `apply`.
 
-Rules every projection follows (the runner relies on them):
-- It refers to its own tables *unqualified* (`INSERT INTO track_rollup ...`): the runner sets
+Rules every projection follows (the log-applier, `projections.applier`, relies on them):
+- It refers to its own tables *unqualified* (`INSERT INTO track_rollup ...`): the applier sets
   `search_path` per transaction, pointing at the live schema (`lufy`) for live processing and at
   a shadow schema for rebuilds, so replay is the same code path as live processing.
 - `apply` is deterministic given the events: it reads only its own tables and the events, never

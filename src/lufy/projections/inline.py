@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 
 from lufy.eventstore.envelope import AppendResult, Event, ExpectedVersion, NewEvent, RecordedEvent
 from lufy.eventstore.postgres import EventStore
+from lufy.projections.applier import apply_events
 from lufy.projections.base import Projection
 
 __all__ = ["append_inline"]
@@ -29,7 +30,9 @@ async def append_inline(
     """Append to one stream and apply `projections` to the new events, in `conn`'s transaction.
 
     The caller must hold a transaction open on `conn` so that the events and the read model
-    commit or roll back together. An idempotent replay applies nothing.
+    commit or roll back together; the projections are applied by the log-applier
+    (`projections.applier.apply_events`), in the caller's role. An idempotent replay applies
+    nothing.
     """
     now = datetime.now(UTC)
     items = [
@@ -59,8 +62,5 @@ async def append_inline(
         )
         for i, (item, position) in enumerate(zip(items, result.positions, strict=True))
     ]
-    for projection in projections:
-        mine = [r for r in recorded if r.type in projection.handles]
-        if mine:
-            await projection.apply(conn, mine)
+    await apply_events(conn, projections, recorded)
     return result, recorded

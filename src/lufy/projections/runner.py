@@ -2,16 +2,17 @@
 
 For each projection a task competes for an advisory lock (leadership); the winner reads the log
 gap-free from the projection's checkpoint (EventStore.read_all through a Subscription, woken by
-NOTIFY) and applies each batch together with the new checkpoint in one transaction, as role
-`system` with the search_path on the live schema. The checkpoint row is locked and compared at
-the start of each batch, so even two leaders (a lock lost with its connection) never apply an
-event twice. A batch that keeps failing is split to find the event; that event is retried with
-backoff and then the projection stops there, `failed`, while the others go on. A reactor's jobs
-are recorded in the same transaction and enqueued after commit.
+NOTIFY) and hands each batch to the log-applier (`projections.applier.apply_batch`), which
+applies it together with the new checkpoint in one transaction, as role `system` with the
+search_path on the live schema. The checkpoint row is locked and compared at the start of each
+batch, so even two leaders (a lock lost with its connection) never apply an event twice. A batch
+that keeps failing is split to find the event; that event is retried with backoff and then the
+projection stops there, `failed`, while the others go on. A reactor's jobs are recorded in the
+same transaction and enqueued after commit.
 
-A version that differs from the live one triggers a rebuild (shadow schema, swap) before the
-projection applies anything new. The maintenance loop (its own leader) sweeps lost jobs back to
-Redis and enqueues the periodic analytics refresh.
+On taking the lead (`projections.takeover`), a version that differs from the live one triggers
+a rebuild (shadow schema, swap) before the projection applies anything new. The maintenance
+loop (its own leader) sweeps lost jobs back to Redis and enqueues the periodic analytics refresh.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -33,16 +33,11 @@ from lufy.eventstore.postgres import EventStore
 from lufy.eventstore.subscription import Subscription
 from lufy.jobs.broker import JobRuntime, QueuedJob
 from lufy.logs import configure_logging, get_logger
+from lufy.projections.applier import Batch, LiveCheckpoint, Moved, apply_batch
 from lufy.projections.base import Projection
-from lufy.projections.context import (
-    LIVE_PATH,
-    NS_LIVE,
-    Q,
-    checkpoint_of,
-    enter_system_transaction,
-    process_label,
-)
+from lufy.projections.context import NS_LIVE, Q, checkpoint_of, process_label
 from lufy.projections.reactors import Reactor
+from lufy.projections.takeover import kind_of, take_over
 from lufy.settings import Settings
 
 __all__ = ["Projector", "ProjectorOptions", "kind_of", "run_projector"]
@@ -68,20 +63,6 @@ class ProjectorOptions:
     # How often the sweep of uploads never completed within 24 h is enqueued (0: never).
     upload_sweep_interval: float = 3600.0
     rebuild_batch_size: int | None = None  # None: rebuild()'s defaults
-
-
-def kind_of(projection: Projection) -> str:
-    if isinstance(projection, Reactor):
-        return "reactor"
-    return "inline" if projection.inline else "async"
-
-
-class _Moved(Exception):
-    """The checkpoint is not where this task left it: a skip, a swap, or another leader."""
-
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        super().__init__(f"checkpoint moved to {checkpoint}")
-        self.checkpoint = checkpoint
 
 
 class _Poisoned(Exception):
@@ -176,7 +157,13 @@ class ProjectionTask:
             pass
 
     async def _lead(self, conn: AsyncConnection[Any]) -> None:
-        await self._prepare(conn)
+        self.failed = await take_over(
+            self.projector.url,
+            conn,
+            self.projection,
+            self.projector.store,
+            rebuild_batch_size=self.projector.options.rebuild_batch_size,
+        )
         if self.projection.inline:
             # Inline projections are applied by their writers; the projector only rebuilds them
             # on a version change, then steps down.
@@ -189,50 +176,6 @@ class ProjectionTask:
                 if self._stopped.is_set():
                     return
             await self._follow(conn)
-
-    async def _prepare(self, conn: AsyncConnection[Any]) -> None:
-        p = self.projection
-        store = self.projector.store
-        async with conn.transaction():
-            await conn.execute(
-                Q.ensure_state, {"name": p.name, "version": p.version, "kind": kind_of(p)}
-            )
-            if not p.inline:
-                start = Checkpoint.START
-                if getattr(p, "start_at_head", False):
-                    start = await store.barrier(conn)
-                await conn.execute(
-                    Q.ensure_checkpoint,
-                    {"name": p.name, "tx": start.transaction_id, "pos": start.global_position},
-                )
-            await conn.execute(
-                Q.claim_state,
-                {"name": p.name, "owner": process_label("projector"), "kind": kind_of(p)},
-            )
-            cur = await conn.execute(Q.get_state, {"name": p.name})
-            row = await cur.fetchone()
-        assert row is not None
-        live_version, state = int(row[0]), str(row[1])
-        self.failed = state == "failed"
-        if live_version != p.version:
-            if p.tables:
-                from lufy.projections.rebuild import rebuild
-
-                _log.warning(
-                    "projection version changed: rebuilding",
-                    projection=p.name,
-                    live_version=live_version,
-                    version=p.version,
-                )
-                await rebuild(
-                    self.projector.url,
-                    p,
-                    store=store,
-                    batch_size=self.projector.options.rebuild_batch_size,
-                )
-            else:
-                await conn.execute(Q.set_version, {"name": p.name, "version": p.version})
-            self.failed = False
 
     # --- processing ---------------------------------------------------------------------------
 
@@ -259,7 +202,7 @@ class ProjectionTask:
                 try:
                     await self._apply(conn, checkpoint, page.events, page.checkpoint)
                     checkpoint = page.checkpoint
-                except _Moved as moved:
+                except Moved as moved:
                     _log.info("checkpoint moved", projection=self.name, to=moved.checkpoint)
                     checkpoint = moved.checkpoint
                     sub.checkpoint = checkpoint
@@ -282,11 +225,11 @@ class ProjectionTask:
             if delay:
                 await self._sleep(delay)
                 if self._stopped.is_set():
-                    raise _Moved(before)  # let the caller unwind; nothing was applied
+                    raise Moved(before)  # let the caller unwind; nothing was applied
             try:
                 await self._apply_once(conn, before, events, after)
                 return
-            except (_Moved, psycopg.OperationalError):
+            except (Moved, psycopg.OperationalError):
                 raise
             except Exception as exc:
                 last = exc
@@ -315,26 +258,14 @@ class ProjectionTask:
         events: Sequence[RecordedEvent],
         after: Checkpoint,
     ) -> None:
-        jobs: list[QueuedJob] = []
-        async with conn.transaction():
-            await enter_system_transaction(conn, LIVE_PATH)
-            cur = await conn.execute(Q.lock_checkpoint, {"name": self.name}, prepare=True)
-            current = checkpoint_of(await cur.fetchone())
-            if current != before:
-                raise _Moved(current)
-            if events:
-                if isinstance(self.projection, Reactor):
-                    jobs = await self.projection.record(conn, events)
-                else:
-                    await self.projection.apply(conn, events)
-            await conn.execute(
-                Q.set_checkpoint,
-                {"name": self.name, "tx": after.transaction_id, "pos": after.global_position},
-                prepare=True,
-            )
-            if self.failed and events:
-                await conn.execute(Q.mark_running, {"name": self.name})
-        if self.failed and events:
+        resuming = self.failed and bool(events)
+        jobs = await apply_batch(
+            conn,
+            [self.projection],
+            Batch(before, after, events),
+            cursor=LiveCheckpoint(self.name, clears_failure=resuming),
+        )
+        if resuming:
             self.failed = False
             _log.info("projection resumed", projection=self.name)
         if jobs:
@@ -467,7 +398,3 @@ def run_projector(
         await projector.run()
 
     asyncio.run(main())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
