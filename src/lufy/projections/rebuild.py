@@ -28,19 +28,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import AsyncConnection, sql
 
 from lufy.errors import LufyError
-from lufy.eventstore.envelope import ANY, Checkpoint, NewEvent, RecordedEvent
+from lufy.eventstore.envelope import ANY, Checkpoint, NewEvent
 from lufy.eventstore.postgres import EventStore
 from lufy.logs import get_logger
 from lufy.operations.events import ProjectionRebuilt
+from lufy.projections.applier import Batch, RebuildPlace, apply_batch, apply_events, apply_within
 from lufy.projections.base import Projection
 from lufy.projections.context import (
     LIVE_PATH,
@@ -65,16 +66,6 @@ DEFAULT_BATCH_SIZE = 5000
 # to the writers and retries (it must stay below deadlock_timeout, 1 s by default).
 SWAP_LOCK_TIMEOUT = "200ms"
 SWAP_ATTEMPTS = 100
-
-
-class _Mark:
-    """Where an event is, for a RangeProjection's rebuild (which never decodes events)."""
-
-    __slots__ = ("checkpoint", "recorded_at")
-
-    def __init__(self, tx: int, pos: int, recorded_at: datetime | None) -> None:
-        self.checkpoint = Checkpoint(tx, pos)
-        self.recorded_at = recorded_at
 
 
 class _FirstPass(NamedTuple):
@@ -369,18 +360,16 @@ class _Rebuild:
         The next page is read on a second connection while the current one is applied, so the
         database's part of reading overlaps with decoding and applying.
         """
-        pages: asyncio.Queue[tuple[list[RecordedEvent], Checkpoint, bool] | BaseException] = (
-            asyncio.Queue(maxsize=2)
-        )
+        pages: asyncio.Queue[tuple[Batch, bool] | BaseException] = asyncio.Queue(maxsize=2)
 
         async def read_ahead(reader: AsyncConnection[Any], after: Checkpoint) -> None:
             try:
                 while True:
-                    events, nxt, full = await self._read(reader, after)
-                    await pages.put((events, nxt, full))
+                    batch, full = await self._read(reader, after)
+                    await pages.put((batch, full))
                     if not full:
                         return
-                    after = nxt
+                    after = batch.after
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # hand it to the consumer, which raises it
@@ -396,17 +385,23 @@ class _Rebuild:
                     item = await pages.get()
                     if isinstance(item, BaseException):
                         raise item
-                    events, after, full = item
+                    batch, full = item
                     done = not full
-                    if self.until is not None:
-                        kept = [e for e in events if e.recorded_at <= self.until]
-                        if len(kept) < len(events):
-                            events, done = kept, True
+                    if self.until is not None and batch.events:
+                        kept = [e for e in batch.events if e.recorded_at <= self.until]
+                        if len(kept) < len(batch.events):
                             after = kept[-1].checkpoint if kept else checkpoint
-                    if events or after != checkpoint:
-                        await self._apply_batch(events, checkpoint, after)
-                        applied += len(events)
-                        checkpoint = after
+                            batch, done = Batch(checkpoint, after, kept), True
+                    if batch.size or batch.after != checkpoint:
+                        await apply_batch(
+                            self.conn,
+                            [self.p],
+                            batch,
+                            cursor=RebuildPlace(self.name),
+                            search_path=SHADOW_PATH,
+                        )
+                        applied += batch.size
+                        checkpoint = batch.after
                         if self.progress:
                             self.progress(applied, max(total, applied))
                     if done:
@@ -416,18 +411,18 @@ class _Rebuild:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await producer
 
-    async def _read(
-        self, reader: AsyncConnection[Any], after: Checkpoint
-    ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
-        """One page of EventStore.read_all (decoded in one call per page)."""
+    async def _read(self, reader: AsyncConnection[Any], after: Checkpoint) -> tuple[Batch, bool]:
+        """The next batch after `after` and whether it is full: one page of
+        EventStore.read_all (decoded in one call per page), or for a RangeProjection only
+        where it ends and how many events it holds."""
         if isinstance(self.p, RangeProjection):
             return await self._read_positions(reader, after)
         page = await self.store.read_all(reader, after, limit=self.batch_size, types=self.types)
-        return page.events, page.checkpoint, len(page.events) >= self.batch_size
+        return Batch(after, page.checkpoint, page.events), len(page.events) >= self.batch_size
 
     async def _read_positions(
         self, reader: AsyncConnection[Any], after: Checkpoint
-    ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
+    ) -> tuple[Batch, bool]:
         if self.until is None:
             return await self._read_boundary(reader, after)
         cur = await reader.execute(
@@ -441,15 +436,19 @@ class _Rebuild:
             prepare=True,
         )
         rows = await cur.fetchall()
-        marks = [_Mark(int(r[0]), int(r[1]), r[2]) for r in rows if r[0] is not None]
-        events = cast(list[RecordedEvent], marks)  # only .checkpoint and .recorded_at are read
-        if len(marks) >= self.batch_size:
-            return events, marks[-1].checkpoint, True
-        return events, max(after, Checkpoint(int(rows[0][3]), 0)), False
+        found = [r for r in rows if r[0] is not None]
+        kept = [r for r in found if self.until is None or r[2] <= self.until]
+        if len(kept) < len(found):  # the batch ends at the last event recorded by `until`
+            end = Checkpoint(int(kept[-1][0]), int(kept[-1][1])) if kept else after
+            return Batch(after, end, count=len(kept)), False
+        if len(found) >= self.batch_size:
+            last = found[-1]
+            return Batch(after, Checkpoint(int(last[0]), int(last[1])), count=len(found)), True
+        return Batch(after, max(after, Checkpoint(int(rows[0][3]), 0)), count=len(found)), False
 
     async def _read_boundary(
         self, reader: AsyncConnection[Any], after: Checkpoint
-    ) -> tuple[list[RecordedEvent], Checkpoint, bool]:
+    ) -> tuple[Batch, bool]:
         """Only the end of the page and how many events it holds: nothing else is needed to
         apply a range, and shipping 100k rows to Python would cost more than applying them."""
         params: dict[str, Any] = {
@@ -466,37 +465,13 @@ class _Rebuild:
             row = await cur.fetchone()
         assert row is not None
         if row[0] is not None:
-            end = _Mark(int(row[0]), int(row[1]), None)
-            # A page of `batch_size` events that all end where the page ends: only its length
-            # and last checkpoint are read.
-            return cast(list[RecordedEvent], [end] * self.batch_size), end.checkpoint, True
+            end = Checkpoint(int(row[0]), int(row[1]))
+            return Batch(after, end, count=self.batch_size), True
         barrier = int(row[2])
         cur = await reader.execute(Q.count_below, {**params, "barrier": barrier})
         counted = await cur.fetchone()
         n = int(counted[0]) if counted else 0
-        end_at = max(after, Checkpoint(barrier, 0))
-        filler = _Mark(end_at.transaction_id, end_at.global_position, None)
-        return cast(list[RecordedEvent], [filler] * n), end_at, False
-
-    async def _apply_batch(
-        self, events: Sequence[RecordedEvent], before: Checkpoint, after: Checkpoint
-    ) -> None:
-        async with self.conn.transaction():
-            await enter_system_transaction(self.conn, SHADOW_PATH)
-            if isinstance(self.p, RangeProjection):
-                if events:
-                    await self.p.apply_range(self.conn, LogRange.between(before, after))
-            elif events:
-                await self.p.apply(self.conn, events)
-            await self.conn.execute(
-                Q.advance_rebuild,
-                {
-                    "name": self.name,
-                    "tx": after.transaction_id,
-                    "pos": after.global_position,
-                    "applied": len(events),
-                },
-            )
+        return Batch(after, max(after, Checkpoint(barrier, 0)), count=n), False
 
     # --- swapping -----------------------------------------------------------------------------
 
@@ -590,8 +565,8 @@ class _Rebuild:
         applied = 0
         if isinstance(self.p, RangeProjection) and to is not None:
             if to > checkpoint:
-                await self.p.apply_range(self.conn, LogRange.between(checkpoint, to))
                 applied = await self._count_between(checkpoint, to)
+                await apply_within(self.conn, [self.p], Batch(checkpoint, to, count=applied))
             return max(checkpoint, to), applied
         while True:
             params: dict[str, Any] = {
@@ -605,7 +580,7 @@ class _Rebuild:
             cur = await self.conn.execute(query, params)
             events = decode_rows(self.store, await cur.fetchall())
             if events:
-                await self.p.apply(self.conn, events)
+                await apply_events(self.conn, [self.p], events)
                 applied += len(events)
                 checkpoint = events[-1].checkpoint
             if len(events) < self.batch_size:
