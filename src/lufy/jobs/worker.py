@@ -10,7 +10,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
+import dramatiq
+
 from lufy.contexts import modules
+from lufy.jobs.broker import configure
 from lufy.jobs.registry import QUEUES
 from lufy.logs import configure_logging, get_logger
 from lufy.settings import get_settings
@@ -31,10 +34,6 @@ def import_job_modules() -> list[str]:
 
 def serve_queues(queues: Sequence[str], threads: int, stop: threading.Event) -> None:
     """Run a dramatiq worker in this process until `stop` is set."""
-    import dramatiq
-
-    from lufy.jobs.broker import configure
-
     settings = get_settings()
     modules = import_job_modules()  # their actors, declared before the broker takes them
     runtime = configure(settings, pool_size=threads + 1)
