@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from lufy.jobs import job
-from lufy.jobs.broker import current
 from lufy.logs import get_logger
 from lufy.sqlfiles import load_queries
 
@@ -21,6 +20,8 @@ _log = get_logger(__name__)
 
 @job(queue="analytics-refresh", max_retries=3, time_limit_ms=900_000)
 def refresh_analytics(payload: dict[str, Any], *, job_key: str) -> None:
+    from lufy.jobs.broker import current
+
     with current().pool.connection() as conn:
         rows = conn.execute(_Q.refresh_views).fetchall()
     for name, seconds in rows:
