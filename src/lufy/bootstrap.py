@@ -9,7 +9,10 @@ another receives it here, in its constructor.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 
@@ -26,7 +29,9 @@ from lufy.payments.service import PaymentsService
 from lufy.readdb import read_database
 from lufy.settings import Settings, get_settings
 
-__all__ = ["Container", "bootstrap"]
+__all__ = ["Container", "bootstrap", "run_with_container"]
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -109,6 +114,21 @@ def bootstrap(
         ingestor=Ingestor(db, store, sample_rate=settings.ANALYTICS_SAMPLE_RATE),
         dashboard=Dashboard(read_db),
     )
+
+
+def run_with_container(work: Callable[[Container], Awaitable[T]], *, pool_size: int = 2) -> T:
+    """For a command: `work(container)` on a container built from the settings, with its
+    primary pool open, on a fresh event loop; everything is closed after."""
+
+    async def main() -> T:
+        container = bootstrap(get_settings(), pool_size=pool_size)
+        await container.db.open(wait=True)
+        try:
+            return await work(container)
+        finally:
+            await container.stop()
+
+    return asyncio.run(main())
 
 
 def _tier_resolver(settings: Settings) -> TierResolver | None:

@@ -1,8 +1,8 @@
 """`lufy`: the command line (CONTRACT.md section 2).
 
 Exit status: 0 on success, 1 on a handled failure (one clear line on stderr), 2 on bad usage.
-Sub-command groups live with their context and are imported only when used, so `lufy --help`
-stays fast and one context's imports never break another's commands.
+Sub-command groups live with their context (declared in `lufy.contexts`) and are imported only
+when used, so `lufy --help` stays fast and one context's imports never break another's commands.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import psycopg
 import redis
 from psycopg_pool import PoolTimeout
 
+from lufy.contexts import CONTEXTS
 from lufy.errors import LufyError
 
 __all__ = ["main"]
 
-# command name -> "module:attribute" of a click command or group
+# command name -> "module:attribute" of a click command or group: the processes and the
+# runtimes' groups, then each context's commands (`lufy.contexts`). Listed sorted by name.
 _LAZY: dict[str, str] = {
     "migrate": "lufy.commands:migrate_command",
     "serve": "lufy.commands:serve_command",
@@ -29,18 +31,21 @@ _LAZY: dict[str, str] = {
     "dev": "lufy.commands:dev_command",
     "projections": "lufy.projections.cli:projections",
     "events": "lufy.eventstore.cli:events",
-    "analytics": "lufy.analytics.cli:analytics",
-    "seed": "lufy.analytics.seed:seed_command",
-    "users": "lufy.accounts.cli:users",
     "jobs": "lufy.jobs.cli:jobs",
-    "payments": "lufy.payments.cli:payments",
-    "royalties": "lufy.payments.cli:royalties",
-}
-# group name -> commands another package adds to it ("module:attribute"): the event store's
-# `events` group gets the analytics context's NDJSON import and warehouse export.
-_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    "events": ("lufy.analytics.cli:events_import", "lufy.analytics.cli:events_export"),
-}
+} | {name: c.module(target) for c in CONTEXTS for name, target in c.cli.items()}
+
+
+def _extensions() -> dict[str, list[str]]:
+    """group name -> commands contexts add to another package's group ("module:attribute"):
+    the event store's `events` group gets the analytics context's import and export."""
+    found: dict[str, list[str]] = {}
+    for context in CONTEXTS:
+        for group, targets in context.cli_extensions.items():
+            found.setdefault(group, []).extend(context.module(t) for t in targets)
+    return found
+
+
+_EXTENSIONS = _extensions()
 
 
 def _load(target: str) -> click.Command:

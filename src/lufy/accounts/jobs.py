@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+import uuid
+from typing import Any, NamedTuple
 
 from lufy.accounts.emails import deliver
+from lufy.catalog.jobs import catalog_of
+from lufy.catalog.service import CatalogService
+from lufy.db import Database
 from lufy.jobs import job
+from lufy.jobs.broker import current
 from lufy.jobs.loop import in_worker
-
-if TYPE_CHECKING:
-    from lufy.catalog.service import CatalogService
-    from lufy.db import Database
+from lufy.privacy.erasure import delete_tracks
 
 __all__ = ["finish_erasure", "send_email"]
 
@@ -21,8 +23,6 @@ __all__ = ["finish_erasure", "send_email"]
 def send_email(payload: dict[str, Any], *, job_key: str) -> None:
     """Render and send one account e-mail; the job key is the causing event's id, and the
     backends are idempotent on it (Resend's Idempotency-Key, the file backend's file name)."""
-    from lufy.jobs.broker import current
-
     deliver(payload, key=job_key, settings=current().settings)
 
 
@@ -30,11 +30,6 @@ def send_email(payload: dict[str, Any], *, job_key: str) -> None:
 async def finish_erasure(payload: dict[str, Any], *, job_key: str) -> None:
     """Delete what is left of an erased person's tracks and media (payload: {user_id});
     idempotent, implied by each `accounts.user_erased`."""
-    import uuid
-
-    from lufy.catalog.jobs import catalog_of
-    from lufy.privacy.erasure import delete_tracks
-
     user_id = uuid.UUID(str(payload["user_id"]))
     await in_worker(lambda r: delete_tracks(_Tracks(r.db, catalog_of(r)), user_id))
 

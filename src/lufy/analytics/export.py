@@ -26,6 +26,7 @@ from typing import IO, Any, Literal
 import psycopg
 from psycopg import IsolationLevel
 
+from lufy.readdb import read_url_for_export
 from lufy.settings import Settings
 
 __all__ = ["ExportResult", "export_events"]
@@ -64,8 +65,6 @@ def export_events(
     settings: Settings, *, since: int, fmt: Format, out: Path | None, url: str | None = None
 ) -> ExportResult:
     """Write the events after `since` (a transaction id) up to the safe position."""
-    from lufy.readdb import read_url_for_export
-
     conninfo = url or read_url_for_export(settings)
     with psycopg.connect(conninfo) as conn:
         conn.isolation_level = IsolationLevel.REPEATABLE_READ

@@ -134,8 +134,7 @@ async def _upload(
     catalog: CatalogService, principal: Principal, audio: bytes, title: str, t: int
 ) -> uuid.UUID:
     """Upload one generated track through the catalog's real path; its track id."""
-    # Imported here, as the other context imports below: `lufy --help` imports this module.
-    from lufy.catalog.schemas import UploadCreate
+    from lufy.catalog.schemas import UploadCreate  # cheap CLI start: `lufy --help` imports seed
 
     ticket = await catalog.request_upload(
         principal,

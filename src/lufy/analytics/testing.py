@@ -11,12 +11,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.types import ASGIApp, Receive, Scope, Send
 from psycopg import AsyncConnection
 
+from lufy.analytics import api, dashboard_api
 from lufy.analytics.projections import PROJECTIONS
+from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
 from lufy.db import Database
 from lufy.eventstore import ANY, Checkpoint, EventStore, NewEvent
 from lufy.projections.applier import Batch, apply_batch
+from lufy.web.auth import Principal, provide_optional_principal, provide_principal
+from lufy.web.context import request_context_middleware
+from lufy.web.errors import exception_handlers
 
 __all__ = [
     "LocalProjector",
@@ -107,8 +116,6 @@ async def issue_grant(
 ) -> uuid.UUID:
     """Append the `catalog.stream_authorized` event that `GET /api/music/tracks/{id}/stream`
     appends for a grant issued at `at` (default: an hour ago); returns the grant id."""
-    from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
-
     grant = grant_id or uuid.uuid4()
     issued = at or datetime.now(UTC) - timedelta(hours=1)
     event = StreamAuthorized(
@@ -133,15 +140,6 @@ def principal_app(container: Any) -> Any:
     """The analytics and dashboard routes on a bare Litestar app whose caller is named by a
     test header `x-test-principal: <role>:<user id>` (tests only; the real app authenticates
     bearer tokens)."""
-    from litestar import Litestar
-    from litestar.datastructures import State
-    from litestar.di import Provide
-    from litestar.types import ASGIApp, Receive, Scope, Send
-
-    from lufy.analytics import api, dashboard_api
-    from lufy.web.auth import Principal, provide_optional_principal, provide_principal
-    from lufy.web.context import request_context_middleware
-    from lufy.web.errors import exception_handlers
 
     def as_principal(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:

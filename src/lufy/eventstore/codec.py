@@ -1,9 +1,9 @@
 """Type tag <-> Struct, with schema versions and upcasters.
 
-Each bounded context's `events.py` exports `EVENTS` (a tuple of Event subclasses) and optionally
-`UPCASTERS`: {(type, from_version): fn(dict) -> dict} taking a payload of `from_version` to
-`from_version + 1`. Unknown types and payloads that do not match their Struct are rejected
-before anything is written.
+Each package that `lufy.contexts` lists with events has an `events.py` exporting `EVENTS` (a
+tuple of Event subclasses) and optionally `UPCASTERS`: {(type, from_version): fn(dict) -> dict}
+taking a payload of `from_version` to `from_version + 1`. Unknown types and payloads that do not
+match their Struct are rejected before anything is written.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from typing import Any, Union
 
 import msgspec
 
+from lufy.contexts import modules
 from lufy.errors import UnknownEventTypeError, ValidationFailedError
 from lufy.eventstore.envelope import Event, EventMetadata, RecordedEvent
 
-__all__ = ["CONTEXTS", "EventCodec", "PageDecoding", "Upcaster", "default_codec"]
+__all__ = ["EventCodec", "PageDecoding", "Upcaster", "default_codec"]
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-
-# Packages whose `events` module is part of the catalogue. A new context adds its name here.
-CONTEXTS = ("operations", "accounts", "catalog", "analytics", "payments")
 
 _encoder = msgspec.json.Encoder()
 _meta_decoder = msgspec.json.Decoder(EventMetadata)
@@ -207,16 +205,11 @@ class EventCodec:
 
 @cache
 def default_codec() -> EventCodec:
-    """The codec with every context's events registered."""
+    """The codec with the events of every package `lufy.contexts` lists with events."""
     codec = EventCodec()
-    for context in CONTEXTS:
-        try:
-            module = importlib.import_module(f"lufy.{context}.events")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"lufy.{context}.events" or exc.name == f"lufy.{context}":
-                continue
-            raise
-        for cls in getattr(module, "EVENTS", ()):
+    for name in modules("events"):
+        module = importlib.import_module(name)
+        for cls in module.EVENTS:
             codec.register(cls)
         for (type_name, version), fn in getattr(module, "UPCASTERS", {}).items():
             codec.add_upcaster(type_name, version, fn)

@@ -9,6 +9,8 @@ from typing import Any
 import click
 from psycopg import AsyncConnection
 
+from lufy.jobs.broker import configure
+from lufy.jobs.ledger import counts, enqueue, list_jobs, revive_dead, sweep
 from lufy.settings import get_settings
 
 __all__ = ["jobs"]
@@ -42,7 +44,6 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 @jobs.command("status")
 def status_command() -> None:
     """Jobs per queue and status."""
-    from lufy.jobs.ledger import counts
 
     async def run() -> list[tuple[str, str, int]]:
         async with await _connect() as conn:
@@ -62,7 +63,6 @@ def status_command() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_command(status: str | None, limit: int, as_json: bool) -> None:
     """The most recent jobs (optionally of one status)."""
-    from lufy.jobs.ledger import list_jobs
 
     async def run() -> list[dict[str, Any]]:
         async with await _connect() as conn:
@@ -76,7 +76,6 @@ def list_command(status: str | None, limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def dead_command(limit: int, as_json: bool) -> None:
     """The dead-letter list: jobs that ran out of retries, with their last error."""
-    from lufy.jobs.ledger import list_jobs
 
     async def run() -> list[dict[str, Any]]:
         async with await _connect() as conn:
@@ -93,8 +92,6 @@ def retry_command(actor: str | None, job_key: str | None, everything: bool) -> N
     """Send dead jobs again, with a fresh retry budget."""
     if not (actor or job_key or everything):
         raise click.UsageError("say which dead jobs: --actor, --key or --all")
-    from lufy.jobs.broker import configure
-    from lufy.jobs.ledger import enqueue, revive_dead
 
     async def run() -> int:
         runtime = await asyncio.to_thread(configure, get_settings())
@@ -115,8 +112,6 @@ def retry_command(actor: str | None, job_key: str | None, everything: bool) -> N
 def sweep_command(grace: float) -> None:
     """Re-enqueue now every unfinished job whose message Redis lost (the projector does this
     periodically)."""
-    from lufy.jobs.broker import configure
-    from lufy.jobs.ledger import sweep
 
     async def run() -> int:
         runtime = await asyncio.to_thread(configure, get_settings())

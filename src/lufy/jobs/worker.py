@@ -10,7 +10,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from lufy.eventstore.codec import CONTEXTS
+import dramatiq
+
+from lufy.contexts import modules
+from lufy.jobs.broker import configure
 from lufy.jobs.registry import QUEUES
 from lufy.logs import configure_logging, get_logger
 from lufy.settings import get_settings
@@ -21,27 +24,16 @@ _log = get_logger(__name__)
 
 
 def import_job_modules() -> list[str]:
-    """Import every context's `jobs` module, which declares its `@job` actors."""
-    imported = []
-    for context in CONTEXTS:
-        name = f"lufy.{context}.jobs"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # Only "this context has no jobs module" is normal; a broken import inside it is not.
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        imported.append(name)
+    """Import the `jobs` module of every context `lufy.contexts` lists with jobs, which
+    declares its `@job` actors; their names."""
+    imported = modules("jobs")
+    for name in imported:
+        importlib.import_module(name)
     return imported
 
 
 def serve_queues(queues: Sequence[str], threads: int, stop: threading.Event) -> None:
     """Run a dramatiq worker in this process until `stop` is set."""
-    import dramatiq
-
-    from lufy.jobs.broker import configure
-
     settings = get_settings()
     modules = import_job_modules()  # their actors, declared before the broker takes them
     runtime = configure(settings, pool_size=threads + 1)

@@ -11,8 +11,9 @@ media root or S3).
 from __future__ import annotations
 
 from lufy.media.edge import FREE_MASTER, MASTER
-from lufy.media.storage import BlobStorage
+from lufy.media.storage import BlobStorage, storage_from_settings
 from lufy.media.transcode import content_type_for, free_master
+from lufy.settings import get_settings
 
 __all__ = ["write_missing_free_masters"]
 
@@ -37,8 +38,5 @@ def write_missing_free_masters(storage: BlobStorage) -> list[str]:
 
 
 if __name__ == "__main__":  # pragma: no cover - a one-off operator command
-    from lufy.media.storage import storage_from_settings
-    from lufy.settings import get_settings
-
     done = write_missing_free_masters(storage_from_settings(get_settings()))
     print(f"wrote {len(done)} free master playlist(s)")

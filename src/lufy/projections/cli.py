@@ -13,6 +13,8 @@ import msgspec
 from psycopg import AsyncConnection
 
 from lufy.projections.base import Projection
+from lufy.projections.discovery import all_projections
+from lufy.projections.operations import skip_event, status
 from lufy.settings import get_settings
 
 __all__ = ["projections"]
@@ -24,8 +26,6 @@ def projections() -> None:
 
 
 def _find(name: str) -> Projection:
-    from lufy.projections.discovery import all_projections
-
     found = {p.name: p for p in all_projections()}
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
@@ -55,7 +55,6 @@ def _holder_line(holder: dict[str, Any] | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="a JSON list instead of a table")
 def status_command(as_json: bool) -> None:
     """Each projection: position, lag in events and seconds, state, owner."""
-    from lufy.projections.operations import status
 
     async def run() -> tuple[list[Any], dict[str, Any] | None]:
         async with await _connect() as conn:
@@ -132,7 +131,7 @@ def rebuild_command(
     )
     from rich.text import Text
 
-    from lufy.projections.rebuild import rebuild, until_from_text
+    from lufy.projections.rebuild import rebuild, until_from_text  # cheap CLI start: ~10 ms
 
     projection = _find(name)
     until: datetime | None = None
@@ -194,8 +193,6 @@ def rebuild_command(
 @click.option("--reason", default="", help="recorded with the operator event")
 def skip_command(name: str, position: int, reason: str) -> None:
     """Move NAME past the event at POSITION (the one it is stopped at); recorded in the log."""
-    from lufy.projections.operations import skip_event
-
     projection = _find(name)
 
     async def run() -> None:

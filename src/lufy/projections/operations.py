@@ -16,6 +16,7 @@ from lufy.identity import event_metadata
 from lufy.operations.events import ProjectionEventSkipped
 from lufy.projections.base import Projection
 from lufy.projections.context import LIVE_PATH, NS_LIVE, Q, checkpoint_of, enter_system_transaction
+from lufy.projections.discovery import all_projections
 
 __all__ = ["ProjectionStatus", "SkipRefusedError", "skip_event", "status", "wait_for_projection"]
 
@@ -43,10 +44,10 @@ class ProjectionStatus(msgspec.Struct, kw_only=True):
 
 
 async def status(
-    conn: AsyncConnection[Any],
+    conn: AsyncConnection[Any], *, store: EventStore | None = None
 ) -> tuple[list[ProjectionStatus], dict[str, Any] | None]:
     """Every projection (also those no projector has started yet) and what holds the read
-    barrier back (if any)."""
+    barrier back (if any); `store`: the container's, or one of its own."""
     cur = await conn.execute(Q.status, {"cap": LAG_CAP, "ns": NS_LIVE})
     rows = await cur.fetchall()
     out = [
@@ -66,13 +67,13 @@ async def status(
         for r in rows
     ]
     out.extend(await _not_started(conn, {s.name for s in out}))
-    holder = await EventStore().barrier_holder(conn)
+    holder = await (store or EventStore()).barrier_holder(conn)
     return out, holder
 
 
 async def _not_started(conn: AsyncConnection[Any], seen: set[str]) -> list[ProjectionStatus]:
     """Projections this code defines that no projector has run against this database yet."""
-    from lufy.projections.discovery import all_projections
+    # cheap CLI start: `lufy --help` imports this module (lufy.projections), not the projector
     from lufy.projections.runner import kind_of
 
     out = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import ModuleType
 from typing import Any
 
 from litestar import Litestar, route
@@ -18,48 +19,43 @@ from litestar.params import FromPath
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.api import lean_stream_route
+from lufy.contexts import CONTEXTS
 from lufy.errors import NotFoundError
 from lufy.logs import configure_logging
 from lufy.media import edge_asgi
 from lufy.media.uploads import UploadGate
 from lufy.observability import metrics_middleware
-from lufy.web import frontend, health
+from lufy.web import datalag, frontend, health, ratelimit
 from lufy.web.auth import provide_optional_principal, provide_principal
 from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
 from lufy.web.metrics_port import metrics_port
 from lufy.web.openapi import complete_openapi
-from lufy.web.ratelimit import limiter_of
 
 __all__ = ["create_app"]
 
-# Contexts whose `api` module exports ROUTES (and optionally MIDDLEWARE).
-API_MODULES = (
-    "lufy.accounts.api",
-    "lufy.web.ratelimit",
-    "lufy.catalog.api",
-    "lufy.media.api",
-    "lufy.analytics.api",
-    "lufy.analytics.dashboard_api",
-    "lufy.payments.api",
-    "lufy.web.datalag",
-)
+# The web layer's own edges (ROUTES and MIDDLEWARE), placed among the contexts' `api` modules:
+# rate limiting right after the accounts edge, whose authentication middleware sets the principal
+# it counts by; the data-lag header innermost, after every other.
+_EDGES_AFTER: dict[str, tuple[ModuleType, ...]] = {"accounts": (ratelimit,)}
+_EDGES_LAST = (datalag,)
 MAX_BODY = 2 * 1024 * 1024
 # The container's services that handlers may ask for by name.
 SERVICES = ("settings", "storage", "accounts", "catalog", "payments", "ingestor", "dashboard")
 
 
-def _collect(attribute: str) -> list[Any]:
-    found: list[Any] = []
-    for name in API_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        found.extend(getattr(module, attribute, ()))
-    return found
+def _edges() -> list[ModuleType]:
+    """The HTTP edges in the order of their routes (and so of the OpenAPI document) and of their
+    middleware: each context's `api` modules in `lufy.contexts` order, and the web layer's own."""
+    edges: list[ModuleType] = []
+    for context in CONTEXTS:
+        edges.extend(importlib.import_module(context.module(name)) for name in context.api)
+        edges.extend(_EDGES_AFTER.get(context.name, ()))
+    return [*edges, *_EDGES_LAST]
+
+
+def _collect(edges: list[ModuleType], attribute: str) -> list[Any]:
+    return [item for module in edges for item in getattr(module, attribute, ())]
 
 
 @route(
@@ -117,14 +113,16 @@ def create_app(container: Container | None = None) -> Litestar:
             yield
         finally:
             await container.stop()
-            await limiter_of(container).aclose()
+            await ratelimit.limiter_of(container).aclose()
 
     async def provide_container(state: State) -> Container:
         return state.container  # type: ignore[no-any-return]
 
+    edges = _edges()
+    routes = _collect(edges, "ROUTES")
     app = Litestar(
-        route_handlers=[*health.ROUTES, *_collect("ROUTES"), api_not_found, *frontend.ROUTES],
-        middleware=[request_context_middleware, metrics_middleware, *_collect("MIDDLEWARE")],
+        route_handlers=[*health.ROUTES, *routes, api_not_found, *frontend.ROUTES],
+        middleware=[request_context_middleware, metrics_middleware, *_collect(edges, "MIDDLEWARE")],
         dependencies={
             "container": Provide(provide_container),
             **_service_dependencies(),

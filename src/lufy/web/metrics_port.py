@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from lufy.logs import get_logger
 from lufy.observability import render_metrics
+from lufy.web.health import token_matches
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -71,8 +72,6 @@ async def serve_metrics(container: Container, *, host: str, port: int) -> asynci
 
 
 async def _answer(container: Container, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
-    from lufy.web.health import token_matches
-
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
     except asyncio.LimitOverrunError:

@@ -15,7 +15,9 @@ api.py:
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +27,10 @@ from litestar.openapi.spec import OpenAPIHeader as Header
 from litestar.openapi.spec import OpenAPIResponse as Response
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.routes import HTTPRoute
+
+from lufy.analytics.dashboard import DIMENSIONS, METRICS, SORTS
+from lufy.bootstrap import bootstrap
+from lufy.settings import load_settings
 
 __all__ = ["complete_for_clients", "operation_id"]
 
@@ -232,8 +238,6 @@ def _complete_schemas(document: OpenAPI, response_refs: set[str], request_refs: 
 def _enum_parameter(path: str, parameter: Parameter) -> None:
     if not path.startswith("/api/dashboard/") or parameter.param_in != "query":
         return
-    from lufy.analytics.dashboard import DIMENSIONS, METRICS, SORTS
-
     values = {
         "metric": list(METRICS),
         "granularity": _GRANULARITIES,
@@ -254,12 +258,7 @@ def _enum_parameter(path: str, parameter: Parameter) -> None:
 def main() -> None:
     """Print the document as `GET /schema/openapi.json` serves it (no database needed): the
     web app generates its API types from it (`npm run api-types` in frontend/)."""
-    import json
-    import sys
-
-    from lufy.bootstrap import bootstrap
-    from lufy.settings import load_settings
-    from lufy.web.app import create_app
+    from lufy.web.app import create_app  # a cycle: lufy.web.app imports this module
 
     settings = load_settings(LUFY_ENV="test", JWT_SECRET="openapi-document-only-" + "x" * 16)
     document = create_app(bootstrap(settings)).openapi_schema.to_schema()
