@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from lufy.jobs import job
+from lufy.jobs.broker import current
 from lufy.logs import get_logger
+from lufy.privacy.retention import expire_raw_analytics
 from lufy.sqlfiles import load_queries
 
 __all__ = ["refresh_analytics"]
@@ -20,8 +22,6 @@ _log = get_logger(__name__)
 
 @job(queue="analytics-refresh", max_retries=3, time_limit_ms=900_000)
 def refresh_analytics(payload: dict[str, Any], *, job_key: str) -> None:
-    from lufy.jobs.broker import current
-
     runtime = current()
     with runtime.pool.connection() as conn:
         rows = conn.execute(_Q.refresh_views).fetchall()
@@ -30,8 +30,6 @@ def refresh_analytics(payload: dict[str, Any], *, job_key: str) -> None:
     days = runtime.settings.ANALYTICS_RAW_RETENTION_DAYS
     if days is not None:
         # Retention rides on this periodic job: a no-op unless a month has just aged out.
-        from lufy.privacy.retention import expire_raw_analytics
-
         with runtime.pool.connection() as conn:
             expired = expire_raw_analytics(conn, days)
         if expired is not None:

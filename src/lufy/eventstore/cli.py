@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 
 from lufy.eventstore.codec import default_codec
+from lufy.eventstore.tail import follow
+from lufy.settings import get_settings
 from lufy.sqlfiles import data_dir
 
 __all__ = ["events", "write_schemas"]
@@ -81,8 +83,5 @@ def schema(check: bool) -> None:
 @click.option("--from-start", is_flag=True, help="start at the beginning instead of the end")
 def tail(types: tuple[str, ...], from_start: bool) -> None:
     """Follow the log, one JSON line per event."""
-    from lufy.eventstore.tail import follow
-    from lufy.settings import get_settings
-
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(follow(get_settings(), types or None, from_start=from_start))

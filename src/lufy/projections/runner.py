@@ -31,11 +31,14 @@ from psycopg import AsyncConnection
 from lufy.eventstore.envelope import Checkpoint, RecordedEvent
 from lufy.eventstore.postgres import EventStore
 from lufy.eventstore.subscription import Subscription
-from lufy.jobs.broker import JobRuntime, QueuedJob
+from lufy.jobs.broker import JobRuntime, QueuedJob, obtain
+from lufy.jobs.ledger import enqueue
 from lufy.logs import configure_logging, get_logger
 from lufy.projections.applier import Batch, LiveCheckpoint, Moved, apply_batch
 from lufy.projections.base import Projection
 from lufy.projections.context import NS_LIVE, Q, checkpoint_of, process_label
+from lufy.projections.discovery import all_projections
+from lufy.projections.maintenance import maintain
 from lufy.projections.reactors import Reactor
 from lufy.projections.takeover import kind_of, take_over
 from lufy.settings import Settings
@@ -338,15 +341,11 @@ class Projector:
         self.applied_events[name] = self.applied_events.get(name, 0) + count
 
     async def enqueue(self, jobs: Sequence[QueuedJob]) -> None:
-        from lufy.jobs.ledger import enqueue
-
         if self.runtime is None:
             return  # the sweeper of a projector with a broker sends them
         await enqueue(self.runtime, jobs)
 
     async def _maintenance(self) -> None:
-        from lufy.projections.maintenance import maintain
-
         assert self.runtime is not None
         await maintain(self, self.runtime, self._stopped)
 
@@ -355,8 +354,6 @@ class Projector:
             isinstance(p, Reactor) for p in self.projections
         )
         if needs_broker:
-            from lufy.jobs.broker import obtain
-
             self.runtime, self._owns_runtime = await asyncio.to_thread(obtain, self.settings)
         jobs = [asyncio.create_task(t.run(), name=f"projection:{t.name}") for t in self.tasks]
         if self.options.maintenance and self.runtime is not None:
@@ -385,8 +382,6 @@ def run_projector(
 ) -> None:
     """`lufy projector`: every discovered async projection and reactor, and the maintenance
     loop (job sweeper, periodic analytics refresh), until SIGTERM/SIGINT."""
-    from lufy.projections.discovery import all_projections
-
     configure_logging(settings.LUFY_ENV)
     found = [] if only_maintenance else all_projections()
     projector = Projector(settings, found, options=options)
