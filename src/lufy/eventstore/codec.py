@@ -40,8 +40,7 @@ class PageDecoding(msgspec.Struct, frozen=True):
     """What the page queries (`read_page`) and their one-call decoder need from a codec."""
 
     decoder: msgspec.json.Decoder[list[RecordedEvent]]
-    # Types whose current schema version is not 1, and {type: current version} as JSON.
-    versioned: list[str]
+    # {type: current schema version} as JSON, for the types whose current version is not 1.
     versions: str
 
 
@@ -156,7 +155,6 @@ class EventCodec:
             union: Any = Union.__getitem__(classes)
             self._page = PageDecoding(
                 decoder=msgspec.json.Decoder(list[RecordedEvent[union]]),
-                versioned=sorted(t for t, e in self._by_type.items() if e.schema_version != 1),
                 versions=_encoder.encode(
                     {t: e.schema_version for t, e in self._by_type.items() if e.schema_version != 1}
                 ).decode(),
