@@ -162,7 +162,7 @@ class EventCodec:
         return self._page
 
     def decode_page(self, body: str | bytes) -> list[RecordedEvent]:
-        """Decode a page, a JSON array of `page_line` objects (queries.sql), in one call.
+        """Decode a page, the JSON array `read_page` (queries.sql) returns, in one call.
 
         Raises msgspec.DecodeError/ValidationError when a line does not fit (an unknown type, a
         payload that no longer matches its Struct...): the caller then reads the page again the

@@ -242,5 +242,5 @@ SELECT lufy.read_barrier()::text::bigint;
 
 -- name: pending
 -- Whether transactions of this database above the read barrier have started: committed events
--- may be held back behind an open one (see read_all).
+-- may be held back behind an open one (see read_rows).
 SELECT lufy.read_barrier() < pg_snapshot_xmax(pg_current_snapshot());
