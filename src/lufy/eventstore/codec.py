@@ -42,6 +42,8 @@ class PageDecoding(msgspec.Struct, frozen=True):
     decoder: msgspec.json.Decoder[list[RecordedEvent]]
     # {type: current schema version} as JSON, for the types whose current version is not 1.
     versions: str
+    # The same as a dict (the client-side page assembly, plainpage.py).
+    current: dict[str, int]
 
 
 class _Entry:
@@ -153,11 +155,13 @@ class EventCodec:
         if self._page is None:
             classes = (*(e.cls for e in self._by_type.values()), _Undecoded)
             union: Any = Union.__getitem__(classes)
+            current = {
+                t: e.schema_version for t, e in self._by_type.items() if e.schema_version != 1
+            }
             self._page = PageDecoding(
                 decoder=msgspec.json.Decoder(list[RecordedEvent[union]]),
-                versions=_encoder.encode(
-                    {t: e.schema_version for t, e in self._by_type.items() if e.schema_version != 1}
-                ).decode(),
+                versions=_encoder.encode(current).decode(),
+                current=current,
             )
         return self._page
 

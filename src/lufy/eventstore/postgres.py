@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import psycopg
@@ -23,8 +23,9 @@ from lufy.eventstore.envelope import (
     RecordedEvent,
 )
 from lufy.eventstore.notifier import Notifier
+from lufy.eventstore.plainpage import fetch_plain_page
 from lufy.eventstore.readahead import parallel_pages
-from lufy.eventstore.reading import RawPage, page_params, raw_page
+from lufy.eventstore.reading import RawPage, fetch_json_page, page_params
 from lufy.sqlfiles import load_queries
 
 __all__ = ["BulkResult", "EventStore", "Page", "RawPage"]
@@ -68,8 +69,17 @@ class EventStore:
     """Holds no connection (only an optional notifier); every method takes the connection,
     and so the transaction, to work in."""
 
-    def __init__(self, codec: EventCodec | None = None, *, notifier: Notifier | None = None):
+    def __init__(
+        self,
+        codec: EventCodec | None = None,
+        *,
+        notifier: Notifier | None = None,
+        page_reader: Literal["plain", "json"] = "plain",
+    ):
         self.codec = codec or default_codec()
+        # How fetch_page reads a page: plain columns, the JSON built here (plainpage.py), or
+        # the JSON built by the server (read_page). Both give the same RawPage.
+        self.page_reader = page_reader
         # Sends the post-commit NOTIFY from its own connection (see notifier.py); without one,
         # an append that commits alone sends it itself, one more round trip.
         self.notifier = notifier
@@ -293,17 +303,11 @@ class EventStore:
         params = page_params(after, limit, types)
         params["to_tx"] = None if upto is None else upto.transaction_id
         params["to_pos"] = None if upto is None else upto.global_position
-        # The page is one row: one JSON array built by the server, decoded by one msgspec call
-        # (building RecordedEvents field by field from binary rows cost more than the query).
-        cur = await conn.execute(
-            _Q.read_page,
-            params | {"versions": self.codec.page_decoding().versions, "barrier": barrier},
-            prepare=True,
-            binary=True,
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return raw_page(row, after, limit, params["types"])
+        params["barrier"] = barrier
+        decoding = self.codec.page_decoding()
+        if self.page_reader == "plain":
+            return await fetch_plain_page(conn, params, after, limit, decoding.current)
+        return await fetch_json_page(conn, params, after, limit, decoding.versions)
 
     async def pages_ahead(
         self,

@@ -156,10 +156,12 @@ LEFT JOIN LATERAL (
 -- (docs/benchmarks.md, issue 18). `data` carries its type tag first (the decoder picks the
 -- Struct from a tagged union; written into the JSON text, because merging JSONB objects cost
 -- the server more than the rest of the line) when it is stored at the codec's current schema
--- version, which is 1 unless `versions` ({type: version}, JSONB) says otherwise; anything else (an older
--- version to upcast) is wrapped as {"type": "lufy.undecoded", "payload": ...} and decoded event
--- by event. `types`: as read_rows.
+-- version, which is 1 unless `versions` (a JSONB object: type -> version) says otherwise; anything
+-- else (an older version to upcast) is wrapped as a `lufy.undecoded` object around the payload
+-- and decoded event by event. `types`: as read_rows.
 -- `to_tx`, `to_pos`: NULL, or the last key of the page (page_bounds).
+-- The page's rows of lufy.events are the fragment `page_rows`, filled into this template by
+-- reading.py (psycopg.sql composition: braces in the template's text are doubled).
 -- `barrier`: NULL, or a barrier an earlier page returned. Every transaction below a barrier
 -- stays finished, so a reader that is catching up may keep reading below the one it has
 -- (sparing lufy.read_barrier()'s scan of pg_stat_activity on every page) until a page comes
@@ -175,7 +177,7 @@ LEFT JOIN LATERAL (
            '[' || string_agg(e.line, ',' ORDER BY e.tx, e.pos) || ']' AS body
     FROM (
         SELECT ev.transaction_id::text::bigint AS tx, ev.global_position AS pos,
-               concat('{"global_position":', ev.global_position,
+               concat('{{"global_position":', ev.global_position,
                       ',"transaction_id":', ev.transaction_id,
                       ',"event_id":"', ev.event_id,
                       '","stream_type":', to_json(ev.stream_type),
@@ -186,24 +188,50 @@ LEFT JOIN LATERAL (
                       ',"data":',
                       CASE WHEN ev.schema_version
                                 <> coalesce((%(versions)s::jsonb ->> ev.type)::int, 1)
-                           THEN concat('{"type":"lufy.undecoded","payload":', ev.data, '}')
-                           WHEN ev.data = '{}'::jsonb THEN concat('{"type":', to_json(ev.type), '}')
-                           ELSE concat('{"type":', to_json(ev.type), ',', substr(ev.data::text, 2))
+                           THEN concat('{{"type":"lufy.undecoded","payload":', ev.data, '}}')
+                           WHEN ev.data = '{{}}'::jsonb THEN concat('{{"type":', to_json(ev.type), '}}')
+                           ELSE concat('{{"type":', to_json(ev.type), ',', substr(ev.data::text, 2))
                       END,
                       ',"metadata":', ev.metadata,
                       ',"occurred_at":', to_json(ev.occurred_at),
                       ',"recorded_at":', to_json(ev.recorded_at),
-                      '}') AS line
-        FROM lufy.events ev
-        WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
-          AND ev.transaction_id < barrier.xmin
-          AND (%(types)s::text[] IS NULL OR (ev.type || '') = ANY(%(types)s::text[]))
-          AND (%(to_tx)s::text::xid8 IS NULL
-               OR (ev.transaction_id, ev.global_position) <= (%(to_tx)s::text::xid8, %(to_pos)s))
-        ORDER BY ev.transaction_id, ev.global_position
-        LIMIT %(limit)s
+                      '}}') AS line
+        {page_rows}
     ) e
 ) p ON true;
+
+-- name: read_page_plain
+-- read_page's page as plain rows (EventStore(page_reader="plain"), plainpage.py): the server only
+-- runs each column's output function, as `COPY` does, and the client assembles the JSON array
+-- the one-call decoder reads (docs/benchmarks.md, issue 18: building that JSON on the server
+-- cost it 2-6 times what `COPY` of the columns costs). Same barrier, `pending`, filter, bounds
+-- and order as read_page (the same fragment `page_rows`, filled in by plainpage.py); every row
+-- repeats the barrier and `pending`, and an empty page is one row of them with NULL events. Timestamps are sent in UTC without an offset (RFC 3339 once
+-- the client adds `Z`, whatever the session's TimeZone).
+WITH barrier AS MATERIALIZED (
+    SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
+    FROM (SELECT coalesce(%(barrier)s::text::xid8, lufy.read_barrier()) AS xmin) b
+)
+SELECT barrier.xmin::text::bigint, barrier.pending, e.global_position, e.transaction_id,
+       e.event_id, e.stream_type, e.stream_id, e.stream_version, e.type, e.schema_version,
+       e.data, e.metadata, e.occurred_at AT TIME ZONE 'UTC', e.recorded_at AT TIME ZONE 'UTC'
+FROM barrier
+LEFT JOIN LATERAL (
+    SELECT *
+    {page_rows}
+) e ON true;
+
+-- name: page_rows
+-- The rows of a page, filled into read_page and read_page_plain: after (tx, pos), below the
+-- barrier, of the `types` asked for, up to (to_tx, to_pos) when given, in log order.
+FROM lufy.events ev
+WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
+  AND ev.transaction_id < barrier.xmin
+  AND (%(types)s::text[] IS NULL OR (ev.type || '') = ANY(%(types)s::text[]))
+  AND (%(to_tx)s::text::xid8 IS NULL
+       OR (ev.transaction_id, ev.global_position) <= (%(to_tx)s::text::xid8, %(to_pos)s))
+ORDER BY ev.transaction_id, ev.global_position
+LIMIT %(limit)s;
 
 -- name: page_bounds
 -- Where the next `pages` full pages after (tx, pos) end, below a barrier an earlier page returned
