@@ -3,6 +3,8 @@
     python bench/eventstore.py append   [--clients 1 8] [--seconds 2] [--rounds 7] [--emmett]
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
+                                        [--read-ahead-connections 2] [--page-reader plain json]
+    python bench/eventstore.py all      (append --clients 1 8, then catchup, defaults: ~5 min)
 
 Each command creates a throw-away database (migrated like production), runs as the app role
 `lufy_app`, prints one line per figure and drops the database. The baselines write the same
@@ -20,7 +22,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -377,8 +378,16 @@ _COPY_OUT = (
 )
 
 
-async def bench_catchup(events: int, batch_size: int, rounds: int, with_rows: bool) -> None:
-    store = EventStore(CODEC)
+async def bench_catchup(
+    events: int,
+    batch_size: int,
+    rounds: int,
+    with_rows: bool,
+    connections: int = 2,
+    readers: tuple[str, ...] = ("plain",),
+) -> None:
+    stores = {reader: EventStore(CODEC, page_reader=reader) for reader in readers}  # type: ignore[arg-type]
+    store = stores[readers[0]]
     with BenchDatabase() as bench:
         step = 10_000  # one transaction per 10k events, like many writers over time
         with psycopg.connect(bench.admin_url, autocommit=True) as admin:
@@ -402,8 +411,13 @@ async def bench_catchup(events: int, batch_size: int, rounds: int, with_rows: bo
             assert size > events * 100
             return events / (time.perf_counter() - start)
 
-        async def subscription() -> float:
-            sub = Subscription(store, bench.app_url, batch_size=batch_size)
+        async def subscription(reader: str) -> float:
+            sub = Subscription(
+                stores[reader],
+                bench.app_url,
+                batch_size=batch_size,
+                read_ahead_connections=connections,
+            )
             start = time.perf_counter()
             delivered = 0
             async for page in sub.pages(conn):
@@ -428,27 +442,32 @@ async def bench_catchup(events: int, batch_size: int, rounds: int, with_rows: bo
             return delivered / (time.perf_counter() - start)
 
         copies: list[float] = []
-        subs: list[float] = []
+        subs: dict[str, list[float]] = {reader: [] for reader in readers}
         rows: list[float] = []
         for r in range(rounds):
-            # Interleaved, alternating which goes first (see bench_append).
+            # Interleaved, alternating which goes first (see bench_append); with several page
+            # readers, each is measured once per round, right after or before the COPY.
             if r % 2:
-                subs.append(await subscription())
+                for reader in readers:
+                    subs[reader].append(await subscription(reader))
                 copies.append(await copy_out())
             else:
                 copies.append(await copy_out())
-                subs.append(await subscription())
+                for reader in readers:
+                    subs[reader].append(await subscription(reader))
             if with_rows:
                 rows.append(await row_by_row())
         await conn.close()
-        ratio = statistics.median(o / p for o, p in zip(subs, copies, strict=True))
-        print(
-            f"subscription catch-up over {events:,} events (pages of {batch_size}): "
-            f"{statistics.median(subs):,.0f} ev/s decoded, COPY … TO STDOUT "
-            f"{statistics.median(copies):,.0f} rows/s (medians of {rounds}), "
-            f"median pair ratio {ratio:.2f} (target >= 0.50)",
-            flush=True,
-        )
+        for reader, rates in subs.items():
+            ratio = statistics.median(o / p for o, p in zip(rates, copies, strict=True))
+            print(
+                f"subscription catch-up over {events:,} events (pages of {batch_size}, "
+                f"{reader} page reader, read ahead on {connections} connection(s)): "
+                f"{statistics.median(rates):,.0f} ev/s decoded, COPY … TO STDOUT "
+                f"{statistics.median(copies):,.0f} rows/s (medians of {rounds}), "
+                f"median pair ratio {ratio:.2f} (target >= 0.50)",
+                flush=True,
+            )
         if rows:
             ratio = statistics.median(o / p for o, p in zip(rows, copies, strict=True))
             print(
@@ -485,15 +504,39 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--row-by-row", action="store_true", help="also time the old per-event decode")
+    p.add_argument("--read-ahead-connections", type=int, default=2)
+    p.add_argument(
+        "--page-reader",
+        nargs="+",
+        choices=["plain", "json"],
+        default=["plain", "json"],
+        help="how pages are read: plain columns with the JSON built by the client (the default"
+        " reader), or the JSON built by the server (the reader before); each is timed",
+    )
+    sub.add_parser("all", help="append (1 and 8 clients) and catchup with their defaults")
     args = parser.parse_args(argv)
-    if args.command == "append":
+    if args.command == "all":
+        print(f"load average {os.getloadavg()}", flush=True)
+        asyncio.run(bench_append([1, 8], 2.0, 7, None))
+        asyncio.run(bench_catchup(300_000, 1000, 7, False))
+        print(f"load average {os.getloadavg()}", flush=True)
+    elif args.command == "append":
         emmett = args.emmett_dir if args.emmett else None
         asyncio.run(bench_append(args.clients, args.seconds, args.rounds, emmett))
     elif args.command == "bulk":
         asyncio.run(bench_bulk(args.batches, args.batch_size, args.rounds))
     else:
-        asyncio.run(bench_catchup(args.events, args.batch_size, args.rounds, args.row_by_row))
+        asyncio.run(
+            bench_catchup(
+                args.events,
+                args.batch_size,
+                args.rounds,
+                args.row_by_row,
+                args.read_ahead_connections,
+                tuple(args.page_reader),
+            )
+        )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

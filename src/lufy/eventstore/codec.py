@@ -38,9 +38,10 @@ class PageDecoding(msgspec.Struct, frozen=True):
     """What the page queries (`read_page`) and their one-call decoder need from a codec."""
 
     decoder: msgspec.json.Decoder[list[RecordedEvent]]
-    # Types whose current schema version is not 1, and {type: current version} as JSON.
-    versioned: list[str]
+    # {type: current schema version} as JSON, for the types whose current version is not 1.
     versions: str
+    # The same as a dict (the client-side page assembly, plainpage.py).
+    current: dict[str, int]
 
 
 class _Entry:
@@ -152,17 +153,18 @@ class EventCodec:
         if self._page is None:
             classes = (*(e.cls for e in self._by_type.values()), _Undecoded)
             union: Any = Union.__getitem__(classes)
+            current = {
+                t: e.schema_version for t, e in self._by_type.items() if e.schema_version != 1
+            }
             self._page = PageDecoding(
                 decoder=msgspec.json.Decoder(list[RecordedEvent[union]]),
-                versioned=sorted(t for t, e in self._by_type.items() if e.schema_version != 1),
-                versions=_encoder.encode(
-                    {t: e.schema_version for t, e in self._by_type.items() if e.schema_version != 1}
-                ).decode(),
+                versions=_encoder.encode(current).decode(),
+                current=current,
             )
         return self._page
 
     def decode_page(self, body: str | bytes) -> list[RecordedEvent]:
-        """Decode a page, a JSON array of `page_line` objects (queries.sql), in one call.
+        """Decode a page, the JSON array `read_page` (queries.sql) returns, in one call.
 
         Raises msgspec.DecodeError/ValidationError when a line does not fit (an unknown type, a
         payload that no longer matches its Struct...): the caller then reads the page again the

@@ -32,7 +32,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     schema_version: ClassVar[int] = 1
 
 
-class EventMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+# gc=False (here and on RecordedEvent): instances are not tracked by the cyclic garbage
+# collector. A catch-up decodes thousands per page and, tracked, they pushed the collector into
+# full collections every few pages (docs/benchmarks.md, issue 18). Frozen and built from decoded
+# JSON or the caller's values, they never form a reference cycle of their own.
+class EventMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     correlation_id: str | None = None
     causation_id: str | None = None
     actor_id: str | None = None
@@ -60,7 +64,7 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
 EventT = TypeVar("EventT", bound="Event", default="Event", covariant=True)
 
 
-class RecordedEvent(msgspec.Struct, Generic[EventT], frozen=True, kw_only=True):
+class RecordedEvent(msgspec.Struct, Generic[EventT], frozen=True, kw_only=True, gc=False):
     global_position: int
     transaction_id: int
     event_id: uuid.UUID

@@ -5,35 +5,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any, LiteralString
+from typing import Any, Literal
 
 import msgspec
 import psycopg
 from psycopg import AsyncConnection, errors
 
 from lufy.errors import ConcurrencyError, DuplicateEventError, ValidationFailedError
+from lufy.eventstore import statements
 from lufy.eventstore.codec import EventCodec, default_codec
 from lufy.eventstore.envelope import (
     AppendResult,
     Checkpoint,
     Event,
-    EventMetadata,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
-    _Sentinel,
 )
 from lufy.eventstore.notifier import Notifier
+from lufy.eventstore.plainpage import fetch_plain_page
+from lufy.eventstore.readahead import parallel_pages
+from lufy.eventstore.reading import RawPage, fetch_json_page, page_params
 from lufy.sqlfiles import load_queries
 
 __all__ = ["BulkResult", "EventStore", "Page", "RawPage"]
 
 _Q = load_queries("lufy.eventstore")
-_MAX_BATCH = 10_000
-# The page queries with the event-as-JSON expression spliced in (both are constants of
-# queries.sql; nothing here comes from outside).
-_READ_PAGE = _Q.read_page.replace("/*page_line*/", _Q.page_line)
-_READ_PAGE_TYPES = _Q.read_page_types.replace("/*page_line*/", _Q.page_line)
 _Row = tuple[Any, ...]
 
 
@@ -53,100 +50,6 @@ class Page(msgspec.Struct, frozen=True):
     pending: bool = False
 
 
-class RawPage(msgspec.Struct, frozen=True):
-    """A page as the server sent it (EventStore.fetch_page), before decoding."""
-
-    after: Checkpoint
-    limit: int
-    types: list[str] | None
-    body: str | bytes  # a JSON array of page_line objects (queries.sql)
-    count: int
-    barrier: int
-    pending: bool
-    last: Checkpoint | None  # of the page's last event
-
-    @property
-    def full(self) -> bool:
-        return self.count >= self.limit
-
-    @property
-    def checkpoint(self) -> Checkpoint:
-        """Where the next page starts (what decode_page's Page.checkpoint will be)."""
-        if self.full and self.last is not None:
-            return self.last
-        return max(self.after, Checkpoint(self.barrier, 0))
-
-
-def _expected_code(expected: ExpectedVersion) -> int:
-    if isinstance(expected, _Sentinel):
-        return expected.code
-    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
-        raise ValueError("expected version must be an int >= 0, NO_STREAM or ANY")
-    return expected
-
-
-_IN_TX_NOTIFY = "(SELECT pg_notify('lufy_events', '')) IS NULL"
-
-
-def _without_notify(query: LiteralString) -> LiteralString:
-    assert _IN_TX_NOTIFY in query
-    return query.replace(_IN_TX_NOTIFY, "false")
-
-
-# expected-version code -> the one-statement fast path (0 = an exact version; exactly 0 is a
-# stream that does not exist yet, so it takes the no-stream path), as
-# (NOTIFY inside the transaction, no NOTIFY: the caller sends it after the commit).
-_FAST_PATH = {
-    code: (query, _without_notify(query))
-    for code, query in ((-2, _Q.append_any), (-1, _Q.append_no_stream), (0, _Q.append_exact))
-}
-# The same for a single event (plain parameters instead of a JSON batch).
-_FAST_PATH_ONE = {
-    code: (query, _without_notify(query))
-    for code, query in (
-        (-2, _Q.append_one_any),
-        (-1, _Q.append_one_no_stream),
-        (0, _Q.append_one_exact),
-    )
-}
-
-
-class _BatchItem(msgspec.Struct, frozen=True):
-    """One event of an append, as the fast paths read it from their JSON parameter."""
-
-    event_id: uuid.UUID
-    type: str
-    schema_version: int
-    data: msgspec.Raw
-    metadata: EventMetadata
-    occurred_at: datetime | None
-
-
-_batch_encoder = msgspec.json.Encoder()
-
-
-def _function_params(
-    stream_type: str,
-    stream_id: str,
-    code: int,
-    items: Sequence[NewEvent],
-    encoded: Sequence[tuple[str, int, str]],
-    codec: EventCodec,
-) -> dict[str, Any]:
-    """Parameters of lufy.append_to_stream (the precise, slower path): one array per column."""
-    return {
-        "stream_type": stream_type,
-        "stream_id": stream_id,
-        "expected": code,
-        "event_ids": [item.event_id for item in items],
-        "types": [t for t, _, _ in encoded],
-        "schema_versions": [v for _, v, _ in encoded],
-        "data": [d for _, _, d in encoded],
-        "metadata": [codec.encode_metadata(item.metadata) for item in items],
-        "occurred_at": [item.occurred_at for item in items],
-    }
-
-
 def _commits_alone(conn: AsyncConnection[Any]) -> bool:
     """True when the next statement is its own transaction (autocommit, none open).
 
@@ -158,12 +61,25 @@ def _commits_alone(conn: AsyncConnection[Any]) -> bool:
     return conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
+def _in_transaction(conn: AsyncConnection[Any]) -> bool:
+    return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
 class EventStore:
     """Holds no connection (only an optional notifier); every method takes the connection,
     and so the transaction, to work in."""
 
-    def __init__(self, codec: EventCodec | None = None, *, notifier: Notifier | None = None):
+    def __init__(
+        self,
+        codec: EventCodec | None = None,
+        *,
+        notifier: Notifier | None = None,
+        page_reader: Literal["plain", "json"] = "plain",
+    ):
         self.codec = codec or default_codec()
+        # How fetch_page reads a page: plain columns, the JSON built here (plainpage.py), or
+        # the JSON built by the server (read_page). Both give the same RawPage.
+        self.page_reader = page_reader
         # Sends the post-commit NOTIFY from its own connection (see notifier.py); without one,
         # an append that commits alone sends it itself, one more round trip.
         self.notifier = notifier
@@ -191,45 +107,16 @@ class EventStore:
         """
         if not events:
             raise ValueError("nothing to append")
-        if len(events) > _MAX_BATCH:
-            raise ValidationFailedError(f"at most {_MAX_BATCH} events per append")
+        if len(events) > statements.MAX_BATCH:
+            raise ValidationFailedError(f"at most {statements.MAX_BATCH} events per append")
         items = [e if isinstance(e, NewEvent) else NewEvent(event=e) for e in events]
-        encoded = [self.codec.encode(item.event) for item in items]
-        code = _expected_code(expected)
-        mode = code if code < 0 else (-1 if code == 0 else 0)
+        code = statements.expected_code(expected)
+        call = statements.AppendCall(
+            stream_type, stream_id, code, items, [self.codec.encode(i.event) for i in items]
+        )
         alone = _commits_alone(conn)
-        params: dict[str, Any] = {
-            "stream_type": stream_type,
-            "stream_id": stream_id,
-            "expected": code,
-        }
-        if len(items) == 1:
-            [item], [(type_name, version, data)] = items, encoded
-            params |= {
-                "event_id": item.event_id,
-                "type": type_name,
-                "schema_version": version,
-                "data": data,
-                "metadata": self.codec.encode_metadata(item.metadata),
-                "occurred_at": item.occurred_at,
-            }
-            fast = _FAST_PATH_ONE[mode][alone]
-        else:
-            params["n"] = len(items)
-            params["batch"] = _batch_encoder.encode(
-                [
-                    _BatchItem(
-                        event_id=item.event_id,
-                        type=type_name,
-                        schema_version=version,
-                        data=msgspec.Raw(data.encode()),
-                        metadata=item.metadata,
-                        occurred_at=item.occurred_at,
-                    )
-                    for item, (type_name, version, data) in zip(items, encoded, strict=True)
-                ]
-            ).decode()
-            fast = _FAST_PATH[mode][alone]
+        fast = statements.append_statement(code, single=len(items) == 1, notify_in_tx=not alone)
+        params = call.params(self.codec)
         for attempt in range(2):
             try:
                 cur = await conn.execute(fast, params, prepare=True, binary=True)
@@ -237,22 +124,19 @@ class EventStore:
                 if not rows:
                     # Nothing was written: a replay, a reused id or a version mismatch. The
                     # function re-checks under the same locks and answers precisely.
-                    cur = await conn.execute(
-                        _Q.append_to_stream,
-                        _function_params(stream_type, stream_id, code, items, encoded, self.codec),
-                    )
+                    precise = call.function_params(self.codec)
+                    cur = await conn.execute(_Q.append_to_stream, precise)
                     rows = await cur.fetchall()
                 break
             except errors.UniqueViolation as exc:
                 # Another writer appended the same event id concurrently. Outside a transaction
                 # the retry sees it and answers idempotently; inside one the caller must retry.
-                in_tx = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-                if attempt or in_tx or "event_id" not in str(exc):
+                if attempt or _in_transaction(conn) or "event_id" not in str(exc):
                     raise ConcurrencyError(
                         f"stream {stream_type}/{stream_id} was written concurrently; retry"
                     ) from None
             except psycopg.Error as exc:
-                self._raise_domain_error(exc, stream_type, stream_id)
+                self._raise_domain_error(exc)
                 raise
         if alone and not rows[-1][3]:
             await self._notify_after_commit(conn)
@@ -264,7 +148,7 @@ class EventStore:
         )
 
     @staticmethod
-    def _raise_domain_error(exc: psycopg.Error, stream_type: str, stream_id: str) -> None:
+    def _raise_domain_error(exc: psycopg.Error) -> None:
         state = exc.sqlstate
         message = exc.diag.message_primary or str(exc)
         if state == "LU409":
@@ -405,6 +289,7 @@ class EventStore:
         limit: int,
         types: Collection[str] | None = None,
         barrier: int | None = None,
+        upto: Checkpoint | None = None,
     ) -> RawPage:
         """read_all's first half: the page as the server built it, not decoded yet.
 
@@ -412,38 +297,17 @@ class EventStore:
         `raw.checkpoint` (on another connection) before calling `decode_page`, and, when
         `raw.full`, may pass `barrier=raw.barrier`: transactions below a barrier stay finished,
         so reading below an older one is still gap-free (a short page then only says that
-        everything below that barrier was read: ask again without one).
+        everything below that barrier was read: ask again without one). `upto`: the page ends
+        there (a key page_bounds returned, below `barrier`).
         """
-        params: dict[str, Any] = {
-            "tx": after.transaction_id,
-            "pos": after.global_position,
-            "limit": limit,
-        }
-        if types is not None:
-            params["types"] = list(types)
-        page = self.codec.page_decoding()
-        # One JSON object per event, built by the server, and one msgspec call for the page:
-        # building RecordedEvents field by field from binary rows cost more than the query
-        # (docs/benchmarks.md, catch-up).
-        cur = await conn.execute(
-            _READ_PAGE if types is None else _READ_PAGE_TYPES,
-            params | {"versioned": page.versioned, "versions": page.versions, "barrier": barrier},
-            prepare=True,
-            binary=True,
-        )
-        rows = await cur.fetchall()
-        last = rows[-1]
-        lines = [r[4] for r in rows if r[4] is not None]
-        return RawPage(
-            after=after,
-            limit=limit,
-            types=params.get("types"),
-            body="[" + ",".join(lines) + "]",
-            count=len(lines),
-            barrier=int(rows[0][0]),
-            pending=bool(rows[0][1]),
-            last=Checkpoint(int(last[2]), int(last[3])) if last[4] is not None else None,
-        )
+        params = page_params(after, limit, types)
+        params["to_tx"] = None if upto is None else upto.transaction_id
+        params["to_pos"] = None if upto is None else upto.global_position
+        params["barrier"] = barrier
+        decoding = self.codec.page_decoding()
+        if self.page_reader == "plain":
+            return await fetch_plain_page(conn, params, after, limit, decoding.current)
+        return await fetch_json_page(conn, params, after, limit, decoding.versions)
 
     async def pages_ahead(
         self,
@@ -454,10 +318,18 @@ class EventStore:
         pages: int,
         barrier: int,
         types: Collection[str] | None = None,
+        more: Sequence[AsyncConnection[Any]] = (),
     ) -> AsyncIterator[RawPage]:
-        """Up to `pages` pages after `after`, below `barrier` (one an earlier page returned), one
-        query each, not decoded: what a catching-up reader asks for ahead of itself. Stops after
-        a short page (everything below the barrier was read)."""
+        """Up to `pages` pages after `after`, below `barrier` (one an earlier page returned), not
+        decoded: what a catching-up reader asks for ahead of itself. Stops after a short page
+        (everything below the barrier was read). With `more` connections, the pages are built
+        on all of them at once (readahead.py); on `conn` alone, one query after the other."""
+        if more:
+            async for raw in parallel_pages(
+                self, [conn, *more], after, limit=limit, pages=pages, barrier=barrier, types=types
+            ):
+                yield raw
+            return
         for _ in range(pages):
             raw = await self.fetch_page(conn, after, limit=limit, types=types, barrier=barrier)
             yield raw
@@ -475,13 +347,7 @@ class EventStore:
             # Something the one-call decoder cannot place (an unregistered type, a payload that
             # no longer fits its Struct): read the page again event by event, which decodes
             # what can be decoded and raises the precise error for the rest.
-            params: dict[str, Any] = {
-                "tx": raw.after.transaction_id,
-                "pos": raw.after.global_position,
-                "limit": raw.limit,
-            }
-            if raw.types is not None:
-                params["types"] = raw.types
+            params = page_params(raw.after, raw.limit, raw.types)
             events, barrier, pending = await self._read_rows(
                 conn, query_types=raw.types, params=params
             )
@@ -500,8 +366,8 @@ class EventStore:
         params: dict[str, Any],
     ) -> tuple[list[RecordedEvent], int, bool]:
         """read_all's page as rows, decoded event by event (the precise, slower path)."""
-        query = _Q.read_all if query_types is None else _Q.read_all_types
-        cur = await conn.execute(query, params, prepare=True, binary=True)
+        types = None if query_types is None else list(query_types)
+        cur = await conn.execute(_Q.read_rows, params | {"types": types}, prepare=True, binary=True)
         rows = await cur.fetchall()
         events = [self._recorded(r) for r in rows if r[0] is not None]
         return events, int(rows[0][12]), bool(rows[0][13])

@@ -4,28 +4,26 @@ FROM lufy.append_to_stream(%(stream_type)s, %(stream_id)s, %(expected)s, %(event
                            %(types)s, %(schema_versions)s, %(data)s::jsonb[], %(metadata)s::jsonb[],
                            %(occurred_at)s::timestamptz[]);
 
--- The fast paths: one plain statement per expected-version mode, no PL/pgSQL. The batch is one
--- JSON array parameter ({event_id, type, schema_version, data, metadata, occurred_at} per
--- event): one value to send and parse instead of six arrays, and `data` arrives as a JSON
--- object, never as a string. Each writes only when none of the event ids exists yet and the
--- stream is at the expected version; otherwise it writes nothing and returns no rows, and the
--- caller falls back to lufy.append_to_stream, which answers an idempotent replay or raises the
--- precise error. The streams row lock serialises writers of one stream; a writer that waited
--- re-checks the version on the new row (READ COMMITTED EvalPlanQual).
--- name: append_exact
-WITH batch AS MATERIALIZED (
-    SELECT (x.e->>'event_id')::uuid AS event_id, x.e->>'type' AS type,
-           (x.e->>'schema_version')::int AS schema_version, x.e->'data' AS data,
-           x.e->'metadata' AS metadata, (x.e->>'occurred_at')::timestamptz AS occurred_at, x.i
-    FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS x(e, i)
-), s AS (
-    UPDATE lufy.streams
-    SET version = version + %(n)s::bigint
-    WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
-      AND version = %(expected)s
-      AND NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
-    RETURNING version - %(n)s::bigint AS base
-), ins AS (
+-- The fast path of every versioned append is one plain statement (no PL/pgSQL), built by
+-- eventstore/statements.py from the template `append` and one fragment for each of its three
+-- slots (psycopg.sql composition, once at import):
+--   {events}: the events to write, as rows (event_id, type, schema_version, data, metadata,
+--             occurred_at, i): `events_one` (one event from plain parameters, the usual case:
+--             nothing to parse) or `events_batch` (one JSON array parameter: one value to send
+--             and parse instead of six arrays, `data` arriving as a JSON object);
+--   {stream}: the streams row for the expected-version mode, returning `base`, the version
+--             before the append: `stream_exact`, `stream_no_stream` or `stream_any`;
+--   {notify}: `notify_in_tx` (the NOTIFY goes with the caller's transaction) or
+--             `notify_after_commit` (the statement commits alone; the caller sends it after).
+-- Each writes only when none of the event ids exists yet and the stream is at the expected
+-- version; otherwise it writes nothing and returns no rows, and the caller falls back to
+-- lufy.append_to_stream, which answers an idempotent replay or raises the precise error. The
+-- streams row lock serialises writers of one stream; a writer that waited re-checks the version
+-- on the new row (READ COMMITTED EvalPlanQual).
+-- name: append
+WITH batch AS {events},
+s AS ({stream}),
+ins AS (
     INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
                              schema_version, data, metadata, occurred_at)
     SELECT b.event_id, %(stream_type)s, %(stream_id)s, s.base + b.i, b.type, b.schema_version,
@@ -34,111 +32,52 @@ WITH batch AS MATERIALIZED (
     ORDER BY b.i
     RETURNING global_position, stream_version, transaction_id
 )
-SELECT global_position, stream_version, transaction_id::text::bigint,
-       (SELECT pg_notify('lufy_events', '')) IS NULL
+SELECT global_position, stream_version, transaction_id::text::bigint, {notify}
 FROM ins ORDER BY global_position;
 
--- name: append_no_stream
-WITH batch AS MATERIALIZED (
+-- name: events_one
+NOT MATERIALIZED (
+    SELECT %(event_id)s::uuid AS event_id, %(type)s::text AS type,
+           %(schema_version)s::int AS schema_version, %(data)s::jsonb AS data,
+           %(metadata)s::jsonb AS metadata, %(occurred_at)s::timestamptz AS occurred_at,
+           1::bigint AS i
+);
+
+-- name: events_batch
+MATERIALIZED (
     SELECT (x.e->>'event_id')::uuid AS event_id, x.e->>'type' AS type,
            (x.e->>'schema_version')::int AS schema_version, x.e->'data' AS data,
            x.e->'metadata' AS metadata, (x.e->>'occurred_at')::timestamptz AS occurred_at, x.i
     FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS x(e, i)
-), s AS (
-    INSERT INTO lufy.streams (stream_type, stream_id, version)
-    SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
-    WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
-    ON CONFLICT (stream_type, stream_id) DO NOTHING
-    RETURNING 0::bigint AS base
-), ins AS (
-    INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
-                             schema_version, data, metadata, occurred_at)
-    SELECT b.event_id, %(stream_type)s, %(stream_id)s, s.base + b.i, b.type, b.schema_version,
-           b.data, b.metadata, coalesce(b.occurred_at, now())
-    FROM s, batch b
-    ORDER BY b.i
-    RETURNING global_position, stream_version, transaction_id
-)
-SELECT global_position, stream_version, transaction_id::text::bigint,
-       (SELECT pg_notify('lufy_events', '')) IS NULL
-FROM ins ORDER BY global_position;
+);
 
--- name: append_any
-WITH batch AS MATERIALIZED (
-    SELECT (x.e->>'event_id')::uuid AS event_id, x.e->>'type' AS type,
-           (x.e->>'schema_version')::int AS schema_version, x.e->'data' AS data,
-           x.e->'metadata' AS metadata, (x.e->>'occurred_at')::timestamptz AS occurred_at, x.i
-    FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS x(e, i)
-), s AS (
-    INSERT INTO lufy.streams AS st (stream_type, stream_id, version)
-    SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
-    WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
-    ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = st.version + excluded.version
-    RETURNING st.version - %(n)s::bigint AS base
-), ins AS (
-    INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
-                             schema_version, data, metadata, occurred_at)
-    SELECT b.event_id, %(stream_type)s, %(stream_id)s, s.base + b.i, b.type, b.schema_version,
-           b.data, b.metadata, coalesce(b.occurred_at, now())
-    FROM s, batch b
-    ORDER BY b.i
-    RETURNING global_position, stream_version, transaction_id
-)
-SELECT global_position, stream_version, transaction_id::text::bigint,
-       (SELECT pg_notify('lufy_events', '')) IS NULL
-FROM ins ORDER BY global_position;
+-- name: stream_exact
+UPDATE lufy.streams
+SET version = version + %(n)s::bigint
+WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
+  AND version = %(expected)s
+  AND NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+RETURNING version - %(n)s::bigint AS base;
 
--- The same three modes for one event, the usual case (a command's single fact): plain
--- parameters, no JSON batch to parse, no CTE scans or sorts. Server side (EXPLAIN ANALYZE), the
--- batch statement spent ~2x a plain INSERT's time executing for one event, mostly on those.
--- name: append_one_exact
-WITH s AS (
-    UPDATE lufy.streams
-    SET version = version + 1
-    WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
-      AND version = %(expected)s
-      AND NOT EXISTS (SELECT 1 FROM lufy.events ev WHERE ev.event_id = %(event_id)s)
-    RETURNING version
-)
-INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
-                         schema_version, data, metadata, occurred_at)
-SELECT %(event_id)s, %(stream_type)s, %(stream_id)s, s.version, %(type)s, %(schema_version)s,
-       %(data)s::jsonb, %(metadata)s::jsonb, coalesce(%(occurred_at)s::timestamptz, now())
-FROM s
-RETURNING global_position, stream_version, transaction_id::text::bigint,
-          (SELECT pg_notify('lufy_events', '')) IS NULL;
+-- name: stream_no_stream
+INSERT INTO lufy.streams (stream_type, stream_id, version)
+SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
+WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+ON CONFLICT (stream_type, stream_id) DO NOTHING
+RETURNING 0::bigint AS base;
 
--- name: append_one_no_stream
-WITH s AS (
-    INSERT INTO lufy.streams (stream_type, stream_id, version)
-    SELECT %(stream_type)s, %(stream_id)s, 1
-    WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev WHERE ev.event_id = %(event_id)s)
-    ON CONFLICT (stream_type, stream_id) DO NOTHING
-    RETURNING version
-)
-INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
-                         schema_version, data, metadata, occurred_at)
-SELECT %(event_id)s, %(stream_type)s, %(stream_id)s, s.version, %(type)s, %(schema_version)s,
-       %(data)s::jsonb, %(metadata)s::jsonb, coalesce(%(occurred_at)s::timestamptz, now())
-FROM s
-RETURNING global_position, stream_version, transaction_id::text::bigint,
-          (SELECT pg_notify('lufy_events', '')) IS NULL;
+-- name: stream_any
+INSERT INTO lufy.streams AS st (stream_type, stream_id, version)
+SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
+WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = st.version + excluded.version
+RETURNING st.version - %(n)s::bigint AS base;
 
--- name: append_one_any
-WITH s AS (
-    INSERT INTO lufy.streams AS st (stream_type, stream_id, version)
-    SELECT %(stream_type)s, %(stream_id)s, 1
-    WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev WHERE ev.event_id = %(event_id)s)
-    ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = st.version + 1
-    RETURNING st.version
-)
-INSERT INTO lufy.events (event_id, stream_type, stream_id, stream_version, type,
-                         schema_version, data, metadata, occurred_at)
-SELECT %(event_id)s, %(stream_type)s, %(stream_id)s, s.version, %(type)s, %(schema_version)s,
-       %(data)s::jsonb, %(metadata)s::jsonb, coalesce(%(occurred_at)s::timestamptz, now())
-FROM s
-RETURNING global_position, stream_version, transaction_id::text::bigint,
-          (SELECT pg_notify('lufy_events', '')) IS NULL;
+-- name: notify_in_tx
+(SELECT pg_notify('lufy_events', '')) IS NULL;
+
+-- name: notify_after_commit
+false;
 
 -- name: existing_event_ids
 SELECT event_id FROM lufy.events WHERE event_id = ANY(%(event_ids)s);
@@ -179,13 +118,17 @@ LIMIT %(limit)s;
 -- name: stream_version
 SELECT version FROM lufy.streams WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s;
 
--- name: read_all
--- Gap-free: only transactions below the read barrier (sql/0003) are certainly finished, so only their
--- events are handed out; the barrier is returned so an empty page can still advance the reader.
--- `pending`, from the same snapshot: transactions of this database above the barrier have
--- started, so committed events may be held back and a reader should look again soon. (It used
--- to look for such rows; walking the index past a big in-flight bulk load's invisible rows cost
--- half a second per read.)
+-- name: read_rows
+-- A page of the log as rows, decoded event by event (the precise, slower path: see read_page).
+-- Gap-free: only transactions below the read barrier (sql/0003) are certainly finished, so only
+-- their events are handed out; the barrier is returned so an empty page can still advance the
+-- reader. `pending`, from the same snapshot: transactions of this database above the barrier
+-- have started, so committed events may be held back and a reader should look again soon. (It
+-- used to look for such rows; walking the index past a big in-flight bulk load's invisible rows
+-- cost half a second per read.) `types`: NULL for every event, or the types to return; `|| ''`
+-- keeps the planner on the (transaction_id, global_position) index: it reads in order and stops
+-- after `limit` matches, where the type index would fetch every match up to the barrier and sort
+-- them, on every page (quadratic over a catch-up).
 WITH barrier AS MATERIALIZED (
     SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
     FROM (SELECT lufy.read_barrier() AS xmin) b
@@ -198,64 +141,27 @@ LEFT JOIN LATERAL (
     SELECT * FROM lufy.events ev
     WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
       AND ev.transaction_id < barrier.xmin
+      AND (%(types)s::text[] IS NULL OR (ev.type || '') = ANY(%(types)s::text[]))
     ORDER BY ev.transaction_id, ev.global_position
     LIMIT %(limit)s
 ) e ON true;
-
--- name: read_all_types
-WITH barrier AS MATERIALIZED (
-    SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
-    FROM (SELECT lufy.read_barrier() AS xmin) b
-)
-SELECT e.global_position, e.transaction_id::text::bigint, e.event_id, e.stream_type, e.stream_id,
-       e.stream_version, e.type, e.schema_version, e.data::text, e.metadata::text,
-       e.occurred_at, e.recorded_at, barrier.xmin::text::bigint, barrier.pending
-FROM barrier
-LEFT JOIN LATERAL (
-    SELECT * FROM lufy.events ev
-    WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
-      AND ev.transaction_id < barrier.xmin
-      -- `|| ''` keeps the planner on the (transaction_id, global_position) index: it reads in
-      -- order and stops after `limit` matches, where the type index would fetch every match up to
-      -- the barrier and sort them, on every page (quadratic over a catch-up).
-      AND (ev.type || '') = ANY(%(types)s)
-    ORDER BY ev.transaction_id, ev.global_position
-    LIMIT %(limit)s
-) e ON true;
-
--- name: page_line
--- One event of lufy.events `ev` as the JSON object RecordedEvent decodes from, fields in its
--- order, so a page of them is decoded by one msgspec call (EventStore.fetch_page splices this
--- into the page queries below where they say page_line). `data` carries its type tag (the
--- decoder picks the Struct from a tagged union) when it is stored at the codec's current
--- schema version: version 1 of a type not in the `versioned` parameter, or the version the
--- `versions` parameter ({type: version}) names; anything else (an older version to upcast) is wrapped as
--- {"type": "lufy.undecoded", "payload": ...} and decoded event by event. Every non-text
--- value is cast to text explicitly (`text || bigint` looks its output function up each call).
-'{"global_position":' || ev.global_position::text
-        || ',"transaction_id":' || ev.transaction_id::text
-        || ',"event_id":"' || ev.event_id::text
-        || '","stream_type":' || to_json(ev.stream_type)::text
-        || ',"stream_id":' || to_json(ev.stream_id)::text
-        || ',"stream_version":' || coalesce(ev.stream_version::text, 'null')
-        || ',"type":' || to_json(ev.type)::text
-        || ',"schema_version":' || ev.schema_version::text
-        || CASE WHEN (ev.schema_version = 1 AND ev.type <> ALL(%(versioned)s::text[]))
-                  OR (ev.schema_version > 1
-                      AND (%(versions)s::jsonb ->> ev.type)::int = ev.schema_version)
-                THEN ',"data":{"type":' || to_json(ev.type)::text
-                     || CASE WHEN ev.data = '{}'::jsonb THEN '}'
-                             ELSE ',' || substr(ev.data::text, 2) END
-                ELSE ',"data":{"type":"lufy.undecoded","payload":' || ev.data::text || '}' END
-        || ',"metadata":' || ev.metadata::text
-        || ',"occurred_at":' || to_json(ev.occurred_at)::text
-        || ',"recorded_at":' || to_json(ev.recorded_at)::text
-        || '}'
 
 -- name: read_page
--- read_all's page: the events as page_line objects, the read barrier and whether committed
--- events wait behind it, and each row's (tx, pos) so a reader can ask for the next page
--- before it decodes this one.
+-- A page of the log in one row: the read barrier and whether committed events wait behind it
+-- (as read_rows), the number of events, the (tx, pos) of the last one, and the events as one
+-- JSON array of the objects RecordedEvent decodes from, fields in its order, so the page is
+-- decoded by one msgspec call (codec.decode_page). One row instead of one per event spares the
+-- client the per-row work; one `concat` call per event is cheaper for the server than the `||`
+-- chain it replaced, and `string_agg … ORDER BY` keeps log order whatever the plan
+-- (docs/benchmarks.md, issue 18). `data` carries its type tag first (the decoder picks the
+-- Struct from a tagged union; written into the JSON text, because merging JSONB objects cost
+-- the server more than the rest of the line) when it is stored at the codec's current schema
+-- version, which is 1 unless `versions` (a JSONB object: type -> version) says otherwise; anything
+-- else (an older version to upcast) is wrapped as a `lufy.undecoded` object around the payload
+-- and decoded event by event. `types`: as read_rows.
+-- `to_tx`, `to_pos`: NULL, or the last key of the page (page_bounds).
+-- The page's rows of lufy.events are the fragment `page_rows`, filled into this template by
+-- reading.py (psycopg.sql composition: braces in the template's text are doubled).
 -- `barrier`: NULL, or a barrier an earlier page returned. Every transaction below a barrier
 -- stays finished, so a reader that is catching up may keep reading below the one it has
 -- (sparing lufy.read_barrier()'s scan of pg_stat_activity on every page) until a page comes
@@ -264,36 +170,88 @@ WITH barrier AS MATERIALIZED (
     SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
     FROM (SELECT coalesce(%(barrier)s::text::xid8, lufy.read_barrier()) AS xmin) b
 )
-SELECT barrier.xmin::text::bigint, barrier.pending, e.tx, e.pos, e.line
+SELECT barrier.xmin::text::bigint, barrier.pending, p.n, p.last[1], p.last[2], p.body
 FROM barrier
 LEFT JOIN LATERAL (
-    SELECT ev.transaction_id::text::bigint AS tx, ev.global_position AS pos,
-           /*page_line*/ AS line
-    FROM lufy.events ev
-    WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
-      AND ev.transaction_id < barrier.xmin
-    ORDER BY ev.transaction_id, ev.global_position
-    LIMIT %(limit)s
-) e ON true;
+    SELECT count(*) AS n, max(ARRAY[e.tx, e.pos]) AS last,
+           '[' || string_agg(e.line, ',' ORDER BY e.tx, e.pos) || ']' AS body
+    FROM (
+        SELECT ev.transaction_id::text::bigint AS tx, ev.global_position AS pos,
+               concat('{{"global_position":', ev.global_position,
+                      ',"transaction_id":', ev.transaction_id,
+                      ',"event_id":"', ev.event_id,
+                      '","stream_type":', to_json(ev.stream_type),
+                      ',"stream_id":', to_json(ev.stream_id),
+                      ',"stream_version":', coalesce(ev.stream_version::text, 'null'),
+                      ',"type":', to_json(ev.type),
+                      ',"schema_version":', ev.schema_version,
+                      ',"data":',
+                      CASE WHEN ev.schema_version
+                                <> coalesce((%(versions)s::jsonb ->> ev.type)::int, 1)
+                           THEN concat('{{"type":"lufy.undecoded","payload":', ev.data, '}}')
+                           WHEN ev.data = '{{}}'::jsonb THEN concat('{{"type":', to_json(ev.type), '}}')
+                           ELSE concat('{{"type":', to_json(ev.type), ',', substr(ev.data::text, 2))
+                      END,
+                      ',"metadata":', ev.metadata,
+                      ',"occurred_at":', to_json(ev.occurred_at),
+                      ',"recorded_at":', to_json(ev.recorded_at),
+                      '}}') AS line
+        {page_rows}
+    ) e
+) p ON true;
 
--- name: read_page_types
--- read_page for the events of some types (`|| ''`: see read_all_types).
+-- name: read_page_plain
+-- read_page's page as plain rows (EventStore(page_reader="plain"), plainpage.py): the server only
+-- runs each column's output function, as `COPY` does, and the client assembles the JSON array
+-- the one-call decoder reads (docs/benchmarks.md, issue 18: building that JSON on the server
+-- cost it 2-6 times what `COPY` of the columns costs). Same barrier, `pending`, filter, bounds
+-- and order as read_page (the same fragment `page_rows`, filled in by plainpage.py); every row
+-- repeats the barrier and `pending`, and an empty page is one row of them with NULL events. Timestamps are sent in UTC without an offset (RFC 3339 once
+-- the client adds `Z`, whatever the session's TimeZone).
 WITH barrier AS MATERIALIZED (
     SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
     FROM (SELECT coalesce(%(barrier)s::text::xid8, lufy.read_barrier()) AS xmin) b
 )
-SELECT barrier.xmin::text::bigint, barrier.pending, e.tx, e.pos, e.line
+SELECT barrier.xmin::text::bigint, barrier.pending, e.global_position, e.transaction_id,
+       e.event_id, e.stream_type, e.stream_id, e.stream_version, e.type, e.schema_version,
+       e.data, e.metadata, e.occurred_at AT TIME ZONE 'UTC', e.recorded_at AT TIME ZONE 'UTC'
 FROM barrier
 LEFT JOIN LATERAL (
+    SELECT *
+    {page_rows}
+) e ON true;
+
+-- name: page_rows
+-- The rows of a page, filled into read_page and read_page_plain: after (tx, pos), below the
+-- barrier, of the `types` asked for, up to (to_tx, to_pos) when given, in log order.
+FROM lufy.events ev
+WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
+  AND ev.transaction_id < barrier.xmin
+  AND (%(types)s::text[] IS NULL OR (ev.type || '') = ANY(%(types)s::text[]))
+  AND (%(to_tx)s::text::xid8 IS NULL
+       OR (ev.transaction_id, ev.global_position) <= (%(to_tx)s::text::xid8, %(to_pos)s))
+ORDER BY ev.transaction_id, ev.global_position
+LIMIT %(limit)s;
+
+-- name: page_bounds
+-- Where the next `pages` full pages after (tx, pos) end, below a barrier an earlier page returned
+-- (the set of events below it is final): every `limit`-th key, read from the index alone. A
+-- reader fetches the pages between them on several connections at once (read_page with
+-- `to_tx`/`to_pos`); fewer than `pages` rows means the events below the barrier end in a short
+-- page after the last one.
+SELECT k.tx, k.pos
+FROM (
     SELECT ev.transaction_id::text::bigint AS tx, ev.global_position AS pos,
-           /*page_line*/ AS line
+           row_number() OVER (ORDER BY ev.transaction_id, ev.global_position) AS n
     FROM lufy.events ev
     WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
-      AND ev.transaction_id < barrier.xmin
-      AND (ev.type || '') = ANY(%(types)s)
+      AND ev.transaction_id < %(barrier)s::text::xid8
+      AND (%(types)s::text[] IS NULL OR (ev.type || '') = ANY(%(types)s::text[]))
     ORDER BY ev.transaction_id, ev.global_position
-    LIMIT %(limit)s
-) e ON true;
+    LIMIT %(limit)s * %(pages)s
+) k
+WHERE k.n %% %(limit)s = 0
+ORDER BY k.n;
 
 -- name: head
 SELECT coalesce(max(global_position), 0) FROM lufy.events;
@@ -312,5 +270,5 @@ SELECT lufy.read_barrier()::text::bigint;
 
 -- name: pending
 -- Whether transactions of this database above the read barrier have started: committed events
--- may be held back behind an open one (see read_all).
+-- may be held back behind an open one (see read_rows).
 SELECT lufy.read_barrier() < pg_snapshot_xmax(pg_current_snapshot());

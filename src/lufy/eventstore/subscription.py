@@ -42,6 +42,7 @@ class Subscription:
         poll_interval: float = 1.0,
         settle_delays: tuple[float, ...] = (0.01, 0.03, 0.1, 0.25),
         read_ahead_pages: int = 20,
+        read_ahead_connections: int = 2,
     ) -> None:
         self.store = store
         self.url = url
@@ -51,6 +52,9 @@ class Subscription:
         self.poll_interval = poll_interval
         self.settle_delays = settle_delays or (0.05,)
         self.read_ahead_pages = max(1, read_ahead_pages)
+        # Connections a read-ahead builds pages on at once (readahead.py): the server takes
+        # about twice as long to build a page as this process to decode it.
+        self._readers = _Readers(url, max(1, read_ahead_connections))
         # Set once the LISTEN is in place (and again after every reconnect).
         self.listening = asyncio.Event()
         self._wake = asyncio.Event()
@@ -84,15 +88,16 @@ class Subscription:
     async def pages(self, conn: AsyncConnection[Any]) -> AsyncIterator[Page]:
         """Pages read on `conn`; the caller applies each and then may persist `page.checkpoint`.
 
-        Catching up (a page came back full), the pages that follow are asked for ahead, on a
-        connection of the subscription's own (EventStore.pages_ahead, below the barrier the
-        full page returned, up to `read_ahead_pages` of them, two waiting at most): the server
-        builds the next page while this process decodes one and the caller applies it. A
+        Catching up (a page came back full), the pages that follow are asked for ahead, on
+        connections of the subscription's own (EventStore.pages_ahead, below the barrier the
+        full page returned, up to `read_ahead_pages` of them, built on
+        `read_ahead_connections` at once, two waiting at most): the server builds the next
+        pages while this process decodes one and the caller applies it. A
         read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved it)
         is dropped.
         """
         listener = asyncio.create_task(self._listen())
-        reader: AsyncConnection[Any] | None = None
+        readers = self._readers
         ahead: _ReadAhead | None = None
         held_back = 0
         try:
@@ -102,8 +107,8 @@ class Subscription:
                 if ahead is not None:
                     item = await ahead.next()
                     if item is None or item.after != self.checkpoint:
-                        if await ahead.close() and reader is not None:
-                            await reader.close()  # a new one is opened for the next read-ahead
+                        if await ahead.close():
+                            await readers.close()  # new ones are opened for the next read-ahead
                         ahead = None
                     else:
                         raw = item
@@ -112,16 +117,16 @@ class Subscription:
                         conn, self.checkpoint, limit=self.batch_size, types=self.types
                     )
                 if raw.full and ahead is None:
-                    if reader is None or reader.closed:
-                        reader = await AsyncConnection.connect(self.url, autocommit=True)
+                    conns = await readers.open()
                     ahead = _ReadAhead(
                         self.store.pages_ahead(
-                            reader,
+                            conns[0],
                             raw.checkpoint,
                             limit=self.batch_size,
                             pages=self.read_ahead_pages,
                             barrier=raw.barrier,
                             types=self.types,
+                            more=conns[1:],
                         )
                     )
                     await asyncio.sleep(0)  # let it send its query before this page decodes
@@ -134,13 +139,11 @@ class Subscription:
                     continue
                 if ahead is not None:
                     # The end of a read-ahead, below an older barrier: ask again afresh. The
-                    # catch-up is over, so its connection goes too (a projector follows many
-                    # projections; each would otherwise keep one more connection open).
+                    # catch-up is over, so its connections go too (a projector follows many
+                    # projections; each would otherwise keep more connections open).
                     await ahead.close()
                     ahead = None
-                    if reader is not None:
-                        await reader.close()
-                        reader = None
+                    await readers.close()
                     continue
                 if page.pending:
                     delays = self.settle_delays
@@ -155,8 +158,7 @@ class Subscription:
                 await listener
             if ahead is not None:
                 await ahead.close()
-            if reader is not None:
-                await reader.close()
+            await readers.close()
 
 
 class _ReadAhead:
@@ -190,3 +192,23 @@ class _ReadAhead:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
         return cut
+
+
+class _Readers:
+    """The connections a subscription reads ahead on, opened when a catch-up starts."""
+
+    def __init__(self, url: str, count: int) -> None:
+        self.url = url
+        self.count = count
+        self._conns: list[AsyncConnection[Any]] = []
+
+    async def open(self) -> list[AsyncConnection[Any]]:
+        self._conns = [c for c in self._conns if not c.closed]
+        while len(self._conns) < self.count:
+            self._conns.append(await AsyncConnection.connect(self.url, autocommit=True))
+        return list(self._conns)
+
+    async def close(self) -> None:
+        conns, self._conns = self._conns, []
+        for conn in conns:
+            await conn.close()

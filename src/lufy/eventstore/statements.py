@@ -1,0 +1,137 @@
+"""The append statements, composed once from one template, and their parameters.
+
+`queries.sql` holds one `append` statement with three slots and the fragments that fill them
+(see the comment above it there): which events ({events}: one from plain parameters, or a JSON
+batch), the streams row for the expected-version mode ({stream}) and whether the NOTIFY goes
+with the transaction ({notify}). psycopg's SQL composition fills them here, once, into the
+twelve variants; nothing edits query text.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, LiteralString
+
+import msgspec
+from psycopg import sql
+
+from lufy.eventstore.codec import EventCodec
+from lufy.eventstore.envelope import EventMetadata, ExpectedVersion, NewEvent, _Sentinel
+from lufy.sqlfiles import load_queries
+
+__all__ = ["MAX_BATCH", "AppendCall", "append_statement", "expected_code"]
+
+_Q = load_queries("lufy.eventstore")
+MAX_BATCH = 10_000
+
+# Expected-version mode: ANY, NO_STREAM, an exact version (exactly 0 is a stream that does not
+# exist yet, so it takes the NO_STREAM statement).
+_STREAM = {-2: _Q.stream_any, -1: _Q.stream_no_stream, 0: _Q.stream_exact}
+
+
+def _compose(events: LiteralString, stream: LiteralString, notify: LiteralString) -> bytes:
+    parts = {"events": sql.SQL(events), "stream": sql.SQL(stream), "notify": sql.SQL(notify)}
+    return sql.SQL(_Q.append).format(**parts).as_bytes(None)
+
+
+# (mode, single event, NOTIFY in the transaction) -> the statement.
+_STATEMENTS = {
+    (mode, single, in_tx): _compose(
+        _Q.events_one if single else _Q.events_batch,
+        stream,
+        _Q.notify_in_tx if in_tx else _Q.notify_after_commit,
+    )
+    for mode, stream in _STREAM.items()
+    for single in (True, False)
+    for in_tx in (True, False)
+}
+
+
+def expected_code(expected: ExpectedVersion) -> int:
+    """-2 for ANY, -1 for NO_STREAM, else the version (an int >= 0)."""
+    if isinstance(expected, _Sentinel):
+        return expected.code
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise ValueError("expected version must be an int >= 0, NO_STREAM or ANY")
+    return expected
+
+
+def append_statement(code: int, *, single: bool, notify_in_tx: bool) -> bytes:
+    """The fast-path statement for expected-version `code` (see expected_code)."""
+    mode = code if code < 0 else (-1 if code == 0 else 0)
+    return _STATEMENTS[mode, single, notify_in_tx]
+
+
+class _BatchItem(msgspec.Struct, frozen=True):
+    """One event of an append, as `events_batch` reads it from its JSON parameter."""
+
+    event_id: uuid.UUID
+    type: str
+    schema_version: int
+    data: msgspec.Raw
+    metadata: EventMetadata
+    occurred_at: datetime | None
+
+
+_batch_encoder = msgspec.json.Encoder()
+
+
+class AppendCall(msgspec.Struct, frozen=True):
+    """One call of EventStore.append, its events already encoded (type, version, JSON)."""
+
+    stream_type: str
+    stream_id: str
+    code: int  # expected_code()
+    items: Sequence[NewEvent]
+    encoded: Sequence[tuple[str, int, str]]
+
+    def params(self, codec: EventCodec) -> dict[str, Any]:
+        """The parameters of append_statement(code, single=len(items) == 1, ...)."""
+        params: dict[str, Any] = {
+            "stream_type": self.stream_type,
+            "stream_id": self.stream_id,
+            "expected": self.code,
+            "n": len(self.items),
+        }
+        if len(self.items) == 1:
+            [item], [(type_name, version, data)] = self.items, self.encoded
+            params |= {
+                "event_id": item.event_id,
+                "type": type_name,
+                "schema_version": version,
+                "data": data,
+                "metadata": codec.encode_metadata(item.metadata),
+                "occurred_at": item.occurred_at,
+            }
+            return params
+        params["batch"] = _batch_encoder.encode(
+            [
+                _BatchItem(
+                    event_id=item.event_id,
+                    type=type_name,
+                    schema_version=version,
+                    data=msgspec.Raw(data.encode()),
+                    metadata=item.metadata,
+                    occurred_at=item.occurred_at,
+                )
+                for item, (type_name, version, data) in zip(self.items, self.encoded, strict=True)
+            ]
+        ).decode()
+        return params
+
+    def function_params(self, codec: EventCodec) -> dict[str, Any]:
+        """Parameters of lufy.append_to_stream (the precise, slower path): one array per
+        column."""
+        return {
+            "stream_type": self.stream_type,
+            "stream_id": self.stream_id,
+            "expected": self.code,
+            "event_ids": [item.event_id for item in self.items],
+            "types": [t for t, _, _ in self.encoded],
+            "schema_versions": [v for _, v, _ in self.encoded],
+            "data": [d for _, _, d in self.encoded],
+            "metadata": [codec.encode_metadata(item.metadata) for item in self.items],
+            "occurred_at": [item.occurred_at for item in self.items],
+        }
