@@ -23,7 +23,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import AsyncConnection
@@ -43,7 +43,7 @@ from lufy.projections.reactors import Reactor
 from lufy.projections.takeover import kind_of, take_over
 from lufy.settings import Settings
 
-__all__ = ["Projector", "ProjectorOptions", "kind_of", "run_projector"]
+__all__ = ["Projector", "ProjectorOptions", "ProjectorResources", "kind_of", "run_projector"]
 
 _log = get_logger(__name__)
 
@@ -325,6 +325,7 @@ class Projector:
         self.url = settings.DATABASE_URL
         self.projections = list(projections)
         self.options = options or ProjectorOptions()
+        # The entry point passes its container's store; tests may leave it to a plain one.
         self.store = store or EventStore()
         self.tasks = [ProjectionTask(self, p) for p in self.projections]
         self.runtime: JobRuntime | None = None
@@ -374,22 +375,40 @@ class Projector:
             _log.info("projector stopped")
 
 
+class ProjectorResources(Protocol):
+    """What `run_projector` takes from the entry point's container (`bootstrap.Container`
+    has these; the projector layer may not import the composition root, so it names them)."""
+
+    settings: Settings
+    store: EventStore
+
+    async def stop(self) -> None: ...
+
+
 def run_projector(
-    settings: Settings,
+    container: ProjectorResources,
     *,
     options: ProjectorOptions | None = None,
     only_maintenance: bool = False,
 ) -> None:
     """`lufy projector`: every discovered async projection and reactor, and the maintenance
-    loop (job sweeper, periodic analytics refresh), until SIGTERM/SIGINT."""
+    loop (job sweeper, periodic analytics refresh), until SIGTERM/SIGINT.
+
+    `container` is the entry point's (`bootstrap()`): the projector takes its settings and its
+    event store and closes it after. The projector's tasks hold connections of their own, so
+    the container's pool is never opened here."""
+    settings = container.settings
     configure_logging(settings.LUFY_ENV)
     found = [] if only_maintenance else all_projections()
-    projector = Projector(settings, found, options=options)
+    projector = Projector(settings, found, options=options, store=container.store)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, projector.stop)
-        await projector.run()
+        try:
+            await projector.run()
+        finally:
+            await container.stop()
 
     asyncio.run(main())
