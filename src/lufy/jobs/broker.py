@@ -39,7 +39,8 @@ _runtime: JobRuntime | None = None
 
 @dataclass(frozen=True)
 class QueuedJob:
-    """A job to put on Redis (what the ledger knows about it)."""
+    """A job to put on Redis: a ledger row (what the ledger knows about it), never built from
+    a request directly (`lufy.jobs.spec` says why a request, `JobSpec`, is another type)."""
 
     actor: str
     job_key: str
