@@ -22,14 +22,22 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from lufy.db import connection_kwargs
-from lufy.jobs.ledger_middleware import JobLedger
+from lufy.jobs.ledger_middleware import JobLedger, delivering
 from lufy.jobs.loop import WorkerLoop, WorkerLoopMiddleware
 from lufy.jobs.registry import DECLARATIONS
 from lufy.logs import get_logger
 from lufy.settings import Settings, get_settings
 from lufy.sqlfiles import load_queries
 
-__all__ = ["JobRuntime", "QueuedJob", "configure", "current", "enqueue_message", "obtain"]
+__all__ = [
+    "JobRuntime",
+    "QueuedJob",
+    "configure",
+    "current",
+    "enqueue_message",
+    "job_runtime",
+    "obtain",
+]
 
 _Q = load_queries("lufy.jobs")
 _log = get_logger(__name__)
@@ -217,3 +225,9 @@ def obtain(settings: Settings) -> tuple[JobRuntime, bool]:
 def current() -> JobRuntime:
     """The runtime of this process, configured from the environment on first use."""
     return _runtime if _runtime is not None else configure()
+
+
+def job_runtime() -> JobRuntime:
+    """For a job: the runtime whose worker runs it (its broker delivered the message, its pool
+    records the outcome), passed in by the ledger middleware; outside a job, `current()`."""
+    return delivering() or current()
