@@ -1,11 +1,18 @@
 """The dramatiq Redis broker, the job actors bound to it, and the PostgreSQL job ledger.
 
-One `JobRuntime` per process (`configure(settings)`): it owns the broker (with the ledger
+One `JobRuntime` per process, built by the process that needs it (`lufy worker`'s
+`serve_queues`, `run_projector`) with `configure(settings)`, passed to what uses it and closed
+by that process: it owns the broker (with the ledger
 middleware, `JobLedger`, and the worker's event loop, `WorkerLoopMiddleware`), a small
 synchronous connection pool for the ledger (dramatiq runs actors in threads), and declares on
 its broker every actor declared with `@job`. Enqueueing needs no actor: the projector enqueues by
 name, so it never imports the job modules (their dependencies, ffmpeg and e-mail clients, stay
 in the workers).
+
+The module still keeps the last configured runtime (`current()`, `obtain`): dramatiq's actors are
+module-level and its broker is global (`dramatiq.set_broker`), and a test runs a worker and a
+projector in one process that must share one runtime (`obtain`). A job itself reads the runtime
+that delivered its message (`job_runtime()`), not the global.
 """
 
 from __future__ import annotations
