@@ -85,9 +85,11 @@ def worker_command(processes: int, threads: int, queues: str | None) -> None:
 @click.command("projector")
 def projector_command() -> None:
     """The projection daemon: every async projection and reactor."""
+    from lufy.bootstrap import bootstrap  # cheap CLI start: every service, ~330 ms
     from lufy.projections.runner import run_projector  # cheap CLI start: the projector, ~7 ms
 
-    run_projector(get_settings())
+    # One container for the process: the projector takes its settings and event store.
+    run_projector(bootstrap(get_settings(), pool_size=2))
 
 
 @click.command("dev")

@@ -10,7 +10,7 @@ from lufy.catalog.jobs import catalog_of
 from lufy.catalog.service import CatalogService
 from lufy.db import Database
 from lufy.jobs import job
-from lufy.jobs.broker import current
+from lufy.jobs.broker import job_runtime
 from lufy.jobs.loop import in_worker
 from lufy.privacy.erasure import delete_tracks
 
@@ -23,7 +23,7 @@ __all__ = ["finish_erasure", "send_email"]
 def send_email(payload: dict[str, Any], *, job_key: str) -> None:
     """Render and send one account e-mail; the job key is the causing event's id, and the
     backends are idempotent on it (Resend's Idempotency-Key, the file backend's file name)."""
-    deliver(payload, key=job_key, settings=current().settings)
+    deliver(payload, key=job_key, settings=job_runtime().settings)
 
 
 @job(queue="media-processing", max_retries=8, time_limit_ms=600_000)

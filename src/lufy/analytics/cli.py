@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,8 +36,9 @@ def refresh() -> None:
 def events_import(file: str) -> None:
     """Append NDJSON analytics events (historical timestamps allowed), idempotent by event_id."""
     from lufy.analytics.importer import import_file  # cheap CLI start: ~130 ms
+    from lufy.bootstrap import run_with_container  # cheap CLI start: every service, ~330 ms
 
-    asyncio.run(import_file(get_settings(), file))
+    run_with_container(lambda container: import_file(container, file))
 
 
 @click.command("export")

@@ -10,19 +10,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
-from lufy.db import Database
 from lufy.errors import LufyError
-from lufy.eventstore import EventStore
-from lufy.settings import Settings
 
-__all__ = ["ImportRejectedError", "ImportReport", "import_file", "import_lines"]
+__all__ = ["ImportRejectedError", "ImportReport", "ImportResources", "import_file", "import_lines"]
 
 BATCH = 2000
 
@@ -98,34 +95,37 @@ def _reject(report: ImportReport, number: int, reason: str) -> None:
         report.rejected.append((number, reason))
 
 
-async def import_file(settings: Settings, path: str | Path) -> ImportReport:
-    """Import `path` (or `-` for stdin) with a progress bar on stderr; summary at the end."""
-    db = Database(settings.DATABASE_URL, min_size=1, max_size=2, name="lufy-import")
-    await db.open(wait=True)
+class ImportResources(Protocol):
+    """What `import_file` takes from the command's container (`bootstrap.Container` has it;
+    a context may not import the composition root, so it names what it uses)."""
+
+    ingestor: Ingestor
+
+
+async def import_file(container: ImportResources, path: str | Path) -> ImportReport:
+    """Import `path` (or `-` for stdin) through `container.ingestor` (its pool open: the command
+    runs this with `run_with_container`), with a progress bar on stderr; summary at the end."""
+    ingestor = container.ingestor
     console = Console(stderr=True)
-    try:
-        ingestor = Ingestor(db, EventStore(), sample_rate=settings.ANALYTICS_SAMPLE_RATE)
-        if str(path) == "-":
-            report = await import_lines(ingestor, sys.stdin)
-        else:
-            file = Path(path)
-            with (
-                Progress(
-                    TextColumn("importing {task.fields[name]}"),
-                    BarColumn(),
-                    TaskProgressColumn(),
-                    TimeRemainingColumn(),
-                    console=console,
-                    transient=True,
-                ) as progress,
-                file.open(encoding="utf-8") as lines,  # noqa: ASYNC230 - a CLI, nothing else runs
-            ):
-                task = progress.add_task("import", total=file.stat().st_size, name=file.name)  # noqa: ASYNC240
-                report = await import_lines(
-                    ingestor, lines, on_progress=lambda n: progress.advance(task, n)
-                )
-    finally:
-        await db.close()
+    if str(path) == "-":
+        report = await import_lines(ingestor, sys.stdin)
+    else:
+        file = Path(path)
+        with (
+            Progress(
+                TextColumn("importing {task.fields[name]}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as progress,
+            file.open(encoding="utf-8") as lines,  # noqa: ASYNC230 - a CLI, nothing else runs
+        ):
+            task = progress.add_task("import", total=file.stat().st_size, name=file.name)  # noqa: ASYNC240
+            report = await import_lines(
+                ingestor, lines, on_progress=lambda n: progress.advance(task, n)
+            )
     for number, reason in report.rejected:
         console.print(f"line {number}: {reason}", markup=False, highlight=False)
     if report.rejected_count > len(report.rejected):

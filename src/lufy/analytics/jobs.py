@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lufy.jobs import job
-from lufy.jobs.broker import current
+from lufy.jobs.broker import job_runtime
 from lufy.logs import get_logger
 from lufy.privacy.retention import expire_raw_analytics
 from lufy.sqlfiles import load_queries
@@ -22,7 +22,7 @@ _log = get_logger(__name__)
 
 @job(queue="analytics-refresh", max_retries=3, time_limit_ms=900_000)
 def refresh_analytics(payload: dict[str, Any], *, job_key: str) -> None:
-    runtime = current()
+    runtime = job_runtime()
     with runtime.pool.connection() as conn:
         rows = conn.execute(_Q.refresh_views).fetchall()
     for name, seconds in rows:

@@ -10,7 +10,7 @@ from typing import Any
 from lufy.catalog.processing import process_track
 from lufy.catalog.service import CatalogService
 from lufy.jobs import job
-from lufy.jobs.broker import current
+from lufy.jobs.broker import job_runtime
 from lufy.jobs.loop import WorkerResources, in_worker
 from lufy.logs import get_logger
 from lufy.media.storage import storage_from_settings
@@ -78,4 +78,4 @@ async def sweep_abandoned_uploads(payload: dict[str, Any], *, job_key: str) -> N
 @job(queue="media-processing", max_retries=8)
 def delete_upload_source(payload: dict[str, Any], *, job_key: str) -> None:
     """Delete the source of an abandoned upload (payload: {track_id, storage_key})."""
-    storage_from_settings(current().settings).delete(str(payload["storage_key"]))
+    storage_from_settings(job_runtime().settings).delete(str(payload["storage_key"]))

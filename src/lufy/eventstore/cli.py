@@ -6,7 +6,6 @@ top-level command line adds them to this group.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
@@ -16,7 +15,6 @@ import click
 
 from lufy.eventstore.codec import default_codec
 from lufy.eventstore.tail import follow
-from lufy.settings import get_settings
 from lufy.sqlfiles import data_dir
 
 __all__ = ["events", "write_schemas"]
@@ -83,5 +81,11 @@ def schema(check: bool) -> None:
 @click.option("--from-start", is_flag=True, help="start at the beginning instead of the end")
 def tail(types: tuple[str, ...], from_start: bool) -> None:
     """Follow the log, one JSON line per event."""
+    from lufy.bootstrap import run_with_container  # cheap CLI start: every service, ~330 ms
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(follow(get_settings(), types or None, from_start=from_start))
+        run_with_container(
+            lambda container: follow(
+                container.store, container.settings, types or None, from_start=from_start
+            )
+        )

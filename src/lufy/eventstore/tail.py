@@ -18,9 +18,14 @@ _encoder = msgspec.json.Encoder()
 
 
 async def follow(
-    settings: Settings, types: Collection[str] | None, *, from_start: bool = False
+    store: EventStore,
+    settings: Settings,
+    types: Collection[str] | None,
+    *,
+    from_start: bool = False,
 ) -> None:
-    store = EventStore()
+    """Print every event of `types` (all: None) from the end of the log (or its start), read
+    with `store` (its codec decodes them) on a connection of its own, until cancelled."""
     async with await psycopg.AsyncConnection.connect(
         settings.DATABASE_URL, autocommit=True
     ) as conn:

@@ -1,11 +1,18 @@
 """The dramatiq Redis broker, the job actors bound to it, and the PostgreSQL job ledger.
 
-One `JobRuntime` per process (`configure(settings)`): it owns the broker (with the ledger
+One `JobRuntime` per process, built by the process that needs it (`lufy worker`'s
+`serve_queues`, `run_projector`) with `configure(settings)`, passed to what uses it and closed
+by that process: it owns the broker (with the ledger
 middleware, `JobLedger`, and the worker's event loop, `WorkerLoopMiddleware`), a small
 synchronous connection pool for the ledger (dramatiq runs actors in threads), and declares on
 its broker every actor declared with `@job`. Enqueueing needs no actor: the projector enqueues by
 name, so it never imports the job modules (their dependencies, ffmpeg and e-mail clients, stay
 in the workers).
+
+The module still keeps the last configured runtime (`current()`, `obtain`): dramatiq's actors are
+module-level and its broker is global (`dramatiq.set_broker`), and a test runs a worker and a
+projector in one process that must share one runtime (`obtain`). A job itself reads the runtime
+that delivered its message (`job_runtime()`), not the global.
 """
 
 from __future__ import annotations
@@ -22,14 +29,22 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from lufy.db import connection_kwargs
-from lufy.jobs.ledger_middleware import JobLedger
+from lufy.jobs.ledger_middleware import JobLedger, delivering
 from lufy.jobs.loop import WorkerLoop, WorkerLoopMiddleware
 from lufy.jobs.registry import DECLARATIONS
 from lufy.logs import get_logger
 from lufy.settings import Settings, get_settings
 from lufy.sqlfiles import load_queries
 
-__all__ = ["JobRuntime", "QueuedJob", "configure", "current", "enqueue_message", "obtain"]
+__all__ = [
+    "JobRuntime",
+    "QueuedJob",
+    "configure",
+    "current",
+    "enqueue_message",
+    "job_runtime",
+    "obtain",
+]
 
 _Q = load_queries("lufy.jobs")
 _log = get_logger(__name__)
@@ -39,7 +54,8 @@ _runtime: JobRuntime | None = None
 
 @dataclass(frozen=True)
 class QueuedJob:
-    """A job to put on Redis (what the ledger knows about it)."""
+    """A job to put on Redis: a ledger row (what the ledger knows about it), never built from
+    a request directly (`lufy.jobs.spec` says why a request, `JobSpec`, is another type)."""
 
     actor: str
     job_key: str
@@ -216,3 +232,9 @@ def obtain(settings: Settings) -> tuple[JobRuntime, bool]:
 def current() -> JobRuntime:
     """The runtime of this process, configured from the environment on first use."""
     return _runtime if _runtime is not None else configure()
+
+
+def job_runtime() -> JobRuntime:
+    """For a job: the runtime whose worker runs it (its broker delivered the message, its pool
+    records the outcome), passed in by the ledger middleware; outside a job, `current()`."""
+    return delivering() or current()

@@ -5,11 +5,14 @@ when it is done already or running elsewhere; `after_process_message` records `d
 failure, and when dramatiq's `Retries` has given up (the message failed for good) marks the job
 dead and calls the actor's `on_dead` option. `after_enqueue` notes where Redis keeps the
 message, for the sweeper. The hooks need a ledger (`JobRuntime`); without one (the stub broker
-that declares the actors) they do nothing.
+that declares the actors) they do nothing. While a message is processed, `delivering()` is the
+runtime whose broker delivered it (a context variable, so an async job on the worker's loop sees
+it too): `lufy.jobs.broker.job_runtime` hands it to the job.
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -24,9 +27,17 @@ from lufy.logs import get_logger
 if TYPE_CHECKING:
     from lufy.jobs.broker import JobRuntime
 
-__all__ = ["JobLedger", "describe"]
+__all__ = ["JobLedger", "delivering", "describe"]
 
 _log = get_logger(__name__)
+_delivering: contextvars.ContextVar[JobRuntime | None] = contextvars.ContextVar(
+    "lufy_job_runtime", default=None
+)
+
+
+def delivering() -> JobRuntime | None:
+    """The runtime of the message this worker thread is processing (None outside a job)."""
+    return _delivering.get()
 
 
 def describe(exc: BaseException) -> str:
@@ -53,6 +64,7 @@ class JobLedger(Middleware):
             correlation_id=meta.get("correlation_id"),
             causation_id=meta.get("causation_id"),
         )
+        _delivering.set(self.ledger)
         actor = broker.get_actor(message.actor_name)
         payload = message.kwargs.get("payload") or {}
         if not self.ledger.claim(actor, payload, key, meta):
@@ -60,6 +72,7 @@ class JobLedger(Middleware):
             raise SkipMessage
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        _delivering.set(None)
         structlog.contextvars.unbind_contextvars("job", "job_key", "correlation_id", "causation_id")
 
     def after_process_message(

@@ -1,4 +1,14 @@
-"""What a reactor asks for: one job, identified by (actor, key)."""
+"""What a reactor asks for: one job, identified by (actor, key).
+
+A job has two types on purpose. `JobSpec` (here) is the request: what a reactor or the scheduler
+wants done, its correlation left empty for the runner to fill from the causing event, and not yet
+known to anyone. `lufy.jobs.broker.QueuedJob` is the ledger's answer: a row that `lufy.jobs`
+holds (recorded in the same transaction as the projection's checkpoint, or found lost by the
+sweeper), with its correlation filled in. Only a `QueuedJob` can be sent to Redis
+(`lufy.jobs.ledger.enqueue`), so the types keep the rule that nothing reaches the broker that
+the ledger has not recorded first; `record` returns None for a job the ledger already knows,
+which is how a duplicate request is never sent twice.
+"""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import AsyncConnection
@@ -31,7 +31,7 @@ from psycopg import AsyncConnection
 from lufy.eventstore.envelope import Checkpoint, RecordedEvent
 from lufy.eventstore.postgres import EventStore
 from lufy.eventstore.subscription import Subscription
-from lufy.jobs.broker import JobRuntime, QueuedJob, obtain
+from lufy.jobs.broker import JobRuntime, QueuedJob, configure, obtain
 from lufy.jobs.ledger import enqueue
 from lufy.logs import configure_logging, get_logger
 from lufy.projections.applier import Batch, LiveCheckpoint, Moved, apply_batch
@@ -43,7 +43,7 @@ from lufy.projections.reactors import Reactor
 from lufy.projections.takeover import kind_of, take_over
 from lufy.settings import Settings
 
-__all__ = ["Projector", "ProjectorOptions", "kind_of", "run_projector"]
+__all__ = ["Projector", "ProjectorOptions", "ProjectorResources", "kind_of", "run_projector"]
 
 _log = get_logger(__name__)
 
@@ -320,14 +320,18 @@ class Projector:
         *,
         options: ProjectorOptions | None = None,
         store: EventStore | None = None,
+        runtime: JobRuntime | None = None,
     ) -> None:
         self.settings = settings
         self.url = settings.DATABASE_URL
         self.projections = list(projections)
         self.options = options or ProjectorOptions()
+        # The entry point passes its container's store; tests may leave it to a plain one.
         self.store = store or EventStore()
         self.tasks = [ProjectionTask(self, p) for p in self.projections]
-        self.runtime: JobRuntime | None = None
+        # The job runtime of the process that runs this projector (`run_projector` builds it
+        # and closes it); without one, `run` obtains this process's for its settings.
+        self.runtime: JobRuntime | None = runtime
         self._owns_runtime = False
         self._stopped = asyncio.Event()
         self.applied_events: dict[str, int] = {}
@@ -353,7 +357,7 @@ class Projector:
         needs_broker = self.options.maintenance or any(
             isinstance(p, Reactor) for p in self.projections
         )
-        if needs_broker:
+        if needs_broker and self.runtime is None:
             self.runtime, self._owns_runtime = await asyncio.to_thread(obtain, self.settings)
         jobs = [asyncio.create_task(t.run(), name=f"projection:{t.name}") for t in self.tasks]
         if self.options.maintenance and self.runtime is not None:
@@ -371,25 +375,49 @@ class Projector:
                     _log.error("projector task crashed", error=_describe(result))
             if self.runtime is not None and self._owns_runtime:
                 await asyncio.to_thread(self.runtime.close)
+                self.runtime, self._owns_runtime = None, False
             _log.info("projector stopped")
 
 
+class ProjectorResources(Protocol):
+    """What `run_projector` takes from the entry point's container (`bootstrap.Container`
+    has these; the projector layer may not import the composition root, so it names them)."""
+
+    settings: Settings
+    store: EventStore
+
+    async def stop(self) -> None: ...
+
+
 def run_projector(
-    settings: Settings,
+    container: ProjectorResources,
     *,
     options: ProjectorOptions | None = None,
     only_maintenance: bool = False,
 ) -> None:
     """`lufy projector`: every discovered async projection and reactor, and the maintenance
-    loop (job sweeper, periodic analytics refresh), until SIGTERM/SIGINT."""
+    loop (job sweeper, periodic analytics refresh), until SIGTERM/SIGINT.
+
+    `container` is the entry point's (`bootstrap()`): the projector takes its settings and its
+    event store and closes it after. The projector's tasks hold connections of their own, so
+    the container's pool is never opened here. The process owns one job runtime (broker and
+    ledger pool), built here, passed to the projector and closed at the end."""
+    settings = container.settings
     configure_logging(settings.LUFY_ENV)
     found = [] if only_maintenance else all_projections()
-    projector = Projector(settings, found, options=options)
 
     async def main() -> None:
+        runtime = await asyncio.to_thread(configure, settings)
+        projector = Projector(
+            settings, found, options=options, store=container.store, runtime=runtime
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, projector.stop)
-        await projector.run()
+        try:
+            await projector.run()
+        finally:
+            await asyncio.to_thread(runtime.close)
+            await container.stop()
 
     asyncio.run(main())
