@@ -33,6 +33,7 @@ from psycopg import AsyncConnection
 from lufy.db import Database
 from lufy.errors import ServiceUnavailableError
 from lufy.logs import get_logger
+from lufy.sqlfiles import load_queries
 
 if TYPE_CHECKING:
     from lufy.settings import Settings
@@ -47,25 +48,7 @@ __all__ = [
 
 _log = get_logger(__name__)
 
-# Seconds the replica is behind, measured on the replica.
-REPLICA_LAG_SQL = """
-SELECT CASE
-    WHEN NOT pg_is_in_recovery() THEN 0::float8
-    WHEN pg_last_wal_receive_lsn() IS NOT NULL
-         AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
-    ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
-                  'Infinity'::float8)
-END
-"""
-# The same, with what one measurement needs to judge WAL that arrived since the previous one.
-_REPLICA_STATE_SQL = """
-SELECT pg_is_in_recovery(),
-       pg_last_wal_receive_lsn()::text,
-       pg_last_wal_receive_lsn() IS NOT NULL
-           AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(),
-       %(previous)s::pg_lsn IS NOT NULL AND pg_last_wal_replay_lsn() >= %(previous)s::pg_lsn,
-       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
-"""
+_Q = load_queries("lufy", "readdb.sql")
 _LAG_TTL = 1.0
 _LAG_TIMEOUT = 1.0
 
@@ -152,7 +135,7 @@ class ReadDatabase(Database):
             async with asyncio.timeout(_LAG_TIMEOUT):
                 async with self.replica.pool.connection() as conn:
                     cur = await conn.execute(
-                        _REPLICA_STATE_SQL, {"previous": self._received}, prepare=False
+                        _Q.replica_state, {"previous": self._received}, prepare=False
                     )
                     row = await cur.fetchone()
         except Exception as exc:
@@ -240,7 +223,7 @@ def read_url_for_export(settings: Settings) -> str:
         return settings.DATABASE_URL
     try:
         with psycopg.connect(settings.DATABASE_READ_URL, connect_timeout=3) as conn:
-            row = conn.execute(REPLICA_LAG_SQL).fetchone()
+            row = conn.execute(_Q.replica_lag).fetchone()
     except psycopg.Error as exc:
         _log.warning("read_replica_unavailable", error=str(exc).strip().splitlines()[:1])
         return settings.DATABASE_URL

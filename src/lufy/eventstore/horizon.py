@@ -13,17 +13,16 @@ from typing import Any
 
 import psycopg
 
+from lufy.sqlfiles import load_queries
+
 __all__ = ["xid_horizon_problem"]
 
-_CHECK = """
-SELECT max(transaction_id)::text, pg_current_xact_id()::text
-FROM lufy.events
-"""
+_Q = load_queries("lufy.eventstore", "horizon.sql")
 
 
 def xid_horizon_problem(conn: psycopg.Connection[Any]) -> str | None:
     """A one-line explanation when the log holds transaction ids at or above the cluster's."""
-    row = conn.execute(_CHECK).fetchone()
+    row = conn.execute(_Q.xid_horizon).fetchone()
     if row is None or row[0] is None:
         return None
     highest, current = int(row[0]), int(row[1])

@@ -16,13 +16,11 @@ import dramatiq
 from lufy.jobs.broker import JobRuntime, obtain
 from lufy.jobs.registry import QUEUES
 from lufy.settings import Settings
+from lufy.sqlfiles import load_queries
 
 __all__ = ["InProcessWorker"]
 
-_UNFINISHED = (
-    "SELECT count(*) FROM lufy.jobs WHERE status IN ('pending', 'running', 'retrying')"
-    " AND queue = ANY(%s)"
-)
+_Q = load_queries("lufy.jobs", "testing.sql")
 
 
 class InProcessWorker:
@@ -59,7 +57,7 @@ class InProcessWorker:
     def unfinished(self) -> int:
         assert self.runtime is not None
         with self.runtime.pool.connection() as conn:
-            row = conn.execute(_UNFINISHED, [self.queues]).fetchone()
+            row = conn.execute(_Q.unfinished, [self.queues]).fetchone()
         return int(row[0]) if row else 0
 
     def wait_until_finished(self, timeout: float = 30.0) -> None:

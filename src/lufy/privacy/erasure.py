@@ -22,14 +22,12 @@ import msgspec
 
 from lufy.errors import NotFoundError
 from lufy.identity import Principal
+from lufy.sqlfiles import load_queries
 
 __all__ = ["ErasureReport", "delete_tracks", "forget"]
 
 _NIL = uuid.UUID(int=0)
-_LIVE_TRACKS = (
-    "SELECT id, published FROM lufy.tracks WHERE artist_id = %s AND deleted_at IS NULL "
-    "ORDER BY created_at, id"
-)
+_Q = load_queries("lufy.privacy", "erasure.sql")
 
 
 class ErasureReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,7 +46,7 @@ async def forget(container: Any, user_id: uuid.UUID, *, via: str) -> ErasureRepo
 async def delete_tracks(container: Any, artist_id: uuid.UUID) -> int:
 
     async with container.db.transaction(role="system") as conn:
-        cur = await conn.execute(_LIVE_TRACKS, [artist_id])
+        cur = await conn.execute(_Q.live_tracks, [artist_id])
         tracks = await cur.fetchall()
     if not tracks:
         return 0

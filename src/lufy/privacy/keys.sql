@@ -1,4 +1,21 @@
--- Master key rotation (src/lufy/privacy/rotation.py). Run as system under the migration lock.
+-- Data keys: sealing (src/lufy/privacy/sealing.py), run as system in the caller's transaction,
+-- and master key rotation (src/lufy/privacy/rotation.py), run as system under the migration lock.
+-- Schema-qualified names: rebuilds point the search_path at the shadow schema.
+
+-- name: as_system
+-- The rest of the transaction as `system` (the key tables are system-only under RLS).
+SELECT set_config('app.current_role', 'system', true);
+
+-- name: data_key
+SELECT k.wrapped_key, k.wrapped_by, m.secret FROM lufy.data_keys k
+LEFT JOIN lufy.data_key_master m ON m.id = 1 WHERE k.subject_id = %s;
+
+-- name: insert_key
+INSERT INTO lufy.data_keys (subject_id, wrapped_key, wrapped_by, secret_id)
+VALUES (%s, %s, %s, %s) ON CONFLICT (subject_id) DO NOTHING;
+
+-- name: delete_key
+DELETE FROM lufy.data_keys WHERE subject_id = %s;
 
 -- name: keys_to_rewrap
 SELECT subject_id, wrapped_key, wrapped_by FROM lufy.data_keys

@@ -29,6 +29,7 @@ from lufy.sqlfiles import load_queries
 __all__ = ["expire_raw_analytics", "first_kept_month"]
 
 _Q = load_queries("lufy.privacy", "listeners.sql")
+_KEYS = load_queries("lufy.privacy", "keys.sql")
 
 
 def first_kept_month(days: int, now: datetime) -> date:
@@ -44,7 +45,7 @@ def expire_raw_analytics(
     own on `conn`; None when none had to go."""
     before = first_kept_month(days, now or datetime.now(UTC))
     with conn.transaction():
-        conn.execute("SELECT set_config('app.current_role', 'system', true)")
+        conn.execute(_KEYS.as_system)
         rows = conn.execute(_Q.expire_months, {"before": before}).fetchall()
         if not rows:
             return None

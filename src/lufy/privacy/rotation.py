@@ -37,7 +37,7 @@ def rewrap_data_keys(
         return None
     fingerprint = secret_id(secret)
     with conn.transaction():
-        conn.execute("SELECT set_config('app.current_role', 'system', true)")
+        conn.execute(_Q.as_system)
         rows = conn.execute(_Q.keys_to_rewrap, {"secret_id": fingerprint}).fetchall()
         if not rows:
             return None

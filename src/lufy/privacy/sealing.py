@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg import AsyncConnection
 
 from lufy.errors import LufyError
+from lufy.sqlfiles import load_queries
 
 __all__ = [
     "ERASED",
@@ -50,16 +51,7 @@ _T = TypeVar("_T", bound=msgspec.Struct)
 _configured: str | None = None
 _configured_previous: tuple[str, ...] | None = None
 
-_KEY_QUERY = (
-    "SELECT k.wrapped_key, k.wrapped_by, m.secret FROM lufy.data_keys k "
-    "LEFT JOIN lufy.data_key_master m ON m.id = 1 WHERE k.subject_id = %s"
-)
-_MASTER_QUERY = "SELECT secret FROM lufy.data_key_master WHERE id = 1"
-_INSERT_KEY = (
-    "INSERT INTO lufy.data_keys (subject_id, wrapped_key, wrapped_by, secret_id) "
-    "VALUES (%s, %s, %s, %s) ON CONFLICT (subject_id) DO NOTHING"
-)
-_DELETE_KEY = "DELETE FROM lufy.data_keys WHERE subject_id = %s"
+_Q = load_queries("lufy.privacy", "keys.sql")
 
 
 class SealingError(LufyError):
@@ -170,7 +162,7 @@ class Keyring:
     async def key(
         self, conn: AsyncConnection[Any], subject: uuid.UUID, *, create: bool = False
     ) -> bytes | None:
-        cur = await conn.execute(_KEY_QUERY, [subject])
+        cur = await conn.execute(_Q.data_key, [subject])
         row = await cur.fetchone()
         if row is not None:
             return _unwrap(subject, bytes(row[0]), row[1], bytes(row[2]) if row[2] else None)
@@ -181,14 +173,14 @@ class Keyring:
         if secret is not None:
             material, wrapped_by = secret.encode(), "secret"
         else:
-            cur = await conn.execute(_MASTER_QUERY)
+            cur = await conn.execute(_Q.master)
             master = await cur.fetchone()
             if master is None:
                 raise SealingError("lufy.data_key_master is empty: run `lufy migrate`")
             material, wrapped_by = bytes(master[0]), "database"
         wrapped = wrap(subject, key, material)
         fingerprint = secret_id(secret) if secret is not None else None
-        await conn.execute(_INSERT_KEY, [subject, wrapped, wrapped_by, fingerprint])
+        await conn.execute(_Q.insert_key, [subject, wrapped, wrapped_by, fingerprint])
         # Another transaction may have created it first: read back whichever won.
         found = await self.key(conn, subject)
         assert found is not None
@@ -233,7 +225,7 @@ class Keyring:
         return msgspec.structs.replace(value, **changes) if changes else value
 
     async def destroy(self, conn: AsyncConnection[Any], subject: uuid.UUID) -> bool:
-        cur = await conn.execute(_DELETE_KEY, [subject])
+        cur = await conn.execute(_Q.delete_key, [subject])
         return cur.rowcount > 0
 
 
@@ -246,14 +238,14 @@ def open_values_sync(database_url: str, values: Mapping[str, Any]) -> dict[str, 
         return out
     cache: dict[uuid.UUID, bytes | None] = {}
     with psycopg.connect(database_url, autocommit=False) as conn:
-        conn.execute("SELECT set_config('app.current_role', 'system', true)")
+        conn.execute(_Q.as_system)
         for name, value in sealed.items():
             parsed = _parse(value)
             if parsed is None:
                 continue
             subject, blob = parsed
             if subject not in cache:
-                row = conn.execute(_KEY_QUERY, [subject]).fetchone()
+                row = conn.execute(_Q.data_key, [subject]).fetchone()
                 cache[subject] = (
                     _unwrap(subject, bytes(row[0]), row[1], bytes(row[2]) if row[2] else None)
                     if row
