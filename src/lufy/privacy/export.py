@@ -93,54 +93,16 @@ async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
         profile_rows = await _rows(conn, _PROFILE, params)
         if not profile_rows:
             raise NotFoundError(f"no account {user_id}")
-        p = profile_rows[0]
-        erased = p[7] is not None
         document: dict[str, Any] = {
             "format": FORMAT,
             "generated_at": datetime.now(UTC),
-            "profile": {
-                "id": p[0],
-                "email": None if erased else p[1],
-                "display_name": None if erased else p[2],
-                "role": p[3],
-                "email_verified": p[4],
-                "email_verified_at": p[5],
-                "created_at": p[6],
-                "erased_at": p[7],
-                "has_password": p[8],
-            },
+            "profile": _profile(profile_rows[0]),
             "account_history": [
                 {"type": r[0], "occurred_at": r[1]} for r in await _rows(conn, _HISTORY, params)
             ],
-            "sessions": [
-                {
-                    "id": r[0],
-                    "method": r[1],
-                    "device": r[2],
-                    "ip_prefix": r[3],
-                    "created_at": r[4],
-                    "last_seen_at": r[5],
-                    "expires_at": r[6],
-                    "revoked_at": r[7],
-                    "revoked_reason": r[8],
-                }
-                for r in await _rows(conn, _SESSIONS, params)
-            ],
+            "sessions": await _sessions(conn, params),
             "tracks": [],
-            "playback_sessions": [
-                {
-                    "session_id": r[0],
-                    "track_id": r[1],
-                    "started_at": r[2],
-                    "listened_ms": r[3],
-                    "completed": r[4],
-                    "skipped": r[5],
-                    "source": r[6],
-                    "device": r[7],
-                    "country": r[8],
-                }
-                for r in await _rows(conn, _PLAYBACK, params)
-            ],
+            "playback_sessions": await _playback(conn, params),
             "likes_and_follows": [
                 {"type": r[0], "track_id": r[1], "artist_id": r[2], "occurred_at": r[3]}
                 for r in await _rows(conn, _ENGAGEMENT, params)
@@ -149,33 +111,93 @@ async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
             "payments": [],
         }
         if await _table_exists(conn, "lufy.tracks"):
-            document["tracks"] = [
-                {
-                    "id": r[0],
-                    "title": r[1],
-                    "status": r[2],
-                    "duration_ms": r[3],
-                    "published": r[4],
-                    "published_at": r[5],
-                    "created_at": r[6],
-                    "deleted_at": r[7],
-                }
-                for r in await _rows(conn, _TRACKS, params)
-            ]
+            document["tracks"] = await _tracks(conn, params)
         if await _table_exists(conn, "lufy.payment_subscriptions"):
-            document["subscriptions"] = [
-                {
-                    "id": r[0],
-                    "status": r[1],
-                    "price_id": r[2],
-                    "current_period_end": r[3],
-                    "cancel_at_period_end": r[4],
-                    "as_of": r[5],
-                }
-                for r in await _rows(conn, _SUBSCRIPTIONS, params)
-            ]
+            document["subscriptions"] = await _subscriptions(conn, params)
             document["payments"] = [
                 {"kind": r[0], "amount_minor": r[1], "currency": r[2], "at": r[3]}
                 for r in await _rows(conn, _PAYMENTS, params)
             ]
     return msgspec.json.encode(document)
+
+
+def _profile(p: Any) -> dict[str, Any]:
+    """The account row; an erased account's e-mail and name are gone."""
+    erased = p[7] is not None
+    return {
+        "id": p[0],
+        "email": None if erased else p[1],
+        "display_name": None if erased else p[2],
+        "role": p[3],
+        "email_verified": p[4],
+        "email_verified_at": p[5],
+        "created_at": p[6],
+        "erased_at": p[7],
+        "has_password": p[8],
+    }
+
+
+async def _sessions(conn: AsyncConnection[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r[0],
+            "method": r[1],
+            "device": r[2],
+            "ip_prefix": r[3],
+            "created_at": r[4],
+            "last_seen_at": r[5],
+            "expires_at": r[6],
+            "revoked_at": r[7],
+            "revoked_reason": r[8],
+        }
+        for r in await _rows(conn, _SESSIONS, params)
+    ]
+
+
+async def _playback(conn: AsyncConnection[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "session_id": r[0],
+            "track_id": r[1],
+            "started_at": r[2],
+            "listened_ms": r[3],
+            "completed": r[4],
+            "skipped": r[5],
+            "source": r[6],
+            "device": r[7],
+            "country": r[8],
+        }
+        for r in await _rows(conn, _PLAYBACK, params)
+    ]
+
+
+async def _tracks(conn: AsyncConnection[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r[0],
+            "title": r[1],
+            "status": r[2],
+            "duration_ms": r[3],
+            "published": r[4],
+            "published_at": r[5],
+            "created_at": r[6],
+            "deleted_at": r[7],
+        }
+        for r in await _rows(conn, _TRACKS, params)
+    ]
+
+
+async def _subscriptions(
+    conn: AsyncConnection[Any], params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r[0],
+            "status": r[1],
+            "price_id": r[2],
+            "current_period_end": r[3],
+            "cancel_at_period_end": r[4],
+            "as_of": r[5],
+        }
+        for r in await _rows(conn, _SUBSCRIPTIONS, params)
+    ]
