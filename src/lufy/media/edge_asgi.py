@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -96,37 +96,9 @@ class _Metrics:
 
 def wrap(app: ASGIApp, container: Any, *, clock: Callable[[], float] = time.time) -> ASGIApp:
     """`app` with `GET /media/hls/…` (without `Origin`) answered by the lean edge."""
-    settings = container.settings
-    keys = stream_keys(settings)  # settings are fixed for the life of the app
+    keys = stream_keys(container.settings)  # settings are fixed for the life of the app
     metrics = _Metrics()
-
-    async def read(key: str) -> bytes:
-        storage = container.storage
-        if isinstance(storage, LocalStorage):
-            return _read_local(storage, key)  # on the loop: see the module's docstring
-        return await asyncio.to_thread(uploads.read_media, storage, key)
-
-    async def answer(scope: Scope) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        # Decided on the raw path, as CloudFront sees it (no decoding, no normalising).
-        raw: bytes = scope.get("raw_path") or scope["path"].encode()
-        uri = raw.decode("latin-1").split("?", 1)[0].removeprefix("/media")
-        decision = edge.authorize(uri, keys, now=clock())
-        if decision.origin_uri is None:
-            return problem(PermissionDeniedError(decision.reason or "forbidden"))
-        key = decision.origin_uri[1:]
-        try:
-            data = await read(key)
-        except LufyError as exc:
-            return problem(exc)
-        suffix = key[key.rfind(".") :]
-        return (
-            200,
-            data,
-            [
-                (b"content-type", _CONTENT_TYPES.get(suffix, _OTHER_TYPE)),
-                (b"cache-control", b"private, no-store" if suffix == ".bin" else b"private"),
-            ],
-        )
+    answer = _answerer(container, keys, clock)
 
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -163,6 +135,46 @@ def wrap(app: ASGIApp, container: Any, *, clock: Callable[[], float] = time.time
             metrics.observe(status, time.perf_counter() - started)
 
     return handler
+
+
+_Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+def _answerer(
+    container: Any, keys: dict[str, str], clock: Callable[[], float]
+) -> Callable[[Scope], Awaitable[_Answer]]:
+    """The edge's decision and read for one request (status, body, headers), made once per
+    app: the handler calls it without allocating anything more per request."""
+
+    async def read(key: str) -> bytes:
+        storage = container.storage
+        if isinstance(storage, LocalStorage):
+            return _read_local(storage, key)  # on the loop: see the module's docstring
+        return await asyncio.to_thread(uploads.read_media, storage, key)
+
+    async def answer(scope: Scope) -> _Answer:
+        # Decided on the raw path, as CloudFront sees it (no decoding, no normalising).
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        uri = raw.decode("latin-1").split("?", 1)[0].removeprefix("/media")
+        decision = edge.authorize(uri, keys, now=clock())
+        if decision.origin_uri is None:
+            return problem(PermissionDeniedError(decision.reason or "forbidden"))
+        key = decision.origin_uri[1:]
+        try:
+            data = await read(key)
+        except LufyError as exc:
+            return problem(exc)
+        suffix = key[key.rfind(".") :]
+        return (
+            200,
+            data,
+            [
+                (b"content-type", _CONTENT_TYPES.get(suffix, _OTHER_TYPE)),
+                (b"cache-control", b"private, no-store" if suffix == ".bin" else b"private"),
+            ],
+        )
+
+    return answer
 
 
 def _read_local(storage: LocalStorage, key: str) -> bytes:

@@ -85,6 +85,52 @@ async def _table_exists(conn: AsyncConnection[Any], name: str) -> bool:
     return bool(row and row[0])
 
 
+# The fields of each section's records, in the order of its query's columns.
+_HISTORY_FIELDS = ("type", "occurred_at")
+_SESSION_FIELDS = (
+    "id",
+    "method",
+    "device",
+    "ip_prefix",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+    "revoked_at",
+    "revoked_reason",
+)
+_TRACK_FIELDS = (
+    "id",
+    "title",
+    "status",
+    "duration_ms",
+    "published",
+    "published_at",
+    "created_at",
+    "deleted_at",
+)
+_PLAYBACK_FIELDS = (
+    "session_id",
+    "track_id",
+    "started_at",
+    "listened_ms",
+    "completed",
+    "skipped",
+    "source",
+    "device",
+    "country",
+)
+_ENGAGEMENT_FIELDS = ("type", "track_id", "artist_id", "occurred_at")
+_SUBSCRIPTION_FIELDS = (
+    "id",
+    "status",
+    "price_id",
+    "current_period_end",
+    "cancel_at_period_end",
+    "as_of",
+)
+_PAYMENT_FIELDS = ("kind", "amount_minor", "currency", "at")
+
+
 async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
     """The JSON document (bytes) of everything Lufy holds about `user_id`."""
     key = await ListenerHasher().key(container.db, user_id)
@@ -93,89 +139,41 @@ async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
         profile_rows = await _rows(conn, _PROFILE, params)
         if not profile_rows:
             raise NotFoundError(f"no account {user_id}")
-        p = profile_rows[0]
-        erased = p[7] is not None
+
+        async def records(query: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+            return [dict(zip(fields, r, strict=True)) for r in await _rows(conn, query, params)]
+
         document: dict[str, Any] = {
             "format": FORMAT,
             "generated_at": datetime.now(UTC),
-            "profile": {
-                "id": p[0],
-                "email": None if erased else p[1],
-                "display_name": None if erased else p[2],
-                "role": p[3],
-                "email_verified": p[4],
-                "email_verified_at": p[5],
-                "created_at": p[6],
-                "erased_at": p[7],
-                "has_password": p[8],
-            },
-            "account_history": [
-                {"type": r[0], "occurred_at": r[1]} for r in await _rows(conn, _HISTORY, params)
-            ],
-            "sessions": [
-                {
-                    "id": r[0],
-                    "method": r[1],
-                    "device": r[2],
-                    "ip_prefix": r[3],
-                    "created_at": r[4],
-                    "last_seen_at": r[5],
-                    "expires_at": r[6],
-                    "revoked_at": r[7],
-                    "revoked_reason": r[8],
-                }
-                for r in await _rows(conn, _SESSIONS, params)
-            ],
+            "profile": _profile(profile_rows[0]),
+            "account_history": await records(_HISTORY, _HISTORY_FIELDS),
+            "sessions": await records(_SESSIONS, _SESSION_FIELDS),
             "tracks": [],
-            "playback_sessions": [
-                {
-                    "session_id": r[0],
-                    "track_id": r[1],
-                    "started_at": r[2],
-                    "listened_ms": r[3],
-                    "completed": r[4],
-                    "skipped": r[5],
-                    "source": r[6],
-                    "device": r[7],
-                    "country": r[8],
-                }
-                for r in await _rows(conn, _PLAYBACK, params)
-            ],
-            "likes_and_follows": [
-                {"type": r[0], "track_id": r[1], "artist_id": r[2], "occurred_at": r[3]}
-                for r in await _rows(conn, _ENGAGEMENT, params)
-            ],
+            "playback_sessions": await records(_PLAYBACK, _PLAYBACK_FIELDS),
+            "likes_and_follows": await records(_ENGAGEMENT, _ENGAGEMENT_FIELDS),
             "subscriptions": [],
             "payments": [],
         }
         if await _table_exists(conn, "lufy.tracks"):
-            document["tracks"] = [
-                {
-                    "id": r[0],
-                    "title": r[1],
-                    "status": r[2],
-                    "duration_ms": r[3],
-                    "published": r[4],
-                    "published_at": r[5],
-                    "created_at": r[6],
-                    "deleted_at": r[7],
-                }
-                for r in await _rows(conn, _TRACKS, params)
-            ]
+            document["tracks"] = await records(_TRACKS, _TRACK_FIELDS)
         if await _table_exists(conn, "lufy.payment_subscriptions"):
-            document["subscriptions"] = [
-                {
-                    "id": r[0],
-                    "status": r[1],
-                    "price_id": r[2],
-                    "current_period_end": r[3],
-                    "cancel_at_period_end": r[4],
-                    "as_of": r[5],
-                }
-                for r in await _rows(conn, _SUBSCRIPTIONS, params)
-            ]
-            document["payments"] = [
-                {"kind": r[0], "amount_minor": r[1], "currency": r[2], "at": r[3]}
-                for r in await _rows(conn, _PAYMENTS, params)
-            ]
+            document["subscriptions"] = await records(_SUBSCRIPTIONS, _SUBSCRIPTION_FIELDS)
+            document["payments"] = await records(_PAYMENTS, _PAYMENT_FIELDS)
     return msgspec.json.encode(document)
+
+
+def _profile(p: Any) -> dict[str, Any]:
+    """The account row; an erased account's e-mail and name are gone."""
+    erased = p[7] is not None
+    return {
+        "id": p[0],
+        "email": None if erased else p[1],
+        "display_name": None if erased else p[2],
+        "role": p[3],
+        "email_verified": p[4],
+        "email_verified_at": p[5],
+        "created_at": p[6],
+        "erased_at": p[7],
+        "has_password": p[8],
+    }

@@ -186,37 +186,10 @@ def seal_existing_events(
         if not rows and not jobs and not listeners:
             return None
         keys = _Keys(conn)
-        for job_key, payload, user_id in jobs:
-            subject = uuid.UUID(user_id)
-            sealed = dict(payload)
-            for name in ("to", "display_name"):
-                value = sealed.get(name)
-                if isinstance(value, str) and not is_sealed(value):
-                    sealed[name] = seal_with(keys.key(subject), subject, value)
-            conn.execute(
-                "UPDATE lufy.jobs SET payload = %s::jsonb "
-                "WHERE actor = 'send_email' AND job_key = %s",
-                [json.dumps(sealed), job_key],
-            )
+        _seal_jobs(conn, keys, jobs)
         if rows or listeners:
             conn.execute("ALTER TABLE lufy.events DISABLE TRIGGER events_no_update_delete")
-        hashes = 0
-        people: set[uuid.UUID] = set()
-        for position, type_name, data in rows:
-            subject = uuid.UUID(data["user_id"])
-            people.add(subject)
-            new = dict(data)
-            for name in SEALED_FIELDS[type_name]:
-                value = new.get(name)
-                if isinstance(value, str) and not is_sealed(value):
-                    new[name] = seal_with(keys.key(subject), subject, value)
-            if type_name in _HASHED and new.get("password_hash") is not None:
-                new.pop("password_hash")
-                hashes += 1
-            conn.execute(
-                "UPDATE lufy.events SET data = %s::jsonb WHERE global_position = %s",
-                [json.dumps(new), position],
-            )
+        hashes, people = _seal_events(conn, keys, rows)
         heard = (
             seal_listener_ids(conn, listeners_since, keys.key) if listeners else ListenerReport()
         )
@@ -234,14 +207,7 @@ def seal_existing_events(
             listener_events_sealed=heard.events_sealed,
             grants_rekeyed=heard.grants_rekeyed,
         )
-        codec = default_codec()
-        type_name, version, payload = codec.encode(report)
-        conn.execute(
-            "SELECT * FROM lufy.append_to_stream('operations', 'privacy_sealing', -2, "
-            "ARRAY[%s]::uuid[], ARRAY[%s], ARRAY[%s]::int[], ARRAY[%s::jsonb], "
-            "ARRAY['{}'::jsonb], ARRAY[now()])",
-            [uuid.uuid4(), type_name, version, payload],
-        )
+        _append_report(conn, report)
     if say is not None:
         say(
             f"sealed the personal fields of {report.events_sealed} event(s) of "
@@ -250,3 +216,55 @@ def seal_existing_events(
             f"analytics event(s) and keyed {heard.grants_rekeyed} stream grant(s)"
         )
     return report
+
+
+def _seal_jobs(conn: psycopg.Connection[Any], keys: _Keys, jobs: list[Any]) -> None:
+    """Seal the recipient of e-mail jobs still waiting in the ledger."""
+    for job_key, payload, user_id in jobs:
+        subject = uuid.UUID(user_id)
+        sealed = dict(payload)
+        for name in ("to", "display_name"):
+            value = sealed.get(name)
+            if isinstance(value, str) and not is_sealed(value):
+                sealed[name] = seal_with(keys.key(subject), subject, value)
+        conn.execute(
+            "UPDATE lufy.jobs SET payload = %s::jsonb WHERE actor = 'send_email' AND job_key = %s",
+            [json.dumps(sealed), job_key],
+        )
+
+
+def _seal_events(
+    conn: psycopg.Connection[Any], keys: _Keys, rows: list[Any]
+) -> tuple[int, set[uuid.UUID]]:
+    """Seal the personal fields of `rows` (and drop password hashes), in place in the log
+    (its trigger disabled by the caller); returns (hashes removed, the people concerned)."""
+    hashes = 0
+    people: set[uuid.UUID] = set()
+    for position, type_name, data in rows:
+        subject = uuid.UUID(data["user_id"])
+        people.add(subject)
+        new = dict(data)
+        for name in SEALED_FIELDS[type_name]:
+            value = new.get(name)
+            if isinstance(value, str) and not is_sealed(value):
+                new[name] = seal_with(keys.key(subject), subject, value)
+        if type_name in _HASHED and new.get("password_hash") is not None:
+            new.pop("password_hash")
+            hashes += 1
+        conn.execute(
+            "UPDATE lufy.events SET data = %s::jsonb WHERE global_position = %s",
+            [json.dumps(new), position],
+        )
+    return hashes, people
+
+
+def _append_report(conn: psycopg.Connection[Any], report: PersonalDataSealed) -> None:
+    """`operations.personal_data_sealed`, appended in the sealing's transaction."""
+    codec = default_codec()
+    type_name, version, payload = codec.encode(report)
+    conn.execute(
+        "SELECT * FROM lufy.append_to_stream('operations', 'privacy_sealing', -2, "
+        "ARRAY[%s]::uuid[], ARRAY[%s], ARRAY[%s]::int[], ARRAY[%s::jsonb], "
+        "ARRAY['{}'::jsonb], ARRAY[now()])",
+        [uuid.uuid4(), type_name, version, payload],
+    )

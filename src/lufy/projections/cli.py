@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -16,6 +17,9 @@ from lufy.projections.base import Projection
 from lufy.projections.discovery import all_projections
 from lufy.projections.operations import skip_event, status
 from lufy.settings import get_settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["projections"]
 
@@ -119,18 +123,6 @@ def rebuild_command(
     name: str, until_text: str | None, batch_size: int | None, compare: bool
 ) -> None:
     """Rebuild NAME from the log into its shadow copy, then swap it in (resumable)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        Task,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
     from lufy.projections.rebuild import rebuild, until_from_text  # cheap CLI start: ~10 ms
 
     projection = _find(name)
@@ -140,27 +132,7 @@ def rebuild_command(
             until = until_from_text(until_text)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--until") from None
-
-    class Rate(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} events/s" if speed else "- events/s")
-
-    progress = Progress(
-        TextColumn(f"rebuilding {name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        Rate(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        transient=False,
-    )
-    task_id = progress.add_task(name, total=None)
-
-    def on_progress(done: int, total: int) -> None:
-        progress.update(task_id, completed=done, total=total)
-
+    progress, on_progress = _rebuild_progress(name)
     try:
         with progress:
             result = asyncio.run(
@@ -185,6 +157,43 @@ def rebuild_command(
         f"{result.seconds:.1f}s, {where}",
         err=True,
     )
+
+
+def _rebuild_progress(name: str) -> tuple[Progress, Callable[[int, int], None]]:
+    """The rebuild's progress bar (a rich Progress) and the callback that moves it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} events/s" if speed else "- events/s")
+
+    progress = Progress(
+        TextColumn(f"rebuilding {name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+    task_id = progress.add_task(name, total=None)
+
+    def on_progress(done: int, total: int) -> None:
+        progress.update(task_id, completed=done, total=total)
+
+    return progress, on_progress
 
 
 @projections.command("skip")

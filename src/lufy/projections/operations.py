@@ -141,33 +141,7 @@ async def skip_event(
     name = projection.name
     async with conn.transaction():
         await enter_system_transaction(conn, LIVE_PATH)
-        cur = await conn.execute(Q.lock_checkpoint, {"name": name})
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFoundError(f"projection {name} has no checkpoint (has the projector run?)")
-        current = checkpoint_of(row)
-        cur = await conn.execute(Q.event_at, {"pos": position})
-        event = await cur.fetchone()
-        if event is None:
-            raise NotFoundError(f"no event at position {position}")
-        target = Checkpoint(int(event[0]), int(event[1]))
-        if target <= current:
-            raise SkipRefusedError(f"{name} is already past position {position}")
-        if event[3] not in projection.handles:
-            raise SkipRefusedError(f"{name} does not handle {event[3]} (position {position})")
-        cur = await conn.execute(Q.get_state, {"name": name})
-        state = await cur.fetchone()
-        failed_at = state[2] if state and state[1] == "failed" else None
-        if failed_at is not None and int(failed_at) != position:
-            raise SkipRefusedError(f"{name} is stopped at position {failed_at}, not {position}")
-        if failed_at is None:
-            page = await store.read_all(conn, current, limit=1, types=sorted(projection.handles))
-            nxt = page.events[0].global_position if page.events else None
-            if nxt != position:
-                raise SkipRefusedError(
-                    f"{name} would apply position {nxt} next, not {position}; "
-                    "only the failing or next event can be skipped"
-                )
+        target, causation_id = await _skippable(conn, store, projection, position)
         await conn.execute(
             Q.set_checkpoint,
             {"name": name, "tx": target.transaction_id, "pos": target.global_position},
@@ -182,9 +156,45 @@ async def skip_event(
                     event=ProjectionEventSkipped(
                         projection=name, global_position=position, reason=reason
                     ),
-                    metadata=EventMetadata(**event_metadata(actor_id, causation_id=str(event[2]))),
+                    metadata=EventMetadata(**event_metadata(actor_id, causation_id=causation_id)),
                 )
             ],
             expected=ANY,
         )
     return target
+
+
+async def _skippable(
+    conn: AsyncConnection[Any], store: EventStore, projection: Projection, position: int
+) -> tuple[Checkpoint, str]:
+    """In the skip's transaction: lock the checkpoint and check that the event at `position` is
+    the one to skip; returns its place in the log and its id (or raises why not)."""
+    name = projection.name
+    cur = await conn.execute(Q.lock_checkpoint, {"name": name})
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"projection {name} has no checkpoint (has the projector run?)")
+    current = checkpoint_of(row)
+    cur = await conn.execute(Q.event_at, {"pos": position})
+    event = await cur.fetchone()
+    if event is None:
+        raise NotFoundError(f"no event at position {position}")
+    target = Checkpoint(int(event[0]), int(event[1]))
+    if target <= current:
+        raise SkipRefusedError(f"{name} is already past position {position}")
+    if event[3] not in projection.handles:
+        raise SkipRefusedError(f"{name} does not handle {event[3]} (position {position})")
+    cur = await conn.execute(Q.get_state, {"name": name})
+    state = await cur.fetchone()
+    failed_at = state[2] if state and state[1] == "failed" else None
+    if failed_at is not None and int(failed_at) != position:
+        raise SkipRefusedError(f"{name} is stopped at position {failed_at}, not {position}")
+    if failed_at is None:
+        page = await store.read_all(conn, current, limit=1, types=sorted(projection.handles))
+        nxt = page.events[0].global_position if page.events else None
+        if nxt != position:
+            raise SkipRefusedError(
+                f"{name} would apply position {nxt} next, not {position}; "
+                "only the failing or next event can be skipped"
+            )
+    return target, str(event[2])

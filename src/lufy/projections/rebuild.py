@@ -21,6 +21,9 @@ rather than a walk in (transaction_id, global_position) order; what was committe
 then applied like any reader would, from the checkpoint (barrier, 0). A RangeProjection whose
 rows depend on the order of events (`by_positions = False`, e.g. analytics) skips the first pass:
 it is applied page by page in log order, `rebuild_step` events per transaction.
+
+The pages catch-up reads are `rebuild_pages`; the swap (and the comparison with the live model)
+is `rebuild_swap`.
 """
 
 from __future__ import annotations
@@ -33,39 +36,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import psycopg
 from psycopg import AsyncConnection, sql
 
 from lufy.errors import LufyError
-from lufy.eventstore.envelope import ANY, Checkpoint, NewEvent
+from lufy.eventstore.envelope import Checkpoint
 from lufy.eventstore.postgres import EventStore
 from lufy.logs import get_logger
-from lufy.operations.events import ProjectionRebuilt
-from lufy.projections.applier import Batch, RebuildPlace, apply_batch, apply_events, apply_within
+from lufy.projections.applier import Batch, RebuildPlace, apply_batch
 from lufy.projections.base import Projection
 from lufy.projections.context import (
-    LIVE_PATH,
     NS_REBUILD,
     SHADOW_PATH,
     SHADOW_SCHEMA,
     Q,
-    checkpoint_of,
-    decode_rows,
     enter_system_transaction,
     process_label,
 )
 from lufy.projections.ranged import LogRange, RangeProjection
 from lufy.projections.reactors import Reactor
+from lufy.projections.rebuild_pages import PageReader
+from lufy.projections.rebuild_swap import ShadowSwap
 
 __all__ = ["RebuildError", "RebuildResult", "rebuild"]
 
 _log = get_logger(__name__)
-LIVE_SCHEMA = "lufy"
 DEFAULT_BATCH_SIZE = 5000
-# The swap of an inline projection waits this long for a live table's lock before it gives way
-# to the writers and retries (it must stay below deadlock_timeout, 1 s by default).
-SWAP_LOCK_TIMEOUT = "200ms"
-SWAP_ATTEMPTS = 100
 
 
 class _FirstPass(NamedTuple):
@@ -176,6 +171,8 @@ class _Rebuild:
             raise ValueError(f"{projection.name}: rebuild_step must be at least 1")
         self.progress = progress
         self.started = started
+        self.pages = PageReader(store, projection, self.batch_size, until, self.types)
+        self.swapper = ShadowSwap(conn, store, projection, self.batch_size, self.types)
 
     async def run(self, *, compare: bool, swap: bool) -> RebuildResult:
         await self._check_shadow()
@@ -200,10 +197,14 @@ class _Rebuild:
                 seconds=0.0,
             )
             if swap:
-                await self._swap(checkpoint, result, compare=compare)
-                await self._clear_shadow()
+                swapped = await self.swapper.swap(checkpoint, applied, compare=compare)
+                result.differences = swapped.differences
+                result.events_applied += swapped.extra
+                result.checkpoint = swapped.final
+                result.swapped = True
+                await self.swapper.clear_shadow()
             elif compare:
-                result.differences = await self._differences()
+                result.differences = await self.swapper.differences()
         finally:
             if not self.p.inline:
                 await self.conn.execute(
@@ -360,284 +361,29 @@ class _Rebuild:
         The next page is read on a second connection while the current one is applied, so the
         database's part of reading overlaps with decoding and applying.
         """
-        pages: asyncio.Queue[tuple[Batch, bool] | BaseException] = asyncio.Queue(maxsize=2)
-
-        async def read_ahead(reader: AsyncConnection[Any], after: Checkpoint) -> None:
-            try:
-                while True:
-                    batch, full = await self._read(reader, after)
-                    await pages.put((batch, full))
-                    if not full:
-                        return
-                    after = batch.after
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # hand it to the consumer, which raises it
-                await pages.put(exc)
-
-        reader = await AsyncConnection.connect(
-            self.url, autocommit=True, application_name=process_label("rebuild")
-        )
-        async with reader:
-            producer = asyncio.create_task(read_ahead(reader, checkpoint))
-            try:
-                while True:
-                    item = await pages.get()
-                    if isinstance(item, BaseException):
-                        raise item
-                    batch, full = item
-                    done = not full
-                    if self.until is not None and batch.events:
-                        kept = [e for e in batch.events if e.recorded_at <= self.until]
-                        if len(kept) < len(batch.events):
-                            after = kept[-1].checkpoint if kept else checkpoint
-                            batch, done = Batch(checkpoint, after, kept), True
-                    if batch.size or batch.after != checkpoint:
-                        await apply_batch(
-                            self.conn,
-                            [self.p],
-                            batch,
-                            cursor=RebuildPlace(self.name),
-                            search_path=SHADOW_PATH,
-                        )
-                        applied += batch.size
-                        checkpoint = batch.after
-                        if self.progress:
-                            self.progress(applied, max(total, applied))
-                    if done:
-                        return checkpoint, applied
-            finally:
-                producer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await producer
-
-    async def _read(self, reader: AsyncConnection[Any], after: Checkpoint) -> tuple[Batch, bool]:
-        """The next batch after `after` and whether it is full: one page of
-        EventStore.read_all (decoded in one call per page), or for a RangeProjection only
-        where it ends and how many events it holds."""
-        if isinstance(self.p, RangeProjection):
-            return await self._read_positions(reader, after)
-        page = await self.store.read_all(reader, after, limit=self.batch_size, types=self.types)
-        return Batch(after, page.checkpoint, page.events), len(page.events) >= self.batch_size
-
-    async def _read_positions(
-        self, reader: AsyncConnection[Any], after: Checkpoint
-    ) -> tuple[Batch, bool]:
-        if self.until is None:
-            return await self._read_boundary(reader, after)
-        cur = await reader.execute(
-            Q.read_positions,
-            {
-                "tx": after.transaction_id,
-                "pos": after.global_position,
-                "limit": self.batch_size,
-                "types": self.types,
-            },
-            prepare=True,
-        )
-        rows = await cur.fetchall()
-        found = [r for r in rows if r[0] is not None]
-        kept = [r for r in found if self.until is None or r[2] <= self.until]
-        if len(kept) < len(found):  # the batch ends at the last event recorded by `until`
-            end = Checkpoint(int(kept[-1][0]), int(kept[-1][1])) if kept else after
-            return Batch(after, end, count=len(kept)), False
-        if len(found) >= self.batch_size:
-            last = found[-1]
-            return Batch(after, Checkpoint(int(last[0]), int(last[1])), count=len(found)), True
-        return Batch(after, max(after, Checkpoint(int(rows[0][3]), 0)), count=len(found)), False
-
-    async def _read_boundary(
-        self, reader: AsyncConnection[Any], after: Checkpoint
-    ) -> tuple[Batch, bool]:
-        """Only the end of the page and how many events it holds: nothing else is needed to
-        apply a range, and shipping 100k rows to Python would cost more than applying them."""
-        params: dict[str, Any] = {
-            "tx": after.transaction_id,
-            "pos": after.global_position,
-            "offset": self.batch_size - 1,
-            "types": self.types,
-        }
-        async with reader.transaction():
-            # A row-comparison bound is badly estimated; with OFFSET the planner then prefers
-            # reading the whole log and sorting it to walking the index a page further.
-            await reader.execute("SELECT set_config('enable_sort', 'off', true)")
-            cur = await reader.execute(Q.read_boundary, params, prepare=True)
-            row = await cur.fetchone()
-        assert row is not None
-        if row[0] is not None:
-            end = Checkpoint(int(row[0]), int(row[1]))
-            return Batch(after, end, count=self.batch_size), True
-        barrier = int(row[2])
-        cur = await reader.execute(Q.count_below, {**params, "barrier": barrier})
-        counted = await cur.fetchone()
-        n = int(counted[0]) if counted else 0
-        return Batch(after, max(after, Checkpoint(barrier, 0)), count=n), False
-
-    # --- swapping -----------------------------------------------------------------------------
-
-    async def _swap(self, checkpoint: Checkpoint, result: RebuildResult, *, compare: bool) -> None:
-        """Swap the shadow copy in. For an inline projection the swap locks the live tables,
-        which its writers write in an order of their own: when the two orders cross, the swap
-        (waiting at most SWAP_LOCK_TIMEOUT, below PostgreSQL's deadlock_timeout) gives way,
-        rolls back and tries again, so a writer's transaction is never the deadlock victim."""
-        for attempt in range(1, SWAP_ATTEMPTS + 1):
-            try:
-                await self._swap_once(checkpoint, result, compare=compare)
-                return
-            except psycopg.errors.LockNotAvailable:
-                if attempt == SWAP_ATTEMPTS:
-                    raise
-                _log.info("rebuild.swap_retry", projection=self.name, attempt=attempt)
-                await asyncio.sleep(min(0.02 * attempt, 0.5))
-
-    async def _swap_once(
-        self, checkpoint: Checkpoint, result: RebuildResult, *, compare: bool
-    ) -> None:
-        conn = self.conn
-        async with conn.transaction():
-            await enter_system_transaction(conn, SHADOW_PATH)
-            if self.p.inline:
-                # Writers of the live tables wait; readers do not. Writers that got in first
-                # have committed once the lock is granted, so their events are visible now.
-                await conn.execute(
-                    sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWAP_LOCK_TIMEOUT))
-                )
-                for table in self.p.tables:
-                    await conn.execute(
-                        sql.SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(
-                            sql.Identifier(LIVE_SCHEMA), sql.Identifier(table)
-                        )
+        async with contextlib.aclosing(self.pages.read_ahead(self.url, checkpoint)) as pages:
+            async for page, full in pages:
+                batch, done = page, not full
+                if self.until is not None and batch.events:
+                    kept = [e for e in batch.events if e.recorded_at <= self.until]
+                    if len(kept) < len(batch.events):
+                        after = kept[-1].checkpoint if kept else checkpoint
+                        batch, done = Batch(checkpoint, after, kept), True
+                if batch.size or batch.after != checkpoint:
+                    await apply_batch(
+                        self.conn,
+                        [self.p],
+                        batch,
+                        cursor=RebuildPlace(self.name),
+                        search_path=SHADOW_PATH,
                     )
-                await conn.execute("SET LOCAL lock_timeout = 0")
-                final, extra = await self._drain(Q.read_visible, checkpoint, None)
-            else:
-                await conn.execute(Q.ensure_checkpoint, {"name": self.name, "tx": 0, "pos": 0})
-                cur = await conn.execute(Q.lock_checkpoint, {"name": self.name})
-                live = checkpoint_of(await cur.fetchone())
-                if live > checkpoint:
-                    final, extra = await self._drain(Q.read_range, checkpoint, live)
-                    final = live
-                else:
-                    final, extra = checkpoint, 0
-            if compare:
-                result.differences = await self._differences()
-            for table in self.p.tables:
-                await self._copy_table(table)
-            await enter_system_transaction(conn, LIVE_PATH)
-            if not self.p.inline:
-                await conn.execute(
-                    Q.set_checkpoint,
-                    {"name": self.name, "tx": final.transaction_id, "pos": final.global_position},
-                )
-            await conn.execute(
-                Q.ensure_state,
-                {
-                    "name": self.name,
-                    "version": self.p.version,
-                    "kind": "inline" if self.p.inline else "async",
-                },
-            )
-            await conn.execute(Q.set_version, {"name": self.name, "version": self.p.version})
-            await conn.execute(Q.finish_rebuild, {"name": self.name})
-            await self.store.append(
-                conn,
-                "operations",
-                self.name,
-                [
-                    NewEvent(
-                        event=ProjectionRebuilt(
-                            projection=self.name,
-                            version=self.p.version,
-                            events_applied=result.events_applied + extra,
-                        )
-                    )
-                ],
-                expected=ANY,
-            )
-        result.events_applied += extra
-        result.checkpoint = final
-        result.swapped = True
-
-    async def _drain(
-        self, query: Any, checkpoint: Checkpoint, to: Checkpoint | None
-    ) -> tuple[Checkpoint, int]:
-        """Inside the swap transaction: apply what the shadow copy still lacks."""
-        applied = 0
-        if isinstance(self.p, RangeProjection) and to is not None:
-            if to > checkpoint:
-                applied = await self._count_between(checkpoint, to)
-                await apply_within(self.conn, [self.p], Batch(checkpoint, to, count=applied))
-            return max(checkpoint, to), applied
-        while True:
-            params: dict[str, Any] = {
-                "tx": checkpoint.transaction_id,
-                "pos": checkpoint.global_position,
-                "types": self.types,
-                "limit": self.batch_size,
-            }
-            if to is not None:
-                params |= {"to_tx": to.transaction_id, "to_pos": to.global_position}
-            cur = await self.conn.execute(query, params)
-            events = decode_rows(self.store, await cur.fetchall())
-            if events:
-                await apply_events(self.conn, [self.p], events)
-                applied += len(events)
-                checkpoint = events[-1].checkpoint
-            if len(events) < self.batch_size:
-                return checkpoint, applied
-
-    async def _count_between(self, after: Checkpoint, upto: Checkpoint) -> int:
-        log = LogRange.between(after, upto)
-        cur = await self.conn.execute(
-            f"SELECT count(*) FROM lufy.events WHERE {log.where()} AND type = ANY(%(types)s)",
-            log.params(self.p),
-        )
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    async def _columns(self, table: str) -> list[str]:
-        cur = await self.conn.execute(Q.table_columns, {"table": f"{LIVE_SCHEMA}.{table}"})
-        return [str(r[0]) for r in await cur.fetchall()]
-
-    async def _copy_table(self, table: str) -> None:
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in await self._columns(table))
-        live = sql.Identifier(LIVE_SCHEMA, table)
-        shadow = sql.Identifier(SHADOW_SCHEMA, table)
-        await self.conn.execute(sql.SQL("DELETE FROM {}").format(live))
-        await self.conn.execute(
-            sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}").format(
-                live, columns, columns, shadow
-            )
-        )
-
-    async def _differences(self) -> dict[str, tuple[int, int]]:
-        out: dict[str, tuple[int, int]] = {}
-        for table in self.p.tables:
-            columns = sql.SQL(", ").join(sql.Identifier(c) for c in await self._columns(table))
-            live = sql.Identifier(LIVE_SCHEMA, table)
-            shadow = sql.Identifier(SHADOW_SCHEMA, table)
-            counts = []
-            for a, b in ((live, shadow), (shadow, live)):
-                cur = await self.conn.execute(
-                    sql.SQL(
-                        "SELECT count(*) FROM (SELECT {} FROM {} EXCEPT ALL SELECT {} FROM {}) d"
-                    ).format(columns, a, columns, b)
-                )
-                row = await cur.fetchone()
-                counts.append(int(row[0]) if row else 0)
-            out[table] = (counts[0], counts[1])
-        return out
-
-    async def _clear_shadow(self) -> None:
-        try:
-            async with self.conn.transaction():
-                await enter_system_transaction(self.conn, SHADOW_PATH)
-                for table in self.p.tables:
-                    await self.conn.execute(
-                        sql.SQL("DELETE FROM {}").format(sql.Identifier(SHADOW_SCHEMA, table))
-                    )
-        except psycopg.Error as exc:  # only space is lost; the next rebuild clears it
-            _log.warning("could not clear the shadow copy", projection=self.name, error=str(exc))
+                    applied += batch.size
+                    checkpoint = batch.after
+                    if self.progress:
+                        self.progress(applied, max(total, applied))
+                if done:
+                    break
+        return checkpoint, applied
 
 
 def until_from_text(text: str) -> datetime:
