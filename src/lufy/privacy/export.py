@@ -10,77 +10,31 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 from psycopg import AsyncConnection
 
 from lufy.errors import NotFoundError
 from lufy.privacy.listeners import ListenerHasher
+from lufy.sqlfiles import load_queries
 
 __all__ = ["export_person"]
 
 FORMAT = "lufy.export/v1"
 
-_PROFILE = """
-SELECT id, email, display_name, role, email_verified, email_verified_at, created_at,
-       erased_at, EXISTS (SELECT 1 FROM lufy.credentials c WHERE c.user_id = u.id)
-FROM lufy.users u WHERE id = %(id)s
-"""
-_HISTORY = """
-SELECT type, occurred_at FROM lufy.events
-WHERE stream_type = 'user' AND stream_id = %(id_text)s ORDER BY global_position
-"""
-_SESSIONS = """
-SELECT id, method, device, ip_prefix, created_at, last_seen_at, expires_at, revoked_at,
-       revoked_reason
-FROM lufy.sessions WHERE user_id = %(id)s ORDER BY created_at, id
-"""
-_TRACKS = """
-SELECT id, title, status, duration_ms, published, published_at, created_at, deleted_at
-FROM lufy.tracks WHERE artist_id = %(id)s ORDER BY created_at, id
-"""
-# Playback events name their listener by keyed hash (their `listener_id` is sealed; events from
-# before sealing hold it in clear); grouped by session as the metrics define a session.
-_PLAYBACK = """
-SELECT data->>'session_id' AS session_id,
-       min(data->>'track_id') AS track_id,
-       min(occurred_at) AS started_at,
-       max(coalesce((data->>'listened_ms')::bigint, 0)) AS listened_ms,
-       bool_or(type = 'playback.completed') AS completed,
-       bool_or(type = 'playback.skipped') AS skipped,
-       min(data->>'source') AS source,
-       min(data->>'device') AS device,
-       min(data->>'country') AS country
-FROM lufy.events
-WHERE type LIKE 'playback.%%'
-  AND (data->>'listener_key' = %(key)s OR data->>'listener_id' = %(id_text)s)
-GROUP BY 1 ORDER BY 3, 1
-"""
-_ENGAGEMENT = """
-SELECT type, data->>'track_id', data->>'artist_id', occurred_at FROM lufy.events
-WHERE type IN ('track.liked', 'track.unliked', 'artist.followed', 'artist.unfollowed')
-  AND (data->>'listener_key' = %(key)s OR data->>'listener_id' = %(id_text)s)
-ORDER BY global_position
-"""
-_SUBSCRIPTIONS = """
-SELECT subscription_id, status, price_id, current_period_end, cancel_at_period_end, as_of
-FROM lufy.payment_subscriptions WHERE user_id = %(id)s ORDER BY as_of, subscription_id
-"""
-_PAYMENTS = """
-SELECT l.kind, l.amount_minor, l.currency, l.at
-FROM lufy.payment_ledger l JOIN lufy.payment_customers c ON c.customer_id = l.customer_id
-WHERE c.user_id = %(id)s ORDER BY l.at, l.stripe_event_id
-"""
+_Q = load_queries("lufy.privacy", "export.sql")
 
 
-async def _rows(conn: AsyncConnection[Any], query: str, params: dict[str, Any]) -> list[Any]:
-    cur = await conn.execute(query.encode(), params)
+async def _rows(
+    conn: AsyncConnection[Any], query: LiteralString, params: dict[str, Any]
+) -> list[Any]:
+    cur = await conn.execute(query, params)
     return await cur.fetchall()
 
 
 async def _table_exists(conn: AsyncConnection[Any], name: str) -> bool:
-    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    cur = await conn.execute(_Q.table_exists, [name])
     row = await cur.fetchone()
     return bool(row and row[0])
 
@@ -136,30 +90,30 @@ async def export_person(container: Any, user_id: uuid.UUID) -> bytes:
     key = await ListenerHasher().key(container.db, user_id)
     params = {"id": user_id, "id_text": str(user_id), "key": key}
     async with container.db.transaction(role="system") as conn:
-        profile_rows = await _rows(conn, _PROFILE, params)
+        profile_rows = await _rows(conn, _Q.profile, params)
         if not profile_rows:
             raise NotFoundError(f"no account {user_id}")
 
-        async def records(query: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+        async def records(query: LiteralString, fields: tuple[str, ...]) -> list[dict[str, Any]]:
             return [dict(zip(fields, r, strict=True)) for r in await _rows(conn, query, params)]
 
         document: dict[str, Any] = {
             "format": FORMAT,
             "generated_at": datetime.now(UTC),
             "profile": _profile(profile_rows[0]),
-            "account_history": await records(_HISTORY, _HISTORY_FIELDS),
-            "sessions": await records(_SESSIONS, _SESSION_FIELDS),
+            "account_history": await records(_Q.history, _HISTORY_FIELDS),
+            "sessions": await records(_Q.sessions, _SESSION_FIELDS),
             "tracks": [],
-            "playback_sessions": await records(_PLAYBACK, _PLAYBACK_FIELDS),
-            "likes_and_follows": await records(_ENGAGEMENT, _ENGAGEMENT_FIELDS),
+            "playback_sessions": await records(_Q.playback, _PLAYBACK_FIELDS),
+            "likes_and_follows": await records(_Q.engagement, _ENGAGEMENT_FIELDS),
             "subscriptions": [],
             "payments": [],
         }
         if await _table_exists(conn, "lufy.tracks"):
-            document["tracks"] = await records(_TRACKS, _TRACK_FIELDS)
+            document["tracks"] = await records(_Q.tracks, _TRACK_FIELDS)
         if await _table_exists(conn, "lufy.payment_subscriptions"):
-            document["subscriptions"] = await records(_SUBSCRIPTIONS, _SUBSCRIPTION_FIELDS)
-            document["payments"] = await records(_PAYMENTS, _PAYMENT_FIELDS)
+            document["subscriptions"] = await records(_Q.subscriptions, _SUBSCRIPTION_FIELDS)
+            document["payments"] = await records(_Q.payments, _PAYMENT_FIELDS)
     return msgspec.json.encode(document)
 
 

@@ -39,8 +39,12 @@ from lufy.privacy.sealing import (
     secret_id,
     wrap,
 )
+from lufy.sqlfiles import load_queries
 
 __all__ = ["SEALED_FIELDS", "seal_existing_events"]
+
+_Q = load_queries("lufy.privacy", "reseal.sql")
+_KEYS = load_queries("lufy.privacy", "keys.sql")
 
 # Event type -> personal fields sealed with the key of data->>'user_id'.
 SEALED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -54,50 +58,22 @@ SEALED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _HASHED = ("accounts.user_registered", "accounts.password_changed")
 
-# Events with a personal field still in clear, or a password hash (jsonb `?` is an operator).
-_PENDING = """
-SELECT global_position, type, data FROM lufy.events
-WHERE type = ANY(%(types)s) AND transaction_id >= %(since)s::xid8
-  AND data->>'user_id' IS NOT NULL AND (
-    EXISTS (SELECT 1 FROM unnest(%(fields)s::text[]) f
-            WHERE data->>f IS NOT NULL AND left(data->>f, 10) <> 'sealed:v1:')
-    OR (data->>'password_hash') IS NOT NULL
-)
-ORDER BY global_position
-"""
-# E-mail jobs recorded before sealing carry the address and name in clear; the job key is the
-# id of the event that implied it, which names the person.
-_PENDING_JOBS = """
-SELECT j.job_key, j.payload, e.data->>'user_id' FROM lufy.jobs j
-JOIN lufy.events e ON e.event_id::text = j.job_key
-WHERE j.actor = 'send_email' AND j.created_at >= %(since_time)s - interval '1 day'
-  AND e.data->>'user_id' IS NOT NULL AND (
-    left(j.payload->>'to', 10) <> 'sealed:v1:'
-    OR left(j.payload->>'display_name', 10) <> 'sealed:v1:'
-)
-ORDER BY j.job_key
-"""
-
 
 class _Keys:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self.cache: dict[uuid.UUID, bytes] = {}
-        row = conn.execute("SELECT secret FROM lufy.data_key_master WHERE id = 1").fetchone()
+        row = conn.execute(_KEYS.master).fetchone()
         self.db_secret = bytes(row[0]) if row else None
 
     def key(self, subject: uuid.UUID) -> bytes:
         if subject in self.cache:
             return self.cache[subject]
-        row = self.conn.execute(
-            "SELECT wrapped_key, wrapped_by FROM lufy.data_keys WHERE subject_id = %s", [subject]
-        ).fetchone()
+        row = self.conn.execute(_Q.wrapped_key, [subject]).fetchone()
         if row is not None:
             key = _unwrap(subject, bytes(row[0]), row[1], self.db_secret)
         else:
-            erased = self.conn.execute(
-                "SELECT erased_at IS NOT NULL FROM lufy.users WHERE id = %s", [subject]
-            ).fetchone()
+            erased = self.conn.execute(_Q.erased, [subject]).fetchone()
             key = AESGCM.generate_key(bit_length=256)
             if not (erased and erased[0]):
                 self._store(subject, key)
@@ -114,8 +90,7 @@ class _Keys:
         else:
             raise SealingError("lufy.data_key_master is empty and DATA_KEY_SECRET is not set")
         self.conn.execute(
-            "INSERT INTO lufy.data_keys (subject_id, wrapped_key, wrapped_by, secret_id) "
-            "VALUES (%s, %s, %s, %s)",
+            _Q.store_key,
             [
                 subject,
                 wrap(subject, key, material),
@@ -125,45 +100,16 @@ class _Keys:
         )
 
 
-# Password changes made by processes of the previous version during a rolling deploy went to
-# users.password_hash only: the newer of the two wins (removals included).
-_SYNC_CREDENTIALS = (
-    """
-INSERT INTO lufy.credentials (user_id, password_hash, changed_at)
-SELECT u.id, u.password_hash, u.password_changed_at FROM lufy.users u
-LEFT JOIN lufy.credentials c ON c.user_id = u.id
-WHERE u.password_hash IS NOT NULL AND u.password_changed_at > coalesce(c.changed_at, '-infinity')
-ON CONFLICT (user_id) DO UPDATE
-SET password_hash = excluded.password_hash, changed_at = excluded.changed_at
-""",
-    """
-DELETE FROM lufy.credentials c USING lufy.users u
-WHERE u.id = c.user_id AND u.password_hash IS NULL AND u.password_changed_at > c.changed_at
-""",
-)
-
-
 def _progress(conn: psycopg.Connection[Any]) -> tuple[str, str, Any, str]:
     """(read barrier now, where the last check stopped, when it ran, where the last check of
     listener ids stopped: they have a progress of their own, since 0502)."""
-    row = conn.execute(
-        "SELECT lufy.read_barrier()::text, p.checked_below::text, p.checked_at, "
-        "p.listeners_checked_below::text "
-        "FROM (SELECT 1) one LEFT JOIN lufy.privacy_sealing p ON p.id = 1"
-    ).fetchone()
+    row = conn.execute(_Q.progress).fetchone()
     assert row is not None
     return row[0], row[1] or "0", row[2] or datetime(1970, 1, 1, tzinfo=UTC), row[3] or "0"
 
 
 def _advance(conn: psycopg.Connection[Any], barrier: str) -> None:
-    conn.execute(
-        "INSERT INTO lufy.privacy_sealing (id, checked_below, checked_at, "
-        "listeners_checked_below) VALUES (1, %s::xid8, now(), %s::xid8) "
-        "ON CONFLICT (id) DO UPDATE SET checked_below = excluded.checked_below, "
-        "checked_at = excluded.checked_at, "
-        "listeners_checked_below = excluded.listeners_checked_below",
-        [barrier, barrier],
-    )
+    conn.execute(_Q.advance, [barrier, barrier])
 
 
 def seal_existing_events(
@@ -173,14 +119,16 @@ def seal_existing_events(
     lock; this runs in a transaction of its own. None when there was nothing to do."""
     fields = sorted({f for names in SEALED_FIELDS.values() for f in names})
     with conn.transaction():
-        conn.execute("SELECT set_config('app.current_role', 'system', true)")
-        for statement in _SYNC_CREDENTIALS:
-            conn.execute(statement)
+        conn.execute(_KEYS.as_system)
+        # Password changes made by processes of the previous version during a rolling deploy
+        # went to users.password_hash only: the newer of the two wins (removals included).
+        conn.execute(_Q.sync_credentials)
+        conn.execute(_Q.sync_credential_removals)
         barrier, since, since_time, listeners_since = _progress(conn)
         rows = conn.execute(
-            _PENDING, {"types": sorted(SEALED_FIELDS), "fields": fields, "since": since}
+            _Q.pending, {"types": sorted(SEALED_FIELDS), "fields": fields, "since": since}
         ).fetchall()
-        jobs = conn.execute(_PENDING_JOBS, {"since_time": since_time}).fetchall()
+        jobs = conn.execute(_Q.pending_jobs, {"since_time": since_time}).fetchall()
         listeners = any_clear_listeners(conn, listeners_since)
         _advance(conn, barrier)
         if not rows and not jobs and not listeners:
@@ -188,13 +136,13 @@ def seal_existing_events(
         keys = _Keys(conn)
         _seal_jobs(conn, keys, jobs)
         if rows or listeners:
-            conn.execute("ALTER TABLE lufy.events DISABLE TRIGGER events_no_update_delete")
+            conn.execute(_Q.disable_append_only)
         hashes, people = _seal_events(conn, keys, rows)
         heard = (
             seal_listener_ids(conn, listeners_since, keys.key) if listeners else ListenerReport()
         )
         if rows or listeners:
-            conn.execute("ALTER TABLE lufy.events ENABLE TRIGGER events_no_update_delete")
+            conn.execute(_Q.enable_append_only)
         positions = [p for p in (heard.first_position, heard.last_position) if p]
         positions += [rows[0][0], rows[-1][0]] if rows else []
         report = PersonalDataSealed(
@@ -227,10 +175,7 @@ def _seal_jobs(conn: psycopg.Connection[Any], keys: _Keys, jobs: list[Any]) -> N
             value = sealed.get(name)
             if isinstance(value, str) and not is_sealed(value):
                 sealed[name] = seal_with(keys.key(subject), subject, value)
-        conn.execute(
-            "UPDATE lufy.jobs SET payload = %s::jsonb WHERE actor = 'send_email' AND job_key = %s",
-            [json.dumps(sealed), job_key],
-        )
+        conn.execute(_Q.seal_job, [json.dumps(sealed), job_key])
 
 
 def _seal_events(
@@ -251,10 +196,7 @@ def _seal_events(
         if type_name in _HASHED and new.get("password_hash") is not None:
             new.pop("password_hash")
             hashes += 1
-        conn.execute(
-            "UPDATE lufy.events SET data = %s::jsonb WHERE global_position = %s",
-            [json.dumps(new), position],
-        )
+        conn.execute(_Q.seal_event, [json.dumps(new), position])
     return hashes, people
 
 
@@ -262,9 +204,4 @@ def _append_report(conn: psycopg.Connection[Any], report: PersonalDataSealed) ->
     """`operations.personal_data_sealed`, appended in the sealing's transaction."""
     codec = default_codec()
     type_name, version, payload = codec.encode(report)
-    conn.execute(
-        "SELECT * FROM lufy.append_to_stream('operations', 'privacy_sealing', -2, "
-        "ARRAY[%s]::uuid[], ARRAY[%s], ARRAY[%s]::int[], ARRAY[%s::jsonb], "
-        "ARRAY['{}'::jsonb], ARRAY[now()])",
-        [uuid.uuid4(), type_name, version, payload],
-    )
+    conn.execute(_Q.record, [uuid.uuid4(), type_name, version, payload])
