@@ -13,8 +13,11 @@ import psycopg
 import redis
 
 from lufy.settings import load_settings
+from lufy.sqlfiles import load_queries
 
 __all__ = ["check", "main"]
+
+_Q = load_queries("lufy", "healthcheck.sql")
 
 _TIMEOUT = 2
 
@@ -26,7 +29,7 @@ def check(name: str) -> str | None:
     settings = load_settings()
     try:
         with psycopg.connect(settings.DATABASE_URL, connect_timeout=_TIMEOUT) as conn:
-            conn.execute("SELECT 1")
+            conn.execute(_Q.ping)
     except psycopg.Error as exc:
         return f"database: {' '.join(str(exc).split())}"
     client = redis.Redis.from_url(

@@ -28,6 +28,7 @@ from psycopg import IsolationLevel
 
 from lufy.readdb import read_url_for_export
 from lufy.settings import Settings
+from lufy.sqlfiles import load_queries
 
 __all__ = ["ExportResult", "export_events"]
 
@@ -44,13 +45,7 @@ _COLUMNS = (
     "data",
     "weight",
 )
-_QUERY = """
-SELECT transaction_id::text::bigint, global_position, event_id::text, type, stream_type,
-       occurred_at, recorded_at, data::text, weight
-FROM analytics.events
-WHERE transaction_id > %(since)s::text::xid8 AND transaction_id < %(upto)s::text::xid8
-ORDER BY transaction_id, global_position
-"""
+_Q = load_queries("lufy.analytics", "export.sql")
 
 
 @dataclass(frozen=True)
@@ -70,14 +65,12 @@ def export_events(
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
-            row = conn.execute(
-                "SELECT analytics.safe_position()::text::bigint, (SELECT pg_is_in_recovery())"
-            ).fetchone()
+            row = conn.execute(_Q.safe_position).fetchone()
             assert row is not None
             upto = int(row[0])
             with conn.cursor(name="lufy_events_export") as cur:
                 cur.itersize = _BATCH
-                cur.execute(_QUERY, {"since": str(since), "upto": str(upto)})
+                cur.execute(_Q.events, {"since": str(since), "upto": str(upto)})
                 rows = _rows(cur)
                 if fmt == "parquet":
                     if out is None:

@@ -23,6 +23,7 @@ from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
 from lufy.db import Database
 from lufy.eventstore import ANY, Checkpoint, EventStore, NewEvent
 from lufy.projections.applier import Batch, apply_batch
+from lufy.sqlfiles import load_queries
 from lufy.web.auth import Principal, provide_optional_principal, provide_principal
 from lufy.web.context import request_context_middleware
 from lufy.web.errors import exception_handlers
@@ -35,6 +36,8 @@ __all__ = [
     "issue_grant",
     "principal_app",
 ]
+
+_Q = load_queries("lufy.analytics", "testing.sql")
 
 
 class LocalProjector:
@@ -55,7 +58,7 @@ class LocalProjector:
         analyst's session) holds it back, so wait until it has passed this call's own xid.
         """
         async with self.db.connection() as conn:
-            cur = await conn.execute("SELECT pg_current_xact_id()::text::bigint")
+            cur = await conn.execute(_Q.current_xact_id)
             row = await cur.fetchone()
         assert row is not None
         target = int(row[0])
@@ -86,8 +89,7 @@ async def insert_artist(
 ) -> uuid.UUID:
     user_id = uuid.uuid4()
     await admin.execute(
-        "INSERT INTO lufy.users (id, email, display_name, role, email_verified) "
-        "VALUES (%s, %s, %s, %s, true)",
+        _Q.insert_artist,
         [user_id, f"{user_id.hex[:12]}@example.test", name, role],
     )
     return user_id
@@ -98,8 +100,7 @@ async def insert_track(
 ) -> uuid.UUID:
     track_id = uuid.uuid4()
     await admin.execute(
-        "INSERT INTO lufy.tracks (id, artist_id, title, status, duration_ms, published, "
-        "published_at) VALUES (%s, %s, %s, 'ready', 240000, true, now())",
+        _Q.insert_track,
         [track_id, artist_id, title],
     )
     return track_id

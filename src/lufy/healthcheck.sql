@@ -1,0 +1,4 @@
+-- `lufy healthcheck` (src/lufy/healthcheck.py).
+
+-- name: ping
+SELECT 1;
