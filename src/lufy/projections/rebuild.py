@@ -56,8 +56,11 @@ from lufy.projections.ranged import LogRange, RangeProjection
 from lufy.projections.reactors import Reactor
 from lufy.projections.rebuild_pages import PageReader
 from lufy.projections.rebuild_swap import ShadowSwap
+from lufy.sqlfiles import load_queries
 
 __all__ = ["RebuildError", "RebuildResult", "rebuild"]
+
+_R = load_queries("lufy.projections", "rebuild.sql")
 
 _log = get_logger(__name__)
 DEFAULT_BATCH_SIZE = 5000
@@ -207,11 +210,7 @@ class _Rebuild:
                 result.differences = await self.swapper.differences()
         finally:
             if not self.p.inline:
-                await self.conn.execute(
-                    "UPDATE lufy.projection_state SET state = 'running', updated_at = now() "
-                    "WHERE name = %s AND state = 'rebuilding'",
-                    [self.name],
-                )
+                await self.conn.execute(_R.end_rebuilding, [self.name])
         result.seconds = time.monotonic() - self.started
         _log.info(
             "rebuild finished",
@@ -265,9 +264,7 @@ class _Rebuild:
             await enter_system_transaction(self.conn, SHADOW_PATH)
             for table in self.p.tables:
                 await self.conn.execute(
-                    sql.SQL("DELETE FROM {}.{}").format(
-                        sql.Identifier(SHADOW_SCHEMA), sql.Identifier(table)
-                    )
+                    sql.SQL(_R.clear_table).format(table=sql.Identifier(SHADOW_SCHEMA, table))
                 )
             await self.conn.execute(
                 Q.start_rebuild,
@@ -347,8 +344,7 @@ class _Rebuild:
             ) as counter,
             counter.transaction(),
         ):
-            # One worker: the other core is the apply's.
-            await counter.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            await counter.execute(_R.one_worker)  # one worker: the other core is the apply's
             cur = await counter.execute(Q.count_first_pass, {"below": below, "types": self.types})
             row = await cur.fetchone()
         return int(row[0]) if row else 0

@@ -23,8 +23,11 @@ from lufy.projections.applier import Batch
 from lufy.projections.base import Projection
 from lufy.projections.context import Q, process_label
 from lufy.projections.ranged import RangeProjection
+from lufy.sqlfiles import load_queries
 
 __all__ = ["PageReader"]
+
+_R = load_queries("lufy.projections", "rebuild.sql")
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class PageReader:
         async with reader.transaction():
             # A row-comparison bound is badly estimated; with OFFSET the planner then prefers
             # reading the whole log and sorting it to walking the index a page further.
-            await reader.execute("SELECT set_config('enable_sort', 'off', true)")
+            await reader.execute(_R.no_sort)
             cur = await reader.execute(Q.read_boundary, params, prepare=True)
             row = await cur.fetchone()
         assert row is not None

@@ -34,8 +34,11 @@ from lufy.projections.context import (
     enter_system_transaction,
 )
 from lufy.projections.ranged import LogRange, RangeProjection
+from lufy.sqlfiles import load_queries
 
 __all__ = ["SWAP_ATTEMPTS", "SWAP_LOCK_TIMEOUT", "ShadowSwap", "Swapped"]
+
+_R = load_queries("lufy.projections", "rebuild.sql")
 
 _log = get_logger("lufy.projections.rebuild")
 # The swap of an inline projection waits this long for a live table's lock before it gives way
@@ -99,15 +102,13 @@ class ShadowSwap:
         # Writers of the live tables wait; readers do not. Writers that got in first
         # have committed once the lock is granted, so their events are visible now.
         await conn.execute(
-            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(SWAP_LOCK_TIMEOUT))
+            sql.SQL(_R.set_lock_timeout).format(timeout=sql.Literal(SWAP_LOCK_TIMEOUT))
         )
         for table in self.p.tables:
             await conn.execute(
-                sql.SQL("LOCK TABLE {}.{} IN EXCLUSIVE MODE").format(
-                    sql.Identifier(LIVE_SCHEMA), sql.Identifier(table)
-                )
+                sql.SQL(_R.lock_exclusive).format(table=sql.Identifier(LIVE_SCHEMA, table))
             )
-        await conn.execute("SET LOCAL lock_timeout = 0")
+        await conn.execute(_R.reset_lock_timeout)
         return await self._drain(Q.read_visible, checkpoint, None)
 
     async def _stop_projector(self, checkpoint: Checkpoint) -> tuple[Checkpoint, int]:
@@ -185,7 +186,7 @@ class ShadowSwap:
     async def _count_between(self, after: Checkpoint, upto: Checkpoint) -> int:
         log = LogRange.between(after, upto)
         cur = await self.conn.execute(
-            f"SELECT count(*) FROM lufy.events WHERE {log.where()} AND type = ANY(%(types)s)",
+            sql.SQL(_R.count_range).format(where=sql.SQL(log.where())),
             log.params(self.p),
         )
         row = await cur.fetchone()
@@ -199,11 +200,9 @@ class ShadowSwap:
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in await self._columns(table))
         live = sql.Identifier(LIVE_SCHEMA, table)
         shadow = sql.Identifier(SHADOW_SCHEMA, table)
-        await self.conn.execute(sql.SQL("DELETE FROM {}").format(live))
+        await self.conn.execute(sql.SQL(_R.clear_table).format(table=live))
         await self.conn.execute(
-            sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}").format(
-                live, columns, columns, shadow
-            )
+            sql.SQL(_R.copy_table).format(target=live, columns=columns, source=shadow)
         )
 
     async def differences(self) -> dict[str, tuple[int, int]]:
@@ -215,9 +214,7 @@ class ShadowSwap:
             counts = []
             for a, b in ((live, shadow), (shadow, live)):
                 cur = await self.conn.execute(
-                    sql.SQL(
-                        "SELECT count(*) FROM (SELECT {} FROM {} EXCEPT ALL SELECT {} FROM {}) d"
-                    ).format(columns, a, columns, b)
+                    sql.SQL(_R.count_missing).format(columns=columns, left=a, right=b)
                 )
                 row = await cur.fetchone()
                 counts.append(int(row[0]) if row else 0)
@@ -230,7 +227,7 @@ class ShadowSwap:
                 await enter_system_transaction(self.conn, SHADOW_PATH)
                 for table in self.p.tables:
                     await self.conn.execute(
-                        sql.SQL("DELETE FROM {}").format(sql.Identifier(SHADOW_SCHEMA, table))
+                        sql.SQL(_R.clear_table).format(table=sql.Identifier(SHADOW_SCHEMA, table))
                     )
         except psycopg.Error as exc:  # only space is lost; the next rebuild clears it
             _log.warning("could not clear the shadow copy", projection=self.name, error=str(exc))
