@@ -22,8 +22,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
@@ -39,6 +38,7 @@ from lufy.projections.base import Projection
 from lufy.projections.context import NS_LIVE, Q, checkpoint_of, process_label
 from lufy.projections.discovery import all_projections
 from lufy.projections.maintenance import maintain
+from lufy.projections.options import ProjectorOptions, ProjectorResources
 from lufy.projections.reactors import Reactor
 from lufy.projections.takeover import kind_of, take_over
 from lufy.settings import Settings
@@ -46,26 +46,6 @@ from lufy.settings import Settings
 __all__ = ["Projector", "ProjectorOptions", "ProjectorResources", "kind_of", "run_projector"]
 
 _log = get_logger(__name__)
-
-
-@dataclass
-class ProjectorOptions:
-    batch_size: int = 1000
-    poll_interval: float = 1.0
-    # Waits before each retry of a failing batch (then of the failing event alone).
-    retry_delays: tuple[float, ...] = (0.2, 1.0, 3.0)
-    # A failed projection: how often to look for a skip, and to try its event again.
-    failed_check_interval: float = 1.0
-    failed_retry_interval: float = 60.0
-    # A follower tries to take the lead this often: takeover within about this long.
-    lead_retry_interval: float = 1.0
-    maintenance: bool = True
-    sweep_interval: float = 15.0
-    sweep_grace: float = 30.0
-    refresh_interval: float = 300.0
-    # How often the sweep of uploads never completed within 24 h is enqueued (0: never).
-    upload_sweep_interval: float = 3600.0
-    rebuild_batch_size: int | None = None  # None: rebuild()'s defaults
 
 
 class _Poisoned(Exception):
@@ -377,16 +357,6 @@ class Projector:
                 await asyncio.to_thread(self.runtime.close)
                 self.runtime, self._owns_runtime = None, False
             _log.info("projector stopped")
-
-
-class ProjectorResources(Protocol):
-    """What `run_projector` takes from the entry point's container (`bootstrap.Container`
-    has these; the projector layer may not import the composition root, so it names them)."""
-
-    settings: Settings
-    store: EventStore
-
-    async def stop(self) -> None: ...
 
 
 def run_projector(
