@@ -97,39 +97,18 @@ class Subscription:
         is dropped.
         """
         listener = asyncio.create_task(self._listen())
-        readers = self._readers
-        ahead: _ReadAhead | None = None
+        catch_up = _CatchUp(self._readers)
         held_back = 0
         try:
             while not self._stopped.is_set():
                 self._wake.clear()
-                raw: RawPage | None = None
-                if ahead is not None:
-                    item = await ahead.next()
-                    if item is None or item.after != self.checkpoint:
-                        if await ahead.close():
-                            await readers.close()  # new ones are opened for the next read-ahead
-                        ahead = None
-                    else:
-                        raw = item
+                raw = await catch_up.take(self.checkpoint)
                 if raw is None:
                     raw = await self.store.fetch_page(
                         conn, self.checkpoint, limit=self.batch_size, types=self.types
                     )
-                if raw.full and ahead is None:
-                    conns = await readers.open()
-                    ahead = _ReadAhead(
-                        self.store.pages_ahead(
-                            conns[0],
-                            raw.checkpoint,
-                            limit=self.batch_size,
-                            pages=self.read_ahead_pages,
-                            barrier=raw.barrier,
-                            types=self.types,
-                            more=conns[1:],
-                        )
-                    )
-                    await asyncio.sleep(0)  # let it send its query before this page decodes
+                if raw.full and catch_up.ahead is None:
+                    await self._read_ahead(catch_up, raw)
                 page = await self.store.decode_page(conn, raw)
                 moved = page.checkpoint != self.checkpoint
                 self.checkpoint = page.checkpoint
@@ -137,28 +116,77 @@ class Subscription:
                     yield page  # an empty page still lets the caller persist the skipped range
                 if len(page.events) >= self.batch_size or self._stopped.is_set():
                     continue
-                if ahead is not None:
-                    # The end of a read-ahead, below an older barrier: ask again afresh. The
-                    # catch-up is over, so its connections go too (a projector follows many
-                    # projections; each would otherwise keep more connections open).
-                    await ahead.close()
-                    ahead = None
-                    await readers.close()
+                if catch_up.ahead is not None:
+                    # The end of a read-ahead, below an older barrier: ask again afresh.
+                    await catch_up.end()
                     continue
-                if page.pending:
-                    delays = self.settle_delays
-                    await self._sleep(delays[min(held_back, len(delays) - 1)])
-                    held_back += 1
-                    continue
-                held_back = 0
-                await self._sleep(self.poll_interval)
+                held_back = await self._wait(pending=page.pending, held_back=held_back)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            if ahead is not None:
-                await ahead.close()
-            await readers.close()
+            await catch_up.close()
+
+    async def _read_ahead(self, catch_up: _CatchUp, raw: RawPage) -> None:
+        """Start reading the pages after the full page `raw` ahead, below its barrier."""
+        conns = await catch_up.readers.open()
+        catch_up.ahead = _ReadAhead(
+            self.store.pages_ahead(
+                conns[0],
+                raw.checkpoint,
+                limit=self.batch_size,
+                pages=self.read_ahead_pages,
+                barrier=raw.barrier,
+                types=self.types,
+                more=conns[1:],
+            )
+        )
+        await asyncio.sleep(0)  # let it send its query before this page decodes
+
+    async def _wait(self, *, pending: bool, held_back: int) -> int:
+        """Sleep before looking again, caught up; returns how many settle delays in a row the
+        log has now held events back (0 when it held none)."""
+        if pending:
+            delays = self.settle_delays
+            await self._sleep(delays[min(held_back, len(delays) - 1)])
+            return held_back + 1
+        await self._sleep(self.poll_interval)
+        return 0
+
+
+class _CatchUp:
+    """The read-ahead of one `Subscription.pages` loop, if any, and the connections it reads on
+    (they stay open only while a catch-up lasts)."""
+
+    def __init__(self, readers: _Readers) -> None:
+        self.readers = readers
+        self.ahead: _ReadAhead | None = None
+
+    async def take(self, checkpoint: Checkpoint) -> RawPage | None:
+        """The read-ahead's next page if it starts at `checkpoint`; otherwise (none, or the
+        caller moved the checkpoint) the read-ahead is dropped and None returned."""
+        if self.ahead is None:
+            return None
+        item = await self.ahead.next()
+        if item is None or item.after != checkpoint:
+            if await self.ahead.close():
+                await self.readers.close()  # new ones are opened for the next read-ahead
+            self.ahead = None
+            return None
+        return item
+
+    async def end(self) -> None:
+        """The catch-up is over: its connections go too (a projector follows many projections;
+        each would otherwise keep more connections open)."""
+        assert self.ahead is not None
+        await self.ahead.close()
+        self.ahead = None
+        await self.readers.close()
+
+    async def close(self) -> None:
+        if self.ahead is not None:
+            await self.ahead.close()
+        await self.readers.close()
 
 
 class _ReadAhead:
