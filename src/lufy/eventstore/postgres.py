@@ -1,10 +1,9 @@
-"""The event store on PostgreSQL: versioned appends, the bulk COPY path, and gap-free reads."""
+"""The event store on PostgreSQL: versioned appends, the bulk COPY path (bulk.py), and gap-free
+reads."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -13,6 +12,7 @@ from psycopg import AsyncConnection, errors
 
 from lufy.errors import ConcurrencyError, DuplicateEventError, ValidationFailedError
 from lufy.eventstore import statements
+from lufy.eventstore.bulk import BulkResult, copy_rows, write_fresh
 from lufy.eventstore.codec import EventCodec, default_codec
 from lufy.eventstore.envelope import (
     AppendResult,
@@ -32,11 +32,6 @@ __all__ = ["BulkResult", "EventStore", "Page", "RawPage"]
 
 _Q = load_queries("lufy.eventstore")
 _Row = tuple[Any, ...]
-
-
-class BulkResult(msgspec.Struct, frozen=True):
-    inserted: list[uuid.UUID]
-    duplicates: list[uuid.UUID]
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -159,59 +154,19 @@ class EventStore:
     async def append_bulk(
         self, conn: AsyncConnection[Any], events: Sequence[NewEvent]
     ) -> BulkResult:
-        """Append high-volume facts with COPY, without per-stream versioning.
+        """Append high-volume facts with COPY, without per-stream versioning (bulk.py).
 
         Idempotent by event id: ids already in the log are reported as duplicates and skipped
         (payloads are not compared on this path). Runs in its own transaction (or savepoint).
         """
         if not events:
             return BulkResult(inserted=[], duplicates=[])
-        rows: dict[uuid.UUID, tuple[Any, ...]] = {}
-        duplicates: list[uuid.UUID] = []
-        now = datetime.now(UTC)
-        for item in events:
-            if item.stream_type is None or item.stream_id is None:
-                raise ValueError("bulk events need stream_type and stream_id")
-            if item.event_id in rows:
-                duplicates.append(item.event_id)
-                continue
-            type_name, version, data = self.codec.encode(item.event)
-            rows[item.event_id] = (
-                item.event_id,
-                item.stream_type,
-                item.stream_id,
-                type_name,
-                version,
-                data,
-                self.codec.encode_metadata(item.metadata),
-                item.occurred_at or now,
-            )
+        rows, duplicates = copy_rows(self.codec, events)
         alone = _commits_alone(conn)
-        for attempt in range(3):
-            try:
-                async with conn.transaction():
-                    cur = await conn.execute(
-                        _Q.existing_event_ids, {"event_ids": list(rows)}, prepare=True
-                    )
-                    existing = {r[0] for r in await cur.fetchall()}
-                    fresh = [row for key, row in rows.items() if key not in existing]
-                    if fresh:
-                        async with conn.cursor() as cc, cc.copy(_Q.copy_events) as copy:
-                            for row in fresh:
-                                await copy.write_row(row)
-                        if not alone:
-                            await conn.execute(_Q.notify, prepare=True)
-                if fresh and alone:
-                    await self._notify_after_commit(conn)
-                return BulkResult(
-                    inserted=[r[0] for r in fresh],
-                    duplicates=duplicates + [k for k in rows if k in existing],
-                )
-            except errors.UniqueViolation:
-                # A concurrent batch carried some of the same ids; look again.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        result = await write_fresh(conn, rows, duplicates, notify_in_tx=not alone)
+        if result.inserted and alone:
+            await self._notify_after_commit(conn)
+        return result
 
     # --- reading ------------------------------------------------------------------------------
 
