@@ -60,7 +60,7 @@ CONTEXTS: tuple[Context, ...] = (
         "analytics",
         has=("events", "projections", "jobs"),
         api=("api", "dashboard_api"),
-        cli={"analytics": "cli:analytics", "seed": "seed:seed_command"},
+        cli={"analytics": "cli:analytics"},
         cli_extensions={"events": ("cli:events_import", "cli:events_export")},
     ),
     Context(

@@ -12,8 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from lufy.analytics.seed import PASSWORD
 from lufy.bootstrap import Container
+from lufy.demo.seed import PASSWORD
 from lufy.settings import Settings
 from lufy.testing.analytics import LocalProjector
 from tests.helpers.http import api_client
