@@ -25,11 +25,11 @@ __all__ = ["main"]
 # seeder and the runtimes' groups, then each context's commands (`lufy.contexts`). `lufy --help`
 # lists them sorted by name.
 _LAZY: dict[str, str] = {
-    "migrate": "lufy.commands:migrate_command",
-    "serve": "lufy.commands:serve_command",
-    "worker": "lufy.commands:worker_command",
-    "projector": "lufy.commands:projector_command",
-    "dev": "lufy.commands:dev_command",
+    "migrate": "lufy.processes:migrate_command",
+    "serve": "lufy.processes:serve_command",
+    "worker": "lufy.processes:worker_command",
+    "projector": "lufy.processes:projector_command",
+    "dev": "lufy.processes:dev_command",
     "seed": "lufy.demo.seed:seed_command",
     "projections": "lufy.projections.cli:projections",
     "events": "lufy.eventstore.cli:events",
