@@ -45,7 +45,8 @@ class Context:
 
 
 CONTEXTS: tuple[Context, ...] = (
-    # The projector's own events (operator actions, rebuilds); a runtime, not a context.
+    # Operator and maintenance events (projection rebuilds and skips, privacy's sealing, key
+    # rotation and retention); a runtime, not a context.
     Context("operations", has=("events",)),
     Context(
         "accounts",
