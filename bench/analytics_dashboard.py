@@ -37,10 +37,10 @@ from psycopg import sql
 
 from lufy.analytics.dashboard import Dashboard, Query, Scope
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
-from lufy.analytics.testing import LocalProjector
 from lufy.db import Database
 from lufy.eventstore import EventStore
 from lufy.migrate import migrate
+from lufy.testing.analytics import LocalProjector
 
 ADMIN_BASE = os.environ.get(
     "LUFY_TEST_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"

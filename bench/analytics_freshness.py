@@ -72,9 +72,9 @@ def event(
 
 async def issue_grants(app_url: str, track: str, n: int) -> list[str]:
     """Stream grants for the marker plays (only sessions backed by a grant are streams)."""
-    from lufy.analytics.testing import issue_grant
     from lufy.db import Database
     from lufy.eventstore import EventStore
+    from lufy.testing.analytics import issue_grant
 
     db = Database(app_url, min_size=1, max_size=1)
     await db.open(wait=True)

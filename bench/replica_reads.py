@@ -41,11 +41,11 @@ from tests.faults.standby import (  # noqa: E402
 
 from lufy.analytics.dashboard import Dashboard, Query, Scope  # noqa: E402
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor  # noqa: E402
-from lufy.analytics.testing import LocalProjector  # noqa: E402
 from lufy.db import Database  # noqa: E402
 from lufy.eventstore import EventStore  # noqa: E402
 from lufy.migrate import migrate  # noqa: E402
 from lufy.readdb import ReadDatabase  # noqa: E402
+from lufy.testing.analytics import LocalProjector  # noqa: E402
 
 DB = "lufy_replica_bench"
 

@@ -21,14 +21,16 @@ from lufy.errors import LufyError
 
 __all__ = ["main"]
 
-# command name -> "module:attribute" of a click command or group: the processes and the
-# runtimes' groups, then each context's commands (`lufy.contexts`). Listed sorted by name.
+# command name -> "module:attribute" of a click command or group: the processes, the demo
+# seeder and the runtimes' groups, then each context's commands (`lufy.contexts`). `lufy --help`
+# lists them sorted by name.
 _LAZY: dict[str, str] = {
-    "migrate": "lufy.commands:migrate_command",
-    "serve": "lufy.commands:serve_command",
-    "worker": "lufy.commands:worker_command",
-    "projector": "lufy.commands:projector_command",
-    "dev": "lufy.commands:dev_command",
+    "migrate": "lufy.processes:migrate_command",
+    "serve": "lufy.processes:serve_command",
+    "worker": "lufy.processes:worker_command",
+    "projector": "lufy.processes:projector_command",
+    "dev": "lufy.processes:dev_command",
+    "seed": "lufy.demo.seed:seed_command",
     "projections": "lufy.projections.cli:projections",
     "events": "lufy.eventstore.cli:events",
     "jobs": "lufy.jobs.cli:jobs",

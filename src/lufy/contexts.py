@@ -45,7 +45,8 @@ class Context:
 
 
 CONTEXTS: tuple[Context, ...] = (
-    # The projector's own events (operator actions, rebuilds); a runtime, not a context.
+    # Operator and maintenance events (projection rebuilds and skips, privacy's sealing, key
+    # rotation and retention); a runtime, not a context.
     Context("operations", has=("events",)),
     Context(
         "accounts",
@@ -60,7 +61,7 @@ CONTEXTS: tuple[Context, ...] = (
         "analytics",
         has=("events", "projections", "jobs"),
         api=("api", "dashboard_api"),
-        cli={"analytics": "cli:analytics", "seed": "seed:seed_command"},
+        cli={"analytics": "cli:analytics"},
         cli_extensions={"events": ("cli:events_import", "cli:events_export")},
     ),
     Context(

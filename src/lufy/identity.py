@@ -11,7 +11,9 @@ the `EventMetadata` itself because the core sits below the event store and may n
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable
 from contextvars import ContextVar
 from enum import Enum
 from typing import Any, Literal, TypedDict
@@ -27,6 +29,7 @@ __all__ = [
     "correlation_id",
     "correlation_id_var",
     "event_metadata",
+    "ids_for_headers",
     "request_id",
     "request_id_var",
     "require_role",
@@ -61,6 +64,29 @@ def request_id() -> str | None:
 def correlation_id() -> str | None:
     """The caller's correlation id, or the request id (None outside a request)."""
     return correlation_id_var.get()
+
+
+# fullmatch: `$` also matches before a trailing newline, which would let one through.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            text = value.decode("latin-1")
+            return text if _SAFE_ID.fullmatch(text) else None
+    return None
+
+
+def ids_for_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """A fresh request id and the correlation id for a request with these (ASGI) headers: the
+    caller's `X-Correlation-Id`, else its `X-Request-Id`, else the fresh id (each only if it is
+    a safe token). Used by `lufy.web.context`'s middleware and by handlers answered in front of
+    it (`lufy.media.edge_asgi`)."""
+    headers = list(headers)
+    rid = uuid.uuid4().hex
+    cid = _header(headers, b"x-correlation-id") or _header(headers, b"x-request-id") or rid
+    return rid, cid
 
 
 class _Ambient(Enum):

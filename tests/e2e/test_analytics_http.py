@@ -6,8 +6,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from lufy.analytics.testing import LocalProjector, insert_track, issue_grant
 from lufy.privacy.sealing import Keyring, is_sealed
+from lufy.testing.analytics import LocalProjector, insert_track, issue_grant
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from lufy.analytics.seed import PASSWORD
-from lufy.analytics.testing import LocalProjector
 from lufy.bootstrap import Container
+from lufy.demo.seed import PASSWORD
 from lufy.settings import Settings
+from lufy.testing.analytics import LocalProjector
 from tests.helpers.http import api_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
 from lufy.analytics.projections import AnalyticsProjection
 from lufy.analytics.refresh import refresh_views
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.projections.rebuild import rebuild
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 
 
 def session(track: uuid.UUID, day: date, n: int, listener: str) -> list[dict]:

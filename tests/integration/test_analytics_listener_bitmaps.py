@@ -19,8 +19,8 @@ from typing import Any
 from lufy.analytics.dashboard import Dashboard, Query, Scope
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
 from lufy.analytics.projections import AnalyticsProjection
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.projections.rebuild import rebuild
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 from tests.integration.test_analytics_oracle import close, labeller, period
 
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata")

@@ -32,11 +32,11 @@ from lufy.analytics.dashboard import Dashboard
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
 from lufy.analytics.projections import AnalyticsProjection
-from lufy.analytics.testing import LocalProjector, http_client, insert_artist, insert_track
 from lufy.bootstrap import bootstrap
 from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
 from lufy.eventstore import ANY, NewEvent
 from lufy.projections.rebuild import rebuild
+from lufy.testing.analytics import LocalProjector, http_client, insert_artist, insert_track
 
 RATE = 0.25
 WEIGHT = 1 / RATE

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 
 
 async def rollup(db) -> dict[datetime, tuple[float, float, float]]:

@@ -14,8 +14,8 @@ from typing import Any
 from lufy.analytics.dashboard import Dashboard, Query, Scope
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
 from lufy.analytics.projections import AnalyticsProjection
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track, issue_grant
 from lufy.projections.rebuild import rebuild
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track, issue_grant
 
 
 def playback(

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.db import Database
 from lufy.eventstore import EventStore
 from lufy.settings import get_settings
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 
 
 def analyst_url(settings) -> str:

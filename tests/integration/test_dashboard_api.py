@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lufy.analytics.testing import (
+from lufy.bootstrap import Container
+from lufy.testing.analytics import (
     LocalProjector,
     http_client,
     insert_artist,
     insert_track,
     issue_grant,
 )
-from lufy.bootstrap import Container
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from lufy.analytics.testing import LocalProjector, insert_track
 from lufy.bootstrap import Container
+from lufy.testing.analytics import LocalProjector, insert_track
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from lufy.analytics.testing import (
+from lufy.bootstrap import Container, bootstrap
+from lufy.testing.analytics import (
     LocalProjector,
     http_client,
     insert_artist,
     insert_track,
     issue_grant,
 )
-from lufy.bootstrap import Container, bootstrap
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

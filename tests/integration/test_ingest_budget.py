@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from lufy.analytics.testing import insert_artist, insert_track
 from lufy.bootstrap import Container
+from lufy.testing.analytics import insert_artist, insert_track
 from lufy.web.ratelimit import INGEST_BYTES
 from tests.helpers.http import api_client
 

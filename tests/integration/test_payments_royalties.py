@@ -25,12 +25,12 @@ import pytest
 
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.bootstrap import Container, bootstrap
 from lufy.payments.projections import ENTITLEMENTS, LEDGER
 from lufy.payments.royalties import month_statements
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 from tests.helpers.accounts import create_user
 from tests.helpers.http import api_client
 from tests.helpers.stripe_fake import StripeFake, with_stripe

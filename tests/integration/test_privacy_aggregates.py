@@ -17,12 +17,12 @@ from lufy.accounts.events import UserErased
 from lufy.accounts.reactors import ErasureFollowUp
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
-from lufy.analytics.testing import LocalProjector, insert_track
 from lufy.bootstrap import Container
 from lufy.catalog.schemas import UploadCreate
 from lufy.eventstore import EventMetadata, RecordedEvent
 from lufy.privacy.erasure import delete_tracks, forget
 from lufy.settings import Settings
+from lufy.testing.analytics import LocalProjector, insert_track
 from tests.helpers.accounts import create_user
 from tests.helpers.dashboards import artist_dashboards
 

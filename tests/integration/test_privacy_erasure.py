@@ -24,7 +24,6 @@ from lufy.analytics.events import ANALYTICS_TYPES
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
 from lufy.analytics.projections import AnalyticsProjection
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.processing import process_track
 from lufy.privacy.erasure import forget
@@ -33,6 +32,7 @@ from lufy.projections.discovery import all_projections
 from lufy.projections.reactors import Reactor
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 from lufy.web.app import create_app
 from tests.conftest import admin_url
 from tests.helpers.accounts import create_user, deliver_account_emails, inbox, token_from

@@ -19,7 +19,6 @@ from lufy.analytics.events import PlaybackCompleted, PlaybackStarted, TrackLiked
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
 from lufy.analytics.projections import AnalyticsProjection
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
 from lufy.bootstrap import Container
 from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
 from lufy.eventstore import ANY, EventMetadata, NewEvent
@@ -31,6 +30,7 @@ from lufy.privacy.retention import expire_raw_analytics
 from lufy.privacy.sealing import ERASED, Keyring, is_sealed
 from lufy.projections.rebuild import rebuild
 from lufy.settings import Settings
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 from tests.helpers.accounts import create_user
 from tests.helpers.dashboards import artist_dashboards
 from tests.integration.test_accounts_cli import run_cli

@@ -22,10 +22,10 @@ import httpx
 import psycopg
 import pytest
 
-from lufy.analytics.testing import LocalProjector, insert_track
 from lufy.bootstrap import Container, bootstrap
 from lufy.migrate import migrate
 from lufy.settings import load_settings
+from lufy.testing.analytics import LocalProjector, insert_track
 from tests.faults.harness import PgCluster
 from tests.faults.standby import Standby, dashboard_statement_calls, enable_statement_stats
 from tests.helpers.accounts import create_user

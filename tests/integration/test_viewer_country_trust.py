@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from lufy.analytics.testing import insert_artist, insert_track, principal_app
 from lufy.bootstrap import bootstrap
 from lufy.settings import Settings
+from lufy.testing.analytics import insert_artist, insert_track, principal_app
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
 

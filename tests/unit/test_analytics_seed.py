@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from lufy.analytics.ingest import ImportedEvent
-from lufy.analytics.seed import _plays
+from lufy.demo.seed import _plays
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 

@@ -35,13 +35,13 @@ from lufy.errors import (
     RateLimitedError,
     ServiceUnavailableError,
 )
+from lufy.identity import ids_for_headers
 from lufy.logs import get_logger
 from lufy.media import edge, uploads
 from lufy.media.delivery import stream_keys
 from lufy.media.storage import LocalStorage
 from lufy.media.transcode import content_type_for
 from lufy.observability import REQUEST_LATENCY, REQUESTS, REQUESTS_IN_FLIGHT
-from lufy.web.context import ids_for
 
 __all__ = ["PREFIX", "TEMPLATE", "InternalError", "problem", "wrap"]
 
@@ -110,7 +110,7 @@ def wrap(app: ASGIApp, container: Any, *, clock: Callable[[], float] = time.time
             await app(scope, receive, send)
             return
         started = time.perf_counter()
-        rid, cid = ids_for(scope)
+        rid, cid = ids_for_headers(scope["headers"])
         REQUESTS_IN_FLIGHT.inc()
         status = 500
         try:

@@ -6,30 +6,24 @@ headers, and read by services to stamp event metadata (so jobs and their logs ca
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from lufy.identity import correlation_id, correlation_id_var, request_id, request_id_var
+from lufy.identity import (
+    correlation_id,
+    correlation_id_var,
+    ids_for_headers,
+    request_id,
+    request_id_var,
+)
 
 __all__ = ["correlation_id", "request_context_middleware", "request_id"]
 
-# fullmatch: `$` also matches before a trailing newline, which would let one through.
-_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _request_id = request_id_var
 _correlation_id = correlation_id_var
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            text = value.decode("latin-1")
-            return text if _SAFE_ID.fullmatch(text) else None
-    return None
 
 
 def request_context_middleware(app: ASGIApp) -> ASGIApp:
@@ -37,8 +31,7 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        rid = uuid.uuid4().hex
-        cid = _header(scope, b"x-correlation-id") or _header(scope, b"x-request-id") or rid
+        rid, cid = ids_for_headers(scope.get("headers", ()))
         rid_token = _request_id.set(rid)
         cid_token = _correlation_id.set(cid)
         structlog.contextvars.bind_contextvars(request_id=rid, correlation_id=cid)
@@ -58,11 +51,3 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             _correlation_id.reset(cid_token)
 
     return middleware
-
-
-def ids_for(scope: Scope) -> tuple[str, str]:
-    """A fresh request id and the correlation id for `scope`, as the middleware works them
-    out (for handlers answered in front of the middleware stack: `lufy.media.edge_asgi`)."""
-    rid = uuid.uuid4().hex
-    cid = _header(scope, b"x-correlation-id") or _header(scope, b"x-request-id") or rid
-    return rid, cid

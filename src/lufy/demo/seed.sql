@@ -1,4 +1,4 @@
--- What `lufy seed --demo` reads to stay idempotent (lufy.analytics.seed).
+-- What `lufy seed --demo` reads to stay idempotent (lufy.demo.seed).
 
 -- name: user_by_email
 SELECT id FROM lufy.users WHERE email = %s;

@@ -1,4 +1,4 @@
--- Test helpers (src/lufy/analytics/testing.py).
+-- Test helpers (src/lufy/testing/analytics.py).
 
 -- name: current_xact_id
 SELECT pg_current_xact_id()::text::bigint;

@@ -37,7 +37,7 @@ __all__ = [
     "principal_app",
 ]
 
-_Q = load_queries("lufy.analytics", "testing.sql")
+_Q = load_queries("lufy.testing", "analytics.sql")
 
 
 class LocalProjector:

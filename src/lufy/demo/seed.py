@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["seed_command"]
 
-_Q = load_queries("lufy.analytics", "seed.sql")
+_Q = load_queries("lufy.demo", "seed.sql")
 _NS = uuid.UUID("6c756679-0000-4000-8000-000000000005")
 PASSWORD = "lufy demo artist password"
 _ARTISTS = (

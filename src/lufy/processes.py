@@ -1,4 +1,5 @@
-"""Process commands: migrate, serve, worker, projector, dev."""
+"""Process commands (`lufy migrate`, `serve`, `worker`, `projector`, `dev`): the long-running
+processes and their start-up; domain commands live with their context (`catalog.commands`)."""
 
 from __future__ import annotations
 
