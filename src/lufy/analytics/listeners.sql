@@ -1,66 +1,129 @@
--- Bitmaps of listener ids per block of time (lufy/analytics/listeners.py). Rows are named by
--- (scope, owner, dim, key, level, bucket, weight) arrays, numbered by WITH ORDINALITY.
+-- Bitmaps of listener ids per block of time (lufy/analytics/listeners.py). The maintenance
+-- statements work on the analytics projection's work table of changed sessions
+-- (projections.sql, `analytics_batch_changes`) and their own temporary tables.
 
--- name: listener_ids
-SELECT listener_key, id FROM listener_ids WHERE listener_key = ANY(%(keys)s::text[]);
+-- name: batch_pairs
+-- Every (bitmap row, listener) whose membership a range changed: each changed session's rows
+-- before (-1, when it was a stream) and after (+1, when it is one), summed per row and
+-- listener; what cancels (a stream session that stayed in its rows) is left out. `net` > 0:
+-- the listener entered the row; < 0: one of their sessions left it. Sessions whose rows cannot
+-- have changed (a stream before and after, same track, artist, quarter-hour, weight and
+-- dimensions) are skipped before the expansion (36 rows per side of a session).
+CREATE TEMP TABLE analytics_bitmap_pairs ON COMMIT DROP AS
+WITH c AS (
+    SELECT c.*, c.verified AND c.listened_ms >= 30000 AS is_stream,
+           c.existed AND c.o_verified AND c.o_listened_ms >= 30000 AS was_stream,
+           (c.track_id, c.artist_id, c.weight, c.country, c.device, c.source,
+            date_bin('15 minutes', coalesce(c.start_event_at, c.first_event_at),
+                     timestamptz '1970-01-01 00:00:00+00'))
+           IS NOT DISTINCT FROM
+           (c.o_track_id, c.o_artist_id, c.o_weight, c.o_country, c.o_device, c.o_source,
+            date_bin('15 minutes', coalesce(c.o_start_event_at, c.o_first_event_at),
+                     timestamptz '1970-01-01 00:00:00+00')) AS same_rows
+    FROM analytics_batch_changes c
+), sides AS (
+    SELECT c.listener_key, 1 AS sign, c.track_id, c.artist_id,
+           coalesce(c.start_event_at, c.first_event_at) AS at, c.weight, c.country, c.device,
+           c.source
+    FROM c WHERE c.is_stream AND NOT (c.was_stream AND c.same_rows)
+    UNION ALL
+    SELECT c.listener_key, -1, c.o_track_id, c.o_artist_id,
+           coalesce(c.o_start_event_at, c.o_first_event_at), c.o_weight, c.o_country,
+           c.o_device, c.o_source
+    FROM c WHERE c.was_stream AND NOT (c.is_stream AND c.same_rows)
+)
+SELECT k.scope, k.owner, d.dim, d.key, k.level, k.bucket, s.weight::float8 AS weight,
+       k.artist_id, s.listener_key, sum(s.sign) AS net
+FROM sides s
+CROSS JOIN LATERAL session_block_keys(s.at, s.track_id, s.artist_id) AS k
+-- As the SQL's coalesce(value, 'unknown') everywhere: only a missing value is unknown.
+CROSS JOIN LATERAL (VALUES ('', ''), ('country', coalesce(s.country, 'unknown')),
+                           ('device', coalesce(s.device, 'unknown')),
+                           ('source', coalesce(s.source, 'unknown'))) AS d(dim, key)
+WHERE k.scope <> 't' OR d.dim = ''
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+HAVING sum(s.sign) <> 0;
 
 -- name: assign_listener_ids
--- The projection is the only writer of its tables: max + n is free.
+-- Dense ids for the listeners of the pairs, assigned on first sight in key order: the
+-- projection is the only writer of its tables (live or shadow, and a rebuild's swap copies ids
+-- as they are), so max + n is free.
 INSERT INTO listener_ids (listener_key, id)
-SELECT k, (SELECT coalesce(max(id), 0) FROM listener_ids) + n
-FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS u(k, n)
-RETURNING listener_key, id;
+SELECT m.k, (SELECT coalesce(max(id), 0) FROM listener_ids) + row_number() OVER (ORDER BY m.k)
+FROM (SELECT DISTINCT p.listener_key COLLATE "C" AS k
+      FROM analytics_bitmap_pairs p
+      WHERE NOT EXISTS (SELECT 1 FROM listener_ids l WHERE l.listener_key = p.listener_key)) m;
+
+-- name: batch_rows
+-- The changed rows, numbered in key order: streams to add, the dense ids entering and those
+-- leaving. A listener whose session left a row stays in it when another of their stream
+-- sessions is still in the row's block (the sessions are written already): asked of the
+-- listener's own sessions, an index probe.
+CREATE TEMP TABLE analytics_bitmap_rows ON COMMIT DROP AS
+WITH pairs AS (
+    SELECT p.*, l.id,
+           CASE WHEN p.net > 0 THEN false ELSE NOT EXISTS (
+               SELECT 1 FROM playback_sessions s
+               WHERE s.listener_key = p.listener_key AND s.is_stream AND s.weight = p.weight
+                 AND s.started_at >= p.bucket
+                 AND s.started_at < p.bucket + CASE p.level WHEN 'q' THEN interval '15 minutes'
+                                                           WHEN 'h' THEN interval '1 hour'
+                                                           WHEN 's' THEN interval '6 hours'
+                                                           ELSE interval '1 day' END
+                 AND (p.scope = 'p' OR (p.scope = 't' AND s.track_id = p.owner)
+                      OR (p.scope = 'a' AND s.artist_id = p.owner))
+                 AND (p.dim = '' OR p.key = coalesce(CASE p.dim WHEN 'country' THEN s.country
+                                                                WHEN 'device' THEN s.device
+                                                                ELSE s.source END, 'unknown')))
+           END AS gone
+    FROM analytics_bitmap_pairs p
+    JOIN listener_ids l ON l.listener_key = p.listener_key
+)
+SELECT row_number() OVER (ORDER BY p.scope, p.owner, p.dim, p.level, p.bucket, p.key, p.weight)
+           AS n,
+       p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id,
+       sum(p.net * p.weight) AS streams,
+       coalesce(array_agg(p.id) FILTER (WHERE p.net > 0), '{}') AS added,
+       coalesce(array_agg(p.id) FILTER (WHERE p.gone), '{}') AS removed
+FROM pairs p
+GROUP BY p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id;
 
 -- name: lock_rows
-SELECT d.n, b.streams, b.bitmap
-FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[])
-     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, n)
-JOIN listener_bitmaps b
-  ON b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.level
- AND b.bucket = d.bucket AND b.key = d.key AND b.weight = d.weight
-FOR UPDATE OF b;
-
--- name: still_there
--- Of (row, listener) pairs whose session left the row: the numbers of those whose listener still
--- has a stream session in the row's block (by the listener's own sessions: an index probe).
-SELECT d.n
-FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[],
-            %(listener)s::text[])
-     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, listener, n)
-WHERE EXISTS (
-    SELECT 1 FROM playback_sessions s
-    WHERE s.listener_key = d.listener AND s.is_stream AND s.weight = d.weight
-      AND s.started_at >= d.bucket
-      AND s.started_at < d.bucket + CASE d.level WHEN 'q' THEN interval '15 minutes'
-                                                 WHEN 'h' THEN interval '1 hour'
-                                                 WHEN 's' THEN interval '6 hours'
-                                                 ELSE interval '1 day' END
-      AND (d.scope = 'p' OR (d.scope = 't' AND s.track_id = d.owner)
-           OR (d.scope = 'a' AND s.artist_id = d.owner))
-      AND (d.dim = '' OR d.key = coalesce(CASE d.dim WHEN 'country' THEN s.country
-                                                     WHEN 'device' THEN s.device
-                                                     ELSE s.source END, 'unknown')));
+-- The changed rows with their stored streams and bitmap (NULL: none yet), locked, in key order.
+SELECT r.n, r.streams, r.added, r.removed, b.streams, b.bitmap
+FROM analytics_bitmap_rows r
+LEFT JOIN LATERAL (
+    SELECT b.streams, b.bitmap FROM listener_bitmaps b
+    WHERE b.scope = r.scope AND b.owner = r.owner AND b.dim = r.dim AND b.level = r.level
+      AND b.bucket = r.bucket AND b.key = r.key AND b.weight = r.weight
+    FOR UPDATE
+) b ON true
+ORDER BY r.n;
 
 -- name: upsert_rows
+-- The merged rows by number (`n` of analytics_bitmap_rows), in key order.
 INSERT INTO listener_bitmaps AS b (scope, owner, dim, key, level, bucket, weight, artist_id,
                                    streams, listeners, bitmap)
-SELECT * FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-                     %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[],
-                     %(artist_id)s::uuid[], %(streams)s::float8[], %(listeners)s::int[],
-                     %(bitmap)s::bytea[])
+SELECT r.scope, r.owner, r.dim, r.key, r.level, r.bucket, r.weight, r.artist_id, u.streams,
+       u.listeners, u.bitmap
+FROM unnest(%(n)b::int8[], %(streams)b::float8[], %(listeners)b::int4[], %(bitmap)b::bytea[])
+     AS u(n, streams, listeners, bitmap)
+JOIN analytics_bitmap_rows r ON r.n = u.n
+ORDER BY u.n
 ON CONFLICT (scope, owner, dim, level, bucket, key, weight) DO UPDATE SET
     artist_id = excluded.artist_id, streams = excluded.streams,
     listeners = excluded.listeners, bitmap = excluded.bitmap;
 
 -- name: delete_rows
+-- The rows left without listeners, by number.
 DELETE FROM listener_bitmaps b
-USING unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-             %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[])
-      AS d(scope, owner, dim, key, level, bucket, weight)
-WHERE b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.level
-  AND b.bucket = d.bucket AND b.key = d.key AND b.weight = d.weight;
+USING analytics_bitmap_rows r
+WHERE r.n = ANY(%(n)b::int8[])
+  AND b.scope = r.scope AND b.owner = r.owner AND b.dim = r.dim AND b.level = r.level
+  AND b.bucket = r.bucket AND b.key = r.key AND b.weight = r.weight;
+
+-- name: drop_work_tables
+DROP TABLE pg_temp.analytics_bitmap_pairs, pg_temp.analytics_bitmap_rows;
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
