@@ -85,24 +85,27 @@ def generate(tracks: list[Any], now: datetime) -> tuple[list[tuple[float, dict]]
     return early, late
 
 
+async def feed(db, store, items: list[tuple[float, dict]], now: datetime) -> None:
+    """Ingest `items` ((sample rate, event)) 400 at a time, the projector catching up in ranges
+    of 300 events after each."""
+    projector = LocalProjector(db, store, batch=300)
+    for rate in (1.0, 0.5):
+        ingestor = Ingestor(db, store, sample_rate=rate, clock=lambda: now)
+        events = [e for r, e in items if r == rate]
+        for i in range(0, len(events), 400):
+            chunk = events[i : i + 400]
+            await ingestor.ingest(chunk, IngestContext(historical=True), event_type=ImportedEvent)
+            await projector.run()
+
+
 async def test_bitmaps_and_counters_equal_a_recompute_after_late_and_moving_sessions(
     db, store, admin_conn
 ) -> None:
     artist = await insert_artist(admin_conn)
-    tracks = [await insert_track(admin_conn, artist) for _ in range(3)]
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    ingestors = {
-        rate: Ingestor(db, store, sample_rate=rate, clock=lambda: now) for rate in (1.0, 0.5)
-    }
-    projector = LocalProjector(db, store, batch=300)
-    for items in generate(tracks, now):
-        for rate, ingestor in ingestors.items():
-            batch = [e for r, e in items if r == rate]
-            for i in range(0, len(batch), 400):
-                await ingestor.ingest(
-                    batch[i : i + 400], IngestContext(historical=True), event_type=ImportedEvent
-                )
-                await projector.run()
+    early, late = generate([await insert_track(admin_conn, artist) for _ in range(3)], now)
+    await feed(db, store, early, now)
+    await feed(db, store, late, now)
 
     async with db.transaction(role="system") as conn:
         expected = {
