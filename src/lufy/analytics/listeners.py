@@ -14,9 +14,9 @@ Weights stay exact too: a row is kept per weight (1 / sample rate) of the sessio
 listener counts with the largest weight among its streams in the range, as in a scan.
 
 Maintenance (`apply_batch`, called by the analytics projection after it wrote a range's
-sessions): set-based. SQL expands each changed session before and after into its rows (36 per
-stream session), keeps the (row, listener) pairs that did not cancel, gives new listeners
-their dense ids, and groups per row the streams to add and the ids entering and leaving; a
+sessions): set-based. SQL takes each changed session before and after where its rows may have
+changed, gives new listeners their dense ids, expands the sessions into their rows (36 per
+stream session) and groups per row the streams to add and the ids entering and leaving; a
 listener whose session left a row is removed from it unless another of the listener's stream
 sessions is still in the block (asked of the listener's own sessions, so the cost follows that
 listener, not the block's traffic). Python only merges each row's bitmap with those ids (in C,
@@ -88,7 +88,7 @@ def epoch_blocks(now: int, last: int) -> tuple[Block, ...]:
 async def apply_batch(conn: AsyncConnection[Any]) -> None:
     """Apply what a range changed in the bitmaps (listeners.sql, from the projection's work
     table of changed sessions, after the sessions were written)."""
-    await conn.execute(_Q.batch_pairs)
+    await conn.execute(_Q.batch_sides)
     await conn.execute(_Q.assign_listener_ids)
     await conn.execute(_Q.batch_rows)
     keep: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}

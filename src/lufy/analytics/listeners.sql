@@ -2,14 +2,11 @@
 -- statements work on the analytics projection's work table of changed sessions
 -- (projections.sql, `analytics_batch_changes`) and their own temporary tables.
 
--- name: batch_pairs
--- Every (bitmap row, listener) whose membership a range changed: each changed session's rows
--- before (-1, when it was a stream) and after (+1, when it is one), summed per row and
--- listener; what cancels (a stream session that stayed in its rows) is left out. `net` > 0:
--- the listener entered the row; < 0: one of their sessions left it. Sessions whose rows cannot
--- have changed (a stream before and after, same track, artist, quarter-hour, weight and
--- dimensions) are skipped before the expansion (36 rows per side of a session).
-CREATE TEMP TABLE analytics_bitmap_pairs ON COMMIT DROP AS
+-- name: batch_sides
+-- The changed sessions' sides that may change bitmap rows: before (-1, when it was a stream)
+-- and after (+1, when it is one). A session whose rows cannot have changed (a stream before
+-- and after, same track, artist, quarter-hour, weight and dimensions) has none.
+CREATE TEMP TABLE analytics_bitmap_sides ON COMMIT DROP AS
 WITH c AS (
     SELECT c.*, c.verified AND c.listened_ms >= 30000 AS is_stream,
            c.existed AND c.o_verified AND c.o_listened_ms >= 30000 AS was_stream,
@@ -21,69 +18,66 @@ WITH c AS (
             date_bin('15 minutes', coalesce(c.o_start_event_at, c.o_first_event_at),
                      timestamptz '1970-01-01 00:00:00+00')) AS same_rows
     FROM analytics_batch_changes c
-), sides AS (
-    SELECT c.listener_key, 1 AS sign, c.track_id, c.artist_id,
-           coalesce(c.start_event_at, c.first_event_at) AS at, c.weight, c.country, c.device,
-           c.source
-    FROM c WHERE c.is_stream AND NOT (c.was_stream AND c.same_rows)
-    UNION ALL
-    SELECT c.listener_key, -1, c.o_track_id, c.o_artist_id,
-           coalesce(c.o_start_event_at, c.o_first_event_at), c.o_weight, c.o_country,
-           c.o_device, c.o_source
-    FROM c WHERE c.was_stream AND NOT (c.is_stream AND c.same_rows)
 )
-SELECT k.scope, k.owner, d.dim, d.key, k.level, k.bucket, s.weight::float8 AS weight,
-       k.artist_id, s.listener_key, sum(s.sign) AS net
-FROM sides s
-CROSS JOIN LATERAL session_block_keys(s.at, s.track_id, s.artist_id) AS k
--- As the SQL's coalesce(value, 'unknown') everywhere: only a missing value is unknown.
-CROSS JOIN LATERAL (VALUES ('', ''), ('country', coalesce(s.country, 'unknown')),
-                           ('device', coalesce(s.device, 'unknown')),
-                           ('source', coalesce(s.source, 'unknown'))) AS d(dim, key)
-WHERE k.scope <> 't' OR d.dim = ''
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-HAVING sum(s.sign) <> 0;
+SELECT c.listener_key, 1 AS sign, c.track_id, c.artist_id,
+       coalesce(c.start_event_at, c.first_event_at) AS at, c.weight, c.country, c.device,
+       c.source
+FROM c WHERE c.is_stream AND NOT (c.was_stream AND c.same_rows)
+UNION ALL
+SELECT c.listener_key, -1, c.o_track_id, c.o_artist_id,
+       coalesce(c.o_start_event_at, c.o_first_event_at), c.o_weight, c.o_country, c.o_device,
+       c.o_source
+FROM c WHERE c.was_stream AND NOT (c.is_stream AND c.same_rows);
 
 -- name: assign_listener_ids
--- Dense ids for the listeners of the pairs, assigned on first sight in key order: the
+-- Dense ids for the listeners of the sides, assigned on first sight in key order: the
 -- projection is the only writer of its tables (live or shadow, and a rebuild's swap copies ids
--- as they are), so max + n is free.
+-- as they are), so max + n is free. (A listener without an id has only sides entering rows.)
 INSERT INTO listener_ids (listener_key, id)
 SELECT m.k, (SELECT coalesce(max(id), 0) FROM listener_ids) + row_number() OVER (ORDER BY m.k)
-FROM (SELECT DISTINCT p.listener_key COLLATE "C" AS k
-      FROM analytics_bitmap_pairs p
-      WHERE NOT EXISTS (SELECT 1 FROM listener_ids l WHERE l.listener_key = p.listener_key)) m;
+FROM (SELECT DISTINCT s.listener_key COLLATE "C" AS k
+      FROM analytics_bitmap_sides s
+      WHERE NOT EXISTS (SELECT 1 FROM listener_ids l WHERE l.listener_key = s.listener_key)) m;
 
 -- name: batch_rows
--- The changed rows, numbered in key order: streams to add, the dense ids entering and those
--- leaving. A listener whose session left a row stays in it when another of their stream
--- sessions is still in the row's block (the sessions are written already): asked of the
--- listener's own sessions, an index probe.
+-- The changed rows, numbered in key order: the streams to add, the dense ids entering and those
+-- leaving. Each side is expanded into its rows (36); a listener whose session left a row stays
+-- in it when one of their stream sessions is still in the row's block (the sessions are written
+-- already: a session that entered the row, or the same session when only its other rows
+-- changed), asked of the listener's own sessions, an index probe. Ids may repeat in an array
+-- (a listener with two sessions in a row); the bitmaps ignore that.
 CREATE TEMP TABLE analytics_bitmap_rows ON COMMIT DROP AS
 WITH pairs AS (
-    SELECT p.*, l.id,
-           CASE WHEN p.net > 0 THEN false ELSE NOT EXISTS (
-               SELECT 1 FROM playback_sessions s
-               WHERE s.listener_key = p.listener_key AND s.is_stream AND s.weight = p.weight
-                 AND s.started_at >= p.bucket
-                 AND s.started_at < p.bucket + CASE p.level WHEN 'q' THEN interval '15 minutes'
+    SELECT k.scope, k.owner, d.dim, d.key, k.level, k.bucket, s.weight::float8 AS weight,
+           k.artist_id, s.sign, l.id,
+           CASE WHEN s.sign > 0 THEN false ELSE NOT EXISTS (
+               SELECT 1 FROM playback_sessions p
+               WHERE p.listener_key = s.listener_key AND p.is_stream AND p.weight = s.weight
+                 AND p.started_at >= k.bucket
+                 AND p.started_at < k.bucket + CASE k.level WHEN 'q' THEN interval '15 minutes'
                                                            WHEN 'h' THEN interval '1 hour'
                                                            WHEN 's' THEN interval '6 hours'
                                                            ELSE interval '1 day' END
-                 AND (p.scope = 'p' OR (p.scope = 't' AND s.track_id = p.owner)
-                      OR (p.scope = 'a' AND s.artist_id = p.owner))
-                 AND (p.dim = '' OR p.key = coalesce(CASE p.dim WHEN 'country' THEN s.country
-                                                                WHEN 'device' THEN s.device
-                                                                ELSE s.source END, 'unknown')))
+                 AND (k.scope = 'p' OR (k.scope = 't' AND p.track_id = k.owner)
+                      OR (k.scope = 'a' AND p.artist_id = k.owner))
+                 AND (d.dim = '' OR d.key = coalesce(CASE d.dim WHEN 'country' THEN p.country
+                                                                WHEN 'device' THEN p.device
+                                                                ELSE p.source END, 'unknown')))
            END AS gone
-    FROM analytics_bitmap_pairs p
-    JOIN listener_ids l ON l.listener_key = p.listener_key
+    FROM analytics_bitmap_sides s
+    JOIN listener_ids l ON l.listener_key = s.listener_key
+    CROSS JOIN LATERAL session_block_keys(s.at, s.track_id, s.artist_id) AS k
+    -- As the SQL's coalesce(value, 'unknown') everywhere: only a missing value is unknown.
+    CROSS JOIN LATERAL (VALUES ('', ''), ('country', coalesce(s.country, 'unknown')),
+                               ('device', coalesce(s.device, 'unknown')),
+                               ('source', coalesce(s.source, 'unknown'))) AS d(dim, key)
+    WHERE k.scope <> 't' OR d.dim = ''
 )
 SELECT row_number() OVER (ORDER BY p.scope, p.owner, p.dim, p.level, p.bucket, p.key, p.weight)
            AS n,
        p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id,
-       sum(p.net * p.weight) AS streams,
-       coalesce(array_agg(p.id) FILTER (WHERE p.net > 0), '{}') AS added,
+       sum(p.sign * p.weight) AS streams,
+       coalesce(array_agg(p.id) FILTER (WHERE p.sign > 0), '{}') AS added,
        coalesce(array_agg(p.id) FILTER (WHERE p.gone), '{}') AS removed
 FROM pairs p
 GROUP BY p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id;
@@ -123,7 +117,7 @@ WHERE r.n = ANY(%(n)b::int8[])
   AND b.bucket = r.bucket AND b.key = r.key AND b.weight = r.weight;
 
 -- name: drop_work_tables
-DROP TABLE pg_temp.analytics_bitmap_pairs, pg_temp.analytics_bitmap_rows;
+DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_rows;
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
