@@ -88,6 +88,7 @@ def epoch_blocks(now: int, last: int) -> tuple[Block, ...]:
 async def apply_batch(conn: AsyncConnection[Any]) -> None:
     """Apply what a range changed in the bitmaps (listeners.sql, from the projection's work
     table of changed sessions, after the sessions were written)."""
+    await conn.execute(_Q.work_mem)
     await conn.execute(_Q.batch_sides)
     await conn.execute(_Q.assign_listener_ids)
     await conn.execute(_Q.batch_rows)

@@ -2,6 +2,11 @@
 -- statements work on the analytics projection's work table of changed sessions
 -- (projections.sql, `analytics_batch_changes`) and their own temporary tables.
 
+-- name: work_mem
+-- For the rest of the range's transaction: the grouping of a page's bitmap rows (an array of
+-- ids per row) stays in memory instead of spilling to disk.
+SELECT set_config('work_mem', '64MB', true);
+
 -- name: batch_sides
 -- The changed sessions' sides that may change bitmap rows: before (-1, when it was a stream)
 -- and after (+1, when it is one). A session whose rows cannot have changed (a stream before
