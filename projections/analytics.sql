@@ -150,22 +150,34 @@ CREATE TABLE IF NOT EXISTS session_blocks (
     PRIMARY KEY (scope, owner, level, bucket)
 );
 CREATE INDEX IF NOT EXISTS session_blocks_artist ON session_blocks (artist_id, scope, level, bucket);
+
+-- The blocks a session that started at `started` counts in, in session_blocks and
+-- listener_bitmaps: its UTC block of each level, for its track, its artist and the platform
+-- (12 rows). One definition for the projection's statements (lufy/analytics/counters.sql,
+-- listeners.sql); a single SELECT, so the planner inlines it.
+CREATE OR REPLACE FUNCTION session_block_keys(started timestamptz, track uuid, artist uuid)
+RETURNS TABLE (scope text, owner uuid, artist_id uuid, level text, bucket timestamptz)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT o.scope, o.owner, o.artist_id, l.level,
+       date_bin(l.width, started, timestamptz '1970-01-01 00:00:00+00')
+FROM (VALUES ('q', interval '15 minutes'), ('h', interval '1 hour'),
+             ('s', interval '6 hours'), ('d', interval '1 day')) AS l(level, width)
+CROSS JOIN (VALUES ('t', track, artist), ('a', artist, artist),
+                   ('p', '00000000-0000-0000-0000-000000000000'::uuid, NULL::uuid))
+    AS o(scope, owner, artist_id)
+$$;
+
 -- Filled once from the sessions where it arrives next to existing data (the projection keeps it
 -- from then on).
 INSERT INTO session_blocks (scope, owner, level, bucket, artist_id, streams, listen_ms, starts,
                             completions, skips)
-SELECT o.scope, o.owner, l.level,
-       date_bin(l.width, s.started_at, timestamptz '1970-01-01 00:00:00+00') AS bucket,
-       o.artist_id, sum(CASE WHEN s.is_stream THEN s.weight ELSE 0 END),
+SELECT k.scope, k.owner, k.level, k.bucket, k.artist_id,
+       sum(CASE WHEN s.is_stream THEN s.weight ELSE 0 END),
        sum(s.listened_ms * s.weight), sum(s.weight),
        sum(CASE WHEN s.completed THEN s.weight ELSE 0 END),
        sum(CASE WHEN s.skipped THEN s.weight ELSE 0 END)
 FROM playback_sessions s
-CROSS JOIN (VALUES ('q', interval '15 minutes'), ('h', interval '1 hour'),
-                   ('s', interval '6 hours'), ('d', interval '1 day')) AS l(level, width)
-CROSS JOIN LATERAL (VALUES ('t', s.track_id, s.artist_id), ('a', s.artist_id, s.artist_id),
-                           ('p', '00000000-0000-0000-0000-000000000000'::uuid, NULL::uuid))
-    AS o(scope, owner, artist_id)
+CROSS JOIN LATERAL session_block_keys(s.started_at, s.track_id, s.artist_id) AS k
 WHERE NOT EXISTS (SELECT 1 FROM session_blocks)
 GROUP BY 1, 2, 3, 4, 5;
 

@@ -3,80 +3,32 @@
 The same blocks as the listener bitmaps (lufy/analytics/listeners.py: UTC quarter-hours, hours,
 six hours and days) and the same scopes (a track, an artist, the platform), so the counters of
 any 15-minute-aligned range are sums over a few dozen rows, whatever the traffic in it. Kept
-by the analytics projection with each session's contribution before and after a batch
-(`CounterChanges`, called from `listeners.BitmapChanges`): plain sums, so late and moved
-sessions stay exact. Likes and follows stay in the 15-minute rollups (they are rare).
+by the analytics projection with each changed session's contribution after minus before a
+range (`add_batch`: set-based, from the range's deltas, one upsert): plain sums, so late and
+moved sessions stay exact. Likes and follows stay in the 15-minute rollups (they are rare).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
 
 from lufy.sqlfiles import load_queries
 
-__all__ = ["CounterChanges", "level_arrays", "send_read"]
+__all__ = ["add_batch", "level_arrays", "send_read"]
 
 _Q = load_queries("lufy.analytics", "counters.sql")
 PLATFORM = uuid.UUID(int=0)
 _LEVELS = (("q", 900), ("h", 3600), ("s", 21600), ("d", 86400))
-_Key = tuple[str, uuid.UUID, str, datetime, uuid.UUID | None]
-_NAMES = ("streams", "listen_ms", "starts", "completions", "skips")
 
 
-def _values(session: Any) -> tuple[float, ...]:
-    w = float(session.weight)
-    return (
-        w if session.is_stream() else 0.0,
-        session.listened_ms * w,
-        w,
-        w if session.completed else 0.0,
-        w if session.skipped else 0.0,
-    )
-
-
-class CounterChanges:
-    """What a batch of the analytics projection adds to the counters."""
-
-    def __init__(self) -> None:
-        self.deltas: dict[_Key, list[float]] = defaultdict(lambda: [0.0] * len(_NAMES))
-
-    def session(self, before: Any | None, after: Any) -> None:
-        """A session changed from `before` (None: new) to `after` (SessionState-like)."""
-        for session, sign in ((before, -1.0), (after, 1.0)):
-            if session is None:
-                continue
-            values = _values(session)
-            epoch = int(session.started_at.timestamp())
-            for level, length in _LEVELS:
-                bucket = datetime.fromtimestamp(epoch - epoch % length, UTC)
-                for scope, owner, artist in (
-                    ("t", session.track_id, session.artist_id),
-                    ("a", session.artist_id, session.artist_id),
-                    ("p", PLATFORM, None),
-                ):
-                    acc = self.deltas[(scope, owner, level, bucket, artist)]
-                    for i, v in enumerate(values):
-                        acc[i] += sign * v
-
-    async def apply(self, conn: AsyncConnection[Any]) -> None:
-        keys = sorted(
-            (k for k, v in self.deltas.items() if any(v)), key=lambda k: (*k[:4], str(k[4]))
-        )
-        if not keys:
-            return
-        params: dict[str, list[Any]] = {
-            name: [k[i] for k in keys]
-            for i, name in enumerate(("scope", "owner", "level", "bucket", "artist_id"))
-        }
-        for i, name in enumerate(_NAMES):
-            params[name] = [self.deltas[k][i] for k in keys]
-        await conn.execute(_Q.add, params, prepare=False)
+async def add_batch(conn: AsyncConnection[Any]) -> None:
+    """Add what a range of the analytics projection changed (its work table of deltas, after
+    minus before per changed session) to the counters, in one statement."""
+    await conn.execute(_Q.add_batch)
 
 
 def level_arrays(wanted: Sequence[tuple[str, int]]) -> dict[str, str | int | None]:

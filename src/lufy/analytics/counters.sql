@@ -1,13 +1,19 @@
 -- Session counters per block of time (lufy/analytics/counters.py).
 
--- name: add
--- Deltas of a projection batch, in key order.
+-- name: add_batch
+-- What a range of the analytics projection adds (projections.sql, `analytics_batch_deltas`:
+-- each changed session's contribution after minus before, per track and 15-minute bucket),
+-- summed per block of every level and scope; blocks whose deltas are all zero are left alone.
 INSERT INTO session_blocks AS b (scope, owner, level, bucket, artist_id, streams, listen_ms,
                                  starts, completions, skips)
-SELECT * FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(level)s::text[],
-                     %(bucket)s::timestamptz[], %(artist_id)s::uuid[], %(streams)s::float8[],
-                     %(listen_ms)s::float8[], %(starts)s::float8[], %(completions)s::float8[],
-                     %(skips)s::float8[])
+SELECT k.scope, k.owner, k.level, k.bucket, k.artist_id, sum(d.streams), sum(d.listen_ms),
+       sum(d.starts), sum(d.completions), sum(d.skips)
+FROM analytics_batch_deltas d
+CROSS JOIN LATERAL session_block_keys(d.bucket, d.track_id, d.artist_id) AS k
+GROUP BY 1, 2, 3, 4, 5
+HAVING sum(d.streams) <> 0 OR sum(d.listen_ms) <> 0 OR sum(d.starts) <> 0
+    OR sum(d.completions) <> 0 OR sum(d.skips) <> 0
+ORDER BY 1, 2, 3, 4
 ON CONFLICT (scope, owner, level, bucket) DO UPDATE SET
     streams = b.streams + excluded.streams, listen_ms = b.listen_ms + excluded.listen_ms,
     starts = b.starts + excluded.starts, completions = b.completions + excluded.completions,

@@ -13,13 +13,15 @@ breakdowns).
 Weights stay exact too: a row is kept per weight (1 / sample rate) of the sessions in it, and a
 listener counts with the largest weight among its streams in the range, as in a scan.
 
-Maintenance (`BitmapChanges`, called by the analytics projection with each session's
-contribution before and after a batch): a session that becomes a stream adds its listener to
-its blocks; when a session leaves a block (a late `playback.started` moved it, or it stopped
-being a verified stream), its listener is removed from that block's rows unless another of the
-listener's stream sessions is still in the block (asked of the listener's own sessions, so the
-cost follows that listener, not the block's traffic). Streams are plain sums. Late and
-out-of-order events therefore leave every bitmap exact.
+Maintenance (`apply_batch`, called by the analytics projection after it wrote a range's
+sessions): set-based. SQL takes each changed session before and after where its rows may have
+changed, gives new listeners their dense ids, expands the sessions into their rows (36 per
+stream session) and groups per row the streams to add and the ids entering and leaving; a
+listener whose session left a row is removed from it unless another of the listener's stream
+sessions is still in the block (asked of the listener's own sessions, so the cost follows that
+listener, not the block's traffic). Python only merges each row's bitmap with those ids (in C,
+pyroaring) and writes the rows back in bulk. Streams are plain sums. Late and out-of-order
+events therefore leave every bitmap exact.
 """
 
 from __future__ import annotations
@@ -27,26 +29,23 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
 from lufy.analytics.bitmap_cache import BitmapCache
-from lufy.analytics.counters import CounterChanges
 from lufy.sqlfiles import load_queries
 
 __all__ = [
-    "DIMENSIONS",
     "EDGE_LISTENERS",
     "PLATFORM",
-    "BitmapChanges",
     "Block",
     "BlockRow",
     "Read",
-    "RowKey",
+    "apply_batch",
     "blocks",
     "epoch_blocks",
     "weighted_count",
@@ -55,32 +54,10 @@ __all__ = [
 _Q = load_queries("lufy.analytics", "listeners.sql")
 EDGE_LISTENERS = _Q.edge_listeners
 PLATFORM = uuid.UUID(int=0)
-DIMENSIONS = ("country", "device", "source")
 # Levels of blocks: UTC-aligned quarter-hours, hours, six hours (00, 06, 12, 18) and days.
 LEVELS = (("q", 900), ("h", 3600), ("s", 21600), ("d", 86400))
-_SECONDS = dict(LEVELS)
 
 Block = tuple[str, int]  # (level, start as epoch seconds)
-
-
-class RowKey(NamedTuple):
-    """One bitmap row: scope ('t' track, 'a' artist, 'p' platform), owner id, dimension
-    ('' = none) and its key, level and block start, and the weight of its sessions. A named
-    tuple, not a dataclass: 36 are built and hashed per stream session, half the CPU."""
-
-    scope: str
-    owner: uuid.UUID
-    dim: str
-    key: str
-    level: str
-    bucket: datetime
-    weight: float
-    artist_id: uuid.UUID | None
-
-
-def floor(moment: datetime, level: str) -> datetime:
-    epoch = int(moment.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % _SECONDS[level], UTC)
 
 
 def blocks(start: datetime, end: datetime) -> list[Block]:
@@ -108,121 +85,35 @@ def epoch_blocks(now: int, last: int) -> tuple[Block, ...]:
     return tuple(out)
 
 
-def dimension_value(session: Any, dim: str) -> str:
-    # As the SQL's coalesce(value, 'unknown'): only a missing value is unknown.
-    value: str | None = getattr(session, dim)
-    return "unknown" if value is None else value
-
-
-def session_rows(session: Any) -> set[RowKey]:
-    """The bitmap rows a stream session belongs to (nothing when it is not a stream)."""
-    out: set[RowKey] = set()
-    for level, _ in LEVELS:
-        bucket = floor(session.started_at, level)
-        w = float(session.weight)
-        out.add(RowKey("t", session.track_id, "", "", level, bucket, w, session.artist_id))
-        for scope, owner, artist in (
-            ("a", session.artist_id, session.artist_id),
-            ("p", PLATFORM, None),
-        ):
-            out.add(RowKey(scope, owner, "", "", level, bucket, w, artist))
-            for dim in DIMENSIONS:
-                value = dimension_value(session, dim)
-                out.add(RowKey(scope, owner, dim, value, level, bucket, w, artist))
-    return out
-
-
-def _columns(rows: Sequence[RowKey]) -> dict[str, list[Any]]:
-    return {
-        "scope": [r.scope for r in rows],
-        "owner": [r.owner for r in rows],
-        "dim": [r.dim for r in rows],
-        "key": [r.key for r in rows],
-        "level": [r.level for r in rows],
-        "bucket": [r.bucket for r in rows],
-        "weight": [r.weight for r in rows],
-    }
-
-
-class BitmapChanges:
-    """What a batch of the analytics projection changes in the bitmaps."""
-
-    def __init__(self) -> None:
-        # row -> listener keys whose session entered / left the row in this batch
-        self.added: dict[RowKey, set[str]] = defaultdict(set)
-        self.left: dict[RowKey, set[str]] = defaultdict(set)
-        self.streams: dict[RowKey, float] = defaultdict(float)
-        self.counters = CounterChanges()
-
-    def session(self, before: Any | None, after: Any) -> None:
-        """A session changed from `before` (None: new) to `after` (SessionState-like)."""
-        self.counters.session(before, after)
-        old = session_rows(before) if before is not None and before.is_stream() else set()
-        new = session_rows(after) if after.is_stream() else set()
-        for row in old - new:
-            self.left[row].add(after.listener_key)
-            self.streams[row] -= row.weight
-        for row in new - old:
-            self.added[row].add(after.listener_key)
-            self.streams[row] += row.weight
-
-    async def apply(self, conn: AsyncConnection[Any]) -> None:
-        """Write the changes (after the batch's sessions were written)."""
-        await self.counters.apply(conn)
-        if not self.streams:
-            return
-        keys = {k for keys in (*self.added.values(), *self.left.values()) for k in keys}
-        ids = await _listener_ids(conn, keys)
-        # A listener whose session left a row stays in it when another of their stream
-        # sessions is still there: asked per (row, listener), by the listener's own sessions.
-        leaving = sorted((row, k) for row, ks in self.left.items() for k in ks)
-        gone: set[tuple[RowKey, str]] = set()
-        if leaving:
-            params = _columns([row for row, _ in leaving])
-            params["listener"] = [k for _, k in leaving]
-            cur = await conn.execute(_Q.still_there, params, prepare=False)
-            stay = {int(r[0]) for r in await cur.fetchall()}
-            gone = {pair for i, pair in enumerate(leaving) if i + 1 not in stay}
-        touched = sorted(self.streams)
-        cur = await conn.execute(_Q.lock_rows, _columns(touched), prepare=False)
-        current = {
-            n: (float(streams), BitMap.deserialize(bytes(data)))
-            for n, streams, data in await cur.fetchall()
-        }
-        rows: dict[RowKey, tuple[float, BitMap]] = {}
-        for i, row in enumerate(touched):
-            streams, bitmap = current.get(i + 1, (0.0, BitMap()))
-            bitmap.difference_update(
-                BitMap(ids[k] for k in self.left.get(row, ()) if (row, k) in gone)
-            )
-            bitmap.update(ids[k] for k in self.added.get(row, ()))
-            rows[row] = (streams + self.streams[row], bitmap)
-        keep = [r for r in touched if rows[r][1]]
-        empty = [r for r in touched if not rows[r][1]]
-        if empty:
-            await conn.execute(_Q.delete_rows, _columns(empty), prepare=False)
-        if keep:
-            params = _columns(keep)
-            params["artist_id"] = [r.artist_id for r in keep]
-            params["streams"] = [rows[r][0] for r in keep]
-            params["bitmap"] = [rows[r][1].serialize() for r in keep]
-            params["listeners"] = [len(rows[r][1]) for r in keep]
-            await conn.execute(_Q.upsert_rows, params, prepare=False)
-
-
-async def _listener_ids(conn: AsyncConnection[Any], keys: Iterable[str]) -> dict[str, int]:
-    """Dense ids for listener keys, assigned on first sight (max + 1: the projection is the
-    only writer of its tables, live or shadow, and a rebuild's swap copies ids as they are)."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    cur = await conn.execute(_Q.listener_ids, {"keys": wanted})
-    ids: dict[str, int] = {k: int(i) for k, i in await cur.fetchall()}
-    missing = [k for k in wanted if k not in ids]
-    if missing:
-        cur = await conn.execute(_Q.assign_listener_ids, {"keys": missing})
-        ids.update({k: int(i) for k, i in await cur.fetchall()})
-    return ids
+async def apply_batch(conn: AsyncConnection[Any]) -> None:
+    """Apply what a range changed in the bitmaps (listeners.sql, from the projection's work
+    table of changed sessions, after the sessions were written)."""
+    await conn.execute(_Q.work_mem)
+    await conn.execute(_Q.batch_sides)
+    await conn.execute(_Q.assign_listener_ids)
+    await conn.execute(_Q.batch_rows)
+    keep: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}
+    empty: list[int] = []
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(_Q.lock_rows)
+        async for n, delta, added, removed, streams, data in cur:
+            bitmap = BitMap() if data is None else BitMap.deserialize(data)
+            if removed:
+                bitmap.difference_update(BitMap(removed))
+            if added:
+                bitmap.update(BitMap(added))
+            if not bitmap:
+                empty.append(n)
+                continue
+            keep["n"].append(n)
+            keep["streams"].append((streams or 0.0) + delta)
+            keep["listeners"].append(len(bitmap))
+            keep["bitmap"].append(bitmap.serialize())
+    if empty:
+        await conn.execute(_Q.delete_rows, {"n": empty}, prepare=False)
+    if keep["n"]:
+        await conn.execute(_Q.upsert_rows, keep, prepare=False)
+    await conn.execute(_Q.drop_work_tables)
 
 
 class BlockRow:

@@ -1,66 +1,128 @@
--- Bitmaps of listener ids per block of time (lufy/analytics/listeners.py). Rows are named by
--- (scope, owner, dim, key, level, bucket, weight) arrays, numbered by WITH ORDINALITY.
+-- Bitmaps of listener ids per block of time (lufy/analytics/listeners.py). The maintenance
+-- statements work on the analytics projection's work table of changed sessions
+-- (projections.sql, `analytics_batch_changes`) and their own temporary tables.
 
--- name: listener_ids
-SELECT listener_key, id FROM listener_ids WHERE listener_key = ANY(%(keys)s::text[]);
+-- name: work_mem
+-- For the rest of the range's transaction: the grouping of a page's bitmap rows (an array of
+-- ids per row) stays in memory instead of spilling to disk.
+SELECT set_config('work_mem', '64MB', true);
+
+-- name: batch_sides
+-- The changed sessions' sides that may change bitmap rows: before (-1, when it was a stream)
+-- and after (+1, when it is one). A session whose rows cannot have changed (a stream before
+-- and after, same track, artist, quarter-hour, weight and dimensions) has none.
+CREATE TEMP TABLE analytics_bitmap_sides ON COMMIT DROP AS
+WITH c AS (
+    SELECT c.*, c.verified AND c.listened_ms >= 30000 AS is_stream,
+           c.existed AND c.o_verified AND c.o_listened_ms >= 30000 AS was_stream,
+           (c.track_id, c.artist_id, c.weight, c.country, c.device, c.source,
+            date_bin('15 minutes', coalesce(c.start_event_at, c.first_event_at),
+                     timestamptz '1970-01-01 00:00:00+00'))
+           IS NOT DISTINCT FROM
+           (c.o_track_id, c.o_artist_id, c.o_weight, c.o_country, c.o_device, c.o_source,
+            date_bin('15 minutes', coalesce(c.o_start_event_at, c.o_first_event_at),
+                     timestamptz '1970-01-01 00:00:00+00')) AS same_rows
+    FROM analytics_batch_changes c
+)
+SELECT c.listener_key, 1 AS sign, c.track_id, c.artist_id,
+       coalesce(c.start_event_at, c.first_event_at) AS at, c.weight, c.country, c.device,
+       c.source
+FROM c WHERE c.is_stream AND NOT (c.was_stream AND c.same_rows)
+UNION ALL
+SELECT c.listener_key, -1, c.o_track_id, c.o_artist_id,
+       coalesce(c.o_start_event_at, c.o_first_event_at), c.o_weight, c.o_country, c.o_device,
+       c.o_source
+FROM c WHERE c.was_stream AND NOT (c.is_stream AND c.same_rows);
 
 -- name: assign_listener_ids
--- The projection is the only writer of its tables: max + n is free.
+-- Dense ids for the listeners of the sides, assigned on first sight in key order: the
+-- projection is the only writer of its tables (live or shadow, and a rebuild's swap copies ids
+-- as they are), so max + n is free. (A listener without an id has only sides entering rows.)
 INSERT INTO listener_ids (listener_key, id)
-SELECT k, (SELECT coalesce(max(id), 0) FROM listener_ids) + n
-FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS u(k, n)
-RETURNING listener_key, id;
+SELECT m.k, (SELECT coalesce(max(id), 0) FROM listener_ids) + row_number() OVER (ORDER BY m.k)
+FROM (SELECT DISTINCT s.listener_key COLLATE "C" AS k
+      FROM analytics_bitmap_sides s
+      WHERE NOT EXISTS (SELECT 1 FROM listener_ids l WHERE l.listener_key = s.listener_key)) m;
+
+-- name: batch_rows
+-- The changed rows, numbered in key order: the streams to add, the dense ids entering and those
+-- leaving. Each side is expanded into its rows (36); a listener whose session left a row stays
+-- in it when one of their stream sessions is still in the row's block (the sessions are written
+-- already: a session that entered the row, or the same session when only its other rows
+-- changed), asked of the listener's own sessions, an index probe. Ids may repeat in an array
+-- (a listener with two sessions in a row); the bitmaps ignore that.
+CREATE TEMP TABLE analytics_bitmap_rows ON COMMIT DROP AS
+WITH pairs AS (
+    SELECT k.scope, k.owner, d.dim, d.key, k.level, k.bucket, s.weight::float8 AS weight,
+           k.artist_id, s.sign, l.id,
+           CASE WHEN s.sign > 0 THEN false ELSE NOT EXISTS (
+               SELECT 1 FROM playback_sessions p
+               WHERE p.listener_key = s.listener_key AND p.is_stream AND p.weight = s.weight
+                 AND p.started_at >= k.bucket
+                 AND p.started_at < k.bucket + CASE k.level WHEN 'q' THEN interval '15 minutes'
+                                                           WHEN 'h' THEN interval '1 hour'
+                                                           WHEN 's' THEN interval '6 hours'
+                                                           ELSE interval '1 day' END
+                 AND (k.scope = 'p' OR (k.scope = 't' AND p.track_id = k.owner)
+                      OR (k.scope = 'a' AND p.artist_id = k.owner))
+                 AND (d.dim = '' OR d.key = coalesce(CASE d.dim WHEN 'country' THEN p.country
+                                                                WHEN 'device' THEN p.device
+                                                                ELSE p.source END, 'unknown')))
+           END AS gone
+    FROM analytics_bitmap_sides s
+    JOIN listener_ids l ON l.listener_key = s.listener_key
+    CROSS JOIN LATERAL session_block_keys(s.at, s.track_id, s.artist_id) AS k
+    -- As the SQL's coalesce(value, 'unknown') everywhere: only a missing value is unknown.
+    CROSS JOIN LATERAL (VALUES ('', ''), ('country', coalesce(s.country, 'unknown')),
+                               ('device', coalesce(s.device, 'unknown')),
+                               ('source', coalesce(s.source, 'unknown'))) AS d(dim, key)
+    WHERE k.scope <> 't' OR d.dim = ''
+)
+SELECT row_number() OVER (ORDER BY p.scope, p.owner, p.dim, p.level, p.bucket, p.key, p.weight)
+           AS n,
+       p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id,
+       sum(p.sign * p.weight) AS streams,
+       coalesce(array_agg(p.id) FILTER (WHERE p.sign > 0), '{}') AS added,
+       coalesce(array_agg(p.id) FILTER (WHERE p.gone), '{}') AS removed
+FROM pairs p
+GROUP BY p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id;
 
 -- name: lock_rows
-SELECT d.n, b.streams, b.bitmap
-FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[])
-     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, n)
-JOIN listener_bitmaps b
-  ON b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.level
- AND b.bucket = d.bucket AND b.key = d.key AND b.weight = d.weight
-FOR UPDATE OF b;
-
--- name: still_there
--- Of (row, listener) pairs whose session left the row: the numbers of those whose listener still
--- has a stream session in the row's block (by the listener's own sessions: an index probe).
-SELECT d.n
-FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-            %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[],
-            %(listener)s::text[])
-     WITH ORDINALITY AS d(scope, owner, dim, key, level, bucket, weight, listener, n)
-WHERE EXISTS (
-    SELECT 1 FROM playback_sessions s
-    WHERE s.listener_key = d.listener AND s.is_stream AND s.weight = d.weight
-      AND s.started_at >= d.bucket
-      AND s.started_at < d.bucket + CASE d.level WHEN 'q' THEN interval '15 minutes'
-                                                 WHEN 'h' THEN interval '1 hour'
-                                                 WHEN 's' THEN interval '6 hours'
-                                                 ELSE interval '1 day' END
-      AND (d.scope = 'p' OR (d.scope = 't' AND s.track_id = d.owner)
-           OR (d.scope = 'a' AND s.artist_id = d.owner))
-      AND (d.dim = '' OR d.key = coalesce(CASE d.dim WHEN 'country' THEN s.country
-                                                     WHEN 'device' THEN s.device
-                                                     ELSE s.source END, 'unknown')));
+-- The changed rows with their stored streams and bitmap (NULL: none yet), locked, in key order.
+SELECT r.n, r.streams, r.added, r.removed, b.streams, b.bitmap
+FROM analytics_bitmap_rows r
+LEFT JOIN LATERAL (
+    SELECT b.streams, b.bitmap FROM listener_bitmaps b
+    WHERE b.scope = r.scope AND b.owner = r.owner AND b.dim = r.dim AND b.level = r.level
+      AND b.bucket = r.bucket AND b.key = r.key AND b.weight = r.weight
+    FOR UPDATE
+) b ON true
+ORDER BY r.n;
 
 -- name: upsert_rows
+-- The merged rows by number (`n` of analytics_bitmap_rows), in key order.
 INSERT INTO listener_bitmaps AS b (scope, owner, dim, key, level, bucket, weight, artist_id,
                                    streams, listeners, bitmap)
-SELECT * FROM unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-                     %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[],
-                     %(artist_id)s::uuid[], %(streams)s::float8[], %(listeners)s::int[],
-                     %(bitmap)s::bytea[])
+SELECT r.scope, r.owner, r.dim, r.key, r.level, r.bucket, r.weight, r.artist_id, u.streams,
+       u.listeners, u.bitmap
+FROM unnest(%(n)b::int8[], %(streams)b::float8[], %(listeners)b::int4[], %(bitmap)b::bytea[])
+     AS u(n, streams, listeners, bitmap)
+JOIN analytics_bitmap_rows r ON r.n = u.n
+ORDER BY u.n
 ON CONFLICT (scope, owner, dim, level, bucket, key, weight) DO UPDATE SET
     artist_id = excluded.artist_id, streams = excluded.streams,
     listeners = excluded.listeners, bitmap = excluded.bitmap;
 
 -- name: delete_rows
+-- The rows left without listeners, by number.
 DELETE FROM listener_bitmaps b
-USING unnest(%(scope)s::text[], %(owner)s::uuid[], %(dim)s::text[], %(key)s::text[],
-             %(level)s::text[], %(bucket)s::timestamptz[], %(weight)s::float8[])
-      AS d(scope, owner, dim, key, level, bucket, weight)
-WHERE b.scope = d.scope AND b.owner = d.owner AND b.dim = d.dim AND b.level = d.level
-  AND b.bucket = d.bucket AND b.key = d.key AND b.weight = d.weight;
+USING analytics_bitmap_rows r
+WHERE r.n = ANY(%(n)b::int8[])
+  AND b.scope = r.scope AND b.owner = r.owner AND b.dim = r.dim AND b.level = r.level
+  AND b.bucket = r.bucket AND b.key = r.key AND b.weight = r.weight;
+
+-- name: drop_work_tables
+DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_rows;
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.

@@ -9,7 +9,8 @@ statements (projections.sql) over work tables of that range, never event by even
 3. merged with the stored sessions into each session's state before and after, where anything
    changed (`analytics_batch_changes`);
 4. `verified` decided for the changed sessions, grants claimed in log order;
-5. the sessions written, the listener bitmaps told every change (listeners.py), the rollups
+5. the sessions written, the listener bitmaps given every change (listeners.py: grouped per
+   row in SQL, merged in pyroaring), the rollups and the counters per block (counters.py)
    given each changed session's contribution after minus before (so a late
    `playback.started` moves a session to its true bucket, and a session that crosses 30 s
    later becomes a stream where it started), likes and follows added, and the changed UTC days
@@ -29,15 +30,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 
+from lufy.analytics import counters, listeners
 from lufy.analytics.classify import listener_key
 from lufy.analytics.events import PLAYBACK_TYPES
-from lufy.analytics.listeners import BitmapChanges
 from lufy.projections.base import Projection
 from lufy.projections.ranged import LogRange, RangeProjection
 from lufy.sqlfiles import load_queries
@@ -120,12 +121,12 @@ class AnalyticsProjection(RangeProjection):
         "listener_ids",
         "listener_bitmaps",
         "analytics_dirty_days",
-        # Session counters per block (lufy/analytics/counters.py, kept by BitmapChanges).
+        # Session counters per block (lufy/analytics/counters.py).
         "session_blocks",
     )
     by_positions = False
     # Events per transaction of a rebuild: the work tables of a page stay small in memory, and
-    # the listener bitmaps (maintained in Python) of a page are written once.
+    # the listener bitmaps of a page are merged and written once.
     rebuild_step = 100_000
 
     def __init__(self) -> None:
@@ -144,9 +145,10 @@ class AnalyticsProjection(RangeProjection):
         await conn.execute(_Q.batch_changes)
         await conn.execute(_Q.verify, {"grant_sessions": GRANT_SESSIONS})
         await conn.execute(_Q.upsert_sessions)
-        await self._bitmaps(conn)
+        await listeners.apply_batch(conn)
         await conn.execute(_Q.batch_deltas)
         await conn.execute(_Q.add_track_rollup)
+        await counters.add_batch(conn)
         cur = await conn.execute(_Q.engagement)
         follow_days = sorted({row[0] for row in await cur.fetchall()})
         await conn.execute(_Q.mark_days, {"days": follow_days})
@@ -180,21 +182,6 @@ class AnalyticsProjection(RangeProjection):
                 raise RuntimeError("analytics secret missing: run `lufy migrate`")
             self._hmac_key = bytes(row[0])
         return self._hmac_key
-
-    async def _bitmaps(self, conn: AsyncConnection[Any]) -> None:
-        """The listener bitmaps, through their maintenance interface (listeners.py): every
-        changed session before (None when new) and after."""
-        bitmaps = BitmapChanges()
-        width = len(_SESSION_FIELDS)
-        async with conn.cursor(binary=True) as cur:
-            await cur.execute(_Q.changed_sessions)
-            async for row in cur:
-                old = SessionState(*row[2 : 2 + width]) if row[1] else None
-                bitmaps.session(old, SessionState(*row[2 + width :]))
-        await bitmaps.apply(conn)
-
-
-_SESSION_FIELDS = tuple(f.name for f in fields(SessionState))
 
 
 PROJECTIONS: list[Projection] = [AnalyticsProjection()]

@@ -318,17 +318,6 @@ SELECT DISTINCT day FROM (
 ORDER BY day
 ON CONFLICT (day) DO UPDATE SET changes = m.changes + 1;
 
--- name: changed_sessions
--- The changed sessions before (o_*, NULL when new) and after, for the listener bitmaps.
-SELECT c.session_id, c.existed,
-       c.o_track_id, c.o_artist_id, c.o_listener_key, c.o_start_event_at, c.o_first_event_at,
-       c.o_listened_ms, c.o_completed, c.o_skipped, c.o_source, c.o_country, c.o_device,
-       c.o_weight, c.o_grant_id, c.o_signed_in, c.o_imported, c.o_grant_deadline, c.o_verified,
-       c.track_id, c.artist_id, c.listener_key, c.start_event_at, c.first_event_at,
-       c.listened_ms, c.completed, c.skipped, c.source, c.country, c.device, c.weight,
-       c.grant_id, c.signed_in, c.imported, c.grant_deadline, c.verified
-FROM analytics_batch_changes c;
-
 -- name: drop_work_tables
 -- At the end of a range (they are dropped at commit anyway; a second range in the same
 -- transaction starts afresh).
