@@ -20,7 +20,7 @@ from typing import Any
 from pyroaring import BitMap
 
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
-from lufy.analytics.testing import LocalProjector, insert_artist, insert_track
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
 from tests.integration.test_analytics_listener_bitmaps import event
 
 STREAMS = """
