@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -18,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lufy.attached import Attached
 from lufy.db import Database
 from lufy.logs import get_logger
 from lufy.observability.counters import JOB_METRICS_KEY, MULTIPROC_DIR, QUEUES, REGISTRY
@@ -300,15 +300,12 @@ class ScrapeCache:
             return self._value
 
 
-# One cache per container (the container cannot name this module's types: it imports it).
-_CACHES: weakref.WeakKeyDictionary[Sources, ScrapeCache] = weakref.WeakKeyDictionary()
+_CACHES: Attached[ScrapeCache] = Attached(ScrapeCache)
 
 
 def scrape_cache(container: Sources) -> ScrapeCache:
-    cache = _CACHES.get(container)
-    if cache is None:
-        cache = _CACHES[container] = ScrapeCache(container)
-    return cache
+    """The container's scrape cache (one per container)."""
+    return _CACHES.of(container)
 
 
 def _process_metrics() -> bytes:

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-import weakref
 from functools import cache
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 
+from lufy.attached import Attached
 from lufy.bootstrap import Container
 from lufy.errors import (
     AuthenticationError,
@@ -187,15 +187,12 @@ class ReadinessProbe:
             return self._answer
 
 
-# One probe per container (the container, built below the web layer, cannot name this type).
-_PROBES: weakref.WeakKeyDictionary[Container, ReadinessProbe] = weakref.WeakKeyDictionary()
+_PROBES: Attached[ReadinessProbe] = Attached(ReadinessProbe)
 
 
 def readiness_probe(container: Container) -> ReadinessProbe:
-    probe = _PROBES.get(container)
-    if probe is None:
-        probe = _PROBES[container] = ReadinessProbe(container)
-    return probe
+    """The container's readiness probe (one per container)."""
+    return _PROBES.of(container)
 
 
 @get(

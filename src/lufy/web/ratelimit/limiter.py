@@ -11,12 +11,12 @@ import hashlib
 import itertools
 import os
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from lufy.attached import Attached
 from lufy.logs import get_logger
 from lufy.settings import Settings
 from lufy.web.clientip import TrustedProxies
@@ -272,20 +272,15 @@ class RateLimiter:
         await self.store.aclose()
 
 
-# One limiter per container, kept here rather than on the container: the container is built
-# below the web layer and cannot name this type.
-_LIMITERS: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+_LIMITERS: Attached[RateLimiter] = Attached(lambda c: RateLimiter.from_settings(c.settings))
 
 
 def limiter_of(container: Any) -> RateLimiter:
     """The container's limiter, built from its settings on first use (closed by the app's
     lifespan, or by whoever passed it to `use_limiter`)."""
-    limiter = _LIMITERS.get(container)
-    if limiter is None:
-        limiter = _LIMITERS[container] = RateLimiter.from_settings(container.settings)
-    return limiter
+    return _LIMITERS.of(container)
 
 
 def use_limiter(container: Any, limiter: RateLimiter) -> None:
     """Serve the container's requests with this limiter (tests: another policy table)."""
-    _LIMITERS[container] = limiter
+    _LIMITERS.set(container, limiter)
