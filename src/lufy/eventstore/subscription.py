@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 
+from lufy.eventstore import younggc
 from lufy.eventstore.envelope import Checkpoint
 from lufy.eventstore.postgres import EventStore, Page, RawPage
 from lufy.logs import get_logger
@@ -120,6 +121,7 @@ class Subscription:
                     # The end of a read-ahead, below an older barrier: ask again afresh.
                     await catch_up.end()
                     continue
+                catch_up.idle()
                 held_back = await self._wait(pending=page.pending, held_back=held_back)
         finally:
             listener.cancel()
@@ -130,15 +132,17 @@ class Subscription:
     async def _read_ahead(self, catch_up: _CatchUp, raw: RawPage) -> None:
         """Start reading the pages after the full page `raw` ahead, below its barrier."""
         conns = await catch_up.readers.open()
-        catch_up.ahead = _ReadAhead(
-            self.store.pages_ahead(
-                conns[0],
-                raw.checkpoint,
-                limit=self.batch_size,
-                pages=self.read_ahead_pages,
-                barrier=raw.barrier,
-                types=self.types,
-                more=conns[1:],
+        catch_up.start(
+            _ReadAhead(
+                self.store.pages_ahead(
+                    conns[0],
+                    raw.checkpoint,
+                    limit=self.batch_size,
+                    pages=self.read_ahead_pages,
+                    barrier=raw.barrier,
+                    types=self.types,
+                    more=conns[1:],
+                )
             )
         )
         await asyncio.sleep(0)  # let it send its query before this page decodes
@@ -161,6 +165,7 @@ class _CatchUp:
     def __init__(self, readers: _Readers) -> None:
         self.readers = readers
         self.ahead: _ReadAhead | None = None
+        self._holding = False
 
     async def take(self, checkpoint: Checkpoint) -> RawPage | None:
         """The read-ahead's next page if it starts at `checkpoint`; otherwise (none, or the
@@ -169,24 +174,48 @@ class _CatchUp:
             return None
         item = await self.ahead.next()
         if item is None or item.after != checkpoint:
-            if await self.ahead.close():
+            if await self._drop():
                 await self.readers.close()  # new ones are opened for the next read-ahead
-            self.ahead = None
             return None
         return item
+
+    def start(self, ahead: _ReadAhead) -> None:
+        """A read-ahead starts. While a catch-up lasts (until `idle`, `end` or `close`), the
+        process's young GC threshold is raised (younggc.py: the decoded pages would otherwise
+        drive the collector)."""
+        self.ahead = ahead
+        if not self._holding:
+            younggc.hold()
+            self._holding = True
+
+    def idle(self) -> None:
+        """The reader is caught up (it is about to wait): the young GC threshold goes back."""
+        if self._holding:
+            self._holding = False
+            younggc.release()
+
+    async def _drop(self) -> bool:
+        """Stop the read-ahead; True when a read was cut off (see _ReadAhead.close)."""
+        assert self.ahead is not None
+        ahead, self.ahead = self.ahead, None
+        return await ahead.close()
 
     async def end(self) -> None:
         """The catch-up is over: its connections go too (a projector follows many projections;
         each would otherwise keep more connections open)."""
-        assert self.ahead is not None
-        await self.ahead.close()
-        self.ahead = None
-        await self.readers.close()
+        try:
+            await self._drop()
+            await self.readers.close()
+        finally:
+            self.idle()
 
     async def close(self) -> None:
-        if self.ahead is not None:
-            await self.ahead.close()
-        await self.readers.close()
+        try:
+            if self.ahead is not None:
+                await self._drop()
+            await self.readers.close()
+        finally:
+            self.idle()
 
 
 class _ReadAhead:
