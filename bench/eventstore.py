@@ -3,7 +3,8 @@
     python bench/eventstore.py append   [--clients 1 8] [--seconds 2] [--rounds 7] [--emmett]
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
-                                        [--read-ahead-connections 2] [--page-reader plain json]
+                                        [--read-ahead-connections 2]
+                                        [--page-reader text plain plain-default-gc ...]
     python bench/eventstore.py all      (append --clients 1 8, then catchup, defaults: ~5 min)
 
 Each command creates a throw-away database (migrated like production), runs as the app role
@@ -36,7 +37,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from lufy.eventstore import EventCodec, EventStore, NewEvent, Notifier, Subscription
+from lufy.eventstore import EventCodec, EventStore, NewEvent, Notifier, Subscription, younggc
 from lufy.eventstore.envelope import Event, EventMetadata
 from lufy.migrate import migrate
 
@@ -371,6 +372,7 @@ FROM generate_series(%(lo)s, %(hi)s - 1) AS g
 """
 
 
+_DEFAULT_GC = "-default-gc"
 _COPY_OUT = (
     "COPY (SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
     " stream_version, type, schema_version, data, metadata, occurred_at, recorded_at"
@@ -384,9 +386,14 @@ async def bench_catchup(
     rounds: int,
     with_rows: bool,
     connections: int = 2,
-    readers: tuple[str, ...] = ("plain",),
+    readers: tuple[str, ...] = ("text", "plain-default-gc"),
 ) -> None:
-    stores = {reader: EventStore(CODEC, page_reader=reader) for reader in readers}  # type: ignore[arg-type]
+    # A reader "<page reader>-default-gc" leaves the young GC threshold alone while catching up
+    # (younggc.YOUNG set to 0 for its rounds): the reader before the fourth pass.
+    stores = {
+        reader: EventStore(CODEC, page_reader=reader.removesuffix(_DEFAULT_GC))  # type: ignore[arg-type]
+        for reader in readers
+    }
     store = stores[readers[0]]
     with BenchDatabase() as bench:
         step = 10_000  # one transaction per 10k events, like many writers over time
@@ -412,6 +419,15 @@ async def bench_catchup(
             return events / (time.perf_counter() - start)
 
         async def subscription(reader: str) -> float:
+            young = younggc.YOUNG
+            if reader.endswith(_DEFAULT_GC):
+                younggc.YOUNG = 0
+            try:
+                return await catch_up(reader)
+            finally:
+                younggc.YOUNG = young
+
+        async def catch_up(reader: str) -> float:
             sub = Subscription(
                 stores[reader],
                 bench.app_url,
@@ -508,10 +524,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--page-reader",
         nargs="+",
-        choices=["plain", "json"],
-        default=["plain", "json"],
-        help="how pages are read: plain columns with the JSON built by the client (the default"
-        " reader), or the JSON built by the server (the reader before); each is timed",
+        choices=[r + gc for r in ("text", "plain", "json") for gc in ("", _DEFAULT_GC)],
+        default=["text", "plain", "plain-default-gc"],
+        help="how pages are read: plain columns in one row of text, the JSON built by the"
+        " client (text: the default reader), the same one row per event (plain: the reader"
+        " before the fourth pass), or the JSON built by the server (json: before the third);"
+        " with -default-gc, the young GC threshold is left alone while catching up (as before"
+        " the fourth pass); each is timed",
     )
     sub.add_parser("all", help="append (1 and 8 clients) and catchup with their defaults")
     args = parser.parse_args(argv)

@@ -1,11 +1,14 @@
-"""A page read as plain rows, its JSON assembled on the client (EventStore(page_reader="plain")).
+"""A page read as plain columns, its JSON assembled on the client (EventStore(page_reader=
+"text"), the default, and "plain").
 
 `read_page` (queries.sql) has the server write every event as the JSON object RecordedEvent
 decodes from; that costs the server several times what sending the plain columns costs
-(docs/benchmarks.md, issue 18). `read_page_plain` sends the plain columns, in text, and this
-module builds the same JSON array from them with a few list and string operations over the whole
-page (no Python call per field), so the page is still decoded by one msgspec call
-(codec.decode_page).
+(docs/benchmarks.md, issue 18). `read_page_text` sends the plain columns, in text, as one value
+per page (the columns separated by U+001F; a page whose text does not split into its events'
+columns, because an app string holds U+001F, is read again with `read_page_plain`, one row per
+event, which the "plain" reader always uses). This module builds the same JSON array from them
+with a few list and string operations over the whole page (no Python call per field), so the page
+is still decoded by one msgspec call (codec.decode_page).
 
 What makes the text of each column valid inside the JSON: numbers and UUIDs are plain; `data`
 and `metadata` are JSONB, whose text is JSON; the timestamps come in UTC without an offset
@@ -28,25 +31,25 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.string import TextLoader
 
 from lufy.eventstore.envelope import Checkpoint
-from lufy.eventstore.reading import RawPage, page_query
+from lufy.eventstore.reading import RawPage, page_query, raw_page
 from lufy.sqlfiles import load_queries
 
-__all__ = ["assemble", "fetch_plain_page"]
+__all__ = ["assemble", "assemble_fields", "fetch_plain_page"]
 
 _Q = load_queries("lufy.eventstore")
 _encoder = msgspec.json.Encoder()
+_READ_PAGE_TEXT = page_query(_Q.read_page_text)
 _READ_PAGE_PLAIN = page_query(_Q.read_page_plain)
+_SEP = "\x1f"  # between the values of read_page_text's body
 
 # int8, int4, bool, uuid, xid8, timestamp, jsonb: load their text as it is (str), in C.
 _TEXT_OIDS = (20, 23, 16, 2950, 5069, 1114, 3802)
-_WIDTH = 14  # read_page_plain's columns
-_STREAM_TYPE, _STREAM_ID, _STREAM_VERSION, _TYPE, _SCHEMA_VERSION, _DATA = 5, 6, 7, 8, 9, 10
+_WIDTH = 12  # an event's columns (read_page_plain's, after the barrier and `pending`)
+_STREAM_TYPE, _STREAM_ID, _STREAM_VERSION, _TYPE, _SCHEMA_VERSION, _DATA = 3, 4, 5, 6, 7, 8
 _UNSAFE = re.compile(r'["\\\x00-\x1f]')
-# What goes before each column of a row (the barrier and `pending` columns are dropped); the
-# first row's `Z"},` is cut off, and the last row is closed after the join.
+# What goes before each column of an event; the first event's `Z"},` is cut off, and the last
+# event is closed after the join.
 _PREFIXES = (
-    "",
-    "",
     'Z"},{"global_position":',
     ',"transaction_id":',
     ',"event_id":"',
@@ -94,13 +97,13 @@ def _tagged(
     return out
 
 
-def assemble(rows: Sequence[Sequence[Any]], current: dict[str, int]) -> str:
-    """read_page_plain's rows (every value as its text, NULL as None) as the JSON array of
-    RecordedEvent objects that read_page returns. `current`: PageDecoding.current."""
-    n = len(rows)
-    if n == 0 or rows[0][2] is None:
+def assemble_fields(fields: list[Any], current: dict[str, int]) -> str:
+    """The events' columns, `_WIDTH` values each in read_page_plain's order (every value as its
+    text, a NULL stream version as None or "null"), as the JSON array of RecordedEvent objects
+    that read_page returns. Changes `fields`. `current`: PageDecoding.current."""
+    n = len(fields) // _WIDTH
+    if n == 0:
         return "[]"
-    fields: list[Any] = list(chain.from_iterable(rows))
     types = fields[_TYPE::_WIDTH]
     for col in (_STREAM_TYPE, _STREAM_ID, _TYPE):
         fields[col::_WIDTH] = _escaped(fields[col::_WIDTH])
@@ -114,12 +117,21 @@ def assemble(rows: Sequence[Sequence[Any]], current: dict[str, int]) -> str:
         fields[_DATA::_WIDTH],
         current,
     )
-    fields[0::_WIDTH] = [""] * n
-    fields[1::_WIDTH] = [""] * n
     parts: list[str] = [""] * (2 * _WIDTH * n)
     parts[0::2] = _PREFIXES * n
     parts[1::2] = fields
     return "[" + "".join(parts)[4:] + 'Z"}]'
+
+
+def assemble(rows: Sequence[Sequence[Any]], current: dict[str, int]) -> str:
+    """read_page_plain's rows (barrier, `pending`, then the event's columns; NULL as None) as
+    the JSON array of RecordedEvent objects that read_page returns."""
+    if not rows or rows[0][2] is None:
+        return "[]"
+    fields: list[Any] = list(chain.from_iterable(rows))
+    del fields[0 :: _WIDTH + 2]  # the barrier
+    del fields[0 :: _WIDTH + 1]  # `pending`
+    return assemble_fields(fields, current)
 
 
 async def fetch_plain_page(
@@ -128,8 +140,17 @@ async def fetch_plain_page(
     after: Checkpoint,
     limit: int,
     current: dict[str, int],
+    *,
+    one_row: bool = True,
 ) -> RawPage:
-    """EventStore.fetch_page with read_page_plain: the same RawPage, its body built here."""
+    """EventStore.fetch_page with read_page_text (`one_row`, page_reader="text") or
+    read_page_plain (page_reader="plain"): the same RawPage, its body built here. A page whose
+    text does not split into its events' columns (an app string holds U+001F) is read again as
+    rows."""
+    if one_row:
+        page = await _text_page(conn, params, after, limit, current)
+        if page is not None:
+            return page
     cur: AsyncCursor[Any]
     async with conn.cursor() as cur:
         for oid in _TEXT_OIDS:
@@ -148,3 +169,23 @@ async def fetch_plain_page(
         pending=first[1] == "t",
         last=None if empty else Checkpoint(int(last[3]), int(last[2])),
     )
+
+
+async def _text_page(
+    conn: AsyncConnection[Any], params: dict[str, Any], *page: Any
+) -> RawPage | None:
+    """The page from read_page_text; None when its text does not split into its events'
+    columns. `page`: fetch_plain_page's after, limit, current."""
+    after, limit, current = page
+    cur = await conn.execute(_READ_PAGE_TEXT, params, prepare=True, binary=True)
+    row = await cur.fetchone()
+    assert row is not None
+    barrier, pending, count, text = row
+    if text is None:
+        return raw_page((barrier, pending, 0, None, None, None), after, limit, params["types"])
+    fields = text.split(_SEP)
+    if len(fields) != count * _WIDTH:
+        return None
+    last = (fields[-_WIDTH + 1], fields[-_WIDTH])  # the last event's transaction id, position
+    body = assemble_fields(fields, current)
+    return raw_page((barrier, pending, count, *last, body), after, limit, params["types"])

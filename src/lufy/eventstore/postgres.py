@@ -69,11 +69,12 @@ class EventStore:
         codec: EventCodec | None = None,
         *,
         notifier: Notifier | None = None,
-        page_reader: Literal["plain", "json"] = "plain",
+        page_reader: Literal["text", "plain", "json"] = "text",
     ):
         self.codec = codec or default_codec()
-        # How fetch_page reads a page: plain columns, the JSON built here (plainpage.py), or
-        # the JSON built by the server (read_page). Both give the same RawPage.
+        # How fetch_page reads a page: plain columns, the JSON built here (plainpage.py), in one
+        # row of text ("text") or one row per event ("plain"); or the JSON built by the server
+        # (read_page, "json"). All give the same RawPage.
         self.page_reader = page_reader
         # Sends the post-commit NOTIFY from its own connection (see notifier.py); without one,
         # an append that commits alone sends it itself, one more round trip.
@@ -260,8 +261,11 @@ class EventStore:
         params["to_pos"] = None if upto is None else upto.global_position
         params["barrier"] = barrier
         decoding = self.codec.page_decoding()
-        if self.page_reader == "plain":
-            return await fetch_plain_page(conn, params, after, limit, decoding.current)
+        if self.page_reader != "json":
+            one_row = self.page_reader == "text"
+            return await fetch_plain_page(
+                conn, params, after, limit, decoding.current, one_row=one_row
+            )
         return await fetch_json_page(conn, params, after, limit, decoding.versions)
 
     async def pages_ahead(

@@ -221,8 +221,38 @@ LEFT JOIN LATERAL (
     {page_rows}
 ) e ON true;
 
+-- name: read_page_text
+-- read_page_plain's page in one row (EventStore(page_reader="text"), the default; plainpage.py):
+-- the barrier, `pending`, the number of events, and their plain columns in text, every value
+-- separated from the next by the unit separator U+001F (across events too; a NULL stream
+-- version is written `null`); the key of the last event is read from the text. The server runs
+-- the output functions `COPY` runs, plus `concat_ws` and one ordered aggregate (measured ~1.4 µs
+-- of server CPU per event more than read_page_plain); the client splits the text in one call
+-- and libpq reads the page in a few large reads instead of one round of the event loop per
+-- 16 kB (~0.8 µs of client CPU per event less: docs/benchmarks.md, issue 18, fourth pass). A
+-- value that holds U+001F itself (only an app string can: JSONB escapes it) changes the number
+-- of values, and the client reads that page again with read_page_plain.
+WITH barrier AS MATERIALIZED (
+    SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
+    FROM (SELECT coalesce(%(barrier)s::text::xid8, lufy.read_barrier()) AS xmin) b
+)
+SELECT barrier.xmin::text::bigint, barrier.pending, p.n, p.body
+FROM barrier
+LEFT JOIN LATERAL (
+    SELECT count(*) AS n, string_agg(e.line, E'\x1f' ORDER BY e.tx, e.pos) AS body
+    FROM (
+        SELECT ev.transaction_id AS tx, ev.global_position AS pos,
+               concat_ws(E'\x1f', ev.global_position, ev.transaction_id, ev.event_id,
+                         ev.stream_type, ev.stream_id, coalesce(ev.stream_version::text, 'null'),
+                         ev.type, ev.schema_version, ev.data, ev.metadata,
+                         ev.occurred_at AT TIME ZONE 'UTC',
+                         ev.recorded_at AT TIME ZONE 'UTC') AS line
+        {page_rows}
+    ) e
+) p ON true;
+
 -- name: page_rows
--- The rows of a page, filled into read_page and read_page_plain: after (tx, pos), below the
+-- The rows of a page, filled into read_page, read_page_plain and read_page_text: after (tx, pos), below the
 -- barrier, of the `types` asked for, up to (to_tx, to_pos) when given, in log order.
 FROM lufy.events ev
 WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)
