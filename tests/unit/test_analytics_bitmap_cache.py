@@ -48,3 +48,32 @@ def test_the_least_recently_used_versions_leave_first_when_the_bytes_run_out() -
     cache.add("v2", PLACE, A, A, two)
     cache.add("v3", PLACE, A, A, three)
     assert set(cache.known("a", "", BLOCK, [A], A)) == {"v2", "v3"}
+
+
+def test_an_answer_given_again_includes_versions_added_since() -> None:
+    cache = BitmapCache()
+    cache.add("v1", PLACE, A, A, data(1))
+    assert set(cache.known("a", "", BLOCK, [A], A)) == {"v1"}
+    cache.add("v2", PLACE, A, A, data(2))
+    assert set(cache.known("a", "", BLOCK, [A], A)) == {"v1", "v2"}
+    assert set(cache.known("a", "", BLOCK, None, None)) == {"v1", "v2"}
+    cache.add("v3", PLACE, B, B, data(3))
+    assert set(cache.known("a", "", BLOCK, None, None)) == {"v1", "v2", "v3"}
+
+
+def test_an_eviction_leaves_the_answers_given_again() -> None:
+    one, two = data(*range(100)), data(*range(200))
+    cache = BitmapCache(max_bytes=len(two) + len(one))
+    cache.add("v1", PLACE, A, A, one)
+    cache.add("v2", PLACE, A, A, two)
+    assert set(cache.known("a", "", BLOCK, [A], A)) == {"v1", "v2"}
+    cache.add("v3", PLACE, A, A, two)  # evicts v1
+    assert set(cache.known("a", "", BLOCK, [A], A)) == {"v2", "v3"}
+
+
+def test_counts_of_unions_are_kept_by_versions() -> None:
+    cache = BitmapCache()
+    assert cache.count_of(("v1", "v2")) is None
+    cache.keep_count(("v1", "v2"), 7.0)
+    assert cache.count_of(("v1", "v2")) == 7.0
+    assert cache.count_of(("v1", "v3")) is None

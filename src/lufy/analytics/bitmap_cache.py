@@ -25,6 +25,9 @@ Place = tuple[str, str, str, int]
 # The rows of one scope, dimension and artist (None: the platform's rows), by block.
 _Group = tuple[str, str, uuid.UUID | None]
 _Block = tuple[str, int]
+# How many answers of `known` and counts of unions are kept.
+_ANSWERS = 256
+_COUNTS = 200_000
 
 
 class BitmapCache:
@@ -34,6 +37,14 @@ class BitmapCache:
         # group -> block -> version -> owner: the versions a read of a block may reuse.
         self._groups: dict[_Group, dict[_Block, dict[str, uuid.UUID]]] = defaultdict(dict)
         self._bytes = 0
+        # Per group, a number changed by every version added or evicted; `known` answers
+        # again from its last answer while the numbers of its groups are the same.
+        self._generations: dict[_Group, int] = defaultdict(int)
+        self._answers: OrderedDict[tuple[object, ...], tuple[object, dict[str, BitMap]]] = (
+            OrderedDict()
+        )
+        # Distinct listeners of unions of rows, by their versions (`count_of`).
+        self._counts: OrderedDict[tuple[str, ...], float] = OrderedDict()
 
     def known(
         self,
@@ -46,6 +57,31 @@ class BitmapCache:
         """The cached bitmaps of these blocks of a scope and dimension (of `owners`, or of
         `artist`'s rows), by version: held by the caller, so an eviction meanwhile cannot lose
         them. The cost follows the smaller of the blocks asked for and the blocks held."""
+        asked = (scope, dim, frozenset(blocks), tuple(owners or ()), owners is None, artist)
+        stamp = self._stamp(scope, dim, artist)
+        answer = self._answers.get(asked)
+        if answer is not None and answer[0] == stamp:
+            self._answers.move_to_end(asked)
+            return answer[1]
+        out = self._known(scope, dim, blocks, owners, artist)
+        self._answers[asked] = (stamp, out)
+        if len(self._answers) > _ANSWERS:
+            self._answers.popitem(last=False)
+        return out
+
+    def _stamp(self, scope: str, dim: str, artist: uuid.UUID | None) -> object:
+        if artist is not None:
+            return self._generations[(scope, dim, artist)]
+        return sum(n for (s, d, _), n in self._generations.items() if s == scope and d == dim)
+
+    def _known(
+        self,
+        scope: str,
+        dim: str,
+        blocks: Collection[_Block],
+        owners: Sequence[uuid.UUID] | None,
+        artist: uuid.UUID | None,
+    ) -> dict[str, BitMap]:
         wanted = set(owners) if owners is not None else None
         if artist is not None:
             groups = [self._groups.get((scope, dim, artist), {})]
@@ -81,6 +117,7 @@ class BitmapCache:
             group, block = (scope, dim, artist), (level, epoch)
             self._items[version] = (bitmap, len(data), group, block)
             self._groups[group].setdefault(block, {})[version] = owner
+            self._generations[group] += 1
             self._bytes += len(data)
             while self._bytes > self.max_bytes:
                 self._evict()
@@ -89,6 +126,7 @@ class BitmapCache:
     def _evict(self) -> None:
         version, (_, size, group, block) = self._items.popitem(last=False)
         self._bytes -= size
+        self._generations[group] += 1
         held = self._groups.get(group)
         versions = held.get(block) if held is not None else None
         if held is not None and versions is not None:
@@ -97,3 +135,12 @@ class BitmapCache:
                 del held[block]
             if not held:
                 del self._groups[group]
+
+    def count_of(self, versions: tuple[str, ...]) -> float | None:
+        """The distinct listeners of the union of these row versions, when kept."""
+        return self._counts.get(versions)
+
+    def keep_count(self, versions: tuple[str, ...], count: float) -> None:
+        self._counts[versions] = count
+        if len(self._counts) > _COUNTS:
+            self._counts.popitem(last=False)

@@ -118,10 +118,19 @@ class Listeners:
         self.streams[group] += weight
 
     def count(self, group: Any) -> float:
-        rows = self.members.get(group, ())
+        rows = self.members.get(group) or []
         edges = self._edges.get(group, {})
         if len(rows) == 1 and not edges:
             return rows[0].weight * rows[0].listeners
+        if not edges:
+            # The count of a union is a function of its rows' versions: kept with the bitmaps.
+            cache = rows[0].read.cache
+            versions = tuple(sorted(row.version for row in rows))
+            found = cache.count_of(versions)
+            if found is None:
+                found = bitmaps.weighted_count((row.weight, row.bitmap()) for row in rows)
+                cache.keep_count(versions, found)
+            return found
         members = [(row.weight, row.bitmap()) for row in rows]
         members += list(edges.items())
         return bitmaps.weighted_count(members)

@@ -157,7 +157,8 @@ class Read:
         the bytes of the versions the cache holds."""
         if not wanted:
             return self
-        self.known = self.cache.known(self.scope, self.dim, wanted, owners, self.artist)
+        # A copy: `bitmap` adds what it decodes.
+        self.known = dict(self.cache.known(self.scope, self.dim, wanted, owners, self.artist))
         self.cursor = conn.cursor(binary=True)
         await self.cursor.execute(
             _Q.read_rows,
