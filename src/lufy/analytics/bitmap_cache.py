@@ -63,7 +63,11 @@ class BitmapCache:
         if answer is not None and answer[0] == stamp:
             self._answers.move_to_end(asked)
             return answer[1]
-        out = self._known(scope, dim, blocks, owners, artist)
+        if artist is not None:
+            groups = [self._groups.get((scope, dim, artist), {})]
+        else:
+            groups = [g for (s, d, _), g in self._groups.items() if s == scope and d == dim]
+        out = self._known(groups, blocks, None if owners is None else set(owners))
         self._answers[asked] = (stamp, out)
         if len(self._answers) > _ANSWERS:
             self._answers.popitem(last=False)
@@ -76,17 +80,10 @@ class BitmapCache:
 
     def _known(
         self,
-        scope: str,
-        dim: str,
+        groups: list[dict[_Block, dict[str, uuid.UUID]]],
         blocks: Collection[_Block],
-        owners: Sequence[uuid.UUID] | None,
-        artist: uuid.UUID | None,
+        wanted: set[uuid.UUID] | None,
     ) -> dict[str, BitMap]:
-        wanted = set(owners) if owners is not None else None
-        if artist is not None:
-            groups = [self._groups.get((scope, dim, artist), {})]
-        else:
-            groups = [g for (s, d, _), g in self._groups.items() if s == scope and d == dim]
         out: dict[str, BitMap] = {}
         for held in groups:
             if len(held) <= len(blocks):
