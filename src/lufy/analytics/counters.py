@@ -59,12 +59,15 @@ async def send_read(
     owners: Sequence[uuid.UUID] | None,
     artist: uuid.UUID | None,
     levels: dict[str, str | int | None],
+    bounds: str | None = None,
 ) -> AsyncCursor[Any]:
-    """Queue the read of the counters of some blocks (`level_arrays`): rows (owner, level,
-    epoch, streams, listen_ms, starts, completions, skips)."""
+    """Queue the read of the counters of some blocks (`level_arrays`), summed in PostgreSQL per
+    owner and bucket of `bounds` (an array literal of the buckets' bounds), or per owner: rows
+    (owner, bucket index or 0, streams, listen_ms, starts, completions, skips)."""
     return await conn.execute(
         _Q.read,
         {
+            "bounds": bounds,
             "scope": scope,
             "owners": list(owners) if owners is not None else None,
             "artist": artist,

@@ -212,7 +212,10 @@ class Dashboard:
         local = zone(tz)
         end = self.clock().astimezone(UTC).replace(second=0, microsecond=0) + _MINUTE
         start = end - 30 * _MINUTE
-        async with self.db.transaction(user_id=scope.user_id, role=scope.role) as conn:
+        async with (
+            self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
+            conn.pipeline(),
+        ):
             per_minute = await minutes.read(conn, scope.artist_id, start, end)
         first = int(start.timestamp())
         return RealtimeResponse(

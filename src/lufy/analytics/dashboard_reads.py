@@ -202,12 +202,16 @@ class Window:
             self._cursors["sums"] = await conn.execute(
                 getattr(_Q, sums), self.params, prepare=False
             )
-            kind, owners, wanted, _, levels = self._rows_of(
-                "tracks" if sums == "track_sums" else "buckets"
-            )
+            by = "tracks" if sums == "track_sums" else "buckets"
+            kind, owners, wanted, _, levels = self._rows_of(by)
             if wanted:
                 self._cursors["counters"] = await counters.send_read(
-                    conn, scope=kind, owners=owners, artist=self.scope.artist_id, levels=levels
+                    conn,
+                    scope=kind,
+                    owners=owners,
+                    artist=self.scope.artist_id,
+                    levels=levels,
+                    bounds=self.grid.bounds_text if by == "buckets" else None,
                 )
         if listeners is None:
             return self
@@ -229,7 +233,7 @@ class Window:
         for row in await self.rows("sums"):
             out.setdefault(row[0], Sums()).add(row[2:])
             titles[row[0]] = row[1]
-        for owner, _level, _epoch, *values in await self.rows("counters"):
+        for owner, _, *values in await self.rows("counters"):
             out.setdefault(owner, Sums()).add((*values, 0, 0))
         return out, titles
 
@@ -243,9 +247,8 @@ class Window:
         out: dict[int, Sums] = {}
         for row in await self.rows("sums"):
             _sums(out, row[0] - 1).add(row[1:])
-        bucket_of = self.grid.bucket_of
-        for _owner, level, epoch, *values in await self.rows("counters"):
-            _sums(out, bucket_of[(level, epoch)]).add((*values, 0, 0))
+        for _owner, i, *values in await self.rows("counters"):
+            _sums(out, i).add((*values, 0, 0))
         if self._read is not None:
             acc = await self.listeners()
             for i in acc.groups():
