@@ -3,16 +3,17 @@
 A chart of 12 months by hour has 8,760 buckets; what the reads need of them (their UTC bounds,
 the bitmap blocks of each bucket, which bucket a block belongs to, the labels shown) depends
 only on the range, the zone and the granularity, not on whose numbers are asked or on the data.
-`grid` computes it once and keeps the last few (every artist asking for the same range in the
-same zone shares it; a new day makes new ranges), so a request's own Python work follows the
-rows that hold data, not the buckets of the chart.
+`grid` computes it once and keeps the last few, up to 40,000 buckets in all (every artist
+asking for the same range in the same zone shares it; a new day makes new ranges), so a
+request's own Python work follows the rows that hold data, not the buckets of the chart.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -93,9 +94,21 @@ class Grid:
         return tuple(b.astimezone(self.tz).isoformat() for b in self.bounds[:-1])
 
 
-@lru_cache(maxsize=64)
+# Grids kept, least recently used out, up to this many buckets in all (an hourly grid of 12
+# months, 8,760 buckets, takes about 11 MB with its blocks and labels).
+_BUDGET = 40_000
+_grids: OrderedDict[tuple[datetime, datetime, ZoneInfo, str | None], Grid] = OrderedDict()
+
+
 def grid(start: datetime, end: datetime, tz: ZoneInfo, granularity: str | None) -> Grid:
     """The grid of [start, end) in buckets of `granularity` in `tz` (None: one bucket)."""
-    if granularity is None:
-        return Grid(start, end, [start, end], tz)
-    return Grid(start, end, boundaries(start, end, tz, granularity), tz)
+    key = (start, end, tz, granularity)
+    found = _grids.get(key)
+    if found is not None:
+        _grids.move_to_end(key)
+        return found
+    bounds = [start, end] if granularity is None else boundaries(start, end, tz, granularity)
+    found = _grids[key] = Grid(start, end, bounds, tz)
+    while sum(g.size for g in _grids.values()) > _BUDGET and len(_grids) > 1:
+        _grids.popitem(last=False)
+    return found
