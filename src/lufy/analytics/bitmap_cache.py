@@ -27,7 +27,7 @@ _Group = tuple[str, str, uuid.UUID | None]
 _Block = tuple[str, int]
 # How many answers of `known` and counts of unions are kept.
 _ANSWERS = 256
-_COUNTS = 200_000
+_COUNTS = 50_000  # about 20 MB at most (tuples of 4-12 versions)
 
 
 class BitmapCache:
