@@ -357,6 +357,8 @@ async def measure_routes(
         f"worst: big p50 {worst['p50']:.1f} ms (target <= 50), big p99 {worst['p99']:.1f} ms "
         f"(target <= 250), ratio big/small p50 {worst['ratio']:.2f} (target <= 2)"
     )
+    if args.no_scan:
+        return
     period = dashboard.period(Query(range="28d"))
     params = {"from": period.start, "to": period.end, "artist": big}
 
@@ -396,6 +398,9 @@ def main() -> None:
     parser.add_argument("--import-events", type=int, default=300_000)
     parser.add_argument("--database", help="measure the routes again on a kept fixture")
     parser.add_argument("--only", help="measure only the routes whose name contains this")
+    parser.add_argument(
+        "--no-scan", action="store_true", help="skip the distinct-listener scan baseline"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -59,6 +59,8 @@ SNAPSHOT = {
     "FROM lufy.listener_bitmaps ORDER BY 1, 2, 3, 4, 5, 6, 7",
     "engagement": "SELECT * FROM lufy.engagement_events ORDER BY event_id",
     "grants": "SELECT * FROM lufy.stream_grants ORDER BY grant_id",
+    "minutes": "SELECT scope, owner, minute, artist_id, streams FROM lufy.session_minutes "
+    "WHERE streams <> 0 ORDER BY 1, 2, 3",
 }
 
 

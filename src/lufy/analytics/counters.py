@@ -18,7 +18,7 @@ from psycopg import AsyncConnection, AsyncCursor
 
 from lufy.sqlfiles import load_queries
 
-__all__ = ["add_batch", "level_arrays", "send_read"]
+__all__ = ["add_batch", "day_rows", "level_arrays", "send_read"]
 
 _Q = load_queries("lufy.analytics", "counters.sql")
 PLATFORM = uuid.UUID(int=0)
@@ -40,6 +40,9 @@ def level_arrays(wanted: Sequence[tuple[str, int]]) -> dict[str, str | int | Non
     for level, epoch in wanted:
         epochs[level].append(epoch)
     out: dict[str, str | int | None] = {}
+    # The UTC days the blocks lie in (the reads look up only blocks of days with sessions).
+    every = [epoch for _, epoch in wanted] or [0]
+    out["day_lo"], out["day_hi"] = min(every) // 86400 * 86400, max(every) // 86400 * 86400
     for level, length in _LEVELS:
         found = sorted(set(epochs[level]))
         whole = len(found) > 8 and (found[-1] - found[0]) // length + 1 == len(found)
@@ -56,16 +59,30 @@ async def send_read(
     owners: Sequence[uuid.UUID] | None,
     artist: uuid.UUID | None,
     levels: dict[str, str | int | None],
+    bounds: str | None = None,
 ) -> AsyncCursor[Any]:
-    """Queue the read of the counters of some blocks (`level_arrays`): rows (owner, level,
-    epoch, streams, listen_ms, starts, completions, skips)."""
+    """Queue the read of the counters of some blocks (`level_arrays`), summed in PostgreSQL per
+    owner and bucket of `bounds` (an array literal of the buckets' bounds), or per owner: rows
+    (owner, bucket index or 0, streams, listen_ms, starts, completions, skips)."""
     return await conn.execute(
         _Q.read,
         {
+            "bounds": bounds,
             "scope": scope,
             "owners": list(owners) if owners is not None else None,
             "artist": artist,
+            **day_rows(artist),
             **levels,
         },
         prepare=False,
+    )
+
+
+def day_rows(artist: uuid.UUID | None) -> dict[str, str | uuid.UUID]:
+    """Whose day rows of `session_blocks` tell the reads which UTC days have sessions: the
+    artist's (their tracks' days are among them), else the platform's."""
+    return (
+        {"day_scope": "a", "day_owner": artist}
+        if artist
+        else {"day_scope": "p", "day_owner": PLATFORM}
     )

@@ -20,15 +20,26 @@ ON CONFLICT (scope, owner, level, bucket) DO UPDATE SET
     skips = b.skips + excluded.skips;
 
 -- name: read
--- Under the caller's RLS. The blocks of each level as an array of epochs (index probes), or as
--- a range of them when they are all the blocks in it (an index range scan): as listeners.sql.
-SELECT b.owner, b.level, extract(epoch FROM b.bucket)::int8, b.streams, b.listen_ms, b.starts,
-       b.completions, b.skips
+-- Under the caller's RLS, summed per owner and bucket (`bounds`: the buckets' bounds; every
+-- block lies in one bucket) or, without bounds, per owner. The blocks of each level as an array
+-- of epochs (index probes), or as a range of them when they are all the blocks in it (an index
+-- range scan): as listeners.sql.
+WITH days AS MATERIALIZED (
+    -- The UTC days of the blocks with any session (a block lies in one UTC day): blocks of the
+    -- other days are not looked up, so a 12-month range of an artist with 28 days of plays
+    -- probes 28 days' blocks.
+    SELECT d.bucket FROM session_blocks d
+    WHERE d.scope = %(day_scope)s AND d.owner = %(day_owner)s AND d.level = 'd'
+      AND d.bucket BETWEEN to_timestamp(%(day_lo)s::int8) AND to_timestamp(%(day_hi)s::int8)
+)
+SELECT b.owner, coalesce(width_bucket(b.bucket, %(bounds)s::timestamptz[]) - 1, 0) AS at,
+       sum(b.streams), sum(b.listen_ms), sum(b.starts), sum(b.completions), sum(b.skips)
 FROM session_blocks b
 WHERE b.scope = %(scope)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
   AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
-  AND ((b.level = 'q' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(q)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(q_lo)s::int8) AND to_timestamp(%(q_hi)s::int8)))
-       OR (b.level = 'h' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(h)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(h_lo)s::int8) AND to_timestamp(%(h_hi)s::int8)))
-       OR (b.level = 's' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(s)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(s_lo)s::int8) AND to_timestamp(%(s_hi)s::int8)))
-       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e)) OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))));
+  AND ((b.level = 'q' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(q)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(q_lo)s::int8) AND to_timestamp(%(q_hi)s::int8)))
+       OR (b.level = 'h' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(h)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(h_lo)s::int8) AND to_timestamp(%(h_hi)s::int8)))
+       OR (b.level = 's' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(s)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(s_lo)s::int8) AND to_timestamp(%(s_hi)s::int8)))
+       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))))
+GROUP BY 1, 2;

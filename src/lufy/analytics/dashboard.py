@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from lufy.analytics import minutes
 from lufy.analytics.bitmap_cache import BitmapCache
 from lufy.analytics.dashboard_reads import METRICS, Scope, Sums, Window, num
-from lufy.analytics.periods import BadQueryError, Period, boundaries, resolve_period
+from lufy.analytics.grid import Grid, grid
+from lufy.analytics.periods import BadQueryError, Period, resolve_period, zone
 from lufy.analytics.schemas import (
     BreakdownResponse,
     BreakdownRow,
@@ -34,6 +36,7 @@ __all__ = ["METRICS", "Dashboard", "Query", "Scope"]
 _Q = load_queries("lufy.analytics", "dashboard.sql")
 SORTS = ("streams", "listeners", "listen_seconds", "completion_rate", "skip_rate", "likes")
 DIMENSIONS = ("country", "device", "source")
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -60,21 +63,16 @@ class Dashboard:
 
     async def overview(self, scope: Scope, query: Query) -> Overview:
         period = self.period(query)
-        now = Window(period.start, period.end, [period.start, period.end], scope)
-        before = Window(
-            period.previous_start,
-            period.previous_end,
-            [period.previous_start, period.previous_end],
-            scope,
-        )
+        now = Window(grid(period.start, period.end, period.tz, None), scope)
+        before = Window(grid(period.previous_start, period.previous_end, period.tz, None), scope)
         async with (
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
         ):
             for window in (now, before):
                 await window.send(conn, self.bitmaps, listeners="buckets")
-            (current,) = await now.series()
-            (previous,) = await before.series()
+            current = (await now.series()).get(0, Sums())
+            previous = (await before.series()).get(0, Sums())
         metrics = current.metrics()
         return Overview(
             **{m: getattr(metrics, m) for m in METRICS[:7]}, previous=previous.metrics()
@@ -85,28 +83,32 @@ class Dashboard:
         scope: Scope,
         query: Query,
         *,
-        metric: str,
+        metrics: Sequence[str],
         granularity: str | None,
         track_id: uuid.UUID | None,
-    ) -> tuple[list[str], list[Sums]]:
-        if metric not in METRICS:
-            raise BadQueryError(f"metric: {metric!r} is not one of {', '.join(METRICS)}")
+    ) -> tuple[Grid, dict[int, Sums]]:
+        """The grid of buckets and the sums of those with any data (the others are zero), for
+        `metrics` (listeners alone need no counters)."""
+        for metric in metrics:
+            if metric not in METRICS:
+                raise BadQueryError(f"metric: {metric!r} is not one of {', '.join(METRICS)}")
         period = self.period(query)
         grain = granularity or period.default_granularity
         if grain not in ("hour", "day", "week", "month"):
             raise BadQueryError(f"granularity: {grain!r} is not one of hour, day, week, month")
-        bounds = boundaries(period.start, period.end, period.tz, grain)
-        window = Window(period.start, period.end, bounds, scope, track_id)
+        window = Window(grid(period.start, period.end, period.tz, grain), scope, track_id)
         async with (
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
         ):
             await window.send(
-                conn, self.bitmaps, listeners="buckets" if metric == "listeners" else None
+                conn,
+                self.bitmaps,
+                sums=None if list(metrics) == ["listeners"] else "sums",
+                listeners="buckets" if "listeners" in metrics else None,
             )
             sums = await window.series()
-        labels = [b.astimezone(period.tz).isoformat() for b in bounds[:-1]]
-        return labels, sums
+        return window.grid, sums
 
     async def timeseries_points(
         self,
@@ -117,12 +119,13 @@ class Dashboard:
         granularity: str | None,
         track_id: uuid.UUID | None,
     ) -> TimeseriesResponse:
-        labels, sums = await self.timeseries(
-            scope, query, metric=metric, granularity=granularity, track_id=track_id
+        cells, sums = await self.timeseries(
+            scope, query, metrics=[metric], granularity=granularity, track_id=track_id
         )
-        return TimeseriesResponse(
-            points=[Point(t, s.value(metric)) for t, s in zip(labels, sums, strict=True)]
-        )
+        values: list[float] = [0] * cells.size
+        for i, s in sums.items():
+            values[i] = s.value(metric)
+        return TimeseriesResponse(points=list(map(Point, cells.labels, values)))
 
     async def export_csv(
         self,
@@ -134,21 +137,16 @@ class Dashboard:
         track_id: uuid.UUID | None,
     ) -> str:
         columns = [metric] if metric else list(METRICS[:7])
-        for name in columns:
-            if name not in METRICS:
-                raise BadQueryError(f"metric: {name!r} is not one of {', '.join(METRICS)}")
-        labels, sums = await self.timeseries(
-            scope,
-            query,
-            metric="listeners" if "listeners" in columns else columns[0],
-            granularity=granularity,
-            track_id=track_id,
+        cells, sums = await self.timeseries(
+            scope, query, metrics=columns, granularity=granularity, track_id=track_id
         )
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["t", *columns])
-        for label, s in zip(labels, sums, strict=True):
-            writer.writerow([label, *(s.value(c) for c in columns)])
+        zero = [0] * len(columns)
+        for i, label in enumerate(cells.labels):
+            s = sums.get(i)
+            writer.writerow([label, *(zero if s is None else (s.value(c) for c in columns))])
         return out.getvalue()
 
     async def tracks(self, scope: Scope, query: Query, *, sort: str, limit: int) -> TracksResponse:
@@ -157,7 +155,7 @@ class Dashboard:
         if not 1 <= limit <= 500:
             raise BadQueryError("limit: must be between 1 and 500")
         period = self.period(query)
-        window = Window(period.start, period.end, [period.start, period.end], scope)
+        window = Window(grid(period.start, period.end, period.tz, None), scope)
         async with (
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
@@ -195,7 +193,7 @@ class Dashboard:
         if dimension not in DIMENSIONS:
             raise BadQueryError(f"dimension: {dimension!r} is not one of {', '.join(DIMENSIONS)}")
         period = self.period(query)
-        window = Window(period.start, period.end, [period.start, period.end], scope)
+        window = Window(grid(period.start, period.end, period.tz, None), scope)
         async with (
             self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
             conn.pipeline(),
@@ -209,18 +207,23 @@ class Dashboard:
         )
 
     async def realtime(self, scope: Scope, tz: str | None) -> RealtimeResponse:
-        """Streams per minute over the last 30 minutes (the current minute included)."""
-        period = resolve_period("1d", None, None, tz, self.clock())
-        now = self.clock().astimezone(UTC)
-        end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        start = end - timedelta(minutes=30)
-        bounds = boundaries(start, end, period.tz, "minute")
-        window = Window(start, end, bounds, scope)
-        async with self.db.transaction(user_id=scope.user_id, role=scope.role) as conn:
-            sums = await (await window.send(conn, self.bitmaps)).series()
+        """Streams per minute over the last 30 minutes (the current minute included), from the
+        streams per minute the projection keeps (lufy/analytics/minutes.py)."""
+        local = zone(tz)
+        end = self.clock().astimezone(UTC).replace(second=0, microsecond=0) + _MINUTE
+        start = end - 30 * _MINUTE
+        async with (
+            self.db.transaction(user_id=scope.user_id, role=scope.role) as conn,
+            conn.pipeline(),
+        ):
+            per_minute = await minutes.read(conn, scope.artist_id, start, end)
+        first = int(start.timestamp())
         return RealtimeResponse(
             points=[
-                Point(b.astimezone(period.tz).isoformat(), s.value("streams"))
-                for b, s in zip(bounds, sums, strict=False)
+                Point(
+                    (start + n * _MINUTE).astimezone(local).isoformat(),
+                    num(per_minute.get(first + 60 * n, 0.0)),
+                )
+                for n in range(30)
             ]
         )

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -27,6 +25,7 @@ from pyroaring import BitMap
 from lufy.analytics import counters
 from lufy.analytics import listeners as bitmaps
 from lufy.analytics.bitmap_cache import BitmapCache
+from lufy.analytics.grid import Grid
 from lufy.analytics.schemas import Metrics
 from lufy.errors import PermissionDeniedError
 from lufy.identity import Principal
@@ -37,7 +36,6 @@ __all__ = ["METRICS", "Scope", "Sums", "Window", "num"]
 _Q = load_queries("lufy.analytics", "dashboard.sql")
 # The overview's metrics, then the counts some timeseries also offer.
 METRICS = (*(f.name for f in msgspec.structs.fields(Metrics)), "starts", "completions", "skips")
-_QUARTER = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -62,22 +60,6 @@ class Scope:
 def num(value: float) -> float:
     """Integral sums as ints in JSON (a count of 12, not 12.0)."""
     return int(value) if float(value).is_integer() else value
-
-
-def pg_array(items: Iterable[object]) -> str:
-    """A PostgreSQL array literal of plain values (numbers, ISO instants): long parameter
-    lists are far cheaper to send as one text than element by element."""
-    return "{" + ",".join(map(str, items)) + "}"
-
-
-def _floor15(moment: datetime) -> datetime:
-    utc = moment.astimezone(UTC)
-    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
-
-
-def _ceil15(moment: datetime) -> datetime:
-    floor = _floor15(moment)
-    return floor if floor == moment else floor + _QUARTER
 
 
 class Sums:
@@ -136,10 +118,19 @@ class Listeners:
         self.streams[group] += weight
 
     def count(self, group: Any) -> float:
-        rows = self.members.get(group, ())
+        rows = self.members.get(group) or []
         edges = self._edges.get(group, {})
         if len(rows) == 1 and not edges:
             return rows[0].weight * rows[0].listeners
+        if not edges:
+            # The count of a union is a function of its rows' versions: kept with the bitmaps.
+            cache = rows[0].read.cache
+            versions = tuple(sorted(row.version for row in rows))
+            found = cache.count_of(versions)
+            if found is None:
+                found = bitmaps.weighted_count((row.weight, row.bitmap()) for row in rows)
+                cache.keep_count(versions, found)
+            return found
         members = [(row.weight, row.bitmap()) for row in rows]
         members += list(edges.items())
         return bitmaps.weighted_count(members)
@@ -158,78 +149,39 @@ def owner_rows(scope: Scope, track: uuid.UUID | None) -> tuple[str, list[uuid.UU
 
 
 class Window:
-    """[start, end) cut at `bounds` for one scope (and track): its queries, queued on a
+    """A grid (a range cut into buckets) for one scope (and track): its queries, queued on a
     connection (in a pipeline) by `send`, collected by the methods after it."""
 
-    def __init__(
-        self,
-        start: datetime,
-        end: datetime,
-        bounds: list[datetime],
-        scope: Scope,
-        track: uuid.UUID | None = None,
-    ) -> None:
-        mid_from, mid_to = _ceil15(start), _floor15(end)
-        self._epochs = [b.timestamp() for b in bounds]
-        aligned = all(e % 900 == 0 for e in self._epochs[1:-1])
-        if mid_from >= mid_to or not aligned:
-            # Nothing aligned to read from the rollups: read every row one by one.
-            mid_from = mid_to = end
-        self.bounds = bounds
+    def __init__(self, cells: Grid, scope: Scope, track: uuid.UUID | None = None) -> None:
+        self.grid = cells
         self.scope = scope
         self.track = track
         self.params: dict[str, Any] = {
-            "from": start,
-            "to": end,
-            "mid_from": mid_from,
-            "mid_to": mid_to,
-            "bounds": pg_array(b.isoformat() for b in bounds),
+            "from": cells.start,
+            "to": cells.end,
+            "mid_from": cells.mid_from,
+            "mid_to": cells.mid_to,
+            "bounds": cells.bounds_text,
             "artist": scope.artist_id,
             "track": track,
         }
         self._cursors: dict[str, AsyncCursor[Any]] = {}
-        self._blocks: list[tuple[bitmaps.Block, ...]] = []
         self._read: bitmaps.Read | None = None
-        self._wanted: dict[
-            str,
-            tuple[str, list[uuid.UUID] | None, list[bitmaps.Block], dict[str, str | int | None]],
-        ] = {}
-
-    def aligned_blocks(self, start: datetime, end: datetime) -> list[bitmaps.Block]:
-        """The bitmap blocks of [start, end) inside the range's 15-minute-aligned middle."""
-        lo, hi = max(start, self.params["mid_from"]), min(end, self.params["mid_to"])
-        return bitmaps.blocks(lo, hi) if lo < hi else []
-
-    def has_edges(self) -> bool:
-        p = self.params
-        return bool(p["mid_from"] != p["from"] or p["mid_to"] != p["to"])
-
-    def _bucket_blocks(self) -> list[tuple[bitmaps.Block, ...]]:
-        """The blocks of each bucket inside the aligned middle (epochs: charts have thousands)."""
-        if not self._blocks:
-            lo, hi = self.params["mid_from"].timestamp(), self.params["mid_to"].timestamp()
-            cut = [min(max(e, lo), hi) for e in self._epochs]
-            self._blocks = [
-                bitmaps.epoch_blocks(int(a), int(b)) if a < b else () for a, b in pairwise(cut)
-            ]
-        return self._blocks
+        self._group_by = ""
 
     def _rows_of(
         self, by: str
-    ) -> tuple[str, list[uuid.UUID] | None, list[bitmaps.Block], dict[str, str | int | None]]:
-        """Scope, owners and blocks (also as `counters.level_arrays`) of the pre-aggregated rows
-        grouped `by` buckets, tracks or keys."""
-        found = self._wanted.get(by)
-        if found is None:
-            owners: list[uuid.UUID] | None
-            if by == "buckets":
-                kind, owners = owner_rows(self.scope, self.track)
-                wanted = sorted({b for blocks in self._bucket_blocks() for b in blocks})
-            else:
-                wanted = self.aligned_blocks(self.params["from"], self.params["to"])
-                kind, owners = ("t", None) if by == "tracks" else owner_rows(self.scope, None)
-            found = self._wanted[by] = (kind, owners, wanted, counters.level_arrays(wanted))
-        return found
+    ) -> tuple[str, list[uuid.UUID] | None, list[bitmaps.Block], frozenset[bitmaps.Block], Any]:
+        """Scope, owners and blocks (sorted, as a set, as `counters.level_arrays`) of the
+        pre-aggregated rows grouped `by` buckets, tracks or keys."""
+        owners: list[uuid.UUID] | None
+        if by == "buckets":
+            kind, owners = owner_rows(self.scope, self.track)
+            wanted, wanted_set, levels = self.grid.wanted
+        else:
+            kind, owners = ("t", None) if by == "tracks" else owner_rows(self.scope, None)
+            wanted, wanted_set, levels = self.grid.middle
+        return kind, owners, wanted, wanted_set, levels
 
     async def send(
         self,
@@ -250,21 +202,25 @@ class Window:
             self._cursors["sums"] = await conn.execute(
                 getattr(_Q, sums), self.params, prepare=False
             )
-            kind, owners, wanted, levels = self._rows_of(
-                "tracks" if sums == "track_sums" else "buckets"
-            )
+            by = "tracks" if sums == "track_sums" else "buckets"
+            kind, owners, wanted, _, levels = self._rows_of(by)
             if wanted:
                 self._cursors["counters"] = await counters.send_read(
-                    conn, scope=kind, owners=owners, artist=self.scope.artist_id, levels=levels
+                    conn,
+                    scope=kind,
+                    owners=owners,
+                    artist=self.scope.artist_id,
+                    levels=levels,
+                    bounds=self.grid.bounds_text if by == "buckets" else None,
                 )
         if listeners is None:
             return self
         self._group_by = listeners
-        kind, owners, wanted, levels = self._rows_of(listeners)
+        kind, owners, wanted, wanted_set, levels = self._rows_of(listeners)
         self._read = await bitmaps.Read(cache, kind, dim, self.scope.artist_id).send(
-            conn, owners, wanted, levels
+            conn, owners, wanted_set, levels
         )
-        if self.has_edges():
+        if self.grid.has_edges:
             self._cursors["edges"] = await conn.execute(
                 bitmaps.EDGE_LISTENERS, {**self.params, "dim": dim}, prepare=False
             )
@@ -277,7 +233,7 @@ class Window:
         for row in await self.rows("sums"):
             out.setdefault(row[0], Sums()).add(row[2:])
             titles[row[0]] = row[1]
-        for owner, _level, _epoch, *values in await self.rows("counters"):
+        for owner, _, *values in await self.rows("counters"):
             out.setdefault(owner, Sums()).add((*values, 0, 0))
         return out, titles
 
@@ -285,18 +241,18 @@ class Window:
         cur = self._cursors.get(name)
         return list(await cur.fetchall()) if cur is not None else []
 
-    async def series(self) -> list[Sums]:
-        """Counters per bucket (and listeners, when asked)."""
-        out = [Sums() for _ in self.bounds[:-1]]
+    async def series(self) -> dict[int, Sums]:
+        """Counters per bucket (and listeners, when asked): only the buckets with any rows
+        (the others are all zero)."""
+        out: dict[int, Sums] = {}
         for row in await self.rows("sums"):
-            out[row[0] - 1].add(row[1:])
-        bucket_of = {b: i for i, blocks in enumerate(self._bucket_blocks()) for b in blocks}
-        for _owner, level, epoch, *values in await self.rows("counters"):
-            out[bucket_of[(level, epoch)]].add((*values, 0, 0))
+            _sums(out, row[0] - 1).add(row[1:])
+        for _owner, i, *values in await self.rows("counters"):
+            _sums(out, i).add((*values, 0, 0))
         if self._read is not None:
             acc = await self.listeners()
             for i in acc.groups():
-                out[i].listeners = acc.count(i)
+                _sums(out, i).listeners = acc.count(i)
         return out
 
     async def listeners(self) -> Listeners:
@@ -304,14 +260,9 @@ class Window:
         acc = Listeners()
         found = await self._read.rows() if self._read is not None else []
         if self._group_by == "buckets":
-            self._bucket_blocks()
-            by_block: dict[bitmaps.Block, list[bitmaps.BlockRow]] = defaultdict(list)
+            bucket_of = self.grid.bucket_of
             for row in found:
-                by_block[row.block].append(row)
-            for i, blocks in enumerate(self._blocks):
-                for block in blocks:
-                    for row in by_block.get(block, ()):
-                        acc.add_row(i, row)
+                acc.add_row(bucket_of[row.block], row)
         else:
             for row in found:
                 acc.add_row(row.owner if self._group_by == "tracks" else row.key, row)
@@ -319,3 +270,10 @@ class Window:
             group = {"buckets": b - 1, "tracks": track}.get(self._group_by, key)
             acc.add_edge(group, float(weight), int(listener_id))
         return acc
+
+
+def _sums(out: dict[int, Sums], i: int) -> Sums:
+    found = out.get(i)
+    if found is None:
+        found = out[i] = Sums()
+    return found

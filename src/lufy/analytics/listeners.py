@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -36,6 +36,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
 
+from lufy.analytics import counters
 from lufy.analytics.bitmap_cache import BitmapCache
 from lufy.sqlfiles import load_queries
 
@@ -148,17 +149,16 @@ class Read:
         self,
         conn: AsyncConnection[Any],
         owners: Sequence[uuid.UUID] | None,
-        wanted: Sequence[Block],
-        levels: dict[str, str | int | None],
+        wanted: Collection[Block],
+        levels: dict[str, Any],
     ) -> Read:
         """Queue the read of every row of `wanted` blocks (`levels`: the same as
         `counters.level_arrays`; owners None = every owner, of the artist when given), without
         the bytes of the versions the cache holds."""
         if not wanted:
             return self
-        self.known = self.cache.known(
-            [(self.scope, self.dim, level, epoch) for level, epoch in wanted], owners, self.artist
-        )
+        # A copy: `bitmap` adds what it decodes.
+        self.known = dict(self.cache.known(self.scope, self.dim, wanted, owners, self.artist))
         self.cursor = conn.cursor(binary=True)
         await self.cursor.execute(
             _Q.read_rows,
@@ -168,6 +168,7 @@ class Read:
                 "artist": self.artist,
                 "dim": self.dim,
                 "known": _array(f'"{v}"' for v in self.known),
+                **counters.day_rows(self.artist),
                 **levels,
             },
             prepare=False,

@@ -130,6 +130,14 @@ DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_rows;
 -- never a scan of every row of the owner; or, when they are every block of the level from the
 -- first to the last (an hourly chart), as that range: one index range scan. Each row's version (ctid:xmin) comes with it, and its
 -- bytes unless the reader already holds that version (`known`, lufy/analytics/bitmap_cache.py).
+WITH days AS MATERIALIZED (
+    -- The UTC days of the blocks with any session (a block lies in one UTC day): blocks of the
+    -- other days are not looked up, so a 12-month range of an artist with 28 days of plays
+    -- probes 28 days' blocks.
+    SELECT d.bucket FROM session_blocks d
+    WHERE d.scope = %(day_scope)s AND d.owner = %(day_owner)s AND d.level = 'd'
+      AND d.bucket BETWEEN to_timestamp(%(day_lo)s::int8) AND to_timestamp(%(day_hi)s::int8)
+)
 SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.streams,
        b.listeners, v.version, b.artist_id,
        CASE WHEN v.version = ANY(%(known)s::text[]) THEN NULL ELSE b.bitmap END
@@ -138,14 +146,10 @@ CROSS JOIN LATERAL (SELECT b.ctid::text || ':' || b.xmin::text AS version) v
 WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
   AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
-  AND ((b.level = 'q' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(q)s::int8[]) e))
-                          OR b.bucket BETWEEN to_timestamp(%(q_lo)s::int8) AND to_timestamp(%(q_hi)s::int8)))
-       OR (b.level = 'h' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(h)s::int8[]) e))
-                          OR b.bucket BETWEEN to_timestamp(%(h_lo)s::int8) AND to_timestamp(%(h_hi)s::int8)))
-       OR (b.level = 's' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(s)s::int8[]) e))
-                          OR b.bucket BETWEEN to_timestamp(%(s_lo)s::int8) AND to_timestamp(%(s_hi)s::int8)))
-       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e))
-                          OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))));
+  AND ((b.level = 'q' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(q)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(q_lo)s::int8) AND to_timestamp(%(q_hi)s::int8)))
+       OR (b.level = 'h' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(h)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(h_lo)s::int8) AND to_timestamp(%(h_hi)s::int8)))
+       OR (b.level = 's' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(s)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(s_lo)s::int8) AND to_timestamp(%(s_hi)s::int8)))
+       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))));
 
 -- name: edge_listeners
 -- Listener ids and weights of the stream sessions in the unaligned edges of a range.

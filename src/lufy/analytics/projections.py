@@ -36,7 +36,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from lufy.analytics import counters, listeners
+from lufy.analytics import counters, listeners, minutes
 from lufy.analytics.classify import listener_key
 from lufy.analytics.events import PLAYBACK_TYPES
 from lufy.projections.base import Projection
@@ -123,6 +123,8 @@ class AnalyticsProjection(RangeProjection):
         "analytics_dirty_days",
         # Session counters per block (lufy/analytics/counters.py).
         "session_blocks",
+        # Streams per minute of the last day, for realtime (lufy/analytics/minutes.py).
+        "session_minutes",
     )
     by_positions = False
     # Events per transaction of a rebuild: the work tables of a page stay small in memory, and
@@ -149,6 +151,7 @@ class AnalyticsProjection(RangeProjection):
         await conn.execute(_Q.batch_deltas)
         await conn.execute(_Q.add_track_rollup)
         await counters.add_batch(conn)
+        await minutes.add_batch(conn)  # streams per minute (realtime), from the same changes
         cur = await conn.execute(_Q.engagement)
         follow_days = sorted({row[0] for row in await cur.fetchall()})
         await conn.execute(_Q.mark_days, {"days": follow_days})
