@@ -1,7 +1,7 @@
 """Streaming figure: time to first segment through the local edge, as a ratio to fetching the
 same four files from a plain static file server on the same machine, measured in the same run.
 
-    python bench/streaming.py [--plays 50] [--seconds 30]
+    python bench/streaming.py [--plays 50] [--seconds 30] [--file-rounds 300]
 
 One play through Lufy = what a player does before it can start: `GET
 /api/music/tracks/{id}/stream` as a signed-in listener (the authorisation: RLS read, a
@@ -14,7 +14,9 @@ server serving the media root: granian's static file serving (its Rust file serv
 `http.server` (threads, HTTP/1.1 keep-alive, Nagle off) is measured too and printed for
 comparison with earlier runs. Every server runs in a process of its own, and each side gets one
 keep-alive client of its own, as a player does; the order of the three sides rotates from play
-to play so drift falls on all; the figure is p50 / p50 (p90 also printed). Lufy is
+to play so drift falls on all; the figure is p50 / p50 (p90 also printed). Then, unless
+`--file-rounds 0`, the edge's own part on more samples: the four files alone, through the edge
+(one token) and from granian's static files, alternating, `--file-rounds` times each. Lufy is
 `lufy serve --workers 1`, with a throw-away database (migrated like production) that is dropped
 at the end. Admin connection: LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
 """
@@ -255,6 +257,48 @@ def _measure(
     return times
 
 
+def _measure_files(
+    rounds: int,
+    client_token: tuple[str, str],
+    granian_base: str,
+    track_id: uuid.UUID,
+    files: list[str],
+) -> tuple[list[float], list[float]]:
+    """The four files alone, `rounds` times per side with one token (the plays' authorisation
+    left out): the edge's own part, measured on many more samples than the plays give."""
+    base, access_token = client_token
+    edge_times: list[float] = []
+    static_times: list[float] = []
+    with httpx.Client(timeout=30) as lufy, httpx.Client(timeout=30) as granian:
+        lufy.headers["Authorization"] = f"Bearer {access_token}"
+        grant = lufy.get(f"{base}/api/music/tracks/{track_id}/stream")
+        grant.raise_for_status()
+        lufy.headers.pop("Authorization")
+        folder = grant.json()["url"].removesuffix("master.m3u8")
+        edge_urls = [folder + name for name in files]
+        static_urls = [f"{granian_base}/hls/{track_id}/{name}" for name in files]
+        sides = [(lufy, edge_urls, edge_times), (granian, static_urls, static_times)]
+        for _ in range(3):
+            for client, urls, _times in sides:
+                _fetch(client, urls)
+        for i in range(rounds):
+            for client, urls, times in sides[i % 2 :] + sides[: i % 2]:
+                started = time.perf_counter()
+                _fetch(client, urls)
+                times.append(time.perf_counter() - started)
+    return edge_times, static_times
+
+
+def _report_files(edge_times: list[float], static_times: list[float], rounds: int) -> None:
+    e50, s50 = statistics.median(edge_times), statistics.median(static_times)
+    print(
+        f"the four files alone, {rounds} rounds: through the edge p50 {e50 * 1000:.2f} ms p90 "
+        f"{_pct(edge_times, 0.9) * 1000:.2f} ms; granian's static files p50 {s50 * 1000:.2f} ms "
+        f"p90 {_pct(static_times, 0.9) * 1000:.2f} ms; ratio p50 {e50 / s50:.2f}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+
+
 def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None:
     ours, baseline, plain = times["lufy"], times["granian"], times["http.server"]
     b50, o50, p50 = (statistics.median(t) for t in (baseline, ours, plain))
@@ -272,7 +316,7 @@ def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None
     )
 
 
-def main(plays: int, seconds: int) -> None:
+def main(plays: int, seconds: int, file_rounds: int) -> None:
     dbname = f"lufy_bench_stream_{uuid.uuid4().hex[:8]}"
     migrate(_url(dbname, app=False), _url(dbname, app=True))
     work = Path(tempfile.mkdtemp(prefix="lufy-bench-stream-"))
@@ -331,6 +375,11 @@ def main(plays: int, seconds: int) -> None:
             plays,
             files,
         )
+        if file_rounds:
+            _report_files(
+                *_measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
+                file_rounds,
+            )
     finally:
         for process in statics:
             process.terminate()
@@ -352,10 +401,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--plays", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--file-rounds",
+        type=int,
+        default=300,
+        help="then the four files alone, this many times per side (0: skip)",
+    )
     parser.add_argument("--serve-static", metavar="ROOT", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_static:
         _serve_static(args.serve_static, args.port)
         sys.exit(0)
-    main(args.plays, args.seconds)
+    main(args.plays, args.seconds, args.file_rounds)
