@@ -16,7 +16,9 @@ comparison with earlier runs. Every server runs in a process of its own, and eac
 keep-alive client of its own, as a player does; the order of the three sides rotates from play
 to play so drift falls on all; the figure is p50 / p50 (p90 also printed). Then, unless
 `--file-rounds 0`, the edge's own part on more samples: the four files alone, through the edge
-(one token) and from granian's static files, alternating, `--file-rounds` times each. Lufy is
+(one token), from granian's static files and read by a bare ASGI application on the same
+granian (no check: the floor of any edge written in Python), rotating, `--file-rounds` times
+each. Lufy is
 `lufy serve --workers 1`, with a throw-away database (migrated like production) that is dropped
 at the end. Admin connection: LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
 """
@@ -102,11 +104,24 @@ def _serve_static(root: str, port: int) -> None:
     http.server.ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
 
 
-async def not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The application behind granian's static files: nothing but the files is served."""
-    if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 404, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as file:  # on the loop, as the edge reads local files
+        return file.read()
+
+
+async def python_files(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The application behind granian's static files: `/python/hls/…` is the same file read in
+    Python and sent through granian's ASGI bridge, with no check at all (the floor of any edge
+    written as an ASGI application on this server); anything else is 404."""
+    if scope["type"] != "http":
+        return
+    path: str = scope["path"]
+    status, body = 404, b""
+    if path.startswith("/python/hls/") and ".." not in path:
+        status, body = 200, _read_file(os.environ["LUFY_BENCH_MEDIA"] + path[7:])
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
@@ -119,8 +134,9 @@ def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, st
             *("-m", "granian", "--interface", "asgi", "--workers", "1", "--no-ws"),
             *("--host", "127.0.0.1", "--port", str(granian_port), "--log-level", "warning"),
             *("--static-path-route", "/hls", "--static-path-mount", str(media / "hls")),
-            *("--working-dir", str(Path(__file__).parent), "streaming:not_found"),
+            *("--working-dir", str(Path(__file__).parent), "streaming:python_files"),
         ],
+        env={**os.environ, "LUFY_BENCH_MEDIA": str(media)},
         **quiet,
     )
     plain = subprocess.Popen(
@@ -263,38 +279,48 @@ def _measure_files(
     granian_base: str,
     track_id: uuid.UUID,
     files: list[str],
-) -> tuple[list[float], list[float]]:
+) -> dict[str, list[float]]:
     """The four files alone, `rounds` times per side with one token (the plays' authorisation
-    left out): the edge's own part, measured on many more samples than the plays give."""
+    left out): the edge's own part, on many more samples than the plays give. Three sides,
+    the order rotating: through the edge, granian's static files, and the same files read by
+    a bare ASGI application on granian (`python_files`)."""
     base, access_token = client_token
-    edge_times: list[float] = []
-    static_times: list[float] = []
-    with httpx.Client(timeout=30) as lufy, httpx.Client(timeout=30) as granian:
-        lufy.headers["Authorization"] = f"Bearer {access_token}"
-        grant = lufy.get(f"{base}/api/music/tracks/{track_id}/stream")
+    times: dict[str, list[float]] = {"edge": [], "static": [], "python": []}
+    with (
+        httpx.Client(timeout=30) as lufy,
+        httpx.Client(timeout=30) as granian,
+        httpx.Client(timeout=30) as python,
+    ):
+        grant = lufy.get(
+            f"{base}/api/music/tracks/{track_id}/stream",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
         grant.raise_for_status()
-        lufy.headers.pop("Authorization")
         folder = grant.json()["url"].removesuffix("master.m3u8")
-        edge_urls = [folder + name for name in files]
-        static_urls = [f"{granian_base}/hls/{track_id}/{name}" for name in files]
-        sides = [(lufy, edge_urls, edge_times), (granian, static_urls, static_times)]
+        sides = [
+            ("edge", lufy, [folder + name for name in files]),
+            ("static", granian, [f"{granian_base}/hls/{track_id}/{name}" for name in files]),
+            ("python", python, [f"{granian_base}/python/hls/{track_id}/{name}" for name in files]),
+        ]
         for _ in range(3):
-            for client, urls, _times in sides:
+            for _name, client, urls in sides:
                 _fetch(client, urls)
         for i in range(rounds):
-            for client, urls, times in sides[i % 2 :] + sides[: i % 2]:
+            for name, client, urls in sides[i % 3 :] + sides[: i % 3]:
                 started = time.perf_counter()
                 _fetch(client, urls)
-                times.append(time.perf_counter() - started)
-    return edge_times, static_times
+                times[name].append(time.perf_counter() - started)
+    return times
 
 
-def _report_files(edge_times: list[float], static_times: list[float], rounds: int) -> None:
-    e50, s50 = statistics.median(edge_times), statistics.median(static_times)
+def _report_files(times: dict[str, list[float]], rounds: int) -> None:
+    e50, s50, p50 = (statistics.median(times[name]) for name in ("edge", "static", "python"))
     print(
         f"the four files alone, {rounds} rounds: through the edge p50 {e50 * 1000:.2f} ms p90 "
-        f"{_pct(edge_times, 0.9) * 1000:.2f} ms; granian's static files p50 {s50 * 1000:.2f} ms "
-        f"p90 {_pct(static_times, 0.9) * 1000:.2f} ms; ratio p50 {e50 / s50:.2f}; "
+        f"{_pct(times['edge'], 0.9) * 1000:.2f} ms; granian's static files p50 "
+        f"{s50 * 1000:.2f} ms p90 {_pct(times['static'], 0.9) * 1000:.2f} ms; ratio p50 "
+        f"{e50 / s50:.2f}. A bare ASGI app reading them on granian p50 {p50 * 1000:.2f} ms "
+        f"(ratio to static {p50 / s50:.2f}; the edge against it {e50 / p50:.2f}); "
         f"load average {os.getloadavg()[0]:.2f}"
     )
 
@@ -377,7 +403,7 @@ def main(plays: int, seconds: int, file_rounds: int) -> None:
         )
         if file_rounds:
             _report_files(
-                *_measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
+                _measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
                 file_rounds,
             )
     finally:
