@@ -1,14 +1,14 @@
 """The local edge's own CPU per request, in process, against a bare ASGI app reading the same
 files (the floor of any edge written as an ASGI application), measured in the same run.
 
-    python bench/edge_requests.py [--plays 400] [--repeat 7]
+    python bench/edge_requests.py [--plays 400] [--repeat 7] [--one-token]
 
 A stream package's first four files (master playlist, variant playlist, 16-byte key, a 48 KB
 segment) are fetched `--plays` times, each play with a stream token of its own (as after a
-grant: the master playlist's request meets a token the edge has not seen), through the
-application
-`create_app` builds (so through `lufy.media.edge_asgi`: the token's checks, the read, request
-ids, metrics), by calling it as granian would, and the same four files through `bare` below
+grant: the master playlist's request meets a token the edge has not seen; `--one-token`: the
+same token for all), through the application `create_app` builds (so through
+`lufy.media.edge_asgi`: the token's checks, the read, request ids, metrics), by calling it as
+granian would, and the same four files through `bare` below
 (open, read, send: no check at all). What is timed is this process's CPU time
 (`time.process_time`), not wall time, so the figure holds on a busy machine; the best of
 `--repeat` alternating batches per side. No server, no database (the container is not
@@ -106,7 +106,7 @@ async def _batch(app: App, plays: list[list[str]]) -> float:
     return spent / (len(plays) * len(FILES))
 
 
-async def main(plays: int, repeat: int) -> None:
+async def main(plays: int, repeat: int, one_token: bool) -> None:
     root = Path(tempfile.mkdtemp(prefix="lufy-bench-edge-"))
     track_id = _package(root)
     settings = load_settings(
@@ -130,7 +130,7 @@ async def main(plays: int, repeat: int) -> None:
         return signed
 
     def edge_plays() -> list[list[str]]:  # a fresh token per play, signed before timing
-        fresh = [token() for _ in range(plays)]
+        fresh = [token()] * plays if one_token else [token() for _ in range(plays)]
         return [[f"/media/hls/{t}/{track_id}/{name}" for name in FILES] for t in fresh]
 
     bare_plays = [[f"/raw/hls/{track_id}/{name}" for name in FILES]] * plays
@@ -153,5 +153,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--plays", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--one-token",
+        action="store_true",
+        help="one token for every play (a listener's requests after the first play)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.plays, args.repeat))
+    asyncio.run(main(args.plays, args.repeat, args.one_token))
