@@ -46,6 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 from psycopg import sql
+from streaming_files import fetch, measure_files, pct, report_files
 
 from lufy.accounts.clients import ClientInfo
 from lufy.bootstrap import bootstrap
@@ -104,26 +105,6 @@ def _serve_static(root: str, port: int) -> None:
     http.server.ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
 
 
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as file:  # on the loop, as the edge reads local files
-        return file.read()
-
-
-async def python_files(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The application behind granian's static files: `/python/hls/…` is the same file read in
-    Python and sent through granian's ASGI bridge, with no check at all (the floor of any edge
-    written as an ASGI application on this server); anything else is 404."""
-    if scope["type"] != "http":
-        return
-    path: str = scope["path"]
-    status, body = 404, b""
-    if path.startswith("/python/hls/") and ".." not in path:
-        status, body = 200, _read_file(os.environ["LUFY_BENCH_MEDIA"] + path[7:])
-    headers = [(b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
     """(processes, granian's base URL, http.server's base URL), each serving `media`."""
     granian_port, plain_port = _free_port(), _free_port()
@@ -134,7 +115,7 @@ def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, st
             *("-m", "granian", "--interface", "asgi", "--workers", "1", "--no-ws"),
             *("--host", "127.0.0.1", "--port", str(granian_port), "--log-level", "warning"),
             *("--static-path-route", "/hls", "--static-path-mount", str(media / "hls")),
-            *("--working-dir", str(Path(__file__).parent), "streaming:python_files"),
+            *("--working-dir", str(Path(__file__).parent), "streaming_files:python_files"),
         ],
         env={**os.environ, "LUFY_BENCH_MEDIA": str(media)},
         **quiet,
@@ -157,13 +138,6 @@ def _first_files(root: Path, track_id: uuid.UUID) -> list[str]:
     return ["master.m3u8", variant, "key.bin", f"{rendition}/{segment}"]
 
 
-def _fetch(client: httpx.Client, urls: list[str]) -> None:
-    for url in urls:
-        response = client.get(url)
-        if response.status_code != 200:
-            raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
-
-
 _AUTHORISATION: list[float] = []
 
 
@@ -175,19 +149,14 @@ def _lufy_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list
     _AUTHORISATION.append(time.perf_counter() - started)
     url = grant.json()["url"]
     folder = url.removesuffix("master.m3u8")
-    _fetch(client, [folder + name for name in files])
+    fetch(client, [folder + name for name in files])
     return time.perf_counter() - started
 
 
 def _static_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list[str]) -> float:
     started = time.perf_counter()
-    _fetch(client, [f"{base}/hls/{track_id}/{name}" for name in files])
+    fetch(client, [f"{base}/hls/{track_id}/{name}" for name in files])
     return time.perf_counter() - started
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _prepare(settings_kwargs: dict[str, object], media: Path, seconds: int) -> tuple:  # type: ignore[type-arg]
@@ -273,58 +242,6 @@ def _measure(
     return times
 
 
-def _measure_files(
-    rounds: int,
-    client_token: tuple[str, str],
-    granian_base: str,
-    track_id: uuid.UUID,
-    files: list[str],
-) -> dict[str, list[float]]:
-    """The four files alone, `rounds` times per side with one token (the plays' authorisation
-    left out): the edge's own part, on many more samples than the plays give. Three sides,
-    the order rotating: through the edge, granian's static files, and the same files read by
-    a bare ASGI application on granian (`python_files`)."""
-    base, access_token = client_token
-    times: dict[str, list[float]] = {"edge": [], "static": [], "python": []}
-    with (
-        httpx.Client(timeout=30) as lufy,
-        httpx.Client(timeout=30) as granian,
-        httpx.Client(timeout=30) as python,
-    ):
-        grant = lufy.get(
-            f"{base}/api/music/tracks/{track_id}/stream",
-            headers={"Authorization": f"Bearer {access_token}"},
-        )
-        grant.raise_for_status()
-        folder = grant.json()["url"].removesuffix("master.m3u8")
-        sides = [
-            ("edge", lufy, [folder + name for name in files]),
-            ("static", granian, [f"{granian_base}/hls/{track_id}/{name}" for name in files]),
-            ("python", python, [f"{granian_base}/python/hls/{track_id}/{name}" for name in files]),
-        ]
-        for _ in range(3):
-            for _name, client, urls in sides:
-                _fetch(client, urls)
-        for i in range(rounds):
-            for name, client, urls in sides[i % 3 :] + sides[: i % 3]:
-                started = time.perf_counter()
-                _fetch(client, urls)
-                times[name].append(time.perf_counter() - started)
-    return times
-
-
-def _report_files(times: dict[str, list[float]], rounds: int) -> None:
-    e50, s50, p50 = (statistics.median(times[name]) for name in ("edge", "static", "python"))
-    print(
-        f"the four files alone, {rounds} rounds: through the edge p50 {e50 * 1000:.2f} ms p90 "
-        f"{_pct(times['edge'], 0.9) * 1000:.2f} ms; granian's static files p50 "
-        f"{s50 * 1000:.2f} ms p90 {_pct(times['static'], 0.9) * 1000:.2f} ms; ratio p50 "
-        f"{e50 / s50:.2f}. A bare ASGI app reading them on granian p50 {p50 * 1000:.2f} ms "
-        f"(ratio to static {p50 / s50:.2f}; the edge against it {e50 / p50:.2f}); "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
-
-
 def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None:
     ours, baseline, plain = times["lufy"], times["granian"], times["http.server"]
     b50, o50, p50 = (statistics.median(t) for t in (baseline, ours, plain))
@@ -333,8 +250,8 @@ def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None
     print(
         f"time to first segment ({' + '.join(['authorisation', *files])}), {plays} plays: "
         f"static file server (granian) p50 {b50 * 1000:.2f} ms p90 "
-        f"{_pct(baseline, 0.9) * 1000:.2f} ms; Lufy local edge p50 {o50 * 1000:.2f} ms p90 "
-        f"{_pct(ours, 0.9) * 1000:.2f} ms; ratio p50 {o50 / b50:.2f} (target <= 2). "
+        f"{pct(baseline, 0.9) * 1000:.2f} ms; Lufy local edge p50 {o50 * 1000:.2f} ms p90 "
+        f"{pct(ours, 0.9) * 1000:.2f} ms; ratio p50 {o50 / b50:.2f} (target <= 2). "
         f"Parts: authorisation p50 {a50 * 1000:.2f} ms, the four files through the edge p50 "
         f"{edge50 * 1000:.2f} ms (ratio {edge50 / b50:.2f}). Python http.server p50 "
         f"{p50 * 1000:.2f} ms (ratio p50 {o50 / p50:.2f} against it); "
@@ -402,8 +319,8 @@ def main(plays: int, seconds: int, file_rounds: int) -> None:
             files,
         )
         if file_rounds:
-            _report_files(
-                _measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
+            report_files(
+                measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
                 file_rounds,
             )
     finally:
