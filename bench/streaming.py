@@ -1,7 +1,7 @@
 """Streaming figure: time to first segment through the local edge, as a ratio to fetching the
 same four files from a plain static file server on the same machine, measured in the same run.
 
-    python bench/streaming.py [--plays 50] [--seconds 30]
+    python bench/streaming.py [--plays 50] [--seconds 30] [--file-rounds 300]
 
 One play through Lufy = what a player does before it can start: `GET
 /api/music/tracks/{id}/stream` as a signed-in listener (the authorisation: RLS read, a
@@ -14,7 +14,11 @@ server serving the media root: granian's static file serving (its Rust file serv
 `http.server` (threads, HTTP/1.1 keep-alive, Nagle off) is measured too and printed for
 comparison with earlier runs. Every server runs in a process of its own, and each side gets one
 keep-alive client of its own, as a player does; the order of the three sides rotates from play
-to play so drift falls on all; the figure is p50 / p50 (p90 also printed). Lufy is
+to play so drift falls on all; the figure is p50 / p50 (p90 also printed). Then, unless
+`--file-rounds 0`, the edge's own part on more samples: the four files alone, through the edge
+(one token), from granian's static files and read by a bare ASGI application on the same
+granian (no check: the floor of any edge written in Python), rotating, `--file-rounds` times
+each. Lufy is
 `lufy serve --workers 1`, with a throw-away database (migrated like production) that is dropped
 at the end. Admin connection: LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
 """
@@ -42,6 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psycopg
 from psycopg import sql
+from streaming_files import fetch, measure_files, pct, report_files
 
 from lufy.accounts.clients import ClientInfo
 from lufy.bootstrap import bootstrap
@@ -100,13 +105,6 @@ def _serve_static(root: str, port: int) -> None:
     http.server.ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
 
 
-async def not_found(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The application behind granian's static files: nothing but the files is served."""
-    if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 404, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-
 def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
     """(processes, granian's base URL, http.server's base URL), each serving `media`."""
     granian_port, plain_port = _free_port(), _free_port()
@@ -117,8 +115,9 @@ def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, st
             *("-m", "granian", "--interface", "asgi", "--workers", "1", "--no-ws"),
             *("--host", "127.0.0.1", "--port", str(granian_port), "--log-level", "warning"),
             *("--static-path-route", "/hls", "--static-path-mount", str(media / "hls")),
-            *("--working-dir", str(Path(__file__).parent), "streaming:not_found"),
+            *("--working-dir", str(Path(__file__).parent), "streaming_files:python_files"),
         ],
+        env={**os.environ, "LUFY_BENCH_MEDIA": str(media)},
         **quiet,
     )
     plain = subprocess.Popen(
@@ -139,13 +138,6 @@ def _first_files(root: Path, track_id: uuid.UUID) -> list[str]:
     return ["master.m3u8", variant, "key.bin", f"{rendition}/{segment}"]
 
 
-def _fetch(client: httpx.Client, urls: list[str]) -> None:
-    for url in urls:
-        response = client.get(url)
-        if response.status_code != 200:
-            raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
-
-
 _AUTHORISATION: list[float] = []
 
 
@@ -157,19 +149,14 @@ def _lufy_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list
     _AUTHORISATION.append(time.perf_counter() - started)
     url = grant.json()["url"]
     folder = url.removesuffix("master.m3u8")
-    _fetch(client, [folder + name for name in files])
+    fetch(client, [folder + name for name in files])
     return time.perf_counter() - started
 
 
 def _static_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list[str]) -> float:
     started = time.perf_counter()
-    _fetch(client, [f"{base}/hls/{track_id}/{name}" for name in files])
+    fetch(client, [f"{base}/hls/{track_id}/{name}" for name in files])
     return time.perf_counter() - started
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _prepare(settings_kwargs: dict[str, object], media: Path, seconds: int) -> tuple:  # type: ignore[type-arg]
@@ -263,8 +250,8 @@ def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None
     print(
         f"time to first segment ({' + '.join(['authorisation', *files])}), {plays} plays: "
         f"static file server (granian) p50 {b50 * 1000:.2f} ms p90 "
-        f"{_pct(baseline, 0.9) * 1000:.2f} ms; Lufy local edge p50 {o50 * 1000:.2f} ms p90 "
-        f"{_pct(ours, 0.9) * 1000:.2f} ms; ratio p50 {o50 / b50:.2f} (target <= 2). "
+        f"{pct(baseline, 0.9) * 1000:.2f} ms; Lufy local edge p50 {o50 * 1000:.2f} ms p90 "
+        f"{pct(ours, 0.9) * 1000:.2f} ms; ratio p50 {o50 / b50:.2f} (target <= 2). "
         f"Parts: authorisation p50 {a50 * 1000:.2f} ms, the four files through the edge p50 "
         f"{edge50 * 1000:.2f} ms (ratio {edge50 / b50:.2f}). Python http.server p50 "
         f"{p50 * 1000:.2f} ms (ratio p50 {o50 / p50:.2f} against it); "
@@ -272,7 +259,7 @@ def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None
     )
 
 
-def main(plays: int, seconds: int) -> None:
+def main(plays: int, seconds: int, file_rounds: int) -> None:
     dbname = f"lufy_bench_stream_{uuid.uuid4().hex[:8]}"
     migrate(_url(dbname, app=False), _url(dbname, app=True))
     work = Path(tempfile.mkdtemp(prefix="lufy-bench-stream-"))
@@ -331,6 +318,11 @@ def main(plays: int, seconds: int) -> None:
             plays,
             files,
         )
+        if file_rounds:
+            report_files(
+                measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
+                file_rounds,
+            )
     finally:
         for process in statics:
             process.terminate()
@@ -352,10 +344,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--plays", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--file-rounds",
+        type=int,
+        default=300,
+        help="then the four files alone, this many times per side (0: skip)",
+    )
     parser.add_argument("--serve-static", metavar="ROOT", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_static:
         _serve_static(args.serve_static, args.port)
         sys.exit(0)
-    main(args.plays, args.seconds)
+    main(args.plays, args.seconds, args.file_rounds)

@@ -5,7 +5,9 @@ relative URIs of the playlists (`128k/index.m3u8`, `seg_00000.ts`, `../key.bin`)
 with no rewriting. `authorize` decides one request the way the CloudFront Function does, step
 by step and with the same reasons, and names the object to serve (`/hls/{track_id}/{file}`);
 the local edge (`/media/hls/…` in `lufy.media.api`) then reads that object from the storage
-port. A shared table of cases runs against both and they must agree case by case
+port. `Edge` is the same decision for a process that sees the same token again and again (the
+lean edge, `lufy.media.edge_asgi`): it verifies each token once. A shared table of cases runs
+against the function and the local edge, and they must agree case by case
 (`tests/integration/test_stream_edge_cases.py`).
 
 Every refusal is a 403: a caller learns why from the problem's `detail`, never whether a
@@ -22,7 +24,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "FREE_MASTER",
     "MASTER",
     "PREMIUM_ONLY",
+    "Edge",
     "EdgeDecision",
     "authorize",
     "stream_path",
@@ -89,6 +92,52 @@ def _signature(secret: str, signing_input: str) -> str:
 def authorize(uri: str, keys: Mapping[str, str], *, now: float) -> EdgeDecision:
     """Decide one request for `uri` (the path only, as received; the query string plays no
     part) with the HMAC secrets `keys` (kid -> secret) at `now` (seconds since the epoch)."""
+    return _decide(uri, now, lambda token: _verify(token, keys))
+
+
+class Edge:
+    """`authorize` with fixed keys and a memory of the tokens it has verified.
+
+    A player sends the same token with every request of a play (master, variant, key, then a
+    segment every few seconds): verifying it once is enough. What is remembered, keyed by the
+    whole token string (header, payload and signature), is only what passed every check that
+    depends on the token alone (shape, `alg`, `kid`, signature, no `aud`, a numeric `exp`);
+    everything that depends on the request or the time (`exp` against `now`, `sid` against
+    the path, the tier's files) is checked on every request, in the same order, so a decision
+    is the same with or without the memory. Refused tokens are not remembered. At most
+    `remember` tokens are kept (the oldest go first); the keys are fixed for the life of the
+    object, as they are for the life of the process."""
+
+    def __init__(self, keys: Mapping[str, str], *, remember: int = 4096) -> None:
+        self._keys = dict(keys)
+        self._remember = remember
+        self._verified: dict[str, _Verified] = {}
+
+    def authorize(self, uri: str, *, now: float) -> EdgeDecision:
+        return _decide(uri, now, self._check)
+
+    def _check(self, token: str) -> _Verified | str:
+        verified = self._verified.get(token)
+        if verified is not None:
+            return verified
+        checked = _verify(token, self._keys)
+        if isinstance(checked, _Verified) and self._remember > 0:
+            if len(self._verified) >= self._remember:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = checked
+        return checked
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """The claims of a token that passed every check of the token alone."""
+
+    exp: float
+    sid: object
+    tier: object
+
+
+def _decide(uri: str, now: float, check: Callable[[str], _Verified | str]) -> EdgeDecision:
     path = _PATH.fullmatch(uri)
     if path is None:
         return _refuse("the stream URL must look like /hls/{token}/{track_id}/{file}")
@@ -102,39 +151,14 @@ def authorize(uri: str, keys: Mapping[str, str], *, now: float) -> EdgeDecision:
         or not names[-1].endswith(_SERVED)
     ):
         return _refuse("no such media file")
-
-    parts = _TOKEN.fullmatch(token)
-    if parts is None:
-        return _refuse("the stream token is malformed")
-    header_part, payload_part, signature = parts.groups()
-    header = _b64url_json(header_part)
-    if not isinstance(header, dict):
-        return _refuse("the stream token is malformed")
-    if header.get("alg") != "HS256":
-        return _refuse("the stream token must be signed with HS256")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        return _refuse("the stream token names no key (kid)")
-    secret = keys.get(kid)
-    if secret is None:
-        return _refuse("the stream token's key is not known")
-    expected = _signature(secret, f"{header_part}.{payload_part}")
-    if not hmac.compare_digest(expected, signature):
-        return _refuse("the stream token's signature does not verify")
-
-    claims = _b64url_json(payload_part)
-    if not isinstance(claims, dict):
-        return _refuse("the stream token is malformed")
-    if "aud" in claims:
-        return _refuse("the token is not a stream token")
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        return _refuse("the stream token has no expiry")
-    if now >= exp:
+    verified = check(token)
+    if isinstance(verified, str):
+        return _refuse(verified)
+    if now >= verified.exp:
         return _refuse("the stream token has expired")
-    if claims.get("sid") != track_id:
+    if verified.sid != track_id:
         return _refuse("the stream token is for another track")
-    tier = claims.get("tier")
+    tier = verified.tier
     if tier not in ("free", "premium"):
         return _refuse("the stream token has no valid tier")
     if tier == "free":
@@ -143,3 +167,34 @@ def authorize(uri: str, keys: Mapping[str, str], *, now: float) -> EdgeDecision:
         if file == MASTER:
             file = FREE_MASTER
     return EdgeDecision(origin_uri=f"/hls/{track_id}/{file}")
+
+
+def _verify(token: str, keys: Mapping[str, str]) -> _Verified | str:
+    """The claims of `token` if it passes every check of the token alone, else the reason."""
+    parts = _TOKEN.fullmatch(token)
+    if parts is None:
+        return "the stream token is malformed"
+    header_part, payload_part, signature = parts.groups()
+    header = _b64url_json(header_part)
+    if not isinstance(header, dict):
+        return "the stream token is malformed"
+    if header.get("alg") != "HS256":
+        return "the stream token must be signed with HS256"
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return "the stream token names no key (kid)"
+    secret = keys.get(kid)
+    if secret is None:
+        return "the stream token's key is not known"
+    expected = _signature(secret, f"{header_part}.{payload_part}")
+    if not hmac.compare_digest(expected, signature):
+        return "the stream token's signature does not verify"
+    claims = _b64url_json(payload_part)
+    if not isinstance(claims, dict):
+        return "the stream token is malformed"
+    if "aud" in claims:
+        return "the token is not a stream token"
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return "the stream token has no expiry"
+    return _Verified(exp=exp, sid=claims.get("sid"), tier=claims.get("tier"))

@@ -4,9 +4,10 @@ A player fetches a master playlist, a variant playlist, a key and then a segment
 seconds per listener: the edge is the hottest path of a streaming server, and none of the
 application's stack applies to it. The token in the path is the only credential (no bearer
 token, no session), rate limiting covers `/api/` only, no replica is read, and the decision is
-`lufy.media.edge.authorize`, the CloudFront Function's checks. So `wrap` puts this handler in
-front of the Litestar application (`create_app`) and answers those requests itself with what the
-ordinary route answered (`lufy.media.api.deliver`, which stays for every request not taken
+the CloudFront Function's checks (`lufy.media.edge.Edge`: `authorize` verifying each token
+once per process). So `wrap` puts this handler in front of the Litestar application
+(`create_app`, outermost) and answers those requests itself with what the ordinary route
+answered (`lufy.media.api.deliver`, which stays for every request not taken
 here): the same status, body, content type and `Cache-Control`, RFC 9457 problems for
 refusals, `X-Request-Id`/`X-Correlation-Id` and the request metrics under the route's template.
 
@@ -20,6 +21,7 @@ more than the read; any other store (S3) is read on a worker thread.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,9 +98,10 @@ class _Metrics:
 
 def wrap(app: ASGIApp, container: Any, *, clock: Callable[[], float] = time.time) -> ASGIApp:
     """`app` with `GET /media/hls/…` (without `Origin`) answered by the lean edge."""
-    keys = stream_keys(container.settings)  # settings are fixed for the life of the app
+    # Settings, so the keys, are fixed for the life of the app: it remembers verified tokens.
+    decider = edge.Edge(stream_keys(container.settings))
     metrics = _Metrics()
-    answer = _answerer(container, keys, clock)
+    answer = _answerer(container, decider, clock)
 
     async def handler(scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -141,7 +144,7 @@ _Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 
 def _answerer(
-    container: Any, keys: dict[str, str], clock: Callable[[], float]
+    container: Any, decider: edge.Edge, clock: Callable[[], float]
 ) -> Callable[[Scope], Awaitable[_Answer]]:
     """The edge's decision and read for one request (status, body, headers), made once per
     app: the handler calls it without allocating anything more per request."""
@@ -156,7 +159,7 @@ def _answerer(
         # Decided on the raw path, as CloudFront sees it (no decoding, no normalising).
         raw: bytes = scope.get("raw_path") or scope["path"].encode()
         uri = raw.decode("latin-1").split("?", 1)[0].removeprefix("/media")
-        decision = edge.authorize(uri, keys, now=clock())
+        decision = decider.authorize(uri, now=clock())
         if decision.origin_uri is None:
             return problem(PermissionDeniedError(decision.reason or "forbidden"))
         key = decision.origin_uri[1:]
@@ -181,11 +184,24 @@ def _read_local(storage: LocalStorage, key: str) -> bytes:
     # `key` is `hls/{track id}/{name}[/{name}]`, every name checked by `authorize` (letters,
     # digits, `_`, `-` and inner dots: never `..`), so it stays under the store's root without
     # resolving the path on every request as `LocalStorage` does for arbitrary keys.
+    # The file is read with bare system calls (open, fstat, read, close): no file object.
     try:
-        with open(f"{storage.root}/{key}", "rb") as file:
-            return file.read()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        fd = os.open(f"{storage.root}/{key}", os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError("no such media file") from None
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size)
+        while len(data) < size:  # a short read (not seen with regular files): read the rest
+            more = os.read(fd, size - len(data))
+            if not more:
+                break
+            data += more
+        return data
+    except IsADirectoryError:
+        raise NotFoundError("no such media file") from None
+    finally:
+        os.close(fd)
 
 
 class InternalError(LufyError):

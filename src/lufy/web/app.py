@@ -150,8 +150,9 @@ def create_app(container: Container | None = None) -> Litestar:
         cors_config=_cors(container.settings.cors_allowed_origins),
     )
     complete_openapi(app)
-    # The local edge (`GET /media/hls/…`) is answered in front of the middleware stack.
-    app.asgi_handler = edge_asgi.wrap(app.asgi_handler, container)
-    # So is the stream authorisation, through the same middleware (lufy.catalog.api).
+    # The stream authorisation is answered in front of Litestar's routing, through the same
+    # middleware (lufy.catalog.api).
     app.asgi_handler = lean_stream_route(app.asgi_handler, container)
+    # The local edge (`GET /media/hls/…`) in front of everything: a player's every request.
+    app.asgi_handler = edge_asgi.wrap(app.asgi_handler, container)
     return app

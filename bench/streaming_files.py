@@ -1,0 +1,100 @@
+"""`bench/streaming.py`'s helpers for the four files alone: the bare ASGI application that
+granian runs behind its static files (`python_files`, imported by granian in a process of its
+own, so this module imports nothing of Lufy), and the phase that times the four files through
+the edge, from granian's static files and through that application."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+__all__ = ["fetch", "measure_files", "pct", "python_files", "report_files"]
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as file:  # on the loop, as the edge reads local files
+        return file.read()
+
+
+async def python_files(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The application behind granian's static files: `/python/hls/…` is the same file read in
+    Python and sent through granian's ASGI bridge, with no check at all (the floor of any edge
+    written as an ASGI application on this server); anything else is 404."""
+    if scope["type"] != "http":
+        return
+    path: str = scope["path"]
+    status, body = 404, b""
+    if path.startswith("/python/hls/") and ".." not in path:
+        status, body = 200, _read_file(os.environ["LUFY_BENCH_MEDIA"] + path[7:])
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def fetch(client: httpx.Client, urls: list[str]) -> None:
+    for url in urls:
+        response = client.get(url)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure_files(
+    rounds: int,
+    client_token: tuple[str, str],
+    granian_base: str,
+    track_id: uuid.UUID,
+    files: list[str],
+) -> dict[str, list[float]]:
+    """The four files alone, `rounds` times per side with one token (the plays' authorisation
+    left out): the edge's own part, on many more samples than the plays give. Three sides,
+    the order rotating: through the edge, granian's static files, and the same files read by
+    a bare ASGI application on granian (`python_files`)."""
+    base, access_token = client_token
+    times: dict[str, list[float]] = {"edge": [], "static": [], "python": []}
+    with (
+        httpx.Client(timeout=30) as lufy,
+        httpx.Client(timeout=30) as granian,
+        httpx.Client(timeout=30) as python,
+    ):
+        grant = lufy.get(
+            f"{base}/api/music/tracks/{track_id}/stream",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        grant.raise_for_status()
+        folder = grant.json()["url"].removesuffix("master.m3u8")
+        sides = [
+            ("edge", lufy, [folder + name for name in files]),
+            ("static", granian, [f"{granian_base}/hls/{track_id}/{name}" for name in files]),
+            ("python", python, [f"{granian_base}/python/hls/{track_id}/{name}" for name in files]),
+        ]
+        for _ in range(3):
+            for _name, client, urls in sides:
+                fetch(client, urls)
+        for i in range(rounds):
+            for name, client, urls in sides[i % 3 :] + sides[: i % 3]:
+                started = time.perf_counter()
+                fetch(client, urls)
+                times[name].append(time.perf_counter() - started)
+    return times
+
+
+def report_files(times: dict[str, list[float]], rounds: int) -> None:
+    e50, s50, p50 = (statistics.median(times[name]) for name in ("edge", "static", "python"))
+    print(
+        f"the four files alone, {rounds} rounds: through the edge p50 {e50 * 1000:.2f} ms p90 "
+        f"{pct(times['edge'], 0.9) * 1000:.2f} ms; granian's static files p50 "
+        f"{s50 * 1000:.2f} ms p90 {pct(times['static'], 0.9) * 1000:.2f} ms; ratio p50 "
+        f"{e50 / s50:.2f}. A bare ASGI app reading them on granian p50 {p50 * 1000:.2f} ms "
+        f"(ratio to static {p50 / s50:.2f}; the edge against it {e50 / p50:.2f}); "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
