@@ -11,7 +11,8 @@ Each command creates a throw-away database (migrated like production), runs as t
 `lufy_app`, prints one line per figure and drops the database. The baselines write the same
 rows into a table created with `LIKE lufy.events INCLUDING ALL` (same columns, defaults, identity,
 checks and indexes; no triggers), so the ratio is the cost of the event store itself.
-Admin connection: LUFY_BENCH_ADMIN_URL (default: the current OS user on 127.0.0.1:5432).
+Admin connection: LUFY_BENCH_ADMIN_URL (default: the current OS user on 127.0.0.1:5432); the
+database is named lufy_bench_<LUFY_BENCH_TAG><random>.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def _url(dbname: str, user: str | None = None) -> str:
 
 class BenchDatabase:
     def __init__(self) -> None:
-        self.name = f"lufy_bench_{uuid.uuid4().hex[:8]}"
+        # LUFY_BENCH_TAG (e.g. a branch name) marks whose database it is on a shared server.
+        self.name = f"lufy_bench_{os.environ.get('LUFY_BENCH_TAG', '')}{uuid.uuid4().hex[:8]}"
         self.admin_url = _url(self.name)
         self.app_url = _url(self.name, "lufy_app")
 
@@ -225,6 +227,47 @@ async def _emmett_rate(folder: Path, url: str, clients: int, seconds: float) -> 
     return float(json.loads(out.decode().strip().splitlines()[-1])["rate"])
 
 
+def _backend_cpu(pids: list[int]) -> float | None:
+    """Seconds on CPU of these server processes (Linux /proc/<pid>/schedstat, readable when the
+    server runs on this machine as this user or the bench runs as root), else None."""
+    try:
+        return sum(int(Path(f"/proc/{p}/schedstat").read_text().split()[0]) for p in pids) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _CpuMeter:
+    """CPU per operation of each side: this process (the clients, and the store's notifier
+    task) and every backend of the bench database (the writers' and the notifier's). On a
+    2-core machine both share the cores, so when they are saturated the rate ratio follows
+    the ratio of these sums; CPU per operation also moves less with the neighbours' load."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+        self.samples: dict[str, list[tuple[float, float | None]]] = {}
+
+    async def run(self, name: str, side: Callable[[], Awaitable[float]]) -> float:
+        cur = await self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        pids = [pid for (pid,) in await cur.fetchall()]
+        c0, b0, w0 = time.process_time(), _backend_cpu(pids), time.perf_counter()
+        rate = await side()
+        b1, ops = _backend_cpu(pids), rate * (time.perf_counter() - w0)
+        server = None if b0 is None or b1 is None else (b1 - b0) / ops * 1e6
+        self.samples.setdefault(name, []).append(((time.process_time() - c0) / ops * 1e6, server))
+        return rate
+
+    def summary(self) -> str:
+        parts = []
+        for name, rows in self.samples.items():
+            servers = [s for _, s in rows if s is not None]
+            server = f"{statistics.median(servers):,.0f}" if len(servers) == len(rows) else "n/a"
+            client = statistics.median(c for c, _ in rows)
+            parts.append(f"{name} client {client:,.0f} + server {server}")
+        return "  CPU µs per append (medians): " + "; ".join(parts)
+
+
 async def bench_append(
     clients_list: list[int], seconds: float, rounds: int, emmett: Path | None
 ) -> None:
@@ -245,9 +288,10 @@ async def bench_append(
             async def make_plain(c: int) -> Callable[[], Awaitable[None]]:
                 return _plain_op(conns[c], seq)
 
+            meter = _CpuMeter(conns[0])
             sides: dict[str, Callable[[], Awaitable[float]]] = {
-                "plain": partial(_timed, clients, seconds, make_plain),
-                "store": partial(_timed, clients, seconds, make_store),
+                "plain": partial(meter.run, "plain", partial(_timed, clients, seconds, make_plain)),
+                "store": partial(meter.run, "store", partial(_timed, clients, seconds, make_store)),
             }
             if emmett is not None:
                 sides["emmett"] = partial(_emmett_rate, emmett, bench.admin_url, clients, seconds)
@@ -267,6 +311,7 @@ async def bench_append(
                 f"median pair ratio {ratio:.2f} (target >= {0.8 if clients == 1 else 0.85:.2f})",
                 flush=True,
             )
+            print(meter.summary(), flush=True)
             if emmett is not None:
                 peer = rates["emmett"]
                 ratio = statistics.median(o / p for o, p in zip(stores, peer, strict=True))

@@ -1,10 +1,10 @@
 """The append statements, composed once from one template, and their parameters.
 
-`queries.sql` holds one `append` statement with three slots and the fragments that fill them
-(see the comment above it there): which events ({events}: one from plain parameters, or a JSON
-batch), the streams row for the expected-version mode ({stream}) and whether the NOTIFY goes
-with the transaction ({notify}). psycopg's SQL composition fills them here, once, into the
-twelve variants; nothing edits query text.
+`queries.sql` holds the `append` statement (and `append_one`, the same for a single event) with
+three slots and the fragments that fill them (see the comment above it there): which events
+({events}: one from plain parameters, or a JSON batch), the streams row for the expected-version
+mode ({stream}) and whether the NOTIFY goes with the transaction ({notify}). psycopg's SQL
+composition fills them here, once, into the twelve variants; nothing edits query text.
 """
 
 from __future__ import annotations
@@ -31,14 +31,17 @@ MAX_BATCH = 10_000
 _STREAM = {-2: _Q.stream_any, -1: _Q.stream_no_stream, 0: _Q.stream_exact}
 
 
-def _compose(events: LiteralString, stream: LiteralString, notify: LiteralString) -> bytes:
+def _compose(
+    template: LiteralString, events: LiteralString, stream: LiteralString, notify: LiteralString
+) -> bytes:
     parts = {"events": sql.SQL(events), "stream": sql.SQL(stream), "notify": sql.SQL(notify)}
-    return sql.SQL(_Q.append).format(**parts).as_bytes(None)
+    return sql.SQL(template).format(**parts).as_bytes(None)
 
 
 # (mode, single event, NOTIFY in the transaction) -> the statement.
 _STATEMENTS = {
     (mode, single, in_tx): _compose(
+        _Q.append_one if single else _Q.append,
         _Q.events_one if single else _Q.events_batch,
         stream,
         _Q.notify_in_tx if in_tx else _Q.notify_after_commit,
