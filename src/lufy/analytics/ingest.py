@@ -35,7 +35,7 @@ from lufy.analytics.intake import (
 )
 from lufy.db import Database
 from lufy.errors import LufyError
-from lufy.eventstore import BulkRows, EventMetadata, EventStore, NewEvent
+from lufy.eventstore import BulkResult, BulkRows, EventMetadata, EventStore, NewEvent
 from lufy.identity import event_metadata
 from lufy.observability import ANALYTICS_EVENTS, record_ingest
 from lufy.privacy.listeners import ListenerKeys, month_of, seal_listener_fields
@@ -121,16 +121,20 @@ class Ingestor:
         *,
         event_type: type[IncomingEvent] = IncomingEvent,
         offload: bool = False,
+        writers: int = 1,
     ) -> PreparedBatch:
         """Everything but the append: checks, sampling, enrichment, sealing, COPY rows. With
         `offload` the CPU-bound steps run in a worker thread, so that the event loop keeps
-        writing an earlier batch meanwhile (`lufy events import` pipelines its chunks)."""
+        writing an earlier batch meanwhile (`lufy events import` pipelines its chunks). With
+        `writers` > 1 the rows are split by session (a session's events stay in one part, in
+        their order) into that many parts, which `write` appends on as many connections at
+        once."""
         result = IngestResult()
         candidates, needs = await _run(
             offload, self._checked, raw_events, context, event_type, result
         )
         if not candidates:
-            return PreparedBatch(result, None)
+            return PreparedBatch(result, [])
         await self._resolve(needs)
         secret = await self._hmac_key()
         seal = await self._listener_sealer(needs)
@@ -143,7 +147,7 @@ class Ingestor:
             )
         )
 
-        def rows() -> BulkRows | None:
+        def rows() -> list[BulkRows]:
             new_events: list[NewEvent] = []
             for c in candidates:
                 artist_id, problem = self._artist_of(c.item)
@@ -152,19 +156,21 @@ class Ingestor:
                     continue
                 new_events.append(_new_event(c, artist_id, secret, seal, context, metadata))
             result.rejected.sort(key=lambda r: r.index)
-            return self.store.bulk_rows(new_events) if new_events else None
+            return [self.store.bulk_rows(part) for part in _split(new_events, writers) if part]
 
         return PreparedBatch(result, await _run(offload, rows))
 
     async def write(self, prepared: PreparedBatch) -> IngestResult:
         """Append a prepared batch (idempotent by event id); its result, counts filled in."""
         result = prepared.result
-        if prepared.rows is not None:
-            async with self.db.connection() as conn:
-                written = await self.store.append_bulk_rows(conn, prepared.rows)
-            result.accepted = len(written.inserted)
-            result.duplicates = len(written.duplicates)
+        for written in await asyncio.gather(*map(self._append, prepared.rows)):
+            result.accepted += len(written.inserted)
+            result.duplicates += len(written.duplicates)
         return result
+
+    async def _append(self, rows: BulkRows) -> BulkResult:
+        async with self.db.connection() as conn:
+            return await self.store.append_bulk_rows(conn, rows)
 
     def _checked(
         self,
@@ -294,7 +300,21 @@ class PreparedBatch:
     """A batch checked and encoded by `Ingestor.prepare`, for `Ingestor.write`."""
 
     result: IngestResult
-    rows: BulkRows | None
+    rows: list[BulkRows]
+
+
+def _split(events: list[NewEvent], parts: int) -> list[list[NewEvent]]:
+    """`events` in `parts` parts by session; an event id seen again goes where it went first
+    (so that no two parts written at once carry the same id: each part finds it a duplicate
+    within itself, never by waiting on the other's unique-index entry)."""
+    if parts == 1:
+        return [events]
+    split: list[list[NewEvent]] = [[] for _ in range(parts)]
+    first: dict[int, int] = {}
+    for event in events:
+        part = first.setdefault(event.event_id.int, hash(event.stream_id) % parts)
+        split[part].append(event)
+    return split
 
 
 async def _run(offload: bool, fn: Callable[..., _T], *args: Any) -> _T:

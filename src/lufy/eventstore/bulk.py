@@ -24,13 +24,14 @@ from lufy.eventstore.codec import EventCodec
 from lufy.eventstore.envelope import NewEvent
 from lufy.sqlfiles import load_queries
 
-__all__ = ["BulkResult", "BulkRows", "copy_line", "copy_rows", "write_fresh"]
+__all__ = ["BulkResult", "BulkRows", "copy_rows", "write_fresh"]
 
 _Q = load_queries("lufy.eventstore")
 
 # What COPY's text format gives a meaning to inside a field (NUL cannot be sent at all: the
 # server rejects it, as it did when psycopg formatted the rows).
 _SPECIAL = re.compile(r"[\\\t\n\r]")
+_BACKSLASH, _BACKSLASH_ESCAPED = "\\", "\\\\"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -44,25 +45,6 @@ def _text(value: str) -> str:
     return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
 
 
-def copy_line(
-    event_id: str,
-    stream_type: str,
-    stream_id: str,
-    type_name: str,
-    version: int,
-    data: str,
-    metadata: str,
-    occurred_at: datetime,
-) -> str:
-    """One row of `copy_events` in COPY's text format. `data` and `metadata` are JSON as
-    msgspec writes it (control characters escaped), so only backslashes need doubling."""
-    return (
-        f"{event_id}\t{_text(stream_type)}\t{_text(stream_id)}\t{_text(type_name)}\t{version}\t"
-        f"{data.replace(chr(92), chr(92) * 2)}\t{metadata.replace(chr(92), chr(92) * 2)}\t"
-        f"{occurred_at.isoformat()}\n"
-    )
-
-
 class BulkRows(msgspec.Struct, frozen=True):
     """A batch encoded for COPY (`copy_rows`): each distinct event's id and line, and the ids
     repeated within the batch."""
@@ -74,7 +56,9 @@ class BulkRows(msgspec.Struct, frozen=True):
 
 
 def copy_rows(codec: EventCodec, events: Sequence[NewEvent]) -> BulkRows:
-    """The COPY line of each event, and the ids repeated within `events`."""
+    """The COPY line of each event, and the ids repeated within `events`. `data` and
+    `metadata` are JSON as msgspec writes it (control characters escaped), so only their
+    backslashes need doubling."""
     rows: list[tuple[uuid.UUID, str]] = []
     ids: list[str] = []
     duplicates: list[uuid.UUID] = []
@@ -82,6 +66,8 @@ def copy_rows(codec: EventCodec, events: Sequence[NewEvent]) -> BulkRows:
     now = datetime.now(UTC)
     # A batch usually shares one metadata object (the ingestor's): encoded once.
     metadata_text: dict[int, str] = {}
+    # Stream types and event types repeat: each escaped once.
+    names: dict[str, str] = {}
     for item in events:
         if item.stream_type is None or item.stream_id is None:
             raise ValueError("bulk events need stream_type and stream_id")
@@ -93,18 +79,20 @@ def copy_rows(codec: EventCodec, events: Sequence[NewEvent]) -> BulkRows:
         type_name, version, data = codec.encode(item.event)
         meta = metadata_text.get(id(item.metadata))
         if meta is None:
-            meta = metadata_text[id(item.metadata)] = codec.encode_metadata(item.metadata)
+            meta = codec.encode_metadata(item.metadata).replace(_BACKSLASH, _BACKSLASH_ESCAPED)
+            metadata_text[id(item.metadata)] = meta
         event_id = str(item.event_id)
         ids.append(event_id)
-        line = copy_line(
-            event_id,
-            item.stream_type,
-            item.stream_id,
-            type_name,
-            version,
-            data,
-            meta,
-            item.occurred_at or now,
+        stream_type = names.get(item.stream_type)
+        if stream_type is None:
+            stream_type = names[item.stream_type] = _text(item.stream_type)
+        type_text = names.get(type_name)
+        if type_text is None:
+            type_text = names[type_name] = _text(type_name)
+        line = (
+            f"{event_id}\t{stream_type}\t{_text(item.stream_id)}\t{type_text}\t{version}\t"
+            f"{data.replace(_BACKSLASH, _BACKSLASH_ESCAPED)}\t{meta}\t"
+            f"{(item.occurred_at or now).isoformat()}\n"
         )
         rows.append((item.event_id, line))
     return BulkRows(rows, duplicates, "{" + ",".join(ids) + "}")
