@@ -26,7 +26,7 @@
 
 Projection figures (bench/analytics_replay.py; `--figures` picks among refresh, rebuild,
 import, routes; all by default), after the fixture is projected (`--batch` events per live
-batch):
+batch; with `--database NAME`, on a fixture kept by `--keep`, only import and routes):
 - refresh: the analyst refresh after appending 10,000 events (target <= 0.2 s per view);
 - rebuild: `lufy projections rebuild analytics` against one `INSERT … SELECT … GROUP BY`
   computing the same sessions and rollups (target >= 0.5), and the rebuild's peak RSS
@@ -224,18 +224,7 @@ async def run(args: argparse.Namespace) -> None:
     admin = db_url(dbname)
     db = Database(db_url(dbname, "lufy_app"), max_size=4)
     if args.database:  # measure again on a fixture kept by an earlier run (--keep)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            big, small = (
-                conn.execute(
-                    "SELECT artist_id FROM lufy.tracks WHERE title LIKE %s LIMIT 1", [f"{n} %"]
-                ).fetchone()[0]
-                for n in ("Big", "Small")
-            )
-        await db.open(wait=True)
-        try:
-            await measure_routes(db, big, small, args)
-        finally:
-            await db.close()
+        await kept_figures(admin, db, args)
         return
     migrate(db_url(dbname), db_url(dbname, "lufy_app"))
     try:
@@ -319,6 +308,31 @@ async def run(args: argparse.Namespace) -> None:
             print(f"kept {dbname}: measure again with --database {dbname}")
 
 
+async def kept_figures(admin: str, db: Database, args: argparse.Namespace) -> None:
+    """`--database NAME`: the import and route figures again on a kept fixture (`--figures`:
+    `import` and `routes` are measured here, the others need the run that built it)."""
+    figures = set(args.figures.split(","))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        big, small = (
+            conn.execute(
+                "SELECT artist_id FROM lufy.tracks WHERE title LIKE %s LIMIT 1", [f"{n} %"]
+            ).fetchone()[0]
+            for n in ("Big", "Small")
+        )
+        small_tracks = [
+            r[0] for r in conn.execute("SELECT id FROM lufy.tracks WHERE artist_id = %s", [small])
+        ]
+    if "import" in figures:
+        app = db_url(args.database, "lufy_app")
+        import_figure(admin, app, small_tracks, args.import_events, args.listeners)
+    if "routes" in figures:
+        await db.open(wait=True)
+        try:
+            await measure_routes(db, big, small, args)
+        finally:
+            await db.close()
+
+
 async def measure_routes(
     db: Database, big: uuid.UUID, small: uuid.UUID, args: argparse.Namespace
 ) -> None:
@@ -396,7 +410,10 @@ def main() -> None:
         help="which figures to measure after the fixture (comma-separated)",
     )
     parser.add_argument("--import-events", type=int, default=300_000)
-    parser.add_argument("--database", help="measure the routes again on a kept fixture")
+    parser.add_argument(
+        "--database",
+        help="measure again on a kept fixture (the import and routes figures of --figures)",
+    )
     parser.add_argument("--only", help="measure only the routes whose name contains this")
     parser.add_argument(
         "--no-scan", action="store_true", help="skip the distinct-listener scan baseline"

@@ -60,6 +60,7 @@ def is_sampled_in(identity: str, rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
+@lru_cache(maxsize=1024)
 def country_code(header: str | None) -> str | None:
     """ISO 3166 alpha-2 from CloudFront-Viewer-Country (or an import file), else None."""
     if not header:

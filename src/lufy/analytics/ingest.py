@@ -10,10 +10,12 @@ duplicates and written nothing (so a client may retry a batch as often as it lik
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
 
 from lufy.analytics.classify import country_code, is_bot, is_sampled_in, listener_key
 from lufy.analytics.events import BY_TYPE, STREAM_TYPE
@@ -33,7 +35,7 @@ from lufy.analytics.intake import (
 )
 from lufy.db import Database
 from lufy.errors import LufyError
-from lufy.eventstore import EventMetadata, EventStore, NewEvent
+from lufy.eventstore import BulkResult, BulkRows, EventMetadata, EventStore, NewEvent
 from lufy.identity import event_metadata
 from lufy.observability import ANALYTICS_EVENTS, record_ingest
 from lufy.privacy.listeners import ListenerKeys, month_of, seal_listener_fields
@@ -48,11 +50,13 @@ __all__ = [
     "IngestResult",
     "Ingestor",
     "MalformedBodyError",
+    "PreparedBatch",
     "Rejection",
     "decode_batch",
 ]
 
 _Q = load_queries("lufy.analytics")
+_T = TypeVar("_T")
 
 
 def record_bots(n: int) -> None:
@@ -81,6 +85,8 @@ class Ingestor:
         self._track_artist: dict[uuid.UUID, uuid.UUID] = {}
         self._artists: set[uuid.UUID] = set()
         self._listener_keys = ListenerKeys()
+        # Sealed (listener_id, anonymous_id) by (user, anonymous id, month): _listener_sealer.
+        self._sealed: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
 
     async def ingest_http(
         self, body: bytes, context: IngestContext, *, user_agent: str | None
@@ -106,28 +112,87 @@ class Ingestor:
         *,
         event_type: type[IncomingEvent] = IncomingEvent,
     ) -> IngestResult:
+        return await self.write(await self.prepare(raw_events, context, event_type=event_type))
+
+    async def prepare(
+        self,
+        raw_events: Sequence[Any],
+        context: IngestContext,
+        *,
+        event_type: type[IncomingEvent] = IncomingEvent,
+        offload: bool = False,
+        writers: int = 1,
+    ) -> PreparedBatch:
+        """Everything but the append: checks, sampling, enrichment, sealing, COPY rows. With
+        `offload` the CPU-bound steps run in a worker thread, so that the event loop keeps
+        writing an earlier batch meanwhile (`lufy events import` pipelines its chunks). With
+        `writers` > 1 the rows are split by session (a session's events stay in one part, in
+        their order) into that many parts, which `write` appends on as many connections at
+        once."""
         result = IngestResult()
-        candidates = self._sampled_candidates(raw_events, context, event_type, result)
+        candidates, needs = await _run(
+            offload, self._checked, raw_events, context, event_type, result
+        )
         if not candidates:
-            return result
-        await self._resolve(candidates)
+            return PreparedBatch(result, [])
+        await self._resolve(needs)
         secret = await self._hmac_key()
-        seal = await self._listener_sealer(candidates, context)
-        weight = 1.0 / self.sample_rate
-        new_events: list[NewEvent] = []
-        for c in candidates:
-            artist_id, problem = self._artist_of(c.item)
-            if problem is not None:
-                result.rejected.append(Rejection(c.index, problem))
-                continue
-            new_events.append(_new_event(c, artist_id, secret, seal, context, weight))
-        result.rejected.sort(key=lambda r: r.index)
-        if new_events:
-            async with self.db.connection() as conn:
-                written = await self.store.append_bulk(conn, new_events)
-            result.accepted = len(written.inserted)
-            result.duplicates = len(written.duplicates)
+        seal = await self._listener_sealer(needs)
+        # One metadata object for the whole batch: the bulk path encodes it once.
+        metadata = EventMetadata(
+            **event_metadata(
+                weight=1.0 / self.sample_rate,
+                correlation=context.correlation_id,
+                request=context.request_id,
+            )
+        )
+
+        def rows() -> list[BulkRows]:
+            new_events: list[NewEvent] = []
+            for c in candidates:
+                artist_id, problem = self._artist_of(c.item)
+                if problem is not None:
+                    result.rejected.append(Rejection(c.index, problem))
+                    continue
+                new_events.append(_new_event(c, artist_id, secret, seal, context, metadata))
+            result.rejected.sort(key=lambda r: r.index)
+            return [self.store.bulk_rows(part) for part in _split(new_events, writers) if part]
+
+        return PreparedBatch(result, await _run(offload, rows))
+
+    async def write(self, prepared: PreparedBatch) -> IngestResult:
+        """Append a prepared batch (idempotent by event id); its result, counts filled in."""
+        result = prepared.result
+        for written in await asyncio.gather(*map(self._append, prepared.rows)):
+            result.accepted += len(written.inserted)
+            result.duplicates += len(written.duplicates)
         return result
+
+    async def _append(self, rows: BulkRows) -> BulkResult:
+        async with self.db.connection() as conn:
+            return await self.store.append_bulk_rows(conn, rows)
+
+    def _checked(
+        self,
+        raw_events: Sequence[Any],
+        context: IngestContext,
+        event_type: type[IncomingEvent],
+        result: IngestResult,
+    ) -> tuple[list[Candidate], _Needs]:
+        """`_sampled_candidates`, and what their enrichment and sealing need looked up."""
+        candidates = self._sampled_candidates(raw_events, context, event_type, result)
+        needs = _Needs()
+        for c in candidates:
+            item = c.item
+            if item.track_id is not None:
+                needs.tracks.add(item.track_id)
+            elif item.artist_id is not None:
+                needs.artists.add(item.artist_id)
+            user = user_of(item, context)
+            if user is not None:
+                needs.people.add(user)
+            needs.months.add(month_of(item.occurred_at))
+        return candidates, needs
 
     def _sampled_candidates(
         self,
@@ -165,22 +230,25 @@ class Ingestor:
             return None, "unknown artist"
         return artist_id, None
 
-    async def _listener_sealer(
-        self, candidates: Sequence[Candidate], context: IngestContext
-    ) -> _Sealer:
+    async def _listener_sealer(self, needs: _Needs) -> _Sealer:
         """Raw listener ids are stored sealed, per person and per month (privacy.listeners):
         the keys of the batch's listeners and months, and a sealer that reuses the sealed text
-        within the batch (`listener_key` links those events anyway)."""
-        people = {u for c in candidates if (u := user_of(c.item, context)) is not None}
-        months = {month_of(c.item.occurred_at) for c in candidates}
-        keys = await self._listener_keys.load(self.db, people, months)
-        done: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
+        for the same listener and month (`listener_key` links those events anyway), across
+        batches of one process, as long as no cached key was dropped meanwhile
+        (`ListenerKeys.refreshes`; a batch loads the keys of every listener and month it seals
+        for, so a reused text never outlives the key it was sealed with in the cache)."""
+        refreshes = self._listener_keys.refreshes
+        keys = await self._listener_keys.load(self.db, needs.people, needs.months)
+        if self._listener_keys.refreshes != refreshes or len(self._sealed) > 200_000:
+            self._sealed = {}
+        done = self._sealed
 
         def seal(item: IncomingEvent, ctx: IngestContext) -> tuple[str | None, str | None]:
             what = (user_of(item, ctx), item.anonymous_id, month_of(item.occurred_at))
-            if what not in done:
-                done[what] = seal_listener_fields(keys, what[2], what[0], what[1])
-            return done[what]
+            sealed = done.get(what)
+            if sealed is None:
+                sealed = done[what] = seal_listener_fields(keys, what[2], what[0], what[1])
+            return sealed
 
         return seal
 
@@ -194,17 +262,18 @@ class Ingestor:
             self._secret = bytes(row[0])
         return self._secret
 
-    async def _resolve(self, candidates: Sequence[Candidate]) -> None:
-        tracks = {c.item.track_id for c in candidates if c.item.track_id is not None}
-        artists = {
-            c.item.artist_id
-            for c in candidates
-            if c.item.artist_id is not None and c.item.track_id is None
-        }
-        tracks -= self._track_artist.keys()
-        artists -= self._artists
+    async def _resolve(self, needs: _Needs) -> None:
+        tracks = needs.tracks - self._track_artist.keys()
+        artists = needs.artists - self._artists
         if not tracks and not artists:
             return
+        # Bounded caches, emptied before (not after) this batch's ids go in.
+        if len(self._track_artist) + len(tracks) > 200_000:
+            self._track_artist.clear()
+            tracks = set(needs.tracks)
+        if len(self._artists) + len(artists) > 200_000:
+            self._artists.clear()
+            artists = set(needs.artists)
         async with self.db.transaction(role="system") as conn:
             if tracks:
                 cur = await conn.execute(_Q.known_tracks, {"ids": list(tracks)})
@@ -213,10 +282,43 @@ class Ingestor:
             if artists:
                 cur = await conn.execute(_Q.known_artists, {"ids": list(artists)})
                 self._artists.update(r[0] for r in await cur.fetchall())
-        if len(self._track_artist) > 200_000:
-            self._track_artist.clear()
-        if len(self._artists) > 200_000:
-            self._artists.clear()
+
+
+@dataclass
+class _Needs:
+    """What a batch's candidates name: tracks and artists to resolve, people and months whose
+    keys seal their listener ids."""
+
+    tracks: set[uuid.UUID] = field(default_factory=set)
+    artists: set[uuid.UUID] = field(default_factory=set)
+    people: set[uuid.UUID] = field(default_factory=set)
+    months: set[date] = field(default_factory=set)
+
+
+@dataclass
+class PreparedBatch:
+    """A batch checked and encoded by `Ingestor.prepare`, for `Ingestor.write`."""
+
+    result: IngestResult
+    rows: list[BulkRows]
+
+
+def _split(events: list[NewEvent], parts: int) -> list[list[NewEvent]]:
+    """`events` in `parts` parts by session; an event id seen again goes where it went first
+    (so that no two parts written at once carry the same id: each part finds it a duplicate
+    within itself, never by waiting on the other's unique-index entry)."""
+    if parts == 1:
+        return [events]
+    split: list[list[NewEvent]] = [[] for _ in range(parts)]
+    first: dict[int, int] = {}
+    for event in events:
+        part = first.setdefault(event.event_id.int, hash(event.stream_id) % parts)
+        split[part].append(event)
+    return split
+
+
+async def _run(offload: bool, fn: Callable[..., _T], *args: Any) -> _T:
+    return await asyncio.to_thread(fn, *args) if offload else fn(*args)
 
 
 _Sealer = Callable[[IncomingEvent, IngestContext], tuple[str | None, str | None]]
@@ -228,7 +330,7 @@ def _new_event(
     secret: bytes,
     seal: _Sealer,
     context: IngestContext,
-    weight: float,
+    metadata: EventMetadata,
 ) -> NewEvent:
     """The log event a checked candidate becomes: enriched, its listener sealed."""
     item = c.item
@@ -253,11 +355,7 @@ def _new_event(
         event=event,
         event_id=item.event_id,
         occurred_at=item.occurred_at.astimezone(UTC),
-        metadata=EventMetadata(
-            **event_metadata(
-                weight=weight, correlation=context.correlation_id, request=context.request_id
-            )
-        ),
+        metadata=metadata,
         stream_type=STREAM_TYPE,
         stream_id=item.session_id,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lufy.eventstore.bulk import BulkRows
 from lufy.eventstore.codec import EventCodec, default_codec
 from lufy.eventstore.envelope import (
     ANY,
@@ -23,6 +24,7 @@ __all__ = [
     "NO_STREAM",
     "AppendResult",
     "BulkResult",
+    "BulkRows",
     "Checkpoint",
     "Event",
     "EventCodec",

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection, errors
 
 from lufy.errors import ConcurrencyError, DuplicateEventError, ValidationFailedError
 from lufy.eventstore import statements
-from lufy.eventstore.bulk import BulkResult, copy_rows, write_fresh
+from lufy.eventstore.bulk import BulkResult, BulkRows, copy_rows, write_fresh
 from lufy.eventstore.codec import EventCodec, default_codec
 from lufy.eventstore.envelope import (
     AppendResult,
@@ -162,9 +162,17 @@ class EventStore:
         """
         if not events:
             return BulkResult(inserted=[], duplicates=[])
-        rows, duplicates = copy_rows(self.codec, events)
+        return await self.append_bulk_rows(conn, self.bulk_rows(events))
+
+    def bulk_rows(self, events: Sequence[NewEvent]) -> BulkRows:
+        """`events` encoded for `append_bulk_rows` (CPU only: a caller may do it in a thread
+        while the previous batch is being written)."""
+        return copy_rows(self.codec, events)
+
+    async def append_bulk_rows(self, conn: AsyncConnection[Any], batch: BulkRows) -> BulkResult:
+        """`append_bulk` of a batch already encoded by `bulk_rows`."""
         alone = _commits_alone(conn)
-        result = await write_fresh(conn, rows, duplicates, notify_in_tx=not alone)
+        result = await write_fresh(conn, batch, notify_in_tx=not alone)
         if result.inserted and alone:
             await self._notify_after_commit(conn)
         return result

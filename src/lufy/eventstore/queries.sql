@@ -93,7 +93,8 @@ RETURNING st.version - %(n)s::bigint AS base;
 false;
 
 -- name: existing_event_ids
-SELECT event_id FROM lufy.events WHERE event_id = ANY(%(event_ids)s);
+-- The ids come as one array literal ('{…,…}': bulk.py builds it as text).
+SELECT event_id FROM lufy.events WHERE event_id = ANY(%(event_ids)s::uuid[]);
 
 -- name: copy_events
 COPY lufy.events (event_id, stream_type, stream_id, type, schema_version, data, metadata,

@@ -49,7 +49,14 @@ _MONTHS = uuid.UUID("6c1b7f4e-5a0d-4a53-9d3e-5f1c0b7a2e91")
 
 def month_of(moment: datetime) -> date:
     """The first day of the UTC month of `moment`."""
-    return moment.astimezone(UTC).date().replace(day=1)
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return _first_day(moment.year, moment.month)
+
+
+@lru_cache(maxsize=1024)
+def _first_day(year: int, month: int) -> date:
+    return date(year, month, 1)
 
 
 @lru_cache(maxsize=1024)
@@ -107,6 +114,10 @@ class ListenerKeys:
         self.ttl = ttl
         self.max_entries = max_entries
         self._cache: dict[uuid.UUID, tuple[bytes, float]] = {}
+        # How many times cached keys were dropped (expired and read again, or the cache
+        # emptied): what was sealed with cached keys may be reused only while this stays the
+        # same (`Ingestor` reuses sealed listener ids across batches).
+        self.refreshes = 0
 
     def _cached(
         self, subjects: Iterable[uuid.UUID]
@@ -132,6 +143,8 @@ class ListenerKeys:
         keys, missing = self._cached(people | set(month_by_subject))
         if not missing:
             return SealingKeys(keys)
+        if not missing.isdisjoint(self._cache):
+            self.refreshes += 1
         async with db.transaction(role="system") as conn:
             loaded = await self._fetch(conn, missing)
             absent = missing - loaded.keys()
@@ -150,6 +163,7 @@ class ListenerKeys:
                         loaded[person] = key
         if len(self._cache) + len(loaded) > self.max_entries:
             self._cache.clear()
+            self.refreshes += 1
         stamp = time.monotonic()
         for subject, key in loaded.items():
             self._cache[subject] = (key, stamp)
