@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from psycopg import AsyncConnection
 
@@ -135,9 +135,10 @@ async def record_grant(
     }
     now = grant.occurred_at
     assert now is not None
-    if isinstance(resolver, TierRule):
-        rule: TierRule | None = resolver
-        params["subscriptions"] = resolver.subscriptions
+    # Duck-typed: isinstance against a runtime-checkable protocol costs tens of microseconds.
+    if hasattr(resolver, "tier_of"):
+        rule: TierRule | None = cast(TierRule, resolver)
+        params["subscriptions"] = bool(getattr(resolver, "subscriptions", False))
         issue: _Issue = _issue
     else:
         rule, params["subscriptions"] = None, False

@@ -109,7 +109,7 @@ def _sign_hs256(secret: str, claims: dict[str, object]) -> str:
     signing_input = (
         f"{_stream_header(secret)}.{_b64url(json.dumps(claims, separators=(',', ':')).encode())}"
     )
-    digest = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret.encode(), signing_input.encode(), "sha256")
     return f"{signing_input}.{_b64url(digest)}"
 
 
