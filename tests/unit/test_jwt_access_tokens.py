@@ -49,3 +49,41 @@ def test_a_token_of_another_issuer_with_the_same_key_is_refused() -> None:
 def test_an_empty_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="secret"):
         AccessTokens("", issuer=ISSUER)
+
+
+def test_a_verified_token_is_remembered_but_still_dies_at_its_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = AccessTokens(SECRET, issuer=ISSUER)
+    now = datetime.now(UTC)
+    token = tokens.issue(WHO, now=now)
+    assert tokens.verify(token) == WHO
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise jwt.DecodeError("decoded again")
+
+    monkeypatch.setattr("lufy.accounts.access_tokens.jwt.decode", no_decoding)
+    assert tokens.verify(token) == WHO  # remembered: not decoded again
+    expiry = float(int(now.timestamp()) + 900)
+    monkeypatch.setattr("lufy.accounts.access_tokens.time.time", lambda: expiry - 0.001)
+    assert tokens.verify(token) == WHO
+    monkeypatch.setattr("lufy.accounts.access_tokens.time.time", lambda: expiry)
+    with pytest.raises(InvalidAccessToken, match="expired"):
+        tokens.verify(token)
+    # Forgotten once expired: it is decoded again (and here refused by the stand-in).
+    with pytest.raises(InvalidAccessToken, match="malformed"):
+        tokens.verify(token)
+
+
+def test_a_refused_token_is_never_remembered() -> None:
+    tokens = AccessTokens(SECRET, issuer=ISSUER)
+    token = tokens.issue(WHO, now=datetime.now(UTC))
+    assert tokens.verify(token) == WHO
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    for _ in range(2):
+        with pytest.raises(InvalidAccessToken, match="signature is invalid"):
+            tokens.verify(forged)
+    other = AccessTokens(SECRET + "-other", issuer=ISSUER)
+    with pytest.raises(InvalidAccessToken, match="signature is invalid"):
+        other.verify(token)  # what one instance remembers, another does not know

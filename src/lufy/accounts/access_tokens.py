@@ -2,10 +2,18 @@
 
 Verification pins the algorithm to HS256 (so `alg: none` and any algorithm confusion fail),
 requires every claim, checks issuer and audience, and allows no clock leeway.
+
+Every authenticated request verifies its bearer token, and a client sends the same token for
+its 15 minutes: a token that verified is remembered (per process, by its exact text, with its
+expiry), so its later requests skip the signature and claim checks (a few hundred microseconds
+of PyJWT) but not the expiry, which is checked as PyJWT checks it (dead once `exp <= now`).
+Nothing else about a token can change while it is valid; whether its session is still live is
+a separate check (`authenticate`). A refused token is never remembered.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import jwt
@@ -20,6 +28,8 @@ AUDIENCE = "lufy-api"
 ROLES = frozenset({"listener", "artist", "admin"})
 _ALGORITHM = "HS256"
 _REQUIRED = ["sub", "sid", "role", "iat", "exp", "iss", "aud"]
+# The verified tokens remembered are dropped whole past this many.
+_VERIFIED_MAX = 20_000
 
 
 class InvalidAccessToken(Exception):
@@ -33,6 +43,7 @@ class AccessTokens:
         self._secret = secret
         self.issuer = issuer
         self.ttl = ttl
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def issue(self, principal: Principal, *, now: datetime) -> str:
         claims = {
@@ -47,6 +58,19 @@ class AccessTokens:
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            if known[1] <= time.time():
+                self._verified.pop(token, None)
+                raise InvalidAccessToken("access token has expired")
+            return known[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         if len(token) > 4096:
             raise InvalidAccessToken("access token is malformed")
         try:
@@ -82,4 +106,4 @@ class AccessTokens:
             raise InvalidAccessToken("access token claims are invalid") from None
         if principal.role not in ROLES:
             raise InvalidAccessToken("access token claims are invalid")
-        return principal
+        return principal, float(claims["exp"])

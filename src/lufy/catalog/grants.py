@@ -1,25 +1,31 @@
 """Stream grants: the database work of `GET /api/music/tracks/{id}/stream`, in one statement.
 
 Every play starts with this request, so its cost is part of the time to first segment
-(docs/benchmarks.md). `lufy.issue_stream_grant` (sql/0820_stream_grant.sql) binds the caller for
+(docs/benchmarks.md). `lufy.issue_stream_grant` (sql/0820 and sql/0821) binds the caller for
 Row-Level Security, reads the track, decides whether it may be streamed and, when it may,
 appends the `catalog.stream_authorized` event with `lufy.append_to_stream`, encoded by the event
-store's codec like any append. The tier resolver's read is pipelined behind it: both run in
-one implicit transaction (pipeline mode sends no Sync between them), so the resolver sees the
-RLS context the function bound: one round trip for both (their results), one for the Sync
-that commits them when the pipeline ends (fetching in a pipeline sends a flush, not a Sync). The
-transaction commits asynchronously (`synchronous_commit = off`, for it only): docs/media.md
-says what a crash can lose and why that is acceptable.
+store's codec like any append, and reads what the listener's tier is worked out of: one
+statement, in autocommit mode, so one round trip (Bind, Execute, Sync) whose answer arrives
+committed. The transaction commits asynchronously (`synchronous_commit = off`, for it only):
+docs/media.md says what a crash can lose and why that is acceptable.
+
+The tier: a resolver that is a `TierRule` (the payments context's entitlements, and the
+default that gives everyone premium) says whether it needs the listener's subscriptions, which
+the statement then returns, and works the tier out of them. Any other resolver (an async
+callable given the connection, as tests inject) is pipelined behind the statement in the same
+implicit transaction, as before: it sees the RLS context the function bound, at the cost of a
+second round trip (the fetch is a flush, the commit the Sync at the end of the pipeline).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from psycopg import AsyncConnection
 
@@ -30,11 +36,26 @@ from lufy.eventstore.codec import EventCodec
 from lufy.identity import Principal
 from lufy.sqlfiles import load_queries
 
-__all__ = ["GrantConnections", "record_grant"]
+__all__ = ["GrantConnections", "Subscription", "TierRule", "record_grant"]
 
 _Q = load_queries("lufy.catalog")
 Tier = Literal["free", "premium"]
 Resolver = Callable[[AsyncConnection[Any], uuid.UUID | None, datetime], Awaitable[Tier]]
+_Issued = tuple[Tier | None, tuple[Any, ...] | None]  # (the resolver's tier, the statement's row)
+_Issue = Callable[["Database | GrantConnections", dict[str, Any]], Awaitable[_Issued]]
+# One subscription of the listener, newest first: (status, current period end, past due since).
+Subscription = tuple[str, datetime | None, datetime | None]
+
+
+@runtime_checkable
+class TierRule(Protocol):
+    """A tier resolver whose read the grant's own statement makes. `subscriptions`: whether the
+    tier depends on the listener's subscriptions (then the statement returns them; an anonymous
+    listener has none)."""
+
+    subscriptions: bool
+
+    def tier_of(self, subscriptions: Sequence[Subscription], now: datetime) -> Tier: ...
 
 
 class GrantConnections:
@@ -89,7 +110,7 @@ class GrantConnections:
 async def record_grant(
     db: Database | GrantConnections,
     codec: EventCodec,
-    resolver: Resolver,
+    resolver: Resolver | TierRule,
     principal: Principal | None,
     stream_type: str,
     track_id: uuid.UUID,
@@ -112,29 +133,51 @@ async def record_grant(
         "metadata": codec.encode_metadata(grant.metadata),
         "occurred_at": grant.occurred_at,
     }
-    assert grant.occurred_at is not None
+    now = grant.occurred_at
+    assert now is not None
+    # Duck-typed: isinstance against a runtime-checkable protocol costs tens of microseconds.
+    if hasattr(resolver, "tier_of"):
+        rule: TierRule | None = cast(TierRule, resolver)
+        params["subscriptions"] = bool(getattr(resolver, "subscriptions", False))
+        issue: _Issue = _issue
+    else:
+        rule, params["subscriptions"] = None, False
+        issue = partial(_issue_pipelined, resolver, user_id, now)
     try:
-        tier, row = await _issue(db, resolver, params, user_id, grant.occurred_at)
+        tier, row = await issue(db, params)
     except ServiceUnavailableError:
         if not isinstance(db, GrantConnections):
             raise
         await db.check()  # a broken connection (a server restart): once more on a sound one
-        tier, row = await _issue(db, resolver, params, user_id, grant.occurred_at)
+        tier, row = await issue(db, params)
     if row is None or not row[0]:
         raise NotFoundError("no such track")
     if not row[2]:
         raise ConflictError(f"the track cannot be streamed yet: it is {row[1]}")
+    if rule is not None:
+        statuses, ends, past_due = row[3] or (), row[4] or (), row[5] or ()
+        return rule.tier_of(list(zip(statuses, ends, past_due, strict=True)), now)
+    assert tier is not None
     return tier
 
 
-async def _issue(
-    db: Database | GrantConnections,
+async def _issue(db: Database | GrantConnections, params: dict[str, Any]) -> _Issued:
+    """One statement, one round trip: it commits before it answers (autocommit)."""
+    async with db.connection() as conn:
+        cur = await conn.execute(_Q.issue_stream_grant, params, prepare=True)
+        return None, await cur.fetchone()
+
+
+async def _issue_pipelined(
     resolver: Resolver,
-    params: dict[str, Any],
     user_id: uuid.UUID | None,
     now: datetime,
-) -> tuple[Tier, tuple[Any, ...] | None]:
+    db: Database | GrantConnections,
+    params: dict[str, Any],
+) -> _Issued:
+    """The statement, then `resolver` on the same connection in the same implicit transaction
+    (pipeline mode sends no Sync between them): two round trips."""
     async with db.connection() as conn, conn.pipeline():
         cur = await conn.execute(_Q.issue_stream_grant, params, prepare=True)
-        tier = await resolver(conn, user_id, now)  # its read (if any) syncs both
+        tier = await resolver(conn, user_id, now)  # its read (if any) flushes both
         return tier, await cur.fetchone()

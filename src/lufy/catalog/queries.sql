@@ -91,9 +91,9 @@ ORDER BY created_at, id
 LIMIT %(limit)s
 
 -- name: issue_stream_grant
--- The whole database work of a stream grant (sql/0820_stream_grant.sql).
-SELECT visible, status, granted
+-- The whole database work of a stream grant, the tier's read included (sql/0821).
+SELECT visible, status, granted, sub_status, sub_period_end, sub_past_due_since
 FROM lufy.issue_stream_grant(%(track_id)s::uuid, %(user_id)s::uuid, %(role)s::text,
                              %(stream_type)s::text, %(event_id)s::uuid, %(type)s::text,
                              %(schema_version)s::int, %(data)s::jsonb, %(metadata)s::jsonb,
-                             %(occurred_at)s::timestamptz)
+                             %(occurred_at)s::timestamptz, %(subscriptions)s::boolean)

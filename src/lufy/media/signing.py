@@ -81,14 +81,13 @@ def issue_stream_token(
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}")
     expires_at = stream_token_expiry(now or datetime.now(UTC), ttl)
-    claims = {
-        "sub": str(subject) if subject else ANONYMOUS,
-        "sid": str(track_id),
-        "jti": str(grant_id),
-        "tier": tier,
-        "exp": int(expires_at.timestamp()),
-    }
-    return _sign_hs256(secret, claims), expires_at
+    # The payload `json.dumps(claims, separators=(",", ":"))` writes, without the encoder: every
+    # value is a UUID, "anonymous", a tier or an integer, none of which JSON escapes.
+    payload = (
+        f'{{"sub":"{subject or ANONYMOUS}","sid":"{track_id}","jti":"{grant_id}",'
+        f'"tier":"{tier}","exp":{int(expires_at.timestamp())}}}'
+    )
+    return _sign_hs256(secret, payload), expires_at
 
 
 def _b64url(data: bytes) -> str:
@@ -102,13 +101,11 @@ def _stream_header(secret: str) -> str:
     return _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
-def _sign_hs256(secret: str, claims: dict[str, object]) -> str:
-    """The JWT `jwt.encode(claims, secret, "HS256", headers={"kid": …})` gives, byte for byte
-    (tests/unit/test_media_signing.py), without PyJWT's per-call key checks: this signs the
-    first request of every play."""
-    signing_input = (
-        f"{_stream_header(secret)}.{_b64url(json.dumps(claims, separators=(',', ':')).encode())}"
-    )
+def _sign_hs256(secret: str, payload: str) -> str:
+    """The JWT `jwt.encode(claims, secret, "HS256", headers={"kid": …})` gives for the claims
+    `payload` encodes, byte for byte (tests/unit/test_media_signing.py), without PyJWT's
+    per-call key checks: this signs the first request of every play."""
+    signing_input = f"{_stream_header(secret)}.{_b64url(payload.encode())}"
     digest = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{_b64url(digest)}"
 

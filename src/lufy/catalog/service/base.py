@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 
 from lufy.catalog import model
 from lufy.catalog.events import TRACK_STREAM
-from lufy.catalog.grants import GrantConnections
+from lufy.catalog.grants import GrantConnections, Subscription
 from lufy.catalog.projections import TRACKS
 from lufy.db import Database
 from lufy.eventstore import NO_STREAM, EventMetadata, EventStore, NewEvent
@@ -35,14 +35,26 @@ __all__ = ["CatalogBase", "TierResolver", "everyone_premium", "metadata", "norma
 # Which tier a listener's stream tokens carry (None: an anonymous listener), read in the
 # grant's own transaction at the grant's time. Injected: the default gives everyone premium
 # (no payments configured: everything plays as it always did); with Stripe configured,
-# bootstrap passes the payments context's entitlements.
+# bootstrap passes the payments context's entitlements. A resolver that is also a
+# `lufy.catalog.grants.TierRule` (both of those) has its read made by the grant's own statement.
 TierResolver = Callable[[AsyncConnection[Any], uuid.UUID | None, datetime], Awaitable[signing.Tier]]
 
 
-async def everyone_premium(
-    conn: AsyncConnection[Any], listener_id: uuid.UUID | None, now: datetime
-) -> signing.Tier:
-    return "premium"
+class _EveryonePremium:
+    """Premium for everyone, with no read at all (a `TierRule` that needs no subscriptions)."""
+
+    subscriptions = False
+
+    async def __call__(
+        self, conn: AsyncConnection[Any], listener_id: uuid.UUID | None, now: datetime
+    ) -> signing.Tier:
+        return "premium"
+
+    def tier_of(self, subscriptions: Sequence[Subscription], now: datetime) -> signing.Tier:
+        return "premium"
+
+
+everyone_premium = _EveryonePremium()
 
 
 def normalize_content_type(value: str) -> str:

@@ -33,7 +33,7 @@ class StreamGrants(CatalogBase):
             delivery=delivery.delivery_mode(self.settings),
             grant_id=grant_id,
         )
-        # One statement decides and appends; the tier's read is pipelined behind it (grants.py).
+        # One statement decides, appends and reads what the tier needs: one round trip (grants.py).
         tier = await record_grant(
             self.grants or self.db,
             self.store.codec,
