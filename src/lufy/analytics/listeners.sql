@@ -128,7 +128,7 @@ DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_rows;
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
 -- The blocks of each level as an array of epochs: index probes by (level, bucket = ANY(...)),
 -- never a scan of every row of the owner; or, when they are every block of the level from the
--- first to the last (an hourly chart), as that range: one index range scan. Each row's version (ctid:xmin) comes with it, and its
+-- first to the last (an hourly chart), as that range: one index range scan. Each row's version (file:ctid:xmin) comes with it, and its
 -- bytes unless the reader already holds that version (`known`, lufy/analytics/bitmap_cache.py).
 WITH days AS MATERIALIZED (
     -- The UTC days of the blocks with any session (a block lies in one UTC day): blocks of the
@@ -142,7 +142,10 @@ SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.
        b.listeners, v.version, b.artist_id,
        CASE WHEN v.version = ANY(%(known)s::text[]) THEN NULL ELSE b.bitmap END
 FROM listener_bitmaps b
-CROSS JOIN LATERAL (SELECT b.ctid::text || ':' || b.xmin::text AS version) v
+-- The table's file: a rewrite (VACUUM FULL, CLUSTER, a rebuild's swap) moves rows to slots other
+-- rows of the same transaction held, so the slot and xmin alone could name two contents.
+CROSS JOIN (SELECT pg_relation_filenode('listener_bitmaps')::text AS node) f
+CROSS JOIN LATERAL (SELECT f.node || ':' || b.ctid::text || ':' || b.xmin::text AS version) v
 WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
   AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
