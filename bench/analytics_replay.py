@@ -12,10 +12,17 @@ measured in the same run, on the same database:
   idempotency, COPY) of `--import-events` NDJSON lines while a projector (`lufy projector`) is
   running, against a raw binary COPY of the very rows it appended into a table shaped like
   lufy.events. Ratio = COPY seconds / import seconds (target >= 0.3).
+
+The rebuild figure alone on a fixture kept by `analytics_scale.py --keep` (migrated with this
+checkout), optionally also with another checkout's code (`--also-src ../main/src`: its rebuild,
+run with that src/ first on PYTHONPATH, each rebuild after a baseline statement of its own):
+
+    .venv/bin/python bench/analytics_replay.py --database NAME [--also-src DIR] [--rounds N]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -87,8 +94,11 @@ SELECT (SELECT count(*) FROM (SELECT session_id, started_at, listened_ms, is_str
 """
 
 
-def lufy_env(app_url: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": app_url, "LUFY_ENV": "dev"}
+def lufy_env(app_url: str, src: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": app_url, "LUFY_ENV": "dev"}
+    if src:  # another checkout's code (its src/ first on the path)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    return env
 
 
 def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int]:
@@ -112,7 +122,8 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int]:
     return took, peak
 
 
-def rebuild_figure(admin_url: str, app_url: str) -> None:
+def rebuild_figure(admin_url: str, app_url: str, src: str | None = None) -> float:
+    """Print the baseline statement's time and the rebuild's; returns the ratio."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         events = conn.execute(
             "SELECT count(*) FROM lufy.events WHERE type = ANY(%s)", [sorted(HANDLED)]
@@ -125,18 +136,20 @@ def rebuild_figure(admin_url: str, app_url: str) -> None:
     print(f"baseline: one INSERT … SELECT … GROUP BY (sessions and rollups) {baseline:.1f}s")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
-    took, peak = run_measured(["projections", "rebuild", "analytics"], lufy_env(app_url))
+    took, peak = run_measured(["projections", "rebuild", "analytics"], lufy_env(app_url, src))
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("SELECT set_config('app.current_role', 'system', false)")
         sessions_off, rollups_off = conn.execute(CHECK_SQL).fetchone()
         conn.execute("DROP TABLE public.bench_sessions, public.bench_rollup")
     print(
-        f"rebuild: `lufy projections rebuild analytics` {events:,} events in {took:.1f}s "
+        f"rebuild{f' (code of {src})' if src else ''}: `lufy projections rebuild analytics` "
+        f"{events:,} events in {took:.1f}s "
         f"({events / took:,.0f} events/s), peak RSS {peak / 2**20:.0f} MB (target <= 500); "
         f"ratio to the statement {baseline / took:.3f} (target >= 0.5); rows differing from "
         f"the statement's: sessions {sessions_off}, rollups {rollups_off}",
         flush=True,
     )
+    return baseline / took
 
 
 EXPORT_SQL = """
@@ -222,3 +235,23 @@ def import_figure(
         "(target >= 0.3)",
         flush=True,
     )
+
+
+def main() -> None:
+    from analytics_scale import db_url  # (it imports this module)
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[-1])
+    parser.add_argument("--database", required=True, help="a fixture kept by analytics_scale.py")
+    parser.add_argument("--also-src", help="also rebuild with this src/ (another checkout)")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    admin, app = db_url(args.database), db_url(args.database, "lufy_app")
+    for n in range(args.rounds):
+        for src in [None, args.also_src] if args.also_src else [None]:
+            print(f"round {n + 1}: load {os.getloadavg()[0]:.2f}", flush=True)
+            rebuild_figure(admin, app, src)
+    print(f"load {os.getloadavg()[0]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -89,20 +89,28 @@ def epoch_blocks(now: int, last: int) -> tuple[Block, ...]:
 async def apply_batch(conn: AsyncConnection[Any]) -> None:
     """Apply what a range changed in the bitmaps (listeners.sql, from the projection's work
     table of changed sessions, after the sessions were written)."""
-    await conn.execute(_Q.work_mem)
+    await conn.execute(_Q.settings)
     await conn.execute(_Q.batch_sides)
     await conn.execute(_Q.assign_listener_ids)
-    await conn.execute(_Q.batch_rows)
+    await conn.execute(_Q.batch_adds)
+    await conn.execute(_Q.batch_add_rows)
+    cur = await conn.execute(_Q.any_leaving)
+    leaving = (await cur.fetchone() or (False,))[0]
+    await conn.execute(_Q.batch_rows if leaving else _Q.batch_rows_adding)
     keep: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}
     empty: list[int] = []
     async with conn.cursor(binary=True) as cur:
+        await cur.execute(_Q.added_ids)
+        adds = [BitMap(added) async for _, added in cur]  # by qn - 1
         await cur.execute(_Q.lock_rows)
-        async for n, delta, added, removed, streams, data in cur:
+        async for n, delta, qn, children, removed, streams, data in cur:
             bitmap = BitMap() if data is None else BitMap.deserialize(data)
             if removed:
                 bitmap.difference_update(BitMap(removed))
-            if added:
-                bitmap.update(BitMap(added))
+            if qn is not None:
+                bitmap |= adds[qn - 1]
+            elif children:
+                bitmap |= BitMap.union(*(adds[c - 1] for c in children))
             if not bitmap:
                 empty.append(n)
                 continue

@@ -2,10 +2,13 @@
 -- statements work on the analytics projection's work table of changed sessions
 -- (projections.sql, `analytics_batch_changes`) and their own temporary tables.
 
--- name: work_mem
+-- name: settings
 -- For the rest of the range's transaction: the grouping of a page's bitmap rows (an array of
--- ids per row) stays in memory instead of spilling to disk.
-SELECT set_config('work_mem', '64MB', true);
+-- ids per row) stays in memory instead of spilling to disk; and no JIT compilation: the
+-- per-row probes of `batch_rows` make its estimated cost high enough to trigger JIT, which
+-- then spent seconds compiling per range (measured 3.4 s of a 5.3 s statement) to save
+-- nothing (most ranges have no side leaving a row).
+SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true);
 
 -- name: batch_sides
 -- The changed sessions' sides that may change bitmap rows: before (-1, when it was a stream)
@@ -44,18 +47,81 @@ FROM (SELECT DISTINCT s.listener_key COLLATE "C" AS k
       FROM analytics_bitmap_sides s
       WHERE NOT EXISTS (SELECT 1 FROM listener_ids l WHERE l.listener_key = s.listener_key)) m;
 
+-- name: batch_adds
+-- The quarter-hour rows the sides entering rows add to, numbered (`qn`): the streams and the
+-- dense ids added (9 rows per side: its track; its artist and the platform, each also by
+-- country, device and source). The hours, six hours and days they also enter are derived
+-- from these rows in `batch_rows` (a block's ids are the union of its quarters' ids), not by
+-- expanding every side into its 36 rows. Ids may repeat in an array (a listener with two
+-- sessions in a row); the bitmaps ignore that.
+CREATE TEMP TABLE analytics_bitmap_adds ON COMMIT DROP AS
+SELECT row_number() OVER () AS qn, g.*
+FROM (
+    SELECT o.scope, o.owner, d.dim, d.key,
+           date_bin('15 minutes', s.at, timestamptz '1970-01-01 00:00:00+00') AS bucket,
+           s.weight::float8 AS weight, o.artist_id, sum(s.weight::float8) AS streams,
+           array_agg(l.id) AS added
+    FROM analytics_bitmap_sides s
+    JOIN listener_ids l ON l.listener_key = s.listener_key
+    CROSS JOIN LATERAL (VALUES ('t', s.track_id, s.artist_id), ('a', s.artist_id, s.artist_id),
+                               ('p', '00000000-0000-0000-0000-000000000000'::uuid, NULL::uuid))
+        AS o(scope, owner, artist_id)
+    -- As the SQL's coalesce(value, 'unknown') everywhere: only a missing value is unknown.
+    CROSS JOIN LATERAL (VALUES ('', ''), ('country', coalesce(s.country, 'unknown')),
+                               ('device', coalesce(s.device, 'unknown')),
+                               ('source', coalesce(s.source, 'unknown'))) AS d(dim, key)
+    WHERE s.sign > 0 AND (o.scope <> 't' OR d.dim = '')
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+) g;
+
+-- name: added_ids
+-- The ids each quarter-hour row of `batch_adds` adds, by number.
+SELECT qn, added FROM analytics_bitmap_adds ORDER BY qn;
+
+-- name: batch_add_rows
+-- Every row the sides entering rows add to: the quarter-hour rows of `batch_adds` (`qn`) and
+-- the hours, six hours and days they lie in, with the quarter-hour rows whose ids enter them
+-- (`children`).
+CREATE TEMP TABLE analytics_bitmap_add_rows ON COMMIT DROP AS
+SELECT a.scope, a.owner, a.dim, a.key, 'q' AS level, a.bucket, a.weight, a.artist_id,
+       a.streams, a.qn, NULL::int8[] AS children
+FROM analytics_bitmap_adds a
+UNION ALL
+SELECT a.scope, a.owner, a.dim, a.key, l.level,
+       date_bin(l.width, a.bucket, timestamptz '1970-01-01 00:00:00+00'), a.weight,
+       a.artist_id, sum(a.streams), NULL, array_agg(a.qn)
+FROM analytics_bitmap_adds a
+CROSS JOIN (VALUES ('h', interval '1 hour'), ('s', interval '6 hours'),
+                   ('d', interval '1 day')) AS l(level, width)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+
+-- name: any_leaving
+SELECT EXISTS (SELECT 1 FROM analytics_bitmap_sides WHERE sign < 0);
+
+-- name: batch_rows_adding
+-- The changed rows when no side leaves a row (most ranges): those of `batch_add_rows`,
+-- numbered in key order.
+CREATE TEMP TABLE analytics_bitmap_rows ON COMMIT DROP AS
+SELECT row_number() OVER (ORDER BY scope COLLATE "C", owner, dim COLLATE "C", level COLLATE "C",
+                                   bucket, key COLLATE "C", weight) AS n,
+       scope, owner, dim, key, level, bucket, weight, artist_id, streams, qn, children,
+       '{}'::int4[] AS removed
+FROM analytics_bitmap_add_rows;
+
 -- name: batch_rows
--- The changed rows, numbered in key order: the streams to add, the dense ids entering and those
--- leaving. Each side is expanded into its rows (36); a listener whose session left a row stays
--- in it when one of their stream sessions is still in the row's block (the sessions are written
--- already: a session that entered the row, or the same session when only its other rows
--- changed), asked of the listener's own sessions, an index probe. Ids may repeat in an array
--- (a listener with two sessions in a row); the bitmaps ignore that.
+-- The changed rows, numbered in key order: the streams to add, the quarter-hour row of
+-- `batch_adds` whose ids enter it (`qn`) or, for an hour, six hours or day, the quarter-hour
+-- rows whose ids enter it (`children`), and the dense ids leaving. Each side leaving rows
+-- (rare: a session that moved or stopped being a stream) is expanded into its 36 rows; a
+-- listener whose session left a row stays in it when one of their stream sessions is still in
+-- the row's block (the sessions are written already: a session that entered the row, or the
+-- same session when only its other rows changed), asked of the listener's own sessions, an
+-- index probe.
 CREATE TEMP TABLE analytics_bitmap_rows ON COMMIT DROP AS
 WITH pairs AS (
     SELECT k.scope, k.owner, d.dim, d.key, k.level, k.bucket, s.weight::float8 AS weight,
-           k.artist_id, s.sign, l.id,
-           CASE WHEN s.sign > 0 THEN false ELSE NOT EXISTS (
+           k.artist_id, l.id,
+           NOT EXISTS (
                SELECT 1 FROM playback_sessions p
                WHERE p.listener_key = s.listener_key AND p.is_stream AND p.weight = s.weight
                  AND p.started_at >= k.bucket
@@ -68,28 +134,33 @@ WITH pairs AS (
                  AND (d.dim = '' OR d.key = coalesce(CASE d.dim WHEN 'country' THEN p.country
                                                                 WHEN 'device' THEN p.device
                                                                 ELSE p.source END, 'unknown')))
-           END AS gone
+           AS gone
     FROM analytics_bitmap_sides s
     JOIN listener_ids l ON l.listener_key = s.listener_key
     CROSS JOIN LATERAL session_block_keys(s.at, s.track_id, s.artist_id) AS k
-    -- As the SQL's coalesce(value, 'unknown') everywhere: only a missing value is unknown.
     CROSS JOIN LATERAL (VALUES ('', ''), ('country', coalesce(s.country, 'unknown')),
                                ('device', coalesce(s.device, 'unknown')),
                                ('source', coalesce(s.source, 'unknown'))) AS d(dim, key)
-    WHERE k.scope <> 't' OR d.dim = ''
+    WHERE s.sign < 0 AND (k.scope <> 't' OR d.dim = '')
+), removals AS (
+    SELECT p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id,
+           -sum(p.weight) AS streams, coalesce(array_agg(p.id) FILTER (WHERE p.gone), '{}')
+           AS removed
+    FROM pairs p
+    GROUP BY p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id
 )
-SELECT row_number() OVER (ORDER BY p.scope, p.owner, p.dim, p.level, p.bucket, p.key, p.weight)
-           AS n,
-       p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id,
-       sum(p.sign * p.weight) AS streams,
-       coalesce(array_agg(p.id) FILTER (WHERE p.sign > 0), '{}') AS added,
-       coalesce(array_agg(p.id) FILTER (WHERE p.gone), '{}') AS removed
-FROM pairs p
-GROUP BY p.scope, p.owner, p.dim, p.key, p.level, p.bucket, p.weight, p.artist_id;
+SELECT row_number() OVER (ORDER BY scope COLLATE "C", owner, dim COLLATE "C", level COLLATE "C",
+                                   bucket, key COLLATE "C", weight) AS n,
+       scope, owner, dim, key, level, bucket, weight,
+       coalesce(a.artist_id, r.artist_id) AS artist_id,
+       coalesce(a.streams, 0) + coalesce(r.streams, 0) AS streams, a.qn, a.children,
+       coalesce(r.removed, '{}') AS removed
+FROM analytics_bitmap_add_rows a
+FULL JOIN removals r USING (scope, owner, dim, key, level, bucket, weight);
 
 -- name: lock_rows
 -- The changed rows with their stored streams and bitmap (NULL: none yet), locked, in key order.
-SELECT r.n, r.streams, r.added, r.removed, b.streams, b.bitmap
+SELECT r.n, r.streams, r.qn, r.children, r.removed, b.streams, b.bitmap
 FROM analytics_bitmap_rows r
 LEFT JOIN LATERAL (
     SELECT b.streams, b.bitmap FROM listener_bitmaps b
@@ -122,7 +193,8 @@ WHERE r.n = ANY(%(n)b::int8[])
   AND b.bucket = r.bucket AND b.key = r.key AND b.weight = r.weight;
 
 -- name: drop_work_tables
-DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_rows;
+DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_adds,
+    pg_temp.analytics_bitmap_add_rows, pg_temp.analytics_bitmap_rows;
 
 -- name: read_rows
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.

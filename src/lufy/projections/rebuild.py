@@ -8,8 +8,10 @@ interrupted rebuild resumes where it stopped. Once it has caught up, one transac
   projection, its writers (EXCLUSIVE lock on the live tables: readers are not blocked),
 - applies the last events to the shadow copy, up to the live checkpoint (async) or to
   everything committed (inline),
-- replaces the live rows with the shadow rows (DELETE + INSERT: readers see the old model until
-  commit, and grants, policies and views stay attached to the live tables),
+- exchanges the live tables with the shadow copies (moved between the schemas by
+  `lufy.swap_shadow_tables`: readers see the old model until commit; views are re-pointed,
+  grants, policies, comments stay as they were; rebuild_swap.py), or, when a table cannot be
+  exchanged, replaces the live rows with the shadow rows (DELETE + INSERT),
 - records the version, moves the live checkpoint, and appends `operations.projection_rebuilt`.
 With `until`, the shadow copy is built as of that time (a prefix of the log by recorded_at) and
 left in `lufy_shadow` for inspection, without a swap.
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 
 from lufy.errors import LufyError
 from lufy.eventstore.envelope import Checkpoint
@@ -262,10 +264,7 @@ class _Rebuild:
                     first = _FirstPass(below=int(row[5]), end=int(row[6]), done=int(row[3]))
                     return _Place(Checkpoint.START, 0, True, first)
             await enter_system_transaction(self.conn, SHADOW_PATH)
-            for table in self.p.tables:
-                await self.conn.execute(
-                    sql.SQL(_R.clear_table).format(table=sql.Identifier(SHADOW_SCHEMA, table))
-                )
+            await self.conn.execute(_R.truncate_shadow, {"tables": list(self.p.tables)})
             await self.conn.execute(
                 Q.start_rebuild,
                 {"name": self.name, "version": self.p.version, "until": self.until},

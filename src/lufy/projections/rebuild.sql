@@ -34,3 +34,13 @@ INSERT INTO {target} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM {
 -- name: count_missing
 -- Rows of the left table that the right one lacks (duplicates counted).
 SELECT count(*) FROM (SELECT {columns} FROM {left} EXCEPT ALL SELECT {columns} FROM {right}) d;
+
+-- name: swap_tables
+-- Exchange the live tables with their shadow copies (sql/0610_rebuild_swap_tables.sql).
+SELECT lufy.swap_shadow_tables(%(tables)s::text[]);
+
+-- name: analyze_shadow
+SELECT lufy.maintain_shadow_tables(%(tables)s::text[], 'ANALYZE');
+
+-- name: truncate_shadow
+SELECT lufy.maintain_shadow_tables(%(tables)s::text[], 'TRUNCATE');

@@ -2,10 +2,14 @@
 
 The transaction stops the live projector (it holds the live checkpoint row locked) or, for an
 inline projection, its writers (EXCLUSIVE lock on the live tables: readers are not blocked),
-applies the last events to the shadow copy, replaces the live rows with the shadow rows
-(DELETE + INSERT), records the version, moves the live checkpoint and appends
-`operations.projection_rebuilt` (see `projections.rebuild`). Also: comparing the shadow copy with
-the live model, and clearing the shadow copy afterwards.
+applies the last events to the shadow copy, exchanges the live tables with their shadow copies
+(`lufy.swap_shadow_tables`, sql/0610_rebuild_swap_tables.sql: the tables move between the
+schemas, the views reading them are re-pointed, each side keeps its privileges, comments and
+row-level-security switches), records the version, moves the live checkpoint and appends
+`operations.projection_rebuilt` (see `projections.rebuild`). When a table cannot be exchanged
+(something outside it is bound to it: a foreign key, a materialized view...) the live rows are
+replaced by the shadow rows instead (DELETE + INSERT). Also: comparing the shadow copy with the
+live model, and emptying the shadow copy afterwards (it then holds the old live rows).
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class ShadowSwap:
         their own: when the two orders cross, the swap (waiting at most SWAP_LOCK_TIMEOUT,
         below PostgreSQL's deadlock_timeout) gives way, rolls back and tries again, so a
         writer's transaction is never the deadlock victim."""
+        # Statistics before the swap: the exchanged tables come with them, and ANALYZE stays
+        # out of the swap's transaction.
+        await self.conn.execute(_R.analyze_shadow, {"tables": list(self.p.tables)})
         for attempt in range(1, SWAP_ATTEMPTS + 1):
             try:
                 return await self._swap_once(checkpoint, applied, compare=compare)
@@ -90,8 +97,7 @@ class ShadowSwap:
             else:
                 final, extra = await self._stop_projector(checkpoint)
             differences = await self.differences() if compare else {}
-            for table in self.p.tables:
-                await self._copy_table(table)
+            await self._exchange()
             await enter_system_transaction(self.conn, LIVE_PATH)
             await self._record(final, applied + extra)
         return Swapped(final, extra, differences)
@@ -192,6 +198,24 @@ class ShadowSwap:
         row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    async def _exchange(self) -> None:
+        """Exchange the live tables with the shadow copies, or copy the rows when they cannot
+        be exchanged. Waits at most SWAP_LOCK_TIMEOUT for each table's ACCESS EXCLUSIVE lock
+        (a reader in the way: the caller retries)."""
+        try:
+            async with self.conn.transaction():
+                await self.conn.execute(
+                    sql.SQL(_R.set_lock_timeout).format(timeout=sql.Literal(SWAP_LOCK_TIMEOUT))
+                )
+                await self.conn.execute(_R.swap_tables, {"tables": list(self.p.tables)})
+                await self.conn.execute(_R.reset_lock_timeout)
+                return
+        except psycopg.errors.FeatureNotSupported as exc:
+            _log.warning("rebuild.swap_by_copy", projection=self.name, reason=str(exc))
+        await self.conn.execute(_R.reset_lock_timeout)
+        for table in self.p.tables:
+            await self._copy_table(table)
+
     async def _columns(self, table: str) -> list[str]:
         cur = await self.conn.execute(Q.table_columns, {"table": f"{LIVE_SCHEMA}.{table}"})
         return [str(r[0]) for r in await cur.fetchall()]
@@ -223,11 +247,6 @@ class ShadowSwap:
 
     async def clear_shadow(self) -> None:
         try:
-            async with self.conn.transaction():
-                await enter_system_transaction(self.conn, SHADOW_PATH)
-                for table in self.p.tables:
-                    await self.conn.execute(
-                        sql.SQL(_R.clear_table).format(table=sql.Identifier(SHADOW_SCHEMA, table))
-                    )
+            await self.conn.execute(_R.truncate_shadow, {"tables": list(self.p.tables)})
         except psycopg.Error as exc:  # only space is lost; the next rebuild clears it
             _log.warning("could not clear the shadow copy", projection=self.name, error=str(exc))
