@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchkit import get_scope
+
 from lufy.bootstrap import bootstrap
 from lufy.media.signing import issue_stream_token
 from lufy.media.storage import LocalStorage
@@ -84,22 +86,7 @@ async def _batch(app: App, plays: list[list[str]]) -> float:
     started = time.process_time()
     for paths in plays:
         for path in paths:
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": path,
-                "raw_path": path.encode(),
-                "query_string": b"",
-                "root_path": "",
-                "headers": list(HEADERS),
-                "client": ("127.0.0.1", 50000),
-                "server": ("127.0.0.1", 8000),
-                "extensions": {},
-            }
-            await app(scope, _receive, send)
+            await app(get_scope(path, HEADERS), _receive, send)
     spent = time.process_time() - started
     if set(statuses) != {200}:
         raise RuntimeError(f"unexpected statuses: {sorted(set(statuses))}")

@@ -36,9 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from benchkit import get_scope, listener_token
 from psycopg import sql
 
-from lufy.accounts.clients import ClientInfo
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.schemas import UploadCreate
 from lufy.media.storage import MemoryStorage
@@ -73,21 +73,7 @@ async def _prepare(container: Container) -> tuple[uuid.UUID, str]:
             "UPDATE lufy.tracks SET status = 'ready', published = true WHERE id = %s",
             [ticket.track_id],
         )
-    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    password = "bench-password-0123456789"
-    accounts = container.accounts
-    await accounts.register(
-        email=email,
-        password=password,
-        role="listener",
-        display_name="Bench",
-        verified=True,
-        via="cli",
-    )
-    tokens = await accounts.sign_in(
-        email=email, password=password, client=ClientInfo(user_agent="bench")
-    )
-    return ticket.track_id, tokens.access_token
+    return ticket.track_id, await listener_token(container.accounts)
 
 
 def _caller(app: Any, track_id: uuid.UUID, token: str) -> Callable[[], Awaitable[int]]:
@@ -105,21 +91,7 @@ def _caller(app: Any, track_id: uuid.UUID, token: str) -> Callable[[], Awaitable
             if message["type"] == "http.response.start":
                 status = message["status"]
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": list(headers),
-            "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
+        scope = get_scope(path, headers)
         await app(scope, receive, send)
         return status
 

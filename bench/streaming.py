@@ -45,10 +45,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+from benchkit import listener_token
 from psycopg import sql
 from streaming_files import fetch, measure_files, pct, report_files
 
-from lufy.accounts.clients import ClientInfo
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
 from lufy.catalog.schemas import UploadCreate
@@ -190,23 +190,7 @@ async def _prepare(settings_kwargs: dict[str, object], media: Path, seconds: int
         await service.complete_upload(artist, ticket.upload_id)
         assert await process_track(service, ticket.track_id, "bench") == "ready"
         await service.publish(artist, ticket.track_id)
-        accounts = container.accounts
-        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-        password = "bench-password-0123456789"
-        await accounts.register(
-            email=email,
-            password=password,
-            role="listener",
-            display_name="Bench",
-            verified=True,
-            via="cli",
-        )
-        # Signed in here rather than over HTTP: sign-in is rate limited per address (20 per
-        # 15 min, in the shared Redis), and repeated runs would exhaust it.
-        tokens = await accounts.sign_in(
-            email=email, password=password, client=ClientInfo(user_agent="bench")
-        )
-        return ticket.track_id, tokens.access_token
+        return ticket.track_id, await listener_token(container.accounts)
     finally:
         await container.stop()
 

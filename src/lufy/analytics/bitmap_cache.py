@@ -2,11 +2,11 @@
 
 A bitmap row is named by its tuple version in PostgreSQL, `file:ctid:xmin`: the table's file
 (`pg_relation_filenode`, new after VACUUM FULL, CLUSTER or a swap of tables), the physical slot
-and the transaction that wrote that version. A projection batch that changes a row writes a new version
-(a new xmin), a rebuild's swap writes every row anew, and a read replica shows the primary's
-tuples as they are, so a version never names two contents. A read tells PostgreSQL which
-versions of the blocks it wants it already holds (`known`), gets NULL instead of their bytes,
-and takes them from here: a dashboard shown again moves only the rows that changed since.
+and the transaction that wrote that version. A projection batch that changes a row writes a new
+version (a new xmin), a rebuild's swap brings other tables, and a read replica shows the
+primary's tuples as they are, so a version never names two contents. A read tells PostgreSQL
+which versions of the blocks it wants it already holds (`known`), gets NULL instead of their
+bytes, and takes them from here: a dashboard shown again moves only the rows that changed since.
 
 Bounded by the bytes of the serialized bitmaps (least recently used first out); per process.
 """
