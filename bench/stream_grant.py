@@ -1,7 +1,7 @@
 """The stream authorisation alone, in process: the grant in one round trip and the remembered
 access token, against the previous shape of the same request, interleaved call by call.
 
-    python bench/stream_grant.py [--calls 2000] [--rounds 3]
+    python bench/stream_grant.py [--calls 2000] [--rounds 3] [--pause 0]
 
 `GET /api/music/tracks/{id}/stream` as a signed-in listener (rate limiting on, in the shared
 Redis) is driven straight into the ASGI app (no HTTP client, no server: what is timed is the
@@ -16,7 +16,13 @@ app's own work and its waits on PostgreSQL and Redis), alternating call by call 
   each call).
 
 Per side: wall-time p50 and p90, and this process's CPU per call (`time.process_time`: user
-and system, so the kernel's side of each round trip too). The figure is now / before. A
+and system, so the kernel's side of each round trip too). The figure is now / before.
+
+`--pause MS`: the event loop idles that long before every call (as a server waits for its
+next request). With no pause the calls run back to back on a hot CPU, which a request over HTTP
+never does: on the shared VM, Python code that runs after 2-4 ms of idling takes 2-3 times as
+long as in a tight loop, and so does PostgreSQL's side (docs/benchmarks.md, "fifth pass"); with
+`--pause 3` this bench's p50 is about what `lufy serve` spends on the request. A
 throw-away database (migrated like production) is dropped at the end. Admin connection:
 LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
 """
@@ -98,7 +104,9 @@ def _caller(app: Any, track_id: uuid.UUID, token: str) -> Callable[[], Awaitable
     return call
 
 
-async def _round(container: Container, call: Callable[[], Awaitable[int]], calls: int) -> None:
+async def _round(
+    container: Container, call: Callable[[], Awaitable[int]], calls: int, pause: float
+) -> None:
     catalog = container.catalog
     rule = catalog.tier_resolver
     remembered = container.accounts.access_tokens._verified
@@ -115,6 +123,8 @@ async def _round(container: Container, call: Callable[[], Awaitable[int]], calls
         else:
             catalog.tier_resolver = plain
             remembered.clear()
+        if pause:
+            await asyncio.sleep(pause)
         c0, t0 = time.process_time(), time.perf_counter()
         status = await call()
         wall[side].append(time.perf_counter() - t0)
@@ -126,7 +136,8 @@ async def _round(container: Container, call: Callable[[], Awaitable[int]], calls
     p90 = {s: sorted(w)[int(0.9 * (len(w) - 1))] for s, w in wall.items()}
     per_call = {s: c / calls for s, c in cpu.items()}
     print(
-        f"stream authorisation in process, {calls} calls per side, interleaved: "
+        f"stream authorisation in process, {calls} calls per side, interleaved, "
+        f"{pause * 1000:g} ms idle before each: "
         f"now p50 {p50['now'] * 1000:.2f} ms p90 {p90['now'] * 1000:.2f} ms CPU "
         f"{per_call['now'] * 1000:.3f} ms/call; before p50 {p50['before'] * 1000:.2f} ms p90 "
         f"{p90['before'] * 1000:.2f} ms CPU {per_call['before'] * 1000:.3f} ms/call; ratio "
@@ -136,7 +147,7 @@ async def _round(container: Container, call: Callable[[], Awaitable[int]], calls
     )
 
 
-async def main(calls: int, rounds: int) -> None:
+async def main(calls: int, rounds: int, pause: float) -> None:
     dbname = f"lufy_bench_grant_{uuid.uuid4().hex[:8]}"
     migrate(_url(dbname, app=False), _url(dbname, app=True))
     try:
@@ -157,7 +168,7 @@ async def main(calls: int, rounds: int) -> None:
             for _ in range(50):  # warm: connections, prepared statements, caches
                 await call()
             for _ in range(rounds):
-                await _round(container, call, calls)
+                await _round(container, call, calls, pause)
         finally:
             await container.stop()
             await limiter_of(container).aclose()
@@ -172,5 +183,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="ms the loop idles before each call (0: none)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.calls, args.rounds))
+    asyncio.run(main(args.calls, args.rounds, args.pause / 1000))
