@@ -4,7 +4,7 @@
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
                                         [--read-ahead-connections 2]
-                                        [--page-reader text plain plain-default-gc ...]
+                                        [--page-reader text text-one-batch plain ...]
     python bench/eventstore.py all      (append --clients 1 8, then catchup, defaults: ~5 min)
 
 Each command creates a throw-away database (migrated like production), runs as the app role
@@ -418,6 +418,7 @@ FROM generate_series(%(lo)s, %(hi)s - 1) AS g
 
 
 _DEFAULT_GC = "-default-gc"
+_ONE_BATCH = "-one-batch"
 _COPY_OUT = (
     "COPY (SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
     " stream_version, type, schema_version, data, metadata, occurred_at, recorded_at"
@@ -431,12 +432,17 @@ async def bench_catchup(
     rounds: int,
     with_rows: bool,
     connections: int = 2,
-    readers: tuple[str, ...] = ("text", "plain-default-gc"),
+    readers: tuple[str, ...] = ("text", "text-one-batch"),
 ) -> None:
     # A reader "<page reader>-default-gc" leaves the young GC threshold alone while catching up
-    # (younggc.YOUNG set to 0 for its rounds): the reader before the fourth pass.
+    # (younggc.YOUNG set to 0 for its rounds): the reader before the fourth pass. One ending in
+    # "-one-batch" reads ahead one batch per query (read_ahead_events=batch_size): before the
+    # fifth pass.
     stores = {
-        reader: EventStore(CODEC, page_reader=reader.removesuffix(_DEFAULT_GC))  # type: ignore[arg-type]
+        reader: EventStore(
+            CODEC,
+            page_reader=reader.removesuffix(_ONE_BATCH).removesuffix(_DEFAULT_GC),  # type: ignore[arg-type]
+        )
         for reader in readers
     }
     store = stores[readers[0]]
@@ -478,6 +484,7 @@ async def bench_catchup(
                 bench.app_url,
                 batch_size=batch_size,
                 read_ahead_connections=connections,
+                read_ahead_events=batch_size if reader.endswith(_ONE_BATCH) else 5000,
             )
             start = time.perf_counter()
             delivered = 0
@@ -569,13 +576,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--page-reader",
         nargs="+",
-        choices=[r + gc for r in ("text", "plain", "json") for gc in ("", _DEFAULT_GC)],
-        default=["text", "plain", "plain-default-gc"],
+        choices=[
+            r + gc + one
+            for r in ("text", "plain", "json")
+            for gc in ("", _DEFAULT_GC)
+            for one in ("", _ONE_BATCH)
+        ],
+        default=["text", "text-one-batch"],
         help="how pages are read: plain columns in one row of text, the JSON built by the"
         " client (text: the default reader), the same one row per event (plain: the reader"
         " before the fourth pass), or the JSON built by the server (json: before the third);"
         " with -default-gc, the young GC threshold is left alone while catching up (as before"
-        " the fourth pass); each is timed",
+        " the fourth pass); with -one-batch, a read-ahead reads one batch per query (as before"
+        " the fifth pass: now 5000 events, handed out in batches); each is timed",
     )
     sub.add_parser("all", help="append (1 and 8 clients) and catchup with their defaults")
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ import pytest
 
 from lufy.eventstore import ANY, Checkpoint, Event, EventCodec, EventStore, NewEvent, Subscription
 from lufy.eventstore.envelope import RecordedEvent
+from lufy.eventstore.postgres import Page
 
 
 class Noted(Event, frozen=True, tag="test.noted"):
@@ -66,13 +67,30 @@ async def _follow(
     return got
 
 
+# A read-ahead reads `read_ahead_events` at once (rounded down to whole pages) and hands them out
+# as pages of `batch_size`: one page per query, three, or everything left in one query.
+@pytest.mark.parametrize("ahead", [7, 23, 5000])
 async def test_a_catch_up_over_many_read_aheads_delivers_every_event_once_in_order(
-    settings, app_conn, reader_conn, store: EventStore
+    settings, app_conn, reader_conn, store: EventStore, ahead: int
 ) -> None:
     positions = await _fill(store, app_conn, 230)
-    sub = Subscription(store, settings.DATABASE_URL, batch_size=7, read_ahead_pages=3)
-    got = await _follow(sub, reader_conn, 230)
+    sub = Subscription(
+        store, settings.DATABASE_URL, batch_size=7, read_ahead_pages=3, read_ahead_events=ahead
+    )
+    pages: list[Page] = []
+
+    async def run() -> None:
+        async for page in sub.pages(reader_conn):
+            pages.append(page)
+            if sum(len(p.events) for p in pages) >= 230:
+                sub.stop()
+
+    await asyncio.wait_for(run(), timeout=150)  # bounds a hang only
+    got = [e for page in pages for e in page.events]
     assert [e.global_position for e in got] == positions
+    # Pages of 7 (230 = 32 * 7 + 6), each ending at its last event.
+    assert [len(p.events) for p in pages] == [7] * 32 + [6]
+    assert all(p.checkpoint == p.events[-1].checkpoint for p in pages[:-1])
     assert got[0].data == Other(text='0 "q" \\ \n é')
     assert got[1].data == Noted(text='1 "q" \\ \n é')
 
@@ -114,11 +132,14 @@ async def test_events_committed_during_a_catch_up_are_delivered_after_it(
     assert [e.global_position for e in got] == before + later
 
 
+@pytest.mark.parametrize("ahead", [5, 15, 5000])
 async def test_a_checkpoint_moved_by_the_caller_drops_the_read_ahead(
-    settings, app_conn, reader_conn, store: EventStore
+    settings, app_conn, reader_conn, store: EventStore, ahead: int
 ) -> None:
     positions = await _fill(store, app_conn, 40)
-    sub = Subscription(store, settings.DATABASE_URL, batch_size=5, read_ahead_pages=4)
+    sub = Subscription(
+        store, settings.DATABASE_URL, batch_size=5, read_ahead_pages=4, read_ahead_events=ahead
+    )
     got: list[RecordedEvent] = []
     rewound = False
 

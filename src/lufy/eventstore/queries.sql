@@ -292,9 +292,9 @@ FROM (
       AND ev.transaction_id < %(barrier)s::text::xid8
       AND (%(types)s::text[] IS NULL OR (ev.type || '') = ANY(%(types)s::text[]))
     ORDER BY ev.transaction_id, ev.global_position
-    LIMIT %(limit)s * %(pages)s
+    LIMIT %(limit)s::int8 * %(pages)s::int8
 ) k
-WHERE k.n %% %(limit)s = 0
+WHERE k.n %% %(limit)s::int8 = 0
 ORDER BY k.n;
 
 -- name: head

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import AsyncConnection
 
@@ -44,6 +45,7 @@ class Subscription:
         settle_delays: tuple[float, ...] = (0.01, 0.03, 0.1, 0.25),
         read_ahead_pages: int = 20,
         read_ahead_connections: int = 2,
+        read_ahead_events: int = 5000,
     ) -> None:
         self.store = store
         self.url = url
@@ -53,6 +55,10 @@ class Subscription:
         self.poll_interval = poll_interval
         self.settle_delays = settle_delays or (0.05,)
         self.read_ahead_pages = max(1, read_ahead_pages)
+        # Events per query of a read-ahead: a multiple of `batch_size`, each such page handed
+        # out as pages of `batch_size` (a query and its decode cost about as much per page as
+        # per event: docs/benchmarks.md, issue 18, fifth pass).
+        self.read_ahead_limit = batch_size * max(1, read_ahead_events // batch_size)
         # Connections a read-ahead builds pages on at once (readahead.py): the server takes
         # about twice as long to build a page as this process to decode it.
         self._readers = _Readers(url, max(1, read_ahead_connections))
@@ -93,9 +99,10 @@ class Subscription:
         connections of the subscription's own (EventStore.pages_ahead, below the barrier the
         full page returned, up to `read_ahead_pages` of them, built on
         `read_ahead_connections` at once, two waiting at most): the server builds the next
-        pages while this process decodes one and the caller applies it. A
-        read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved it)
-        is dropped.
+        pages while this process decodes one and the caller applies it. A read-ahead reads
+        `read_ahead_limit` events per page and hands each out as pages of `batch_size`. A
+        read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved it,
+        also between the pages of one read ahead) is dropped.
         """
         listener = asyncio.create_task(self._listen())
         catch_up = _CatchUp(self._readers)
@@ -111,11 +118,16 @@ class Subscription:
                 if raw.full and catch_up.ahead is None:
                     await self._read_ahead(catch_up, raw)
                 page = await self.store.decode_page(conn, raw)
-                moved = page.checkpoint != self.checkpoint
-                self.checkpoint = page.checkpoint
-                if page.events or moved:
-                    yield page  # an empty page still lets the caller persist the skipped range
-                if len(page.events) >= self.batch_size or self._stopped.is_set():
+                cut = False
+                for part in _parts(page, self.batch_size):
+                    moved = part.checkpoint != self.checkpoint
+                    self.checkpoint = part.checkpoint
+                    if part.events or moved:
+                        yield part  # an empty page still lets the caller persist the range
+                    cut = self.checkpoint != part.checkpoint  # the caller moved it
+                    if cut or self._stopped.is_set():
+                        break
+                if cut or len(page.events) >= raw.limit or self._stopped.is_set():
                     continue
                 if catch_up.ahead is not None:
                     # The end of a read-ahead, below an older barrier: ask again afresh.
@@ -137,7 +149,7 @@ class Subscription:
                 self.store.pages_ahead(
                     conns[0],
                     raw.checkpoint,
-                    limit=self.batch_size,
+                    limit=self.read_ahead_limit,
                     pages=self.read_ahead_pages,
                     barrier=raw.barrier,
                     types=self.types,
@@ -156,6 +168,26 @@ class Subscription:
             return held_back + 1
         await self._sleep(self.poll_interval)
         return 0
+
+
+def _parts(page: Page, size: int) -> list[Page]:
+    """`page` as pages of at most `size` events (a read-ahead reads `read_ahead_limit` at once):
+    each ends at its last event, the last one where `page` ends."""
+    events = page.events
+    if len(events) <= size:
+        return [page]
+    parts = [
+        Page(
+            events=events[i : i + size],
+            checkpoint=events[i + size - 1].checkpoint,
+            barrier=page.barrier,
+            pending=page.pending,
+        )
+        for i in range(0, len(events) - size, size)
+    ]
+    rest = events[len(parts) * size :]
+    parts.append(msgspec.structs.replace(page, events=rest))
+    return parts
 
 
 class _CatchUp:

@@ -24,7 +24,9 @@ import threading
 
 __all__ = ["YOUNG", "hold", "release"]
 
-YOUNG = 50_000
+# A read-ahead's page is 5000 events (Subscription.read_ahead_events) with ~4 tracked objects
+# each in the benchmark (more with list or dict payloads), and two pages can be alive at once.
+YOUNG = 100_000
 
 _lock = threading.Lock()
 _holders = 0
