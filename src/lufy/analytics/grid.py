@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from lufy.analytics import counters
 from lufy.analytics import listeners as bitmaps
 from lufy.analytics.periods import boundaries
+from lufy.analytics.projections import bucket_of
 
 __all__ = ["Grid", "grid"]
 
@@ -28,13 +29,8 @@ _QUARTER = timedelta(minutes=15)
 _Levels = dict[str, str | int | None]
 
 
-def _floor15(moment: datetime) -> datetime:
-    utc = moment.astimezone(UTC)
-    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
-
-
 def _ceil15(moment: datetime) -> datetime:
-    floor = _floor15(moment)
+    floor = bucket_of(moment)
     return floor if floor == moment else floor + _QUARTER
 
 
@@ -47,7 +43,7 @@ class Grid:
         self.start, self.end, self.tz = start, end, tz
         self.bounds = tuple(bounds)
         self.epochs = tuple(b.timestamp() for b in bounds)
-        mid_from, mid_to = _ceil15(start), _floor15(end)
+        mid_from, mid_to = _ceil15(start), bucket_of(end)
         aligned = all(e % 900 == 0 for e in self.epochs[1:-1])
         if mid_from >= mid_to or not aligned:
             # Nothing aligned to read from the blocks: read every row one by one.
