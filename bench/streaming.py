@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import getpass
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -47,7 +48,7 @@ import httpx
 import psycopg
 from benchkit import listener_token
 from psycopg import sql
-from streaming_files import fetch, measure_files, pct, report_files
+from streaming_files import LeanClient, fetch, measure_files, pct, report_files, tree_cpu
 
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
@@ -139,6 +140,7 @@ def _first_files(root: Path, track_id: uuid.UUID) -> list[str]:
 
 
 _AUTHORISATION: list[float] = []
+_CPU: dict[str, float] = {}
 
 
 def _lufy_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list[str]) -> float:
@@ -203,9 +205,12 @@ def _measure(
     plain_base: str,
     track_id: uuid.UUID,
     files: list[str],
+    pids: dict[str, int],
 ) -> dict[str, list[float]]:
-    """Per side, the time of each play; the order of the sides rotates from play to play."""
+    """Per side, the time of each play; the order of the sides rotates from play to play. The
+    CPU each side's server used over the plays (not the warm-up) is left in `_CPU`."""
     times: dict[str, list[float]] = {"lufy": [], "granian": [], "http.server": []}
+    _AUTHORISATION.clear()
     with (
         httpx.Client(timeout=30) as lufy,
         httpx.Client(timeout=30) as granian,
@@ -220,10 +225,85 @@ def _measure(
         for _ in range(3):  # warm all: connections, caches, prepared statements
             for _name, play in sides:
                 play()
+        cpu = {name: tree_cpu(pid) for name, pid in pids.items()}
         for i in range(plays):
             for name, play in sides[i % 3 :] + sides[: i % 3]:
                 times[name].append(play())
+        _CPU.update({name: tree_cpu(pid) - cpu[name] for name, pid in pids.items()})
     return times
+
+
+def _measure_lean(
+    plays: int,
+    pause: float,
+    base: str,
+    access_token: str,
+    granian_base: str,
+    track_id: uuid.UUID,
+    files: list[str],
+) -> dict[str, list[float]]:
+    """The same plays, Lufy against granian's static files only, each side on a `LeanClient`
+    (one keep-alive connection, nothing but the request): how much of the figure is the
+    client's own time, which both sides pay on every request, so that it flatters the side
+    that takes longer. Every play starts `pause` seconds after the previous one ended, so each
+    server has idled at least that long before it (in the plays above each idles while the two
+    other sides play; on the shared VM the first request after a few ms of idling runs 2-3x
+    slower, docs/benchmarks.md) and neither side idles much longer than the other."""
+    times: dict[str, list[float]] = {"lufy": [], "granian": [], "authorisation": []}
+    lufy = LeanClient(base, {"authorization": f"Bearer {access_token}"})
+    static = LeanClient(granian_base)
+    stream = f"/api/music/tracks/{track_id}/stream"
+    static_paths = [f"/hls/{track_id}/{name}" for name in files]
+
+    def lufy_play() -> None:
+        started = time.perf_counter()
+        status, body = lufy.get(stream)
+        if status != 200:
+            raise RuntimeError(f"stream authorisation: {status} {body[:200]!r}")
+        times["authorisation"].append(time.perf_counter() - started)
+        folder = urlsplit(json.loads(body)["url"]).path.removesuffix("master.m3u8")
+        lufy.fetch([folder + name for name in files])
+        times["lufy"].append(time.perf_counter() - started)
+
+    def static_play() -> None:
+        started = time.perf_counter()
+        static.fetch(static_paths)
+        times["granian"].append(time.perf_counter() - started)
+
+    try:
+        for _ in range(3):
+            lufy_play()
+            static_play()
+        for values in times.values():
+            values.clear()
+        for i in range(plays):
+            for play in (lufy_play, static_play) if i % 2 == 0 else (static_play, lufy_play):
+                time.sleep(pause)
+                play()
+    finally:
+        lufy.close()
+        static.close()
+    return times
+
+
+def _report_lean(times: dict[str, list[float]], plays: int, pause: float) -> None:
+    ours, baseline = statistics.median(times["lufy"]), statistics.median(times["granian"])
+    grant = statistics.median(times["authorisation"])
+    print(
+        f"the same plays on a lean client (one socket, nothing but the request; {pause * 1000:g}"
+        f" ms idle before each play), {plays} plays a side: static file server (granian) p50 "
+        f"{baseline * 1000:.2f} ms; Lufy p50 {ours * 1000:.2f} ms (authorisation "
+        f"{grant * 1000:.2f} ms); ratio p50 {ours / baseline:.2f}; load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+
+
+def _report_cpu(cpu: dict[str, float], plays: int) -> None:
+    print(
+        "server CPU per play (user + system, the server's processes only; PostgreSQL and "
+        "Redis not included): "
+        + ", ".join(f"{name} {seconds / plays * 1000:.2f} ms" for name, seconds in cpu.items())
+    )
 
 
 def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None:
@@ -243,7 +323,7 @@ def _report(times: dict[str, list[float]], plays: int, files: list[str]) -> None
     )
 
 
-def main(plays: int, seconds: int, file_rounds: int) -> None:
+def main(plays: int, seconds: int, file_rounds: int, lean_plays: int, lean_pause: float) -> None:
     dbname = f"lufy_bench_stream_{uuid.uuid4().hex[:8]}"
     migrate(_url(dbname, app=False), _url(dbname, app=True))
     work = Path(tempfile.mkdtemp(prefix="lufy-bench-stream-"))
@@ -297,11 +377,21 @@ def main(plays: int, seconds: int, file_rounds: int) -> None:
         statics, granian_base, plain_base = _static_servers(media)
         for url, process in ((granian_base, statics[0]), (plain_base, statics[1])):
             _wait(f"{url}/hls/{track_id}/master.m3u8", process)
+        pids = {"lufy": server.pid, "granian": statics[0].pid, "http.server": statics[1].pid}
         _report(
-            _measure(plays, base, access_token, granian_base, plain_base, track_id, files),
+            _measure(plays, base, access_token, granian_base, plain_base, track_id, files, pids),
             plays,
             files,
         )
+        _report_cpu(_CPU, plays)
+        if lean_plays:
+            _report_lean(
+                _measure_lean(
+                    lean_plays, lean_pause, base, access_token, granian_base, track_id, files
+                ),
+                lean_plays,
+                lean_pause,
+            )
         if file_rounds:
             report_files(
                 measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
@@ -334,10 +424,20 @@ if __name__ == "__main__":
         default=300,
         help="then the four files alone, this many times per side (0: skip)",
     )
+    parser.add_argument(
+        "--lean-plays",
+        type=int,
+        default=None,
+        help="then the plays again on a lean client, this many a side (default: --plays; 0: skip)",
+    )
+    parser.add_argument(
+        "--lean-pause", type=float, default=5.0, help="ms idle before each lean-client play"
+    )
     parser.add_argument("--serve-static", metavar="ROOT", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_static:
         _serve_static(args.serve_static, args.port)
         sys.exit(0)
-    main(args.plays, args.seconds, args.file_rounds)
+    lean = args.plays if args.lean_plays is None else args.lean_plays
+    main(args.plays, args.seconds, args.file_rounds, lean, args.lean_pause / 1000)
