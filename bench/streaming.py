@@ -2,6 +2,7 @@
 same four files from a plain static file server on the same machine, measured in the same run.
 
     python bench/streaming.py [--plays 50] [--seconds 30] [--file-rounds 300]
+                              [--lean-plays N] [--lean-pause 5]
 
 One play through Lufy = what a player does before it can start: `GET
 /api/music/tracks/{id}/stream` as a signed-in listener (the authorisation: RLS read, a
@@ -14,7 +15,14 @@ server serving the media root: granian's static file serving (its Rust file serv
 `http.server` (threads, HTTP/1.1 keep-alive, Nagle off) is measured too and printed for
 comparison with earlier runs. Every server runs in a process of its own, and each side gets one
 keep-alive client of its own, as a player does; the order of the three sides rotates from play
-to play so drift falls on all; the figure is p50 / p50 (p90 also printed). Then, unless
+to play so drift falls on all; the figure is p50 / p50 (p90 also printed), with each side's
+server CPU per play (its processes' user + system time from `/proc`; PostgreSQL and Redis not
+counted). Then, unless `--lean-plays 0`, the same plays, Lufy against granian's static files,
+on a lean HTTP client (`LeanClient`: one socket, a request in one write, nothing else), each
+play `--lean-pause` ms after the previous one: the client's own time per request is paid by
+both sides and flatters the side that makes more requests and takes longer, so this is the
+servers' ratio with little of it (docs/benchmarks.md, "Time to first segment (stream-auth)").
+Then, unless
 `--file-rounds 0`, the edge's own part on more samples: the four files alone, through the edge
 (one token), from granian's static files and read by a bare ASGI application on the same
 granian (no check: the floor of any edge written in Python), rotating, `--file-rounds` times
