@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 
 from lufy.logs import get_logger
 from lufy.sqlfiles import load_queries
@@ -68,6 +68,7 @@ class Notifier:
 
     async def _run(self) -> None:
         conn: AsyncConnection[tuple[object, ...]] | None = None
+        cur: AsyncCursor[tuple[object, ...]] | None = None
         loop = asyncio.get_running_loop()
         last = float("-inf")
         try:
@@ -80,9 +81,11 @@ class Notifier:
                     await asyncio.sleep(wait)
                 self._dirty.clear()
                 try:
-                    if conn is None or conn.closed:
+                    if conn is None or cur is None or conn.closed:
                         conn = await AsyncConnection.connect(self.url, autocommit=True)
-                    await conn.execute(_Q.notify_alone, prepare=True)
+                        # One cursor for every NOTIFY (conn.execute builds one per call).
+                        cur = conn.cursor()
+                    await cur.execute(_Q.notify_alone, prepare=True)
                     self.sent += 1
                     last = loop.time()
                 except psycopg.Error as exc:
