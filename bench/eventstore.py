@@ -177,14 +177,21 @@ def _store_op(
     return op
 
 
-def _plain_op(conn: psycopg.AsyncConnection[Any], seq: list[int]) -> Callable[[], Awaitable[None]]:
+def _plain_op(
+    conn: psycopg.AsyncConnection[Any], seq: list[int], *, one_cursor: bool = False
+) -> Callable[[], Awaitable[None]]:
+    """One INSERT per call of the row the store writes: the same payload (the JSON object
+    without its type tag, as the store keeps it) and metadata. `one_cursor`: through one cursor
+    per connection, as the store's appends go (--plain-one-cursor), instead of
+    `conn.execute`'s cursor per call."""
     stream = uuid.uuid4().hex[:12]
     version = [0]
+    execute = conn.cursor().execute if one_cursor else conn.execute
 
     async def op() -> None:
         seq[0] += 1
         version[0] += 1
-        await conn.execute(
+        await execute(
             _PLAIN_INSERT,
             (
                 uuid.uuid4(),
@@ -193,7 +200,7 @@ def _plain_op(conn: psycopg.AsyncConnection[Any], seq: list[int]) -> Callable[[]
                 version[0],
                 "bench.track_played",
                 1,
-                _encoder.encode(_event(seq[0])).decode(),
+                "{" + _encoder.encode(_event(seq[0])).decode()[_TAG_PREFIX:],
                 _encoder.encode(_metadata()).decode(),
                 datetime.now(UTC),
             ),
@@ -303,6 +310,7 @@ async def bench_append(
     rounds: int,
     emmett: Path | None,
     base_src: Path | None = None,
+    plain_one_cursor: bool = False,
 ) -> None:
     seq = [0]
     if emmett is not None:
@@ -325,7 +333,7 @@ async def bench_append(
                 return _store_op(store, conns[c], seq)
 
             async def make_plain(c: int) -> Callable[[], Awaitable[None]]:
-                return _plain_op(conns[c], seq)
+                return _plain_op(conns[c], seq, one_cursor=plain_one_cursor)
 
             async def make_base(c: int) -> Callable[[], Awaitable[None]]:
                 return _store_op(base_store, conns[c], seq, base)
@@ -625,6 +633,12 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="the src folder of another checkout (e.g. a worktree of main): its EventStore is"
         " a third side of the same run, interleaved",
+    )
+    p.add_argument(
+        "--plain-one-cursor",
+        action="store_true",
+        help="the plain INSERTs go through one cursor per connection, as the store's appends"
+        " do, rather than conn.execute's cursor per call",
     )
     p = sub.add_parser("bulk")
     p.add_argument("--batches", type=int, default=60)
