@@ -1,6 +1,7 @@
 """Event-store figures, each a ratio to a baseline measured in the same run.
 
     python bench/eventstore.py append   [--clients 1 8] [--seconds 2] [--rounds 7] [--emmett]
+                                        [--base-src OTHER_CHECKOUT/src]
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
                                         [--read-ahead-connections 2]
@@ -20,10 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib
 import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -31,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -75,8 +79,8 @@ def _event(i: int) -> TrackPlayed:
     )
 
 
-def _metadata() -> EventMetadata:
-    return EventMetadata(correlation_id=str(uuid.uuid4()), actor_id=str(_ARTIST))
+def _metadata(cls: type[EventMetadata] = EventMetadata) -> EventMetadata:
+    return cls(correlation_id=str(uuid.uuid4()), actor_id=str(_ARTIST))
 
 
 # --- database lifecycle -------------------------------------------------------------------------
@@ -148,10 +152,16 @@ async def _timed(
 
 
 def _store_op(
-    store: EventStore, conn: psycopg.AsyncConnection[Any], seq: list[int]
+    store: EventStore,
+    conn: psycopg.AsyncConnection[Any],
+    seq: list[int],
+    envelope: Any = sys.modules[NewEvent.__module__],
 ) -> Callable[[], Awaitable[None]]:
+    """One append per call; `envelope`: the module whose NewEvent and EventMetadata the store
+    takes (another checkout's with --base-src)."""
     stream = uuid.uuid4().hex[:12]
     version = [0]
+    new_event, metadata = envelope.NewEvent, envelope.EventMetadata
 
     async def op() -> None:
         seq[0] += 1
@@ -159,7 +169,7 @@ def _store_op(
             conn,
             "bench",
             stream,
-            [NewEvent(event=_event(seq[0]), metadata=_metadata())],
+            [new_event(event=_event(seq[0]), metadata=_metadata(metadata))],
             expected=version[0],
         )
         version[0] = result.stream_version
@@ -167,14 +177,21 @@ def _store_op(
     return op
 
 
-def _plain_op(conn: psycopg.AsyncConnection[Any], seq: list[int]) -> Callable[[], Awaitable[None]]:
+def _plain_op(
+    conn: psycopg.AsyncConnection[Any], seq: list[int], *, one_cursor: bool = False
+) -> Callable[[], Awaitable[None]]:
+    """One INSERT per call of the row the store writes: the same payload (the JSON object
+    without its type tag, as the store keeps it) and metadata. `one_cursor`: through one cursor
+    per connection, as the store's appends go (--plain-one-cursor), instead of
+    `conn.execute`'s cursor per call."""
     stream = uuid.uuid4().hex[:12]
     version = [0]
+    execute = conn.cursor().execute if one_cursor else conn.execute
 
     async def op() -> None:
         seq[0] += 1
         version[0] += 1
-        await conn.execute(
+        await execute(
             _PLAIN_INSERT,
             (
                 uuid.uuid4(),
@@ -183,7 +200,7 @@ def _plain_op(conn: psycopg.AsyncConnection[Any], seq: list[int]) -> Callable[[]
                 version[0],
                 "bench.track_played",
                 1,
-                _encoder.encode(_event(seq[0])).decode(),
+                "{" + _encoder.encode(_event(seq[0])).decode()[_TAG_PREFIX:],
                 _encoder.encode(_metadata()).decode(),
                 datetime.now(UTC),
             ),
@@ -268,17 +285,47 @@ class _CpuMeter:
         return "  CPU µs per append (medians): " + "; ".join(parts)
 
 
+def _load_base(src: Path) -> ModuleType:
+    """`lufy.eventstore` of another checkout (its `src` folder, e.g. a worktree of main), loaded
+    beside this one: the old code's appends are then a side of the same run, interleaved with
+    the new code's on the same connections. Its modules import each other as they were loaded;
+    sys.modules is given back this checkout's afterwards."""
+    ours = {k: m for k, m in sys.modules.items() if k == "lufy" or k.startswith("lufy.")}
+    for name in ours:
+        del sys.modules[name]
+    sys.path.insert(0, str(src))
+    try:
+        base = importlib.import_module("lufy.eventstore")
+    finally:
+        sys.path.remove(str(src))
+        for name in [k for k in sys.modules if k == "lufy" or k.startswith("lufy.")]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+    return base
+
+
 async def bench_append(
-    clients_list: list[int], seconds: float, rounds: int, emmett: Path | None
+    clients_list: list[int],
+    seconds: float,
+    rounds: int,
+    emmett: Path | None,
+    base_src: Path | None = None,
+    plain_one_cursor: bool = False,
 ) -> None:
     seq = [0]
     if emmett is not None:
         _install_emmett(emmett)
+    base = None if base_src is None else _load_base(base_src)
     with BenchDatabase() as bench:
         # As bootstrap() builds it: the post-commit NOTIFY goes through the notifier.
         store = EventStore(CODEC, notifier=Notifier(bench.app_url))
         assert store.notifier is not None
         await store.notifier.start()
+        if base is not None:
+            base_store = base.EventStore(
+                base.EventCodec([TrackPlayed]), notifier=base.Notifier(bench.app_url)
+            )
+            await base_store.notifier.start()
         conns = [await _connect(bench.app_url) for _ in range(max(clients_list))]
         for clients in clients_list:
 
@@ -286,13 +333,20 @@ async def bench_append(
                 return _store_op(store, conns[c], seq)
 
             async def make_plain(c: int) -> Callable[[], Awaitable[None]]:
-                return _plain_op(conns[c], seq)
+                return _plain_op(conns[c], seq, one_cursor=plain_one_cursor)
+
+            async def make_base(c: int) -> Callable[[], Awaitable[None]]:
+                return _store_op(base_store, conns[c], seq, base)
 
             meter = _CpuMeter(conns[0])
             sides: dict[str, Callable[[], Awaitable[float]]] = {
                 "plain": partial(meter.run, "plain", partial(_timed, clients, seconds, make_plain)),
                 "store": partial(meter.run, "store", partial(_timed, clients, seconds, make_store)),
             }
+            if base is not None:
+                sides["base"] = partial(
+                    meter.run, "base", partial(_timed, clients, seconds, make_base)
+                )
             if emmett is not None:
                 sides["emmett"] = partial(_emmett_rate, emmett, bench.admin_url, clients, seconds)
             rates: dict[str, list[float]] = {name: [] for name in sides}
@@ -312,6 +366,15 @@ async def bench_append(
                 flush=True,
             )
             print(meter.summary(), flush=True)
+            if base is not None:
+                olds = rates["base"]
+                old = statistics.median(o / p for o, p in zip(olds, plains, strict=True))
+                gain = statistics.median(o / b for o, b in zip(stores, olds, strict=True))
+                print(
+                    f"  base ({base_src}): {statistics.median(olds):,.0f} ev/s, median pair ratio"
+                    f" to plain INSERT {old:.2f}; this code ÷ base, median pair ratio {gain:.2f}",
+                    flush=True,
+                )
             if emmett is not None:
                 peer = rates["emmett"]
                 ratio = statistics.median(o / p for o, p in zip(stores, peer, strict=True))
@@ -324,6 +387,8 @@ async def bench_append(
         for conn in conns:
             await conn.close()
         await store.notifier.stop()
+        if base is not None:
+            await base_store.notifier.stop()
 
 
 # --- bulk appends ---------------------------------------------------------------------------------
@@ -563,6 +628,18 @@ def main(argv: list[str] | None = None) -> None:
         default=Path(tempfile.gettempdir()) / "lufy-bench-emmett",
         help="scratch folder for the Emmett npm package (never part of Lufy)",
     )
+    p.add_argument(
+        "--base-src",
+        type=Path,
+        help="the src folder of another checkout (e.g. a worktree of main): its EventStore is"
+        " a third side of the same run, interleaved",
+    )
+    p.add_argument(
+        "--plain-one-cursor",
+        action="store_true",
+        help="the plain INSERTs go through one cursor per connection, as the store's appends"
+        " do, rather than conn.execute's cursor per call",
+    )
     p = sub.add_parser("bulk")
     p.add_argument("--batches", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=500)
@@ -599,7 +676,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"load average {os.getloadavg()}", flush=True)
     elif args.command == "append":
         emmett = args.emmett_dir if args.emmett else None
-        asyncio.run(bench_append(args.clients, args.seconds, args.rounds, emmett))
+        asyncio.run(bench_append(args.clients, args.seconds, args.rounds, emmett, args.base_src))
     elif args.command == "bulk":
         asyncio.run(bench_bulk(args.batches, args.batch_size, args.rounds))
     else:

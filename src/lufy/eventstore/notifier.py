@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 
 from lufy.logs import get_logger
 from lufy.sqlfiles import load_queries
@@ -68,23 +68,22 @@ class Notifier:
 
     async def _run(self) -> None:
         conn: AsyncConnection[tuple[object, ...]] | None = None
-        loop = asyncio.get_running_loop()
-        last = float("-inf")
+        cur: AsyncCursor[tuple[object, ...]] | None = None
         try:
             while True:
                 await self._dirty.wait()
-                wait = last + self.min_interval - loop.time()
-                if wait > 0:
-                    # Pokes that arrive meanwhile are covered by this one NOTIFY: every one of
-                    # them came after its commit, and the NOTIFY goes after every poke.
-                    await asyncio.sleep(wait)
                 self._dirty.clear()
                 try:
-                    if conn is None or conn.closed:
+                    if conn is None or cur is None or conn.closed:
                         conn = await AsyncConnection.connect(self.url, autocommit=True)
-                    await conn.execute(_Q.notify_alone, prepare=True)
+                        # This connection only notifies, and a NOTIFY is nothing durable (see
+                        # notify_alone in queries.sql): its commits need not wait for the WAL
+                        # flush, set once here rather than in every NOTIFY's transaction.
+                        await conn.execute(_Q.notifier_session)
+                        # One cursor for every NOTIFY (conn.execute builds one per call).
+                        cur = conn.cursor()
+                    await cur.execute(_Q.notify, prepare=True)
                     self.sent += 1
-                    last = loop.time()
                 except psycopg.Error as exc:
                     # Readers fall back to polling; try again on the next poke.
                     _log.warning("notifier connection failed", error=str(exc).strip())
@@ -92,6 +91,11 @@ class Notifier:
                         await conn.close()
                     conn = None
                     await asyncio.sleep(0.5)
+                # The next NOTIFY at least min_interval after this one. Pokes that arrive
+                # meanwhile are covered by it (every one came after its commit, and it goes
+                # after every poke): the event is then still set, and the wait above returns
+                # at once (one wake-up of this task per NOTIFY, not two).
+                await asyncio.sleep(self.min_interval)
         finally:
             if conn is not None:
                 await conn.close()

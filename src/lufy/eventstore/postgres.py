@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 import msgspec
 import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection, AsyncCursor, errors
+from psycopg.rows import tuple_row
 
 from lufy.errors import ConcurrencyError, DuplicateEventError, ValidationFailedError
 from lufy.eventstore import statements
@@ -45,6 +46,9 @@ class Page(msgspec.Struct, frozen=True):
     pending: bool = False
 
 
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
 def _commits_alone(conn: AsyncConnection[Any]) -> bool:
     """True when the next statement is its own transaction (autocommit, none open).
 
@@ -53,11 +57,36 @@ def _commits_alone(conn: AsyncConnection[Any]) -> bool:
     serialises the commits of notifying transactions, WAL flush included, on one lock: with
     concurrent writers that costs group commit (measured: 8 clients at ~0.2 of plain INSERTs).
     """
-    return conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # pgconn's status, not conn.info's: the same value without building a ConnectionInfo.
+    return conn.autocommit and conn.pgconn.transaction_status == _IDLE
 
 
 def _in_transaction(conn: AsyncConnection[Any]) -> bool:
-    return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    return conn.pgconn.transaction_status != _IDLE
+
+
+# The append's cursor of each connection, kept on the connection (so it goes with it) while it
+# is not in use. `conn.execute` builds a cursor per call (its adapters map, its transformer, the
+# result's loaders looked up again): measured ~30 µs of client CPU per append on this machine,
+# about a fifth of the client's share (docs/benchmarks.md, "8-writer appends, CPU"). A cursor
+# re-used for the same statement keeps its transformer (psycopg keeps it while the query object
+# is the same), and the statements are composed once (statements.py), so they are.
+_CURSOR_SLOT = "_lufy_append_cursor"
+
+
+def _take_cursor(conn: AsyncConnection[Any]) -> AsyncCursor[tuple[Any, ...]]:
+    """The connection's append cursor, taken out of its slot (so two tasks sharing a connection
+    never share a cursor and its results): give it back with `_give_back`."""
+    cur: AsyncCursor[tuple[Any, ...]] | None = vars(conn).pop(_CURSOR_SLOT, None)
+    return cur if cur is not None else conn.cursor(row_factory=tuple_row)
+
+
+def _give_back(conn: AsyncConnection[Any], cur: AsyncCursor[tuple[Any, ...]]) -> None:
+    vars(conn)[_CURSOR_SLOT] = cur
+
+
+def _new_event(e: NewEvent | Event) -> NewEvent:
+    return e if isinstance(e, NewEvent) else NewEvent(event=e)
 
 
 class EventStore:
@@ -80,9 +109,11 @@ class EventStore:
         # an append that commits alone sends it itself, one more round trip.
         self.notifier = notifier
 
-    async def _notify_after_commit(self, conn: AsyncConnection[Any]) -> None:
+    async def _notify_after_commit(
+        self, conn: AsyncConnection[Any], cur: AsyncCursor[tuple[Any, ...]] | None = None
+    ) -> None:
         if self.notifier is None or not self.notifier.poke():
-            await conn.execute(_Q.notify_alone, prepare=True)
+            await (cur or conn).execute(_Q.notify_alone, prepare=True)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -105,42 +136,49 @@ class EventStore:
             raise ValueError("nothing to append")
         if len(events) > statements.MAX_BATCH:
             raise ValidationFailedError(f"at most {statements.MAX_BATCH} events per append")
-        items = [e if isinstance(e, NewEvent) else NewEvent(event=e) for e in events]
+        items = [e if e.__class__ is NewEvent else _new_event(e) for e in events]
         code = statements.expected_code(expected)
+        codec = self.codec
         call = statements.AppendCall(
-            stream_type, stream_id, code, items, [self.codec.encode(i.event) for i in items]
+            stream_type, stream_id, code, items, [codec.encode(i.event) for i in items]
         )
         alone = _commits_alone(conn)
         fast = statements.append_statement(code, single=len(items) == 1, notify_in_tx=not alone)
-        params = call.params(self.codec)
-        for attempt in range(2):
-            try:
-                cur = await conn.execute(fast, params, prepare=True, binary=True)
-                rows = await cur.fetchall()
-                if not rows:
-                    # Nothing was written: a replay, a reused id or a version mismatch. The
-                    # function re-checks under the same locks and answers precisely.
-                    precise = call.function_params(self.codec)
-                    cur = await conn.execute(_Q.append_to_stream, precise)
+        params = call.params(codec)
+        cur = _take_cursor(conn)
+        try:
+            for attempt in range(2):
+                try:
+                    await cur.execute(fast, params, prepare=True, binary=True)
                     rows = await cur.fetchall()
-                break
-            except errors.UniqueViolation as exc:
-                # Another writer appended the same event id concurrently. Outside a transaction
-                # the retry sees it and answers idempotently; inside one the caller must retry.
-                if attempt or _in_transaction(conn) or "event_id" not in str(exc):
-                    raise ConcurrencyError(
-                        f"stream {stream_type}/{stream_id} was written concurrently; retry"
-                    ) from None
-            except psycopg.Error as exc:
-                self._raise_domain_error(exc)
-                raise
-        if alone and not rows[-1][3]:
-            await self._notify_after_commit(conn)
+                    if not rows:
+                        # Nothing was written: a replay, a reused id or a version mismatch.
+                        # The function re-checks under the same locks and answers precisely.
+                        precise = call.function_params(codec)
+                        await cur.execute(_Q.append_to_stream, precise)
+                        rows = await cur.fetchall()
+                    break
+                except errors.UniqueViolation as exc:
+                    # Another writer appended the same event id concurrently. Outside a
+                    # transaction the retry sees it and answers idempotently; inside one the
+                    # caller must retry.
+                    if attempt or _in_transaction(conn) or "event_id" not in str(exc):
+                        raise ConcurrencyError(
+                            f"stream {stream_type}/{stream_id} was written concurrently; retry"
+                        ) from None
+                except psycopg.Error as exc:
+                    self._raise_domain_error(exc)
+                    raise
+            last = rows[-1]
+            if alone and not last[3]:
+                await self._notify_after_commit(conn, cur)
+        finally:
+            _give_back(conn, cur)
         return AppendResult(
             positions=[r[0] for r in rows],
-            stream_version=rows[-1][1],
-            transaction_id=rows[-1][2],
-            idempotent_replay=bool(rows[-1][3]),
+            stream_version=last[1],
+            transaction_id=last[2],
+            idempotent_replay=bool(last[3]),
         )
 
     @staticmethod

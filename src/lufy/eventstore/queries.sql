@@ -104,6 +104,11 @@ FROM STDIN;
 -- name: notify
 SELECT pg_notify('lufy_events', '');
 
+-- name: notifier_session
+-- The Notifier's own connection (notifier.py): it only sends NOTIFYs (`notify`), and nothing
+-- durable is at stake in them (as notify_alone), so its commits do not wait for the WAL flush.
+SET synchronous_commit = off;
+
 -- name: notify_alone
 -- A NOTIFY in a transaction of its own, after the events committed. PostgreSQL gives a notifying
 -- transaction an xid and holds a global lock from queueing until its commit is done: with
