@@ -126,8 +126,8 @@ async def apply_batch(conn: AsyncConnection[Any]) -> None:
 
 
 # One group as read (listeners.sql, `read_groups`): (bucket index or -1, owner, key, number of
-# rows, count when alone, streams, its rows as text: "version/weight" of each, then the
-# versions, levels, epochs and bytes of the rows whose bytes came, and their artist, or None).
+# rows, count when alone, streams, its rows as text: version, level, epoch and weight of each,
+# then the versions, bytes and artist of the rows whose bytes came, or None).
 GroupRow = tuple[Any, ...]
 
 
@@ -191,18 +191,18 @@ class Read:
 
     def members(self, row: GroupRow) -> list[tuple[float, BitMap]]:
         """The (weight, bitmap) of each row of a group (decoded, or taken from the cache)."""
-        _, owner, _, _, _, _, text, versions, levels, epochs, data, artist = row
-        came = {}
-        if versions is not None:
-            came = {v: (levels[j], epochs[j], data[j]) for j, v in enumerate(versions)}
+        _, owner, _, _, _, _, text, versions, data, artist = row
+        came = dict(zip(versions, data, strict=True)) if versions is not None else {}
+        words = text.split(" ")
         out = []
-        for word in text.split(" "):
-            version, weight = word.split("/")
+        for j in range(0, len(words), 4):
+            version, level, epoch, weight = words[j : j + 4]
             found = self.known.get(version)
             if found is None:
-                level, epoch, data_ = came[version]
-                place = (self.scope, self.dim, level, epoch)
-                found = self.known[version] = self.cache.add(version, place, owner, artist, data_)
+                place = (self.scope, self.dim, level, int(epoch))
+                found = self.known[version] = self.cache.add(
+                    version, place, owner, artist, came[version]
+                )
             out.append((float(weight), found))
         return out
 

@@ -204,14 +204,12 @@ DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_adds,
 -- level as an array of epochs: index probes by (level, bucket = ANY(...)), never a scan of
 -- every row of the owner; or, when they are every block of the level from the first to the
 -- last (an hourly chart), as that range: one index range scan. Per group: its rows (version
--- file:ctid:xmin and weight of each, as one text: the key of the group's count in
--- lufy/analytics/bitmap_cache.py), the count of its one row when alone, and the block and bytes
--- of those of its rows whose versions the reader does not hold (`known`), only when the group
--- has several rows or the range unaligned edges: a group of one row needs no bytes, its count
--- is stored. The rows found keep their slot (ctid), not their bytes, which are fetched by slot
--- for the rows that need them only. Hash aggregates, no sort: the rows' order in a group's
--- text is the scan's (the same rows read the same way give the same text; another order only
--- misses the cache).
+-- file:ctid:xmin, level, epoch and weight of each, as one text: the key of the group's count in
+-- lufy/analytics/bitmap_cache.py), the count of its one row when alone, and the bytes of those
+-- of its rows whose versions the reader does not hold (`known`), only when the group has
+-- several rows or the range unaligned edges: a group of one row needs no bytes, its count is
+-- stored. Hash aggregates, no sort: the rows' order in a group's text is the scan's (the same
+-- rows read the same way give the same text; another order only misses the cache).
 WITH days AS MATERIALIZED (
     -- The UTC days of the blocks with any session (a block lies in one UTC day): blocks of the
     -- other days are not looked up, so a 12-month range of an artist with 28 days of plays
@@ -227,7 +225,7 @@ WITH days AS MATERIALIZED (
            END AS i,
            b.owner, b.key, b.level, date_part('epoch', b.bucket)::int8 AS epoch, b.weight,
            b.streams, b.listeners, b.artist_id, v.version,
-           v.version = ANY(%(known)s::text[]) AS held, b.ctid AS tid
+           v.version = ANY(%(known)s::text[]) AS held, b.bitmap
     FROM listener_bitmaps b
     -- The table's file: a rewrite (VACUUM FULL, CLUSTER, a rebuild's swap) moves rows to slots
     -- other rows of the same transaction held, so the slot and xmin alone could name two
@@ -244,21 +242,19 @@ WITH days AS MATERIALIZED (
 ), groups AS (
     SELECT r.i, r.owner, r.key, count(*) AS n, sum(r.weight * r.listeners) AS alone,
            sum(r.streams) AS streams,
-           string_agg(r.version || '/' || r.weight, ' ') AS rows
+           string_agg(r.version || ' ' || r.level || ' ' || r.epoch || ' ' || r.weight, ' ')
+           AS rows
     FROM found r
     GROUP BY r.i, r.owner, r.key
 ), bytes AS (
-    SELECT r.i, r.owner, r.key, array_agg(r.version) AS versions, array_agg(r.level) AS levels,
-           array_agg(r.epoch) AS epochs, array_agg(x.bitmap) AS data,
+    SELECT r.i, r.owner, r.key, array_agg(r.version) AS versions, array_agg(r.bitmap) AS data,
            (array_agg(r.artist_id))[1] AS artist_id
     FROM found r
     JOIN groups g ON g.i = r.i AND g.owner = r.owner AND g.key = r.key
-    JOIN listener_bitmaps x ON x.ctid = r.tid
     WHERE NOT r.held AND (g.n > 1 OR %(edges)s)
     GROUP BY r.i, r.owner, r.key
 )
-SELECT g.i, g.owner, g.key, g.n, g.alone, g.streams, g.rows, b.versions, b.levels, b.epochs,
-       b.data, b.artist_id
+SELECT g.i, g.owner, g.key, g.n, g.alone, g.streams, g.rows, b.versions, b.data, b.artist_id
 FROM groups g
 LEFT JOIN bytes b ON b.i = g.i AND b.owner = g.owner AND b.key = g.key;
 
