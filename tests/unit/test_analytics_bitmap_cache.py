@@ -77,3 +77,17 @@ def test_counts_of_unions_are_kept_by_versions() -> None:
     cache.keep_count(("v1", "v2"), 7.0)
     assert cache.count_of(("v1", "v2")) == 7.0
     assert cache.count_of(("v1", "v3")) is None
+
+
+def test_an_answer_of_known_is_written_as_one_array_literal_once() -> None:
+    cache = BitmapCache()
+    cache.add("1:(0,1):10", PLACE, A, A, data(1))
+    cache.add("1:(0,2):10", PLACE, A, A, data(2))
+    answer = cache.known("a", "", BLOCK, [A], A)
+    text = cache.known_text(answer)
+    assert text == '{"1:(0,1):10","1:(0,2):10"}'
+    assert cache.known_text(answer) is text
+    assert cache.known_text({}) == "{}"
+    # A group's rows as the reads' text key the count like a tuple of versions.
+    cache.keep_count("1:(0,1):10 q 0 1 1:(0,2):10 q 900 1", 2.0)
+    assert cache.count_of("1:(0,1):10 q 0 1 1:(0,2):10 q 900 1") == 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 
 import pytest
@@ -39,3 +40,43 @@ def test_each_buckets_blocks_tile_it_and_labels_show_the_zone(
     assert levels["day_lo"] <= min(e for _, e in wanted)
     assert levels["day_lo"] % 86400 == 0
     assert levels["day_hi"] <= max(e for _, e in wanted) < levels["day_hi"] + 86400
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata", "America/New_York", "Asia/Kathmandu"])
+@pytest.mark.parametrize(("rng", "grain"), [("28d", "hour"), ("90d", "day"), ("12m", "month")])
+def test_the_reads_number_each_block_with_its_bucket(tz: str, rng: str, grain: str) -> None:
+    """`grouping` (how listeners.sql numbers a block's bucket) agrees with `bucket_of`: by the
+    uniform width when every bucket has it, else by the bounds."""
+    period = resolve_period(rng, None, None, tz, NOW)
+    cells = grid(period.start, period.end, period.tz, grain)
+    how = cells.grouping
+    widths = {b - a for a, b in zip(cells.epochs, cells.epochs[1:], strict=False)}
+    assert (how["step"] is not None) == (len(widths) == 1)
+    if grain == "month" or (grain == "day" and tz == "America/New_York"):
+        assert how["step"] is None  # months differ; a DST day has 23 or 25 hours
+    for (_, epoch), i in cells.bucket_of.items():
+        if how["step"] is not None:
+            assert (epoch - how["first"]) // how["step"] == i
+        else:
+            bounds = [int(e) for e in str(how["epochs"]).strip("{}").split(",")]
+            assert bisect.bisect_right(bounds, epoch) - 1 == i
+    assert cells.groups_by("tracks")["by_bucket"] is False
+
+
+def test_instants_off_the_second_number_blocks_between_floor_and_ceiling() -> None:
+    start = datetime(2026, 11, 1, 0, 0, 0, 500000, tzinfo=UTC)
+    end = datetime(2026, 11, 1, 3, 0, 0, 250000, tzinfo=UTC)
+    cells = grid(start, end, zone("UTC"), None)
+    how = cells.grouping
+    assert how["step"] is None
+    assert how["epochs"] == f"{{{int(start.timestamp())},{int(end.timestamp()) + 1}}}"
+    assert cells.has_edges
+    assert how["edges"] is True
+
+
+def test_a_chart_starts_from_shared_zero_points_labelled_in_the_zone() -> None:
+    period = resolve_period("28d", None, None, "Asia/Kolkata", NOW)
+    cells = grid(period.start, period.end, period.tz, "hour")
+    assert [p.t for p in cells.zeros] == list(cells.labels)
+    assert {p.value for p in cells.zeros} == {0}
+    assert cells.zeros is cells.zeros

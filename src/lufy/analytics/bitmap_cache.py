@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Hashable, Sequence
 
 from pyroaring import BitMap
 
@@ -45,7 +45,9 @@ class BitmapCache:
             OrderedDict()
         )
         # Distinct listeners of unions of rows, by their versions (`count_of`).
-        self._counts: OrderedDict[tuple[str, ...], float] = OrderedDict()
+        self._counts: OrderedDict[Hashable, float] = OrderedDict()
+        # The last answers of `known` as the reads' array literal, by answer (`known_text`).
+        self._texts: OrderedDict[int, tuple[dict[str, BitMap], str]] = OrderedDict()
 
     def known(
         self,
@@ -134,11 +136,25 @@ class BitmapCache:
             if not held:
                 del self._groups[group]
 
-    def count_of(self, versions: tuple[str, ...]) -> float | None:
-        """The distinct listeners of the union of these row versions, when kept."""
+    def known_text(self, answer: dict[str, BitMap]) -> str:
+        """An answer of `known` as an array literal of its versions (built once per answer:
+        `known` gives the same answer again while its groups are unchanged)."""
+        found = self._texts.get(id(answer))
+        if found is not None and found[0] is answer:
+            return found[1]
+        text = "{" + ",".join(f'"{v}"' for v in answer) + "}"
+        # The answer is held with its text, so its id names no other dict meanwhile.
+        self._texts[id(answer)] = (answer, text)
+        if len(self._texts) > _ANSWERS:
+            self._texts.popitem(last=False)
+        return text
+
+    def count_of(self, versions: Hashable) -> float | None:
+        """The distinct listeners of the union of these row versions (a tuple of them, or the
+        reads' space-separated text of them), when kept."""
         return self._counts.get(versions)
 
-    def keep_count(self, versions: tuple[str, ...], count: float) -> None:
+    def keep_count(self, versions: Hashable, count: float) -> None:
         self._counts[versions] = count
         if len(self._counts) > _COUNTS:
             self._counts.popitem(last=False)

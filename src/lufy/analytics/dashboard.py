@@ -122,10 +122,11 @@ class Dashboard:
         cells, sums = await self.timeseries(
             scope, query, metrics=[metric], granularity=granularity, track_id=track_id
         )
-        values: list[float] = [0] * cells.size
+        points = list(cells.zeros)
+        labels = cells.labels
         for i, s in sums.items():
-            values[i] = s.value(metric)
-        return TimeseriesResponse(points=list(map(Point, cells.labels, values)))
+            points[i] = Point(labels[i], s.value(metric))
+        return TimeseriesResponse(points=points)
 
     async def export_csv(
         self,

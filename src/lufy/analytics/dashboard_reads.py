@@ -6,8 +6,9 @@ bitmaps of its aligned blocks, the sessions of its unaligned edges) without wait
 then collects them all, so a request costs one round trip to PostgreSQL whatever it asks.
 
 Distinct listeners per group (bucket, track, dimension key) come from the bitmap rows of the
-group's blocks: one row alone is counted from its stored size (no bitmap is decoded), several
-are decoded and unioned (`listeners.weighted_count`).
+group's blocks, grouped in PostgreSQL (one result row per group): one row alone is counted from
+its stored size (no bitmap travels or is decoded), several are decoded and unioned
+(`listeners.weighted_count`) unless the count of that union of row versions is cached.
 """
 
 from __future__ import annotations
@@ -101,42 +102,35 @@ class Sums:
 
 
 class Listeners:
-    """Distinct listeners of groups: bitmap rows of their aligned blocks plus the ids of the
-    stream sessions in the range's unaligned edges."""
+    """Distinct listeners of groups: the group's bitmap rows of its aligned blocks (one row of
+    `listeners.Read.groups` per group) plus the ids of the stream sessions in the range's
+    unaligned edges."""
 
-    def __init__(self) -> None:
-        self.members: dict[Any, list[bitmaps.BlockRow]] = defaultdict(list)
+    def __init__(self, read: bitmaps.Read | None) -> None:
+        self.read = read
+        self.rows: dict[Any, bitmaps.GroupRow] = {}
         self.streams: dict[Any, float] = defaultdict(float)
         self._edges: dict[Any, dict[float, BitMap]] = defaultdict(dict)
 
-    def add_row(self, group: Any, row: bitmaps.BlockRow) -> None:
-        self.members[group].append(row)
-        self.streams[group] += row.streams
+    def add_row(self, group: Any, row: bitmaps.GroupRow) -> None:
+        self.rows[group] = row
+        self.streams[group] += row[5]
 
     def add_edge(self, group: Any, weight: float, listener_id: int) -> None:
         self._edges[group].setdefault(weight, BitMap()).add(listener_id)
         self.streams[group] += weight
 
     def count(self, group: Any) -> float:
-        rows = self.members.get(group) or []
-        edges = self._edges.get(group, {})
-        if len(rows) == 1 and not edges:
-            return rows[0].weight * rows[0].listeners
+        row = self.rows.get(group)
+        edges = self._edges.get(group)
         if not edges:
-            # The count of a union is a function of its rows' versions: kept with the bitmaps.
-            cache = rows[0].read.cache
-            versions = tuple(sorted(row.version for row in rows))
-            found = cache.count_of(versions)
-            if found is None:
-                found = bitmaps.weighted_count((row.weight, row.bitmap()) for row in rows)
-                cache.keep_count(versions, found)
-            return found
-        members = [(row.weight, row.bitmap()) for row in rows]
+            return 0.0 if row is None or self.read is None else self.read.count(row)
+        members = [] if row is None or self.read is None else self.read.members(row)
         members += list(edges.items())
         return bitmaps.weighted_count(members)
 
     def groups(self) -> set[Any]:
-        return set(self.members) | set(self._edges)
+        return set(self.rows) | set(self._edges)
 
 
 def owner_rows(scope: Scope, track: uuid.UUID | None) -> tuple[str, list[uuid.UUID]]:
@@ -218,7 +212,7 @@ class Window:
         self._group_by = listeners
         kind, owners, wanted, wanted_set, levels = self._rows_of(listeners)
         self._read = await bitmaps.Read(cache, kind, dim, self.scope.artist_id).send(
-            conn, owners, wanted_set, levels
+            conn, owners, wanted_set, levels, self.grid.groups_by(listeners)
         )
         if self.grid.has_edges:
             self._cursors["edges"] = await conn.execute(
@@ -257,15 +251,12 @@ class Window:
 
     async def listeners(self) -> Listeners:
         """The listener accumulator of the groups asked for in `send`."""
-        acc = Listeners()
-        found = await self._read.rows() if self._read is not None else []
-        if self._group_by == "buckets":
-            bucket_of = self.grid.bucket_of
-            for row in found:
-                acc.add_row(bucket_of[row.block], row)
-        else:
-            for row in found:
-                acc.add_row(row.owner if self._group_by == "tracks" else row.key, row)
+        acc = Listeners(self._read)
+        found = await self._read.groups() if self._read is not None else []
+        # Each row is a group: a bucket (its index), a track (its owner) or a key.
+        column = {"buckets": 0, "tracks": 1}.get(self._group_by, 2)
+        for row in found:
+            acc.add_row(row[column], row)
         for track, listener_id, weight, key, b in await self.rows("edges"):
             group = {"buckets": b - 1, "tracks": track}.get(self._group_by, key)
             acc.add_edge(group, float(weight), int(listener_id))

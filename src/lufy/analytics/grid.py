@@ -10,6 +10,7 @@ request's own Python work follows the rows that hold data, not the buckets of th
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from lufy.analytics import counters
 from lufy.analytics import listeners as bitmaps
 from lufy.analytics.periods import boundaries
 from lufy.analytics.projections import bucket_of
+from lufy.analytics.schemas import Point
 
 __all__ = ["Grid", "grid"]
 
@@ -85,9 +87,47 @@ class Grid:
         return found, frozenset(found), counters.level_arrays(found)
 
     @cached_property
+    def grouping(self) -> dict[str, object]:
+        """How the bitmap reads find each row's bucket (listeners.sql, `read_groups`): from the
+        uniform width of the buckets (`step`, from `first`: hours, UTC days) or, when widths
+        differ (days of a zone with summer time, weeks, months), from their bounds as epochs.
+        Only the first and last bounds may fall off the second (instants given by the caller);
+        every block lies between them, so the floor of the first and the ceiling of the last
+        bound number the blocks the same."""
+        first, last = math.floor(self.epochs[0]), math.ceil(self.epochs[-1])
+        epochs = (first, *(int(e) for e in self.epochs[1:-1]), last)
+        widths = {b - a for a, b in pairwise(epochs)}
+        step = widths.pop() if len(widths) == 1 and epochs == self.epochs else None
+        return {
+            "by_bucket": True,
+            "step": step,
+            "first": first,
+            "epochs": None if step else "{" + ",".join(map(str, epochs)) + "}",
+            "edges": self.has_edges,
+        }
+
+    def groups_by(self, by: str) -> dict[str, object]:
+        """`grouping` for groups of `by` ('buckets', else per owner and key)."""
+        if by == "buckets":
+            return self.grouping
+        return {
+            "by_bucket": False,
+            "step": None,
+            "first": None,
+            "epochs": None,
+            "edges": self.has_edges,
+        }
+
+    @cached_property
     def labels(self) -> tuple[str, ...]:
         """Each bucket's start in the zone, with its offset (`2026-11-01T01:00:00-05:00`)."""
         return tuple(b.astimezone(self.tz).isoformat() for b in self.bounds[:-1])
+
+    @cached_property
+    def zeros(self) -> tuple[Point, ...]:
+        """A point of value 0 per bucket: a chart starts as a copy of them and replaces only the
+        buckets with data (the points are shared between responses, never changed)."""
+        return tuple(Point(label, 0) for label in self.labels)
 
 
 # Grids kept, least recently used out, up to this many buckets in all (an hourly grid of 12

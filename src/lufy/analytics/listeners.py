@@ -44,7 +44,7 @@ __all__ = [
     "EDGE_LISTENERS",
     "PLATFORM",
     "Block",
-    "BlockRow",
+    "GroupRow",
     "Read",
     "apply_batch",
     "blocks",
@@ -125,33 +125,20 @@ async def apply_batch(conn: AsyncConnection[Any]) -> None:
     await conn.execute(_Q.drop_work_tables)
 
 
-class BlockRow:
-    """One bitmap row as read; its bitmap is decoded (or taken from the cache) when asked."""
-
-    __slots__ = ("block", "key", "listeners", "owner", "read", "streams", "version", "weight")
-
-    def __init__(self, read: Read, row: Sequence[Any]) -> None:
-        self.read = read
-        self.owner: uuid.UUID = row[0]
-        self.key: str = row[1]
-        self.block: Block = (row[2], row[3])
-        self.weight: float = row[4]
-        self.streams: float = row[5]
-        self.listeners: int = row[6]
-        self.version: str = row[7]
-
-    def bitmap(self) -> BitMap:
-        return self.read.bitmap(self)
+# One group as read (listeners.sql, `read_groups`): (bucket index or -1, owner, key, number of
+# rows, count when alone, streams, its rows as text: version, level, epoch and weight of each,
+# then the versions, bytes and artist of the rows whose bytes came, or None).
+GroupRow = tuple[Any, ...]
 
 
 class Read:
-    """The rows of some blocks in one scope, queued by `send` and collected by `rows`."""
+    """The rows of some blocks in one scope, grouped per bucket, owner or key, queued by `send`
+    and collected by `groups`."""
 
     def __init__(self, cache: BitmapCache, scope: str, dim: str, artist: uuid.UUID | None) -> None:
         self.cache, self.scope, self.dim, self.artist = cache, scope, dim, artist
         self.cursor: AsyncCursor[Any] | None = None
         self.known: dict[str, BitMap] = {}
-        self._data: dict[str, tuple[bytes, uuid.UUID | None]] = {}
 
     async def send(
         self,
@@ -159,54 +146,65 @@ class Read:
         owners: Sequence[uuid.UUID] | None,
         wanted: Collection[Block],
         levels: dict[str, Any],
+        grouping: dict[str, Any],
     ) -> Read:
         """Queue the read of every row of `wanted` blocks (`levels`: the same as
-        `counters.level_arrays`; owners None = every owner, of the artist when given), without
-        the bytes of the versions the cache holds."""
+        `counters.level_arrays`; owners None = every owner, of the artist when given), grouped
+        as `grouping` says (`by_bucket`, `step`, `first`, `epochs`: the buckets, see
+        `Grid.grouping`; `edges`: whether the range has unaligned edges), without the bytes of
+        the versions the cache holds."""
         if not wanted:
             return self
-        # A copy: `bitmap` adds what it decodes.
-        self.known = dict(self.cache.known(self.scope, self.dim, wanted, owners, self.artist))
+        # A copy: `members` adds what it decodes.
+        held = self.cache.known(self.scope, self.dim, wanted, owners, self.artist)
+        self.known = dict(held)
         self.cursor = conn.cursor(binary=True)
         await self.cursor.execute(
-            _Q.read_rows,
+            _Q.read_groups,
             {
                 "scope": self.scope,
                 "owners": list(owners) if owners is not None else None,
                 "artist": self.artist,
                 "dim": self.dim,
-                "known": _array(f'"{v}"' for v in self.known),
+                "known": self.cache.known_text(held),
                 **counters.day_rows(self.artist),
                 **levels,
+                **grouping,
             },
             prepare=False,
         )
         return self
 
-    async def rows(self) -> list[BlockRow]:
-        if self.cursor is None:
-            return []
-        out = []
-        for row in await self.cursor.fetchall():
-            block = BlockRow(self, row)
-            if row[9] is not None:
-                self._data[block.version] = (row[9], row[8])
-            out.append(block)
-        return out
+    async def groups(self) -> list[GroupRow]:
+        return list(await self.cursor.fetchall()) if self.cursor is not None else []
 
-    def bitmap(self, row: BlockRow) -> BitMap:
-        found = self.known.get(row.version)
+    def count(self, row: GroupRow) -> float:
+        """Distinct listeners of a group: its stored count when it has one row, else the count
+        of the union of its rows (kept by their versions: a function of them)."""
+        if row[3] == 1:
+            return float(row[4])
+        found = self.cache.count_of(row[6])
         if found is None:
-            data, artist = self._data.pop(row.version)
-            place = (self.scope, self.dim, *row.block)
-            found = self.known[row.version] = self.cache.add(
-                row.version, place, row.owner, artist, data
-            )
+            found = weighted_count(self.members(row))
+            self.cache.keep_count(row[6], found)
         return found
 
-
-def _array(items: Iterable[object]) -> str:
-    return "{" + ",".join(map(str, items)) + "}"
+    def members(self, row: GroupRow) -> list[tuple[float, BitMap]]:
+        """The (weight, bitmap) of each row of a group (decoded, or taken from the cache)."""
+        _, owner, _, _, _, _, text, versions, data, artist = row
+        came = dict(zip(versions, data, strict=True)) if versions is not None else {}
+        words = text.split(" ")
+        out = []
+        for j in range(0, len(words), 4):
+            version, level, epoch, weight = words[j : j + 4]
+            found = self.known.get(version)
+            if found is None:
+                place = (self.scope, self.dim, level, int(epoch))
+                found = self.known[version] = self.cache.add(
+                    version, place, owner, artist, came[version]
+                )
+            out.append((float(weight), found))
+        return out
 
 
 def weighted_count(members: Iterable[tuple[float, BitMap]]) -> float:

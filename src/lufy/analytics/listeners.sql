@@ -196,12 +196,20 @@ WHERE r.n = ANY(%(n)b::int8[])
 DROP TABLE pg_temp.analytics_bitmap_sides, pg_temp.analytics_bitmap_adds,
     pg_temp.analytics_bitmap_add_rows, pg_temp.analytics_bitmap_rows;
 
--- name: read_rows
+-- name: read_groups
 -- Under the caller's RLS: an artist reads rows of their own tracks and their own artist rows.
--- The blocks of each level as an array of epochs: index probes by (level, bucket = ANY(...)),
--- never a scan of every row of the owner; or, when they are every block of the level from the
--- first to the last (an hourly chart), as that range: one index range scan. Each row's version (file:ctid:xmin) comes with it, and its
--- bytes unless the reader already holds that version (`known`, lufy/analytics/bitmap_cache.py).
+-- The rows of some blocks, one result row per *group* whose distinct listeners are asked: a
+-- bucket of the chart (`by_bucket`: its index, from the grid's uniform `step` or its bounds as
+-- epochs), else an owner (a track) and key (a dimension's value), bucket -1. The blocks of each
+-- level as an array of epochs: index probes by (level, bucket = ANY(...)), never a scan of
+-- every row of the owner; or, when they are every block of the level from the first to the
+-- last (an hourly chart), as that range: one index range scan. Per group: its rows (version
+-- file:ctid:xmin, level, epoch and weight of each, as one text: the key of the group's count in
+-- lufy/analytics/bitmap_cache.py), the count of its one row when alone, and the bytes of those
+-- of its rows whose versions the reader does not hold (`known`), only when the group has
+-- several rows or the range unaligned edges: a group of one row needs no bytes, its count is
+-- stored. Hash aggregates, no sort: the rows' order in a group's text is the scan's (the same
+-- rows read the same way give the same text; another order only misses the cache).
 WITH days AS MATERIALIZED (
     -- The UTC days of the blocks with any session (a block lies in one UTC day): blocks of the
     -- other days are not looked up, so a 12-month range of an artist with 28 days of plays
@@ -209,22 +217,46 @@ WITH days AS MATERIALIZED (
     SELECT d.bucket FROM session_blocks d
     WHERE d.scope = %(day_scope)s AND d.owner = %(day_owner)s AND d.level = 'd'
       AND d.bucket BETWEEN to_timestamp(%(day_lo)s::int8) AND to_timestamp(%(day_hi)s::int8)
-)
-SELECT b.owner, b.key, b.level, extract(epoch FROM b.bucket)::int8, b.weight, b.streams,
-       b.listeners, v.version, b.artist_id,
-       CASE WHEN v.version = ANY(%(known)s::text[]) THEN NULL ELSE b.bitmap END
-FROM listener_bitmaps b
--- The table's file: a rewrite (VACUUM FULL, CLUSTER, a rebuild's swap) moves rows to slots other
--- rows of the same transaction held, so the slot and xmin alone could name two contents.
-CROSS JOIN (SELECT pg_relation_filenode('listener_bitmaps')::text AS node) f
-CROSS JOIN LATERAL (SELECT f.node || ':' || b.ctid::text || ':' || b.xmin::text AS version) v
-WHERE b.scope = %(scope)s AND b.dim = %(dim)s
+), found AS MATERIALIZED (
+    SELECT CASE WHEN NOT %(by_bucket)s THEN -1
+                WHEN %(step)s::int8 IS NOT NULL
+                THEN (date_part('epoch', b.bucket)::int8 - %(first)s::int8) / %(step)s::int8
+                ELSE width_bucket(date_part('epoch', b.bucket)::int8, %(epochs)s::int8[]) - 1
+           END AS i,
+           b.owner, b.key, b.level, date_part('epoch', b.bucket)::int8 AS epoch, b.weight,
+           b.streams, b.listeners, b.artist_id, v.version,
+           v.version = ANY(%(known)s::text[]) AS held, b.bitmap
+    FROM listener_bitmaps b
+    -- The table's file: a rewrite (VACUUM FULL, CLUSTER, a rebuild's swap) moves rows to slots
+    -- other rows of the same transaction held, so the slot and xmin alone could name two
+    -- contents.
+    CROSS JOIN (SELECT pg_relation_filenode('listener_bitmaps')::text AS node) f
+    CROSS JOIN LATERAL (SELECT f.node || ':' || b.ctid::text || ':' || b.xmin::text AS version) v
+    WHERE b.scope = %(scope)s AND b.dim = %(dim)s
   AND (%(owners)s::uuid[] IS NULL OR b.owner = ANY(%(owners)s::uuid[]))
   AND (%(artist)s::uuid IS NULL OR b.artist_id = %(artist)s::uuid)
   AND ((b.level = 'q' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(q)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(q_lo)s::int8) AND to_timestamp(%(q_hi)s::int8)))
        OR (b.level = 'h' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(h)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(h_lo)s::int8) AND to_timestamp(%(h_hi)s::int8)))
        OR (b.level = 's' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(s)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(s_lo)s::int8) AND to_timestamp(%(s_hi)s::int8)))
-       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))));
+       OR (b.level = 'd' AND (b.bucket = ANY(ARRAY(SELECT to_timestamp(e) FROM unnest(%(d)s::int8[]) e WHERE to_timestamp(e - e %% 86400) IN (SELECT bucket FROM days))) OR b.bucket BETWEEN to_timestamp(%(d_lo)s::int8) AND to_timestamp(%(d_hi)s::int8))))
+), groups AS (
+    SELECT r.i, r.owner, r.key, count(*) AS n, sum(r.weight * r.listeners) AS alone,
+           sum(r.streams) AS streams,
+           string_agg(r.version || ' ' || r.level || ' ' || r.epoch || ' ' || r.weight, ' ')
+           AS rows
+    FROM found r
+    GROUP BY r.i, r.owner, r.key
+), bytes AS (
+    SELECT r.i, r.owner, r.key, array_agg(r.version) AS versions, array_agg(r.bitmap) AS data,
+           (array_agg(r.artist_id))[1] AS artist_id
+    FROM found r
+    JOIN groups g ON g.i = r.i AND g.owner = r.owner AND g.key = r.key
+    WHERE NOT r.held AND (g.n > 1 OR %(edges)s)
+    GROUP BY r.i, r.owner, r.key
+)
+SELECT g.i, g.owner, g.key, g.n, g.alone, g.streams, g.rows, b.versions, b.data, b.artist_id
+FROM groups g
+LEFT JOIN bytes b ON b.i = g.i AND b.owner = g.owner AND b.key = g.key;
 
 -- name: edge_listeners
 -- Listener ids and weights of the stream sessions in the unaligned edges of a range.
