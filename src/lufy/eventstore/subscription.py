@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from lufy.eventstore import younggc
 from lufy.eventstore.envelope import Checkpoint
 from lufy.eventstore.postgres import EventStore, Page, RawPage
+from lufy.eventstore.readahead import parallel_pages
 from lufy.logs import get_logger
 
 __all__ = ["CHANNEL", "Subscription"]
@@ -146,14 +147,15 @@ class Subscription:
         conns = await catch_up.readers.open()
         catch_up.start(
             _ReadAhead(
-                self.store.pages_ahead(
-                    conns[0],
+                parallel_pages(
+                    self.store,
+                    conns,
                     raw.checkpoint,
                     limit=self.read_ahead_limit,
                     pages=self.read_ahead_pages,
                     barrier=raw.barrier,
                     types=self.types,
-                    more=conns[1:],
+                    to_barrier=True,
                 )
             )
         )
