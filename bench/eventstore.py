@@ -3,8 +3,8 @@
     python bench/eventstore.py append   [--clients 1 8] [--seconds 2] [--rounds 7] [--emmett]
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
-                                        [--read-ahead-connections 2]
-                                        [--page-reader copy text text-one-batch plain ...]
+                                        [--read-ahead-connections 2] [--read-ahead-pages 20]
+                                        [--page-reader text text-restart copy ...]
     python bench/eventstore.py all      (append --clients 1 8, then catchup, defaults: ~5 min)
 
 Each command creates a throw-away database (migrated like production), runs as the app role
@@ -443,7 +443,7 @@ async def bench_catchup(
     rounds: int,
     with_rows: bool,
     connections: int = 2,
-    readers: tuple[str, ...] = ("copy", "text", "text-restart"),
+    readers: tuple[str, ...] = ("text", "text-restart", "copy"),
     pages: int = 20,
 ) -> None:
     # A reader "<page reader>-default-gc" leaves the young GC threshold alone while catching up
@@ -602,10 +602,10 @@ def main(argv: list[str] | None = None) -> None:
             for one in ("", _ONE_BATCH)
             for restart in ("", _RESTART)
         ],
-        default=["copy", "text", "text-restart"],
-        help="how pages are read: plain columns sent by COPY … TO STDOUT, the JSON built by"
-        " the client (copy: the default reader), the same in one row of text (text: the reader"
-        " before es-copy), the same one row per event (plain: the reader"
+        default=["text", "text-restart", "copy"],
+        help="how pages are read: plain columns in one row of text, the JSON built by the"
+        " client (text: the default reader), the same sent by COPY … TO STDOUT (copy), the"
+        " same one row per event (plain: the reader"
         " before the fourth pass), or the JSON built by the server (json: before the third);"
         " with -default-gc, the young GC threshold is left alone while catching up (as before"
         " the fourth pass); with -one-batch, a read-ahead reads one batch per query (as before"

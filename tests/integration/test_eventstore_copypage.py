@@ -1,4 +1,4 @@
-"""Pages read with COPY … TO STDOUT (page_reader="copy", the default): the same pages as the
+"""Pages read with COPY … TO STDOUT (page_reader="copy"): the same pages as the
 one-row-per-event reader ("plain"), the one-row-of-text reader ("text") and the event-by-event
 path, whatever the app strings and payloads hold (COPY's escapes: backslash, tab, newline, CR and
 the other control characters; U+001F is an ordinary character here) and whatever the session's
@@ -26,8 +26,7 @@ async def test_app_strings_round_trip_through_the_copy_page(app_conn) -> None:
     precise, _, _ = await EventStore(_codec())._read_rows(
         app_conn, query_types=None, params={"tx": 0, "pos": 0, "limit": 10_000}
     )
-    store = EventStore(_codec())
-    assert store.page_reader == "copy"
+    store = EventStore(_codec(), page_reader="copy")
     _no_fallback(store)
     for limit in (1, 4, 1000):
         events = await _events(store, app_conn, limit)
@@ -39,7 +38,7 @@ async def test_app_strings_round_trip_through_the_copy_page(app_conn) -> None:
 
 
 async def test_escaped_payloads_and_metadata_round_trip(app_conn) -> None:
-    store = EventStore(_codec())
+    store = EventStore(_codec(), page_reader="copy")
     notes = ["\x1f", "a\x1fb\tc\\d\ne", '\\"', "\\\\N", "\u2028", "\r\x0b\x0c\x08"]
     for i, note in enumerate(notes):
         meta = EventMetadata(correlation_id=note + "\\" + str(i), actor_id='"\t')
@@ -65,7 +64,7 @@ async def test_escaped_payloads_and_metadata_round_trip(app_conn) -> None:
 
 
 async def test_an_empty_copy_page_carries_the_barrier(app_conn) -> None:
-    store = EventStore(_codec())
+    store = EventStore(_codec(), page_reader="copy")
     raw = await store.fetch_page(app_conn, Checkpoint.START, limit=10, types=["test.none"])
     page = await store.decode_page(app_conn, raw)
     assert (raw.count, raw.last, page.events) == (0, None, [])
@@ -75,17 +74,17 @@ async def test_an_empty_copy_page_carries_the_barrier(app_conn) -> None:
 
 async def test_the_session_time_zone_does_not_change_the_copy_page(app_conn) -> None:
     await _write_awkward(app_conn)
-    store = EventStore(_codec())
+    store = EventStore(_codec(), page_reader="copy")
     reference = await _events(store, app_conn, 5)
     await app_conn.execute("SET TimeZone = 'Asia/Kathmandu'")
     _no_fallback(store)
     assert await _events(store, app_conn, 5) == reference
     await app_conn.execute("SET DateStyle = 'SQL, DMY'")  # the precise path, as "plain"
-    assert await _events(EventStore(_codec()), app_conn, 5) == reference
+    assert await _events(EventStore(_codec(), page_reader="copy"), app_conn, 5) == reference
 
 
 async def test_a_copy_page_in_a_transaction_leaves_it_usable(app_conn) -> None:
-    store = EventStore(_codec())
+    store = EventStore(_codec(), page_reader="copy")
     await store.append(app_conn, "a", "1", [NewEvent(event=Plain(n=1))], expected=ANY)
     await _settle(app_conn)
     async with app_conn.transaction():
@@ -96,7 +95,7 @@ async def test_a_copy_page_in_a_transaction_leaves_it_usable(app_conn) -> None:
 
 
 async def test_a_copy_page_cut_off_leaves_the_connection_usable(app_conn) -> None:
-    store = EventStore(_codec())
+    store = EventStore(_codec(), page_reader="copy")
     await store.append_bulk(
         app_conn, [NewEvent(event=Plain(n=i), stream_type="b", stream_id="1") for i in range(3000)]
     )

@@ -70,13 +70,13 @@ class EventStore:
         codec: EventCodec | None = None,
         *,
         notifier: Notifier | None = None,
-        page_reader: Literal["copy", "text", "plain", "json"] = "copy",
+        page_reader: Literal["text", "copy", "plain", "json"] = "text",
     ):
         self.codec = codec or default_codec()
-        # How fetch_page reads a page: plain columns, the JSON built here (plainpage.py), sent
-        # by COPY ("copy", copypage.py), in one row of text ("text") or one row per event
-        # ("plain"); or the JSON built by the server (read_page, "json"). All give the same
-        # RawPage.
+        # How fetch_page reads a page: plain columns, the JSON built here (plainpage.py), in
+        # one row of text ("text"), sent by COPY ("copy", copypage.py: less server CPU, a
+        # little more here) or one row per event ("plain"); or the JSON built by the server
+        # (read_page, "json"). All give the same RawPage.
         self.page_reader = page_reader
         # Sends the post-commit NOTIFY from its own connection (see notifier.py); without one,
         # an append that commits alone sends it itself, one more round trip.

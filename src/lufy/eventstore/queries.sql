@@ -240,11 +240,11 @@ LEFT JOIN LATERAL (
 
 -- name: read_page_copy
 -- read_page_plain's rows (the same barrier, `pending`, filter, bounds and order) through
--- `COPY … TO STDOUT` in its text format (EventStore(page_reader="copy"), the default;
--- copypage.py): the server runs the columns' output functions and writes them out, as the
--- `COPY` the catch-up figure is measured against does, with no aggregate; the client reads all
--- the rows at once and splits the page's text in one call. The slot `select` is read_page_plain
--- with its `page_rows` filled in; the parameters are merged in by the client (COPY takes none).
+-- `COPY … TO STDOUT` in its text format (EventStore(page_reader="copy"); copypage.py): the
+-- server runs the columns' output functions and writes them out, as the `COPY` the catch-up
+-- figure is measured against does, with no aggregate; the client reads all the rows at once
+-- and splits the page's text in one call. The slot `select` is read_page_plain with its
+-- `page_rows` filled in; the parameters are merged in by the client (COPY takes none).
 COPY ({select}) TO STDOUT;
 
 -- name: read_page_text

@@ -6,7 +6,11 @@ Below a barrier an earlier page returned, the set of events is final (architectu
 without gaps"): `page_bounds` (queries.sql) reads where the next pages end from the index, and
 the pages between those keys are asked for on every connection at once and handed out in log
 order. Each such page holds exactly the events between two known keys, so the pages are the
-ones a single connection would have read one after the other.
+ones a single connection would have read one after the other. A catch-up's read-ahead goes on
+to the barrier: the next keys are read on a connection that comes free while the last pages
+of the ones before are built (before, a read-ahead stopped after 20 pages, and the reader read
+a page alone and opened new connections for the next one: about a tenth of a 300k catch-up's
+time, docs/benchmarks.md, "Catch-up over COPY").
 """
 
 from __future__ import annotations

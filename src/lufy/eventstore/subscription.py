@@ -97,9 +97,9 @@ class Subscription:
         """Pages read on `conn`; the caller applies each and then may persist `page.checkpoint`.
 
         Catching up (a page came back full), the pages that follow are asked for ahead, on
-        connections of the subscription's own (EventStore.pages_ahead, below the barrier the
-        full page returned, up to `read_ahead_pages` of them, built on
-        `read_ahead_connections` at once, two waiting at most): the server builds the next
+        connections of the subscription's own (readahead.parallel_pages: every page below the
+        barrier the full page returned, where they end read `read_ahead_pages` at a time, built
+        on `read_ahead_connections` at once, two waiting at most): the server builds the next
         pages while this process decodes one and the caller applies it. A read-ahead reads
         `read_ahead_limit` events per page and hands each out as pages of `batch_size`. A
         read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved it,
