@@ -7,7 +7,8 @@ also has it join every page into one value with `concat_ws` and an ordered `stri
 µs of server CPU per event against 2.5: docs/benchmarks.md, issue 18). psycopg hands a `COPY` out
 one row per call of its event-loop machinery (about 2.6 µs per row), so the rows are taken here in
 one wait (`_rows`): every row libpq already holds is read in a tight loop of
-`PGconn.get_copy_data` calls, the loop only waiting on the socket when libpq's buffer runs dry.
+`PGconn.get_copy_data` calls, libpq reads the socket again when they run out, and the loop only
+waits on the socket when such a read brought no whole row.
 
 The page's text is then split on tabs and newlines in one call (in `COPY`'s text format a raw tab
 or newline only ever separates values and rows: one inside a value is written `\\t`, `\\n`) and
@@ -18,9 +19,9 @@ by column. Unlike `read_page_text`, no value can break the split (U+001F is an o
 character here), so no page is read twice.
 
 Measured against the default reader ("text"), same runs (docs/benchmarks.md, "Catch-up over
-COPY"): about 25-30 percent less server CPU per event and about as much client CPU, and in
-the catch-up figure, where this process is what a catch-up runs out of, no faster: it is there
-for a database whose CPU is the scarcer of the two.
+COPY"): 23-29 percent less server CPU per event, as much client CPU or a little more (one
+`get_copy_data` call per row), and in the catch-up figure, which this process's CPU bounds,
+11-26 percent fewer events per second: it is there for a database whose CPU is the scarcer.
 """
 
 from __future__ import annotations
