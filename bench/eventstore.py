@@ -4,8 +4,8 @@
                                         [--base-src OTHER_CHECKOUT/src]
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
-                                        [--read-ahead-connections 2]
-                                        [--page-reader text text-one-batch plain ...]
+                                        [--read-ahead-connections 2] [--read-ahead-pages 20]
+                                        [--page-reader text text-restart copy ...]
     python bench/eventstore.py all      (append --clients 1 8, then catchup, defaults: ~5 min)
 
 Each command creates a throw-away database (migrated like production), runs as the app role
@@ -43,6 +43,7 @@ import psycopg
 from psycopg import sql
 
 from lufy.eventstore import EventCodec, EventStore, NewEvent, Notifier, Subscription, younggc
+from lufy.eventstore import subscription as subscription_module
 from lufy.eventstore.envelope import Event, EventMetadata
 from lufy.migrate import migrate
 
@@ -484,6 +485,16 @@ FROM generate_series(%(lo)s, %(hi)s - 1) AS g
 
 _DEFAULT_GC = "-default-gc"
 _ONE_BATCH = "-one-batch"
+_RESTART = "-restart"
+
+
+def _restarting_pages(store: EventStore, conns: Any, after: Any, **kw: Any) -> Any:
+    """The read-ahead before es-copy: `read_ahead_pages` pages (EventStore.pages_ahead), then
+    the reader reads a page on its own connection and starts another on new connections."""
+    kw.pop("to_barrier")
+    return store.pages_ahead(conns[0], after, more=conns[1:], **kw)
+
+
 _COPY_OUT = (
     "COPY (SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
     " stream_version, type, schema_version, data, metadata, occurred_at, recorded_at"
@@ -497,16 +508,18 @@ async def bench_catchup(
     rounds: int,
     with_rows: bool,
     connections: int = 2,
-    readers: tuple[str, ...] = ("text", "text-one-batch"),
+    readers: tuple[str, ...] = ("text", "text-restart", "copy"),
+    pages: int = 20,
 ) -> None:
     # A reader "<page reader>-default-gc" leaves the young GC threshold alone while catching up
     # (younggc.YOUNG set to 0 for its rounds): the reader before the fourth pass. One ending in
     # "-one-batch" reads ahead one batch per query (read_ahead_events=batch_size): before the
-    # fifth pass.
+    # fifth pass. One ending in "-restart" reads ahead `pages` pages and then starts another
+    # read-ahead on new connections: before es-copy (now the read-ahead goes on to the barrier).
     stores = {
         reader: EventStore(
             CODEC,
-            page_reader=reader.removesuffix(_ONE_BATCH).removesuffix(_DEFAULT_GC),  # type: ignore[arg-type]
+            page_reader=reader.split("-")[0],  # type: ignore[arg-type]
         )
         for reader in readers
     }
@@ -536,12 +549,16 @@ async def bench_catchup(
 
         async def subscription(reader: str) -> float:
             young = younggc.YOUNG
-            if reader.endswith(_DEFAULT_GC):
+            parallel_pages = subscription_module.parallel_pages
+            if _DEFAULT_GC in reader:
                 younggc.YOUNG = 0
+            if _RESTART in reader:
+                subscription_module.parallel_pages = _restarting_pages  # type: ignore[assignment]
             try:
                 return await catch_up(reader)
             finally:
                 younggc.YOUNG = young
+                subscription_module.parallel_pages = parallel_pages
 
         async def catch_up(reader: str) -> float:
             sub = Subscription(
@@ -549,7 +566,8 @@ async def bench_catchup(
                 bench.app_url,
                 batch_size=batch_size,
                 read_ahead_connections=connections,
-                read_ahead_events=batch_size if reader.endswith(_ONE_BATCH) else 5000,
+                read_ahead_pages=pages,
+                read_ahead_events=batch_size if _ONE_BATCH in reader else 5000,
             )
             start = time.perf_counter()
             delivered = 0
@@ -650,22 +668,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--row-by-row", action="store_true", help="also time the old per-event decode")
     p.add_argument("--read-ahead-connections", type=int, default=2)
+    p.add_argument("--read-ahead-pages", type=int, default=20)
     p.add_argument(
         "--page-reader",
         nargs="+",
         choices=[
-            r + gc + one
-            for r in ("text", "plain", "json")
+            r + gc + one + restart
+            for r in ("copy", "text", "plain", "json")
             for gc in ("", _DEFAULT_GC)
             for one in ("", _ONE_BATCH)
+            for restart in ("", _RESTART)
         ],
-        default=["text", "text-one-batch"],
+        default=["text", "text-restart", "copy"],
         help="how pages are read: plain columns in one row of text, the JSON built by the"
-        " client (text: the default reader), the same one row per event (plain: the reader"
+        " client (text: the default reader), the same sent by COPY … TO STDOUT (copy), the"
+        " same one row per event (plain: the reader"
         " before the fourth pass), or the JSON built by the server (json: before the third);"
         " with -default-gc, the young GC threshold is left alone while catching up (as before"
         " the fourth pass); with -one-batch, a read-ahead reads one batch per query (as before"
-        " the fifth pass: now 5000 events, handed out in batches); each is timed",
+        " the fifth pass: now 5000 events, handed out in batches); with -restart, a read-ahead"
+        " stops after --read-ahead-pages pages and the next one starts on new connections (as"
+        " before es-copy: text-restart is the code before it); each is timed",
     )
     sub.add_parser("all", help="append (1 and 8 clients) and catchup with their defaults")
     args = parser.parse_args(argv)
@@ -688,6 +711,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.row_by_row,
                 args.read_ahead_connections,
                 tuple(args.page_reader),
+                args.read_ahead_pages,
             )
         )
 

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from lufy.eventstore import ANY, Checkpoint, Event, EventCodec, EventStore, NewEvent
+from lufy.eventstore.readahead import parallel_pages
 from lufy.eventstore.reading import RawPage
 
 
@@ -66,3 +67,44 @@ async def test_pages_built_on_several_connections_are_the_pages_one_connection_r
     assert decoded[-1].checkpoint == Checkpoint(first.barrier, 0)
     seen = [e.data for page in decoded for e in page.events]
     assert all(isinstance(d, Counted) for d in seen) or types is None
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+async def test_a_read_ahead_to_the_barrier_is_every_page_one_connection_reads(
+    app_conn, more_conns, connections: int
+) -> None:
+    store = EventStore(EventCodec([Counted, Skipped]))
+    for i in range(0, 61, 3):
+        batch = [NewEvent(event=Counted(n=i + k)) for k in range(3)]
+        await store.append(app_conn, "c", str(i % 5), batch, expected=ANY)
+    first = await store.fetch_page(app_conn, Checkpoint.START, limit=4)
+    assert first.full
+    # One page after the other on one connection, below the same barrier, to the short page.
+    expected: list[RawPage] = []
+    after = first.checkpoint
+    while True:
+        raw = await store.fetch_page(app_conn, after, limit=4, barrier=first.barrier)
+        expected.append(raw)
+        if not raw.full:
+            break
+        after = raw.checkpoint
+    # Where the pages end is read 2 or 3 pages at a time: many such reads, chained.
+    for pages in (2, 3):
+        got = [
+            raw
+            async for raw in parallel_pages(
+                store,
+                more_conns[:connections],
+                first.checkpoint,
+                limit=4,
+                pages=pages,
+                barrier=first.barrier,
+                types=None,
+                to_barrier=True,
+            )
+        ]
+        assert [(r.after, r.count, r.last) for r in got] == [
+            (r.after, r.count, r.last) for r in expected
+        ]
+    assert len(expected) > 6
+    assert not expected[-1].full

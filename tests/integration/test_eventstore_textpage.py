@@ -40,10 +40,10 @@ def rows_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 async def test_app_strings_round_trip_through_the_text_page(app_conn, rows_reads) -> None:
     await _write_awkward(app_conn)
-    precise, _, _ = await EventStore(_codec())._read_rows(
+    precise, _, _ = await EventStore(_codec(), page_reader="text")._read_rows(
         app_conn, query_types=None, params={"tx": 0, "pos": 0, "limit": 10_000}
     )
-    text = EventStore(_codec())
+    text = EventStore(_codec(), page_reader="text")
     assert text.page_reader == "text"
     _no_fallback(text)
     for limit in (1, 4, 1000):
@@ -59,7 +59,7 @@ async def test_app_strings_round_trip_through_the_text_page(app_conn, rows_reads
 
 
 async def test_a_page_without_the_separator_is_read_in_one_row(app_conn, rows_reads) -> None:
-    store = EventStore(_codec())
+    store = EventStore(_codec(), page_reader="text")
     for i, value in enumerate(['"q"', "\\", "é 🎵", "\t\n", "\x7f"]):
         await store.append(
             app_conn, value, f"{value}{i}", [NewEvent(event=Odd(note=value))], expected=ANY
@@ -78,7 +78,7 @@ async def test_a_page_without_the_separator_is_read_in_one_row(app_conn, rows_re
 async def test_a_value_holding_the_separator_sends_its_page_to_the_rows(
     app_conn, rows_reads
 ) -> None:
-    store = EventStore(_codec())
+    store = EventStore(_codec(), page_reader="text")
     await store.append(app_conn, "a", "1", [NewEvent(event=Plain(n=1))], expected=ANY)
     await store.append(app_conn, "a\x1f", "\x1f2\x1f", [NewEvent(event=Plain(n=2))], expected=ANY)
     await _settle(app_conn)
@@ -91,10 +91,12 @@ async def test_a_value_holding_the_separator_sends_its_page_to_the_rows(
     assert rows_reads == [events[1].global_position]
 
 
+@pytest.mark.parametrize("reader", ["text", "copy"])
 @pytest.mark.parametrize("types", [None, ["test.plain"], ['odd\t"type\\\n', "test.old"], []])
-async def test_text_pages_are_the_plain_ones(app_conn, types: list[str] | None) -> None:
+async def test_text_pages_are_the_plain_ones(app_conn, types: list[str] | None, reader) -> None:
+    """The one-row-of-text reader's and the COPY reader's pages (test_eventstore_copypage.py)."""
     await _write_awkward(app_conn)
-    readers = [EventStore(_codec()), EventStore(_codec(), page_reader="plain")]
+    readers = [EventStore(_codec(), page_reader=reader), EventStore(_codec(), page_reader="plain")]
     _no_fallback(readers[0])
     for limit in (3, 1000):
         text, plain = [await _pages(reader, app_conn, limit, types) for reader in readers]
@@ -107,10 +109,10 @@ async def test_text_pages_are_the_plain_ones(app_conn, types: list[str] | None) 
 
 async def test_the_session_time_zone_does_not_change_the_text_page(app_conn) -> None:
     await _write_awkward(app_conn)
-    text = EventStore(_codec())
+    text = EventStore(_codec(), page_reader="text")
     reference = await _events(text, app_conn, 5)
     await app_conn.execute("SET TimeZone = 'Asia/Kathmandu'")
     _no_fallback(text)
     assert await _events(text, app_conn, 5) == reference
     await app_conn.execute("SET DateStyle = 'SQL, DMY'")  # the precise path, as "plain"
-    assert await _events(EventStore(_codec()), app_conn, 5) == reference
+    assert await _events(EventStore(_codec(), page_reader="text"), app_conn, 5) == reference

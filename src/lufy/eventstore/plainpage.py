@@ -22,9 +22,9 @@ value by value.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, AnyStr, Generic
 
 import msgspec
 from psycopg import AsyncConnection, AsyncCursor
@@ -46,7 +46,6 @@ _SEP = "\x1f"  # between the values of read_page_text's body
 _TEXT_OIDS = (20, 23, 16, 2950, 5069, 1114, 3802)
 _WIDTH = 12  # an event's columns (read_page_plain's, after the barrier and `pending`)
 _STREAM_TYPE, _STREAM_ID, _STREAM_VERSION, _TYPE, _SCHEMA_VERSION, _DATA = 3, 4, 5, 6, 7, 8
-_UNSAFE = re.compile(r'["\\\x00-\x1f]')
 # What goes before each column of an event; the first event's `Z"},` is cut off, and the last
 # event is closed after the join.
 _PREFIXES = (
@@ -65,62 +64,100 @@ _PREFIXES = (
 )
 
 
-def _escaped(values: list[str]) -> list[str]:
-    """The column as JSON string contents: as it is when nothing in it needs escaping."""
-    if _UNSAFE.search("".join(values)) is None:
-        return values
-    return [_encoder.encode(v).decode()[1:-1] for v in values]
+class _Glue(Generic[AnyStr]):
+    """The JSON text around the columns, as `str` (the text and plain readers) or as `bytes`
+    (the copy reader, copypage.py, whose page is never decoded to `str`)."""
+
+    def __init__(self, encode: Callable[[str], AnyStr]) -> None:
+        self.encode: Callable[[str], AnyStr] = encode
+        self.prefixes: tuple[AnyStr, ...] = tuple(encode(p) for p in _PREFIXES)
+        self.unsafe: re.Pattern[AnyStr] = re.compile(encode(r'["\\\x00-\x1f]'))
+        self.empty: AnyStr = encode("")
+        self.null: AnyStr = encode("null")
+        self.nothing: AnyStr = encode("{}")
+        self.open: AnyStr = encode("[")
+        self.close: AnyStr = encode('Z"}]')
+        # `%s` formats str into str and bytes into bytes.
+        self.tag_only: AnyStr = encode('{"type":"%s"}')
+        self.tagged: AnyStr = encode('{"type":"%s",%s')
+        self.undecoded: AnyStr = encode('{"type":"lufy.undecoded","payload":%s}')
+        self.one: AnyStr = encode("1")
+
+    def escaped(self, values: list[AnyStr]) -> list[AnyStr]:
+        """The column as JSON string contents: as it is when nothing in it needs escaping."""
+        if self.unsafe.search(self.empty.join(values)) is None:
+            return values
+        return [self.encode(_encoder.encode(_text(v)).decode()[1:-1]) for v in values]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_STR: _Glue[str] = _Glue(str)
+_BYTES: _Glue[bytes] = _Glue(str.encode)
 
 
 def _tagged(
-    types: list[str],
-    tags: list[str],
-    versions: list[str],
-    datas: list[str],
+    glue: _Glue[Any],
+    types: list[Any],
+    tags: list[Any],
+    versions: list[Any],
+    datas: list[Any],
     current: dict[str, int],
-) -> list[str]:
+) -> list[Any]:
     """`data` with its type tag (`tags`: the types escaped) first, or wrapped as lufy.undecoded
     when it is stored at another schema version than the codec's current one (as read_page)."""
-    if set(versions) == {"1"} and not current.keys() & set(types):
+    tag_only, tagged, nothing = glue.tag_only, glue.tagged, glue.nothing
+    if set(versions) == {glue.one} and not (current and current.keys() & set(map(_text, types))):
+        if glue is _STR:  # f-strings: half the time of `%` on str
+            return [
+                f'{{"type":"{t}"}}' if d == "{}" else f'{{"type":"{t}",{d[1:]}'
+                for t, d in zip(tags, datas, strict=True)
+            ]
         return [
-            f'{{"type":"{t}"}}' if d == "{}" else f'{{"type":"{t}",{d[1:]}'
+            tag_only % t if d == nothing else tagged % (t, d[1:])
             for t, d in zip(tags, datas, strict=True)
         ]
     out = []
     for raw, t, v, d in zip(types, tags, versions, datas, strict=True):
-        if int(v) != current.get(raw, 1):
-            out.append(f'{{"type":"lufy.undecoded","payload":{d}}}')
-        elif d == "{}":
-            out.append(f'{{"type":"{t}"}}')
+        if int(v) != current.get(_text(raw), 1):
+            out.append(glue.undecoded % d)
+        elif d == nothing:
+            out.append(tag_only % t)
         else:
-            out.append(f'{{"type":"{t}",{d[1:]}')
+            out.append(tagged % (t, d[1:]))
     return out
 
 
-def assemble_fields(fields: list[Any], current: dict[str, int]) -> str:
+def assemble_fields(fields: list[Any], current: dict[str, int]) -> Any:
     """The events' columns, `_WIDTH` values each in read_page_plain's order (every value as its
-    text, a NULL stream version as None or "null"), as the JSON array of RecordedEvent objects
-    that read_page returns. Changes `fields`. `current`: PageDecoding.current."""
+    text, `str` or `bytes`, a NULL stream version as None or "null"), as the JSON array of
+    RecordedEvent objects that read_page returns (`str` or `bytes`, as the values). Changes
+    `fields`. `current`: PageDecoding.current."""
     n = len(fields) // _WIDTH
     if n == 0:
         return "[]"
+    glue: _Glue[Any] = _BYTES if isinstance(fields[0], bytes) else _STR
     types = fields[_TYPE::_WIDTH]
     for col in (_STREAM_TYPE, _STREAM_ID, _TYPE):
-        fields[col::_WIDTH] = _escaped(fields[col::_WIDTH])
+        fields[col::_WIDTH] = glue.escaped(fields[col::_WIDTH])
     stream_versions = fields[_STREAM_VERSION::_WIDTH]
     if None in stream_versions:
-        fields[_STREAM_VERSION::_WIDTH] = ["null" if v is None else v for v in stream_versions]
+        null = glue.null
+        fields[_STREAM_VERSION::_WIDTH] = [null if v is None else v for v in stream_versions]
     fields[_DATA::_WIDTH] = _tagged(
+        glue,
         types,
         fields[_TYPE::_WIDTH],
         fields[_SCHEMA_VERSION::_WIDTH],
         fields[_DATA::_WIDTH],
         current,
     )
-    parts: list[str] = [""] * (2 * _WIDTH * n)
-    parts[0::2] = _PREFIXES * n
+    parts: list[Any] = [glue.empty] * (2 * _WIDTH * n)
+    parts[0::2] = glue.prefixes * n
     parts[1::2] = fields
-    return "[" + "".join(parts)[4:] + 'Z"}]'
+    return glue.open + glue.empty.join(parts)[4:] + glue.close
 
 
 def assemble(rows: Sequence[Sequence[Any]], current: dict[str, int]) -> str:
@@ -131,7 +168,8 @@ def assemble(rows: Sequence[Sequence[Any]], current: dict[str, int]) -> str:
     fields: list[Any] = list(chain.from_iterable(rows))
     del fields[0 :: _WIDTH + 2]  # the barrier
     del fields[0 :: _WIDTH + 1]  # `pending`
-    return assemble_fields(fields, current)
+    body: str = assemble_fields(fields, current)
+    return body
 
 
 async def fetch_plain_page(

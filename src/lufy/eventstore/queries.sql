@@ -225,20 +225,32 @@ LEFT JOIN LATERAL (
 -- the one-call decoder reads (docs/benchmarks.md, issue 18: building that JSON on the server
 -- cost it 2-6 times what `COPY` of the columns costs). Same barrier, `pending`, filter, bounds
 -- and order as read_page (the same fragment `page_rows`, filled in by plainpage.py); every row
--- repeats the barrier and `pending`, and an empty page is one row of them with NULL events. Timestamps are sent in UTC without an offset (RFC 3339 once
--- the client adds `Z`, whatever the session's TimeZone).
+-- repeats the barrier and `pending`, and an empty page is one row of them with NULL events. A
+-- NULL stream version is sent as `null` (no NULL in an event's columns: `COPY` writes NULL as
+-- `\N`, read_page_copy). Timestamps are sent in UTC without an offset (RFC 3339 once the client
+-- adds `Z`, whatever the session's TimeZone).
 WITH barrier AS MATERIALIZED (
     SELECT b.xmin, b.xmin < pg_snapshot_xmax(pg_current_snapshot()) AS pending
     FROM (SELECT coalesce(%(barrier)s::text::xid8, lufy.read_barrier()) AS xmin) b
 )
 SELECT barrier.xmin::text::bigint, barrier.pending, e.global_position, e.transaction_id,
-       e.event_id, e.stream_type, e.stream_id, e.stream_version, e.type, e.schema_version,
-       e.data, e.metadata, e.occurred_at AT TIME ZONE 'UTC', e.recorded_at AT TIME ZONE 'UTC'
+       e.event_id, e.stream_type, e.stream_id, coalesce(e.stream_version::text, 'null'), e.type,
+       e.schema_version, e.data, e.metadata, e.occurred_at AT TIME ZONE 'UTC',
+       e.recorded_at AT TIME ZONE 'UTC'
 FROM barrier
 LEFT JOIN LATERAL (
     SELECT *
     {page_rows}
 ) e ON true;
+
+-- name: read_page_copy
+-- read_page_plain's rows (the same barrier, `pending`, filter, bounds and order) through
+-- `COPY … TO STDOUT` in its text format (EventStore(page_reader="copy"); copypage.py): the
+-- server runs the columns' output functions and writes them out, as the `COPY` the catch-up
+-- figure is measured against does, with no aggregate; the client reads all the rows at once
+-- and splits the page's text in one call. The slot `select` is read_page_plain with its
+-- `page_rows` filled in; the parameters are merged in by the client (COPY takes none).
+COPY ({select}) TO STDOUT;
 
 -- name: read_page_text
 -- read_page_plain's page in one row (EventStore(page_reader="text"), the default; plainpage.py):
@@ -287,10 +299,11 @@ LIMIT %(limit)s;
 -- (the set of events below it is final): every `limit`-th key, read from the index alone. A
 -- reader fetches the pages between them on several connections at once (read_page with
 -- `to_tx`/`to_pos`); fewer than `pages` rows means the events below the barrier end in a short
--- page after the last one.
-SELECT k.tx, k.pos
+-- page after the last one. The keys are cast to bigint only for the rows returned (casting every
+-- key the window passes cost about a third of the query).
+SELECT k.tx::text::bigint, k.pos
 FROM (
-    SELECT ev.transaction_id::text::bigint AS tx, ev.global_position AS pos,
+    SELECT ev.transaction_id AS tx, ev.global_position AS pos,
            row_number() OVER (ORDER BY ev.transaction_id, ev.global_position) AS n
     FROM lufy.events ev
     WHERE (ev.transaction_id, ev.global_position) > (%(tx)s::text::xid8, %(pos)s)

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from lufy.eventstore import younggc
 from lufy.eventstore.envelope import Checkpoint
 from lufy.eventstore.postgres import EventStore, Page, RawPage
+from lufy.eventstore.readahead import parallel_pages
 from lufy.logs import get_logger
 
 __all__ = ["CHANNEL", "Subscription"]
@@ -96,9 +97,9 @@ class Subscription:
         """Pages read on `conn`; the caller applies each and then may persist `page.checkpoint`.
 
         Catching up (a page came back full), the pages that follow are asked for ahead, on
-        connections of the subscription's own (EventStore.pages_ahead, below the barrier the
-        full page returned, up to `read_ahead_pages` of them, built on
-        `read_ahead_connections` at once, two waiting at most): the server builds the next
+        connections of the subscription's own (readahead.parallel_pages: every page below the
+        barrier the full page returned, where they end read `read_ahead_pages` at a time, built
+        on `read_ahead_connections` at once, two waiting at most): the server builds the next
         pages while this process decodes one and the caller applies it. A read-ahead reads
         `read_ahead_limit` events per page and hands each out as pages of `batch_size`. A
         read-ahead whose next page no longer starts at `self.checkpoint` (the caller moved it,
@@ -146,14 +147,15 @@ class Subscription:
         conns = await catch_up.readers.open()
         catch_up.start(
             _ReadAhead(
-                self.store.pages_ahead(
-                    conns[0],
+                parallel_pages(
+                    self.store,
+                    conns,
                     raw.checkpoint,
                     limit=self.read_ahead_limit,
                     pages=self.read_ahead_pages,
                     barrier=raw.barrier,
                     types=self.types,
-                    more=conns[1:],
+                    to_barrier=True,
                 )
             )
         )
