@@ -162,7 +162,14 @@ SELECT * FROM (
            -- Imported: verified. Otherwise as stored until `verify` decides.
            coalesce(o.imported, false) OR b.imported OR coalesce(o.verified, false) AS verified
     FROM analytics_batch_sessions b
-    LEFT JOIN playback_sessions o ON o.session_id = b.session_id
+    -- Only sessions stored before (`is_new` false) are looked up, one index probe each: as a
+    -- plain join the planner hashed the whole table for every range (a rebuild's page: 33,000
+    -- sessions against up to a million stored, every page).
+    LEFT JOIN LATERAL (
+        SELECT * FROM playback_sessions o
+        WHERE NOT b.is_new AND o.session_id = b.session_id
+        LIMIT 1
+    ) o ON true
 ) c
 WHERE NOT c.existed
    OR (c.track_id, c.artist_id, c.listener_key, c.start_event_at, c.first_event_at,
