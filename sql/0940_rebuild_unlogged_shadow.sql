@@ -38,42 +38,39 @@ END $$;
 REVOKE ALL ON FUNCTION lufy.set_shadow_logged(text[], boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lufy.set_shadow_logged(text[], boolean) TO lufy_app;
 
--- Drop the indexes `names` of the shadow copies (none that backs a constraint), or create every
--- index a live table has and its shadow copy lacks, with the live index's name and definition
--- (a rebuild's start, and once it has caught up: one sorted build of each index instead of
--- maintaining it row by row, page after page).
-CREATE OR REPLACE FUNCTION lufy.shadow_indexes(tables text[], action text, names text[])
+-- Without `build`: drop the indexes `names` of the shadow copies (none that backs a
+-- constraint). With it: give each shadow copy every index its live table has and it lacks,
+-- with the live index's name and definition. (A rebuild's start, and once it has caught up:
+-- one sorted build of each index instead of maintaining it row by row, page after page.)
+CREATE OR REPLACE FUNCTION lufy.shadow_indexes(tables text[], build boolean, names text[])
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    p record;
+    pair record;
     i record;
 BEGIN
-    IF action NOT IN ('DROP', 'CREATE') THEN
-        RAISE EXCEPTION 'unknown action %', action USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    FOR p IN SELECT * FROM lufy.shadow_pairs(tables) LOOP
-        IF action = 'DROP' THEN
+    FOR pair IN SELECT * FROM lufy.shadow_pairs(tables) LOOP
+        IF NOT build THEN
             FOR i IN SELECT x.indexrelid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-                     WHERE x.indrelid = p.shadow AND c.relname = ANY(names)
+                     WHERE x.indrelid = pair.shadow AND c.relname = ANY(names)
                        AND NOT EXISTS (SELECT 1 FROM pg_constraint k
                                        WHERE k.conindid = x.indexrelid) LOOP
                 EXECUTE format('DROP INDEX %s', i.indexrelid::regclass);
             END LOOP;
-        ELSE
-            FOR i IN SELECT c.relname, x.indisunique, pg_get_indexdef(x.indexrelid) AS def
-                     FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-                     WHERE x.indrelid = p.live
-                       AND NOT EXISTS (SELECT 1 FROM pg_index y JOIN pg_class d
-                                       ON d.oid = y.indexrelid
-                                       WHERE y.indrelid = p.shadow AND d.relname = c.relname)
-                     ORDER BY c.relname LOOP
-                -- "CREATE INDEX name ON lufy.t USING method (...) [WHERE ...]", on the copy.
-                EXECUTE format('CREATE %sINDEX %I ON %s %s',
-                               CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END, i.relname,
-                               p.shadow::regclass, substring(i.def FROM ' USING .*$'));
-            END LOOP;
+            CONTINUE;
         END IF;
+        FOR i IN SELECT c.relname, x.indisunique, pg_get_indexdef(x.indexrelid) AS def
+                 FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+                 WHERE x.indrelid = pair.live
+                   AND NOT EXISTS (SELECT 1 FROM pg_index y JOIN pg_class d
+                                   ON d.oid = y.indexrelid
+                                   WHERE y.indrelid = pair.shadow AND d.relname = c.relname)
+                 ORDER BY c.relname LOOP
+            -- "CREATE INDEX name ON lufy.t USING method (...) [WHERE ...]", on the copy.
+            EXECUTE format('CREATE %sINDEX %I ON %s %s',
+                           CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END, i.relname,
+                           pair.shadow::regclass, substring(i.def FROM ' USING .*$'));
+        END LOOP;
     END LOOP;
 END $$;
-REVOKE ALL ON FUNCTION lufy.shadow_indexes(text[], text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lufy.shadow_indexes(text[], text, text[]) TO lufy_app;
+REVOKE ALL ON FUNCTION lufy.shadow_indexes(text[], boolean, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lufy.shadow_indexes(text[], boolean, text[]) TO lufy_app;

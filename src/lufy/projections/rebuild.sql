@@ -68,7 +68,7 @@ FROM unnest(%(tables)s::text[]) t
 JOIN pg_class c ON c.oid = to_regclass(format('lufy_shadow.%%I', t));
 
 -- name: drop_deferred_indexes
-SELECT lufy.shadow_indexes(%(tables)s::text[], 'DROP', %(names)s::text[]);
+SELECT lufy.shadow_indexes(%(tables)s::text[], false, %(names)s::text[]);
 
 -- name: create_missing_indexes
-SELECT lufy.shadow_indexes(%(tables)s::text[], 'CREATE', '{}');
+SELECT lufy.shadow_indexes(%(tables)s::text[], true, '{}');
