@@ -65,13 +65,16 @@ async def test_shadow_copies_are_filled_unlogged_and_swapped_in_logged_with_ever
     store = await _fixture(settings, app_conn, admin_conn)
     cur = await admin_conn.execute(LIVE_SQL)
     live_before = await cur.fetchone()
-    assert live_before is not None and live_before[0] == "p"
+    assert live_before is not None
+    assert live_before[0] == "p"
     DeferringCounter.seen.clear()
 
     result = await rebuild(settings.DATABASE_URL, DeferringCounter(), store=store, batch_size=50)
 
-    assert result.swapped and result.events_applied == 120
-    assert DeferringCounter.seen and set(DeferringCounter.seen) == {("u", False)}
+    assert result.swapped
+    assert result.events_applied == 120
+    assert DeferringCounter.seen
+    assert set(DeferringCounter.seen) == {("u", False)}
     cur = await admin_conn.execute(LIVE_SQL)
     assert await cur.fetchone() == ("p", live_before[1])  # logged, the same index
     assert await counted(app_conn, "test_other") == 120
