@@ -15,13 +15,14 @@ listener counts with the largest weight among its streams in the range, as in a 
 
 Maintenance (`apply_batch`, called by the analytics projection after it wrote a range's
 sessions): set-based. SQL takes each changed session before and after where its rows may have
-changed, gives new listeners their dense ids, expands the sessions into their rows (36 per
-stream session) and groups per row the streams to add and the ids entering and leaving; a
-listener whose session left a row is removed from it unless another of the listener's stream
-sessions is still in the block (asked of the listener's own sessions, so the cost follows that
-listener, not the block's traffic). Python only merges each row's bitmap with those ids (in C,
-pyroaring) and writes the rows back in bulk. Streams are plain sums. Late and out-of-order
-events therefore leave every bitmap exact.
+changed and gives new listeners their dense ids; Python groups the sides entering rows into
+the quarter-hour rows they add to (9 per side, the ids of each row a bitmap at once), and SQL
+derives the hours, six hours and days those lie in. A side leaving rows (rare) is expanded
+into its 36 rows in SQL: a listener whose session left a row is removed from it unless another
+of the listener's stream sessions is still in the block (asked of the listener's own sessions,
+so the cost follows that listener, not the block's traffic). Python then merges each row's
+bitmap with those ids (in C, pyroaring) and writes the rows back in bulk. Streams are plain
+sums. Late and out-of-order events therefore leave every bitmap exact.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, AsyncCursor
 from pyroaring import BitMap
@@ -92,7 +93,11 @@ async def apply_batch(conn: AsyncConnection[Any]) -> None:
     await conn.execute(_Q.settings)
     await conn.execute(_Q.batch_sides)
     await conn.execute(_Q.assign_listener_ids)
-    await conn.execute(_Q.batch_adds)
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(_Q.entering_sides)
+        quarters = _quarter_rows(await cur.fetchall())
+    await conn.execute(_Q.batch_adds, quarters.columns, prepare=False)
+    adds = quarters.ids  # by qn - 1
     await conn.execute(_Q.batch_add_rows)
     cur = await conn.execute(_Q.any_leaving)
     leaving = (await cur.fetchone() or (False,))[0]
@@ -100,8 +105,6 @@ async def apply_batch(conn: AsyncConnection[Any]) -> None:
     keep: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}
     empty: list[int] = []
     async with conn.cursor(binary=True) as cur:
-        await cur.execute(_Q.added_ids)
-        adds = [BitMap(added) async for _, added in cur]  # by qn - 1
         await cur.execute(_Q.lock_rows)
         async for n, delta, qn, children, removed, streams, data in cur:
             bitmap = BitMap() if data is None else BitMap.deserialize(data)
@@ -123,6 +126,46 @@ async def apply_batch(conn: AsyncConnection[Any]) -> None:
     if keep["n"]:
         await conn.execute(_Q.upsert_rows, keep, prepare=False)
     await conn.execute(_Q.drop_work_tables)
+
+
+class _Quarters(NamedTuple):
+    columns: dict[str, list[Any]]  # the parameters of `batch_adds`
+    ids: list[BitMap]  # the ids each row adds, by qn - 1
+
+
+def _quarter_rows(sides: Iterable[Sequence[Any]]) -> _Quarters:
+    """Group the sides entering rows (`entering_sides`) into the quarter-hour rows they add
+    to: 9 per side (its track; its artist and the platform, each also by country, device and
+    source), each with the streams (sum of weights) and the ids it adds."""
+    streams: dict[tuple[Any, ...], float] = {}
+    ids: dict[tuple[Any, ...], list[int]] = {}
+    for lid, track, artist, bucket, weight, country, device, source in sides:
+        for key in (
+            ("t", track, "", "", bucket, weight, artist),
+            ("a", artist, "", "", bucket, weight, artist),
+            ("a", artist, "country", country, bucket, weight, artist),
+            ("a", artist, "device", device, bucket, weight, artist),
+            ("a", artist, "source", source, bucket, weight, artist),
+            ("p", PLATFORM, "", "", bucket, weight, None),
+            ("p", PLATFORM, "country", country, bucket, weight, None),
+            ("p", PLATFORM, "device", device, bucket, weight, None),
+            ("p", PLATFORM, "source", source, bucket, weight, None),
+        ):
+            found = ids.get(key)
+            if found is None:
+                ids[key] = [lid]
+                streams[key] = weight
+            else:
+                found.append(lid)
+                streams[key] += weight
+    names = ("scope", "owner", "dim", "key", "bucket", "weight", "artist_id")
+    columns: dict[str, list[Any]] = {name: [] for name in ("qn", *names, "streams")}
+    for qn, key in enumerate(ids, 1):
+        columns["qn"].append(qn)
+        for name, value in zip(names, key, strict=True):
+            columns[name].append(value)
+        columns["streams"].append(streams[key])
+    return _Quarters(columns, [BitMap(found) for found in ids.values()])
 
 
 # One group as read (listeners.sql, `read_groups`): (bucket index or -1, owner, key, number of

@@ -47,36 +47,32 @@ FROM (SELECT DISTINCT s.listener_key COLLATE "C" AS k
       FROM analytics_bitmap_sides s
       WHERE NOT EXISTS (SELECT 1 FROM listener_ids l WHERE l.listener_key = s.listener_key)) m;
 
--- name: batch_adds
--- The quarter-hour rows the sides entering rows add to, numbered (`qn`): the streams and the
--- dense ids added (9 rows per side: its track; its artist and the platform, each also by
--- country, device and source). The hours, six hours and days they also enter are derived
--- from these rows in `batch_rows` (a block's ids are the union of its quarters' ids), not by
--- expanding every side into its 36 rows. Ids may repeat in an array (a listener with two
--- sessions in a row); the bitmaps ignore that.
-CREATE TEMP TABLE analytics_bitmap_adds ON COMMIT DROP AS
-SELECT row_number() OVER () AS qn, g.*
-FROM (
-    SELECT o.scope, o.owner, d.dim, d.key,
-           date_bin('15 minutes', s.at, timestamptz '1970-01-01 00:00:00+00') AS bucket,
-           s.weight::float8 AS weight, o.artist_id, sum(s.weight::float8) AS streams,
-           array_agg(l.id) AS added
-    FROM analytics_bitmap_sides s
-    JOIN listener_ids l ON l.listener_key = s.listener_key
-    CROSS JOIN LATERAL (VALUES ('t', s.track_id, s.artist_id), ('a', s.artist_id, s.artist_id),
-                               ('p', '00000000-0000-0000-0000-000000000000'::uuid, NULL::uuid))
-        AS o(scope, owner, artist_id)
-    -- As the SQL's coalesce(value, 'unknown') everywhere: only a missing value is unknown.
-    CROSS JOIN LATERAL (VALUES ('', ''), ('country', coalesce(s.country, 'unknown')),
-                               ('device', coalesce(s.device, 'unknown')),
-                               ('source', coalesce(s.source, 'unknown'))) AS d(dim, key)
-    WHERE s.sign > 0 AND (o.scope <> 't' OR d.dim = '')
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
-) g;
+-- name: entering_sides
+-- The sides entering rows, with their listener's dense id and 15-minute UTC bucket, and a
+-- missing country, device or source as 'unknown' (as the SQL's coalesce(value, 'unknown')
+-- everywhere). `apply_batch` groups them into the quarter-hour rows they add to (9 rows per
+-- side: its track; its artist and the platform, each also by country, device and source) in
+-- Python, where a row's ids become a bitmap at once: grouping them here (an array of ids per
+-- row, nine rows per side) was the most expensive statement of a rebuild's page.
+SELECT l.id, s.track_id, s.artist_id,
+       date_bin('15 minutes', s.at, timestamptz '1970-01-01 00:00:00+00'), s.weight::float8,
+       coalesce(s.country, 'unknown'), coalesce(s.device, 'unknown'),
+       coalesce(s.source, 'unknown')
+FROM analytics_bitmap_sides s
+JOIN listener_ids l ON l.listener_key = s.listener_key
+WHERE s.sign > 0;
 
--- name: added_ids
--- The ids each quarter-hour row of `batch_adds` adds, by number.
-SELECT qn, added FROM analytics_bitmap_adds ORDER BY qn;
+-- name: batch_adds
+-- The quarter-hour rows the sides entering rows add to, numbered (`qn`), with the streams they
+-- add, as grouped by `apply_batch` (the ids each adds stay in Python, by number). The hours,
+-- six hours and days they also enter are derived from these rows in `batch_add_rows` (a
+-- block's ids are the union of its quarters' ids), not by expanding every side into its 36
+-- rows.
+CREATE TEMP TABLE analytics_bitmap_adds ON COMMIT DROP AS
+SELECT * FROM unnest(%(qn)b::int8[], %(scope)b::text[], %(owner)b::uuid[], %(dim)b::text[],
+                     %(key)b::text[], %(bucket)b::timestamptz[], %(weight)b::float8[],
+                     %(artist_id)b::uuid[], %(streams)b::float8[])
+    AS a(qn, scope, owner, dim, key, bucket, weight, artist_id, streams);
 
 -- name: batch_add_rows
 -- Every row the sides entering rows add to: the quarter-hour rows of `batch_adds` (`qn`) and

@@ -130,6 +130,21 @@ class AnalyticsProjection(RangeProjection):
     # Events per transaction of a rebuild: the work tables of a page stay small in memory, and
     # the listener bitmaps of a page are merged and written once.
     rebuild_step = 100_000
+    # Read by the dashboard and analysts only: a rebuild builds them once it has caught up.
+    # (playback_sessions_listener_started stays: `listeners.sql` probes it for sides leaving.)
+    rebuild_deferred_indexes = (
+        "playback_sessions_artist_started",
+        "playback_sessions_started",
+        "playback_sessions_track_started",
+        "track_rollup_15m_artist_bucket",
+        "track_rollup_15m_bucket",
+        "track_rollup_15m_engagement",
+        "artist_rollup_15m_bucket",
+        "engagement_events_artist_time",
+        "engagement_events_time",
+        "listener_bitmaps_artist",
+        "session_blocks_artist",
+    )
 
     def __init__(self) -> None:
         self._hmac_key: bytes | None = None
@@ -146,7 +161,8 @@ class AnalyticsProjection(RangeProjection):
             await conn.execute(_Q.batch_firsts)
         await conn.execute(_Q.batch_changes)
         await conn.execute(_Q.verify, {"grant_sessions": GRANT_SESSIONS})
-        await conn.execute(_Q.upsert_sessions)
+        await conn.execute(_Q.insert_sessions)
+        await conn.execute(_Q.update_sessions)
         await listeners.apply_batch(conn)
         await conn.execute(_Q.batch_deltas)
         await conn.execute(_Q.add_track_rollup)

@@ -57,7 +57,7 @@ SELECT hmac_key FROM lufy.analytics_secret;
 -- Text fields keep the first non-empty value in log order: when a session's events disagree
 -- (lo <> hi) or only have '' (`mixed`), batch_firsts settles it in order.
 CREATE TEMP TABLE analytics_batch_sessions ON COMMIT DROP AS
-WITH ev AS (
+WITH ev AS NOT MATERIALIZED (
     SELECT * FROM analytics_batch WHERE starts_with(type, 'playback.')
 ), firsts AS (
     SELECT ev.session_id,
@@ -162,7 +162,14 @@ SELECT * FROM (
            -- Imported: verified. Otherwise as stored until `verify` decides.
            coalesce(o.imported, false) OR b.imported OR coalesce(o.verified, false) AS verified
     FROM analytics_batch_sessions b
-    LEFT JOIN playback_sessions o ON o.session_id = b.session_id
+    -- Only sessions stored before (`is_new` false) are looked up, one index probe each: as a
+    -- plain join the planner hashed the whole table for every range (a rebuild's page: 33,000
+    -- sessions against up to a million stored, every page).
+    LEFT JOIN LATERAL (
+        SELECT * FROM playback_sessions o
+        WHERE NOT b.is_new AND o.session_id = b.session_id
+        LIMIT 1
+    ) o ON true
 ) c
 WHERE NOT c.existed
    OR (c.track_id, c.artist_id, c.listener_key, c.start_event_at, c.first_event_at,
@@ -211,24 +218,35 @@ FROM analytics_batch_changes c2 LEFT JOIN holders h ON h.session_id = c2.session
 WHERE c.session_id = c2.session_id AND NOT c2.imported
   AND c2.verified IS DISTINCT FROM coalesce(h.in_time, false);
 
--- name: upsert_sessions
-INSERT INTO playback_sessions AS s (session_id, track_id, artist_id, listener_key, start_event_at,
-                                    first_event_at, listened_ms, completed, skipped, source,
-                                    country, device, weight, grant_id, signed_in, imported,
-                                    grant_deadline, verified)
+-- name: insert_sessions
+-- The changed sessions not stored before (`existed` false: the projection is its tables' only
+-- writer, so nobody stored them since): a plain INSERT, one unique check each, rather than
+-- the two index searches of INSERT … ON CONFLICT.
+INSERT INTO playback_sessions (session_id, track_id, artist_id, listener_key, start_event_at,
+                               first_event_at, listened_ms, completed, skipped, source,
+                               country, device, weight, grant_id, signed_in, imported,
+                               grant_deadline, verified)
 SELECT c.session_id, c.track_id, c.artist_id, c.listener_key, c.start_event_at,
        c.first_event_at, c.listened_ms, c.completed, c.skipped, c.source, c.country, c.device,
        c.weight, c.grant_id, c.signed_in, c.imported, c.grant_deadline, c.verified
 FROM analytics_batch_changes c
-ORDER BY c.session_id
-ON CONFLICT (session_id) DO UPDATE SET
-    track_id = excluded.track_id, artist_id = excluded.artist_id,
-    listener_key = excluded.listener_key, start_event_at = excluded.start_event_at,
-    first_event_at = excluded.first_event_at, listened_ms = excluded.listened_ms,
-    completed = excluded.completed, skipped = excluded.skipped, source = excluded.source,
-    country = excluded.country, device = excluded.device, weight = excluded.weight,
-    grant_id = excluded.grant_id, signed_in = excluded.signed_in, imported = excluded.imported,
-    grant_deadline = excluded.grant_deadline, verified = excluded.verified;
+WHERE NOT c.existed
+ORDER BY c.session_id;
+
+-- name: update_sessions
+-- The changed sessions stored before.
+UPDATE playback_sessions AS s SET
+    track_id = c.track_id, artist_id = c.artist_id, listener_key = c.listener_key,
+    start_event_at = c.start_event_at, first_event_at = c.first_event_at,
+    listened_ms = c.listened_ms, completed = c.completed, skipped = c.skipped,
+    source = c.source, country = c.country, device = c.device, weight = c.weight,
+    grant_id = c.grant_id, signed_in = c.signed_in, imported = c.imported,
+    grant_deadline = c.grant_deadline, verified = c.verified
+FROM analytics_batch_changes c
+-- Probed by the primary key (as a plain join the planner may read the whole table).
+WHERE s.session_id = ANY(ARRAY(SELECT e.session_id FROM analytics_batch_changes e
+                               WHERE e.existed))
+  AND c.existed AND c.session_id = s.session_id;
 
 -- name: batch_deltas
 -- What the range adds to the rollups: each changed session's contribution after minus before

@@ -108,6 +108,10 @@ class RangeProjection(Projection):
     # value given) says False: its rebuild then reads pages of `rebuild_step` events in log
     # order, (transaction_id, global_position), as live processing does.
     by_positions: ClassVar[bool] = True
+    # Indexes of its tables that only readers use (no statement of `apply_range` needs them): a
+    # rebuild fills the shadow copies without them and builds them once it has caught up, in
+    # one sorted pass each, before the swap (rebuild.py).
+    rebuild_deferred_indexes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:

@@ -3,7 +3,12 @@
 The shadow tables (schema `lufy_shadow`, created by `lufy migrate` from the same projections/
 files) are filled by the projection's own `apply`, with the search_path pointing at them, in
 batches committed together with the rebuild's place in the log (lufy.projection_rebuilds): an
-interrupted rebuild resumes where it stopped. Once it has caught up, one transaction
+interrupted rebuild resumes where it stopped. The shadow tables are UNLOGGED while they are
+filled (no WAL for pages that rewrite the same index and TOAST pages again and again), without
+the indexes only readers use (`RangeProjection.rebuild_deferred_indexes`), and made LOGGED, with
+those indexes built, once the rebuild has caught up: their final contents go to the WAL once
+(sql/0940_rebuild_unlogged_shadow.sql). A rebuild resuming after crash recovery emptied them
+starts afresh. Then one transaction
 - stops the live projector (it holds the live checkpoint row locked) or, for an inline
   projection, its writers (EXCLUSIVE lock on the live tables: readers are not blocked),
 - applies the last events to the shadow copy, up to the live checkpoint (async) or to
@@ -136,6 +141,7 @@ async def rebuild(
             url, autocommit=True, application_name=process_label("rebuild")
         )
         async with conn:
+            await conn.execute(_R.session_settings)
             return await _Rebuild(
                 url, conn, store, projection, until, batch_size, progress, started
             ).run(compare=compare, swap=swap and until is None)
@@ -201,6 +207,7 @@ class _Rebuild:
                 checkpoint=checkpoint,
                 seconds=0.0,
             )
+            await self.swapper.persist_shadow()
             if swap:
                 swapped = await self.swapper.swap(checkpoint, applied, compare=compare)
                 result.differences = swapped.differences
@@ -255,7 +262,12 @@ class _Rebuild:
         async with self.conn.transaction():
             cur = await self.conn.execute(Q.get_rebuild, {"name": self.name})
             row = await cur.fetchone()
-            if row is not None and int(row[0]) == self.p.version and row[1] == self.until:
+            if (
+                row is not None
+                and int(row[0]) == self.p.version
+                and row[1] == self.until
+                and not await self._shadow_lost(applied=int(row[4]) or int(row[3]))
+            ):
                 if row[5] is None:
                     _log.info("resuming rebuild", projection=self.name, position=int(row[3]))
                     return _Place(Checkpoint(int(row[2]), int(row[3])), int(row[4]), True, None)
@@ -265,6 +277,18 @@ class _Rebuild:
                     return _Place(Checkpoint.START, 0, True, first)
             await enter_system_transaction(self.conn, SHADOW_PATH)
             await self.conn.execute(_R.truncate_shadow, {"tables": list(self.p.tables)})
+            # Filled without WAL; made LOGGED again once caught up (ShadowSwap.persist_shadow).
+            await self.conn.execute(
+                _R.set_shadow_logged, {"tables": list(self.p.tables), "logged": False}
+            )
+            if isinstance(self.p, RangeProjection) and self.p.rebuild_deferred_indexes:
+                await self.conn.execute(
+                    _R.drop_deferred_indexes,
+                    {
+                        "tables": list(self.p.tables),
+                        "names": list(self.p.rebuild_deferred_indexes),
+                    },
+                )
             await self.conn.execute(
                 Q.start_rebuild,
                 {"name": self.name, "version": self.p.version, "until": self.until},
@@ -277,6 +301,17 @@ class _Rebuild:
                 Q.begin_first_pass, {"name": self.name, "below": first.below, "end": first.end}
             )
             return _Place(Checkpoint.START, 0, False, first)
+
+    async def _shadow_lost(self, *, applied: int) -> bool:
+        """Whether the shadow copies of a rebuild that applied something were emptied by crash
+        recovery (they are UNLOGGED while a rebuild fills them): it then starts afresh."""
+        if not applied:
+            return False
+        cur = await self.conn.execute(_R.shadow_lost, {"tables": list(self.p.tables)})
+        lost = bool((await cur.fetchone() or (False,))[0])
+        if lost:
+            _log.warning("rebuild.shadow_lost", projection=self.name, applied=applied)
+        return lost
 
     async def _count_after(self, checkpoint: Checkpoint) -> int:
         cur = await self.conn.execute(

@@ -3,6 +3,15 @@
 -- `{...}` are filled in with psycopg.sql (identifiers, literals, a condition built by
 -- lufy.projections.ranged.LogRange.where), `%s` / `%(...)s` are parameters.
 
+-- name: session_settings
+-- The rebuild's own connection, before its first statement: a RangeProjection's work tables of a
+-- page (temporary tables of up to `rebuild_step` events) stay in memory instead of temporary
+-- files (temp_buffers can only be set before a session's first temporary table), and so do the
+-- groupings over them. No JIT: the statements over a page's work tables are estimated costly
+-- enough to be compiled, which then takes longer than it saves.
+SELECT set_config('temp_buffers', '256MB', false), set_config('work_mem', '64MB', false),
+       set_config('jit', 'off', false);
+
 -- name: end_rebuilding
 UPDATE lufy.projection_state SET state = 'running', updated_at = now()
 WHERE name = %s AND state = 'rebuilding';
@@ -44,3 +53,22 @@ SELECT lufy.maintain_shadow_tables(%(tables)s::text[], 'ANALYZE');
 
 -- name: truncate_shadow
 SELECT lufy.maintain_shadow_tables(%(tables)s::text[], 'TRUNCATE');
+
+-- name: set_shadow_logged
+-- Fill the shadow copies UNLOGGED (a rebuild's start), make them LOGGED once caught up (before
+-- the swap): sql/0940_rebuild_unlogged_shadow.sql.
+SELECT lufy.set_shadow_logged(%(tables)s::text[], %(logged)s);
+
+-- name: shadow_lost
+-- Whether crash recovery emptied the UNLOGGED shadow copies of a rebuild that had applied
+-- events: every copy is then empty on disk (an applied range that wrote no row at all looks the
+-- same, and merely starts the rebuild afresh).
+SELECT bool_or(c.relpersistence = 'u') AND bool_and(pg_relation_size(c.oid) = 0)
+FROM unnest(%(tables)s::text[]) t
+JOIN pg_class c ON c.oid = to_regclass(format('lufy_shadow.%%I', t));
+
+-- name: drop_deferred_indexes
+SELECT lufy.shadow_indexes(%(tables)s::text[], false, %(names)s::text[]);
+
+-- name: create_missing_indexes
+SELECT lufy.shadow_indexes(%(tables)s::text[], true, '{}');

@@ -70,6 +70,14 @@ class ShadowSwap:
     def name(self) -> str:
         return self.p.name
 
+    async def persist_shadow(self) -> None:
+        """Make the shadow copies LOGGED (a rebuild fills them UNLOGGED), then give them every
+        index of the live tables they lack (those a rebuild defers): each table's and index's
+        contents are written to the WAL once, before it is swapped in or left for inspection."""
+        tables = list(self.p.tables)
+        await self.conn.execute(_R.set_shadow_logged, {"tables": tables, "logged": True})
+        await self.conn.execute(_R.create_missing_indexes, {"tables": tables})
+
     async def swap(self, checkpoint: Checkpoint, applied: int, *, compare: bool) -> Swapped:
         """Swap the shadow copy in (`applied`: events applied to it before). For an inline
         projection the swap locks the live tables, which its writers write in an order of

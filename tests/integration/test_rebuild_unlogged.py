@@ -1,0 +1,111 @@
+"""A rebuild fills its shadow copies UNLOGGED and without the indexes its projection defers,
+then swaps in LOGGED tables with every index; a rebuild whose UNLOGGED copies were emptied by
+crash recovery starts afresh instead of resuming on top of nothing
+(sql/0940_rebuild_unlogged_shadow.sql)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+from psycopg import AsyncConnection
+
+from lufy.projections.ranged import LogRange
+from lufy.projections.rebuild import rebuild
+
+from ._projection_helpers import RangeCounter, append_counted, counted, create_tables, make_store
+
+INDEX_SQL = """
+CREATE INDEX IF NOT EXISTS test_other_events ON lufy.test_other (events) WHERE events > 0;
+CREATE INDEX IF NOT EXISTS test_other_events ON lufy_shadow.test_other (events) WHERE events > 0;
+"""
+
+SHADOW_SQL = """
+SELECT c.relpersistence, to_regclass('lufy_shadow.test_other_events') IS NOT NULL
+FROM pg_class c WHERE c.oid = 'lufy_shadow.test_other'::regclass
+"""
+
+LIVE_SQL = """
+SELECT c.relpersistence, pg_get_indexdef(to_regclass('lufy.test_other_events'))
+FROM pg_class c WHERE c.oid = 'lufy.test_other'::regclass
+"""
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class DeferringCounter(RangeCounter):
+    """RangeCounter deferring an index, noting the shadow copy's state at each range."""
+
+    by_positions: ClassVar[bool] = False
+    rebuild_deferred_indexes: ClassVar[tuple[str, ...]] = ("test_other_events",)
+    seen: ClassVar[list[tuple[str, bool]]] = []
+
+    async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
+        cur = await conn.execute(SHADOW_SQL)
+        row = await cur.fetchone()
+        assert row is not None
+        self.seen.append((row[0], row[1]))
+        await super().apply_range(conn, log)
+
+
+async def _fixture(settings: Any, app_conn: AsyncConnection[Any], admin: Any) -> Any:
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    await admin.execute(INDEX_SQL.encode())
+    store = make_store()
+    for i in range(12):
+        await append_counted(app_conn, store, f"s{i % 3}", 10, n=2)
+    return store
+
+
+async def test_shadow_copies_are_filled_unlogged_and_swapped_in_logged_with_every_index(
+    settings, app_conn, admin_conn
+) -> None:
+    store = await _fixture(settings, app_conn, admin_conn)
+    cur = await admin_conn.execute(LIVE_SQL)
+    live_before = await cur.fetchone()
+    assert live_before is not None
+    assert live_before[0] == "p"
+    DeferringCounter.seen.clear()
+
+    result = await rebuild(settings.DATABASE_URL, DeferringCounter(), store=store, batch_size=50)
+
+    assert result.swapped
+    assert result.events_applied == 120
+    assert DeferringCounter.seen
+    assert set(DeferringCounter.seen) == {("u", False)}
+    cur = await admin_conn.execute(LIVE_SQL)
+    assert await cur.fetchone() == ("p", live_before[1])  # logged, the same index
+    assert await counted(app_conn, "test_other") == 120
+
+
+async def test_a_rebuild_whose_unlogged_copies_crash_recovery_emptied_starts_afresh(
+    settings, app_conn, admin_conn
+) -> None:
+    store = await _fixture(settings, app_conn, admin_conn)
+
+    def stop_after_two_pages(done: int, total: int) -> None:
+        if done >= 100:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        await rebuild(
+            settings.DATABASE_URL,
+            DeferringCounter(),
+            store=store,
+            batch_size=50,
+            progress=stop_after_two_pages,
+        )
+    cur = await admin_conn.execute(
+        "SELECT events_applied FROM lufy.projection_rebuilds WHERE name = 'test_other'"
+    )
+    assert await cur.fetchone() == (100,)
+    # What crash recovery does to an UNLOGGED table: its storage is reset to empty.
+    await admin_conn.execute("TRUNCATE lufy_shadow.test_other")
+
+    result = await rebuild(settings.DATABASE_URL, DeferringCounter(), store=store, batch_size=50)
+
+    assert not result.resumed
+    assert result.events_applied == 120
+    assert await counted(app_conn, "test_other") == 120
