@@ -32,7 +32,9 @@ batch; with `--database NAME`, on a fixture kept by `--keep`, only import and ro
   computing the same sessions and rollups (target >= 0.5), and the rebuild's peak RSS
   (target <= 500 MB);
 - import: `lufy events import` of `--import-events` lines with `lufy projector` running,
-  against raw COPY of the same rows (target >= 0.3).
+  against raw COPY of the same rows (target >= 0.3). On a kept fixture, `--also-src DIR` runs
+  the import with another checkout's code too (DIR: its src/), alternating with this one's,
+  `--rounds` times: each import gets the raw COPY of its own rows, measured right after it.
 """
 
 from __future__ import annotations
