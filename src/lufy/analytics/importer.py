@@ -115,8 +115,8 @@ async def import_lines(
     switch = sys.getswitchinterval()
     # The cyclic garbage collector would rescan every decoded event of the chunks in flight
     # hundreds of times per chunk (measured: a third of the import's CPU); refcounting frees
-    # them (nothing the import keeps forms cycles). It is paused during the import and run
-    # every `COLLECT_EVERY` chunks instead, over what was allocated since the import began
+    # what holds no reference cycle. It is paused during the import and run every
+    # `COLLECT_EVERY` chunks instead, over what was allocated since the import began
     # (`gc.freeze` sets the rest aside): while it runs, the event loop feeds no COPY.
     gc.freeze()
     gc.disable()
