@@ -32,7 +32,9 @@ batch; with `--database NAME`, on a fixture kept by `--keep`, only import and ro
   computing the same sessions and rollups (target >= 0.5), and the rebuild's peak RSS
   (target <= 500 MB);
 - import: `lufy events import` of `--import-events` lines with `lufy projector` running,
-  against raw COPY of the same rows (target >= 0.3).
+  against raw COPY of the same rows (target >= 0.3). On a kept fixture, `--also-src DIR` runs
+  the import with another checkout's code too (DIR: its src/), alternating with this one's,
+  `--rounds` times: each import gets the raw COPY of its own rows, measured right after it.
 """
 
 from __future__ import annotations
@@ -324,7 +326,11 @@ async def kept_figures(admin: str, db: Database, args: argparse.Namespace) -> No
         ]
     if "import" in figures:
         app = db_url(args.database, "lufy_app")
-        import_figure(admin, app, small_tracks, args.import_events, args.listeners)
+        for n in range(args.rounds):
+            # With --also-src, this checkout's import and the other one's alternate.
+            for src in [None, args.also_src] if args.also_src else [None]:
+                print(f"import round {n + 1}: load {os.getloadavg()[0]:.2f}", flush=True)
+                import_figure(admin, app, small_tracks, args.import_events, args.listeners, src)
     if "routes" in figures:
         await db.open(wait=True)
         try:
@@ -410,6 +416,11 @@ def main() -> None:
         help="which figures to measure after the fixture (comma-separated)",
     )
     parser.add_argument("--import-events", type=int, default=300_000)
+    parser.add_argument(
+        "--also-src",
+        help="with --database: also measure the import with this src/ (another checkout)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --database: import rounds")
     parser.add_argument(
         "--database",
         help="measure again on a kept fixture (the import and routes figures of --figures)",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -18,6 +18,7 @@ from lufy.analytics import importer
 from lufy.analytics.importer import import_lines
 from lufy.analytics.ingest import Ingestor
 from lufy.bootstrap import Container
+from lufy.eventstore import bulk, postgres
 from lufy.privacy.sealing import Keyring
 from lufy.testing.analytics import insert_artist, insert_track
 
@@ -202,3 +203,53 @@ async def test_a_sessions_events_keep_their_file_order_in_the_log(
     for _, stream_id, type_, *_ in await _stored(admin_conn):
         by_session.setdefault(stream_id, []).append(type_)
     assert by_session == {f"s-{s}": list(types) for s in range(8)}
+
+
+@pytest.mark.usefixtures("small_chunks")
+async def test_ids_already_in_the_log_found_by_the_unique_index_are_duplicates_written_once(
+    container: Container,
+    admin_conn: psycopg.AsyncConnection[Any],
+    track: uuid.UUID,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chunk is copied without looking its ids up first while the import has met no id the
+    log holds: the unique index rejects the chunk that has one, which is then written again
+    after the lookup, and every later chunk is looked up first."""
+    tries: list[tuple[bool, int]] = []
+    write_fresh = bulk.write_fresh
+
+    async def spy(conn: Any, batch: bulk.BulkRows, *, notify_in_tx: bool) -> bulk.BulkResult:
+        result = await write_fresh(conn, batch, notify_in_tx=notify_in_tx)
+        tries.append((batch.check_first, len(result.duplicates)))
+        return result
+
+    monkeypatch.setattr(postgres, "write_fresh", spy)
+    monkeypatch.setattr(importer, "WRITERS", 1)
+    # Times in other zones and with microseconds: the same instants are stored.
+    zones = [timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-3)), UTC]
+    events = [
+        {
+            **_event(track, n),
+            "occurred_at": (
+                datetime(2026, 1, 15, 12, 0, 0, 123456 * (n % 2), tzinfo=UTC) + timedelta(hours=n)
+            )
+            .astimezone(zones[n % 3])
+            .isoformat(),
+        }
+        for n in range(12)
+    ]
+    ingestor = Ingestor(container.db, container.store, sample_rate=1.0)
+    early = await import_lines(ingestor, io.StringIO(json.dumps(events[5]) + "\n"))
+    assert (early.accepted, early.duplicates) == (1, 0)
+    tries.clear()
+
+    # Chunks of 4: lines 1-4 new, 5-8 hold the event already imported, 9-12 new.
+    report = await import_lines(ingestor, io.StringIO("\n".join(map(json.dumps, events)) + "\n"))
+
+    assert (report.accepted, report.duplicates, report.rejected_count) == (11, 1, 0)
+    assert tries == [(False, 0), (False, 1), (True, 0)]
+    stored = await _stored(admin_conn)
+    assert sorted(str(row[0]) for row in stored) == sorted(e["event_id"] for e in events)
+    at = {str(row[0]): row[5] for row in stored}
+    for e in events:
+        assert at[e["event_id"]] == datetime.fromisoformat(e["occurred_at"])

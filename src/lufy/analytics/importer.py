@@ -30,6 +30,12 @@ BATCH = 10_000
 # Connections a chunk is written on at once (split by session): PostgreSQL parses the JSON and
 # updates six indexes per row, the larger part of the work, in as many backends.
 WRITERS = 2
+# Chunks between two runs of the cyclic garbage collector (see `import_lines`).
+COLLECT_EVERY = 10
+# The interpreter's switch interval during an import (the default is 5 ms): the event loop,
+# which feeds the COPYs, waits for the worker thread preparing the next chunk to hand over the
+# GIL every time the server has taken the data sent so far.
+SWITCH_INTERVAL = 0.0005
 
 
 class ImportRejectedError(LufyError):
@@ -103,14 +109,18 @@ async def import_lines(
     report = ImportReport()
     chunk: _Chunk = []
     size = 0
+    chunks = 0
     writing: asyncio.Task[None] | None = None
     collecting = gc.isenabled()
+    switch = sys.getswitchinterval()
     # The cyclic garbage collector would rescan every decoded event of the chunks in flight
     # hundreds of times per chunk (measured: a third of the import's CPU); refcounting frees
-    # them. It is paused during the import and run once per chunk instead, over what was
-    # allocated since the import began (`gc.freeze` sets the rest aside).
+    # what holds no reference cycle. It is paused during the import and run every
+    # `COLLECT_EVERY` chunks instead, over what was allocated since the import began
+    # (`gc.freeze` sets the rest aside): while it runs, the event loop feeds no COPY.
     gc.freeze()
     gc.disable()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         for number, line in enumerate(lines, start=1):
             size += len(line)
@@ -121,7 +131,9 @@ async def import_lines(
             if len(chunk) >= BATCH:
                 writing = await _next_chunk(ingestor, chunk, report, writing)
                 chunk = []
-                gc.collect()
+                chunks += 1
+                if chunks % COLLECT_EVERY == 0:
+                    gc.collect()
                 if on_progress is not None:
                     on_progress(size)
                 size = 0
@@ -131,6 +143,7 @@ async def import_lines(
     finally:
         if writing is not None:
             await writing
+        sys.setswitchinterval(switch)
         gc.unfreeze()
         if collecting:
             gc.enable()
@@ -153,6 +166,12 @@ async def _next_chunk(
     report.sampled_out += result.sampled_out
     if writing is not None:
         await writing
+
+    if not report.duplicates:
+        # No id of this import was in the log so far: copy straight away, the unique index on
+        # event_id is the check (`BulkRows.check_first`); once one was, look ids up first (a
+        # file imported again is all duplicates).
+        prepared.rows = [msgspec.structs.replace(r, check_first=False) for r in prepared.rows]
 
     async def write() -> None:
         written = await ingestor.write(prepared)

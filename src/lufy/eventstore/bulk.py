@@ -32,6 +32,7 @@ _Q = load_queries("lufy.eventstore")
 # server rejects it, as it did when psycopg formatted the rows).
 _SPECIAL = re.compile(r"[\\\t\n\r]")
 _BACKSLASH, _BACKSLASH_ESCAPED = "\\", "\\\\"
+_ENCODER = msgspec.json.Encoder()
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -53,21 +54,22 @@ class BulkRows(msgspec.Struct, frozen=True):
     duplicates: list[uuid.UUID]
     # The ids of `rows` as one array literal, for the idempotency check.
     ids: str
+    # Look up which ids the log holds before the COPY (the default). Without it the rows are
+    # copied straight away and the unique index on event_id is the check: a batch that holds
+    # an id the log has fails as a whole, and is written again after the lookup (cheaper for
+    # big batches of new events, such as an import's: one index probe per id less).
+    check_first: bool = True
 
 
 def copy_rows(codec: EventCodec, events: Sequence[NewEvent]) -> BulkRows:
     """The COPY line of each event, and the ids repeated within `events`. `data` and
     `metadata` are JSON as msgspec writes it (control characters escaped), so only their
-    backslashes need doubling."""
-    rows: list[tuple[uuid.UUID, str]] = []
-    ids: list[str] = []
+    backslashes need doubling. The ids and times of the whole batch are encoded in one msgspec
+    call each (`str(uuid)` and `isoformat` are Python-level calls per row)."""
+    fresh: list[NewEvent] = []
+    streams: list[tuple[str, str]] = []
     duplicates: list[uuid.UUID] = []
     seen: set[int] = set()
-    now = datetime.now(UTC)
-    # A batch usually shares one metadata object (the ingestor's): encoded once.
-    metadata_text: dict[int, str] = {}
-    # Stream types and event types repeat: each escaped once.
-    names: dict[str, str] = {}
     for item in events:
         if item.stream_type is None or item.stream_id is None:
             raise ValueError("bulk events need stream_type and stream_id")
@@ -76,25 +78,41 @@ def copy_rows(codec: EventCodec, events: Sequence[NewEvent]) -> BulkRows:
             duplicates.append(item.event_id)
             continue
         seen.add(key)
+        fresh.append(item)
+        streams.append((item.stream_type, item.stream_id))
+    if not fresh:
+        return BulkRows([], duplicates, "{}")
+    now = datetime.now(UTC)
+    # '["<uuid>","<uuid>",…]' and '["<time>",…]': neither holds a quote or a comma inside.
+    ids = _ENCODER.encode([item.event_id for item in fresh]).decode()[2:-2].split('","')
+    times = _ENCODER.encode([item.occurred_at or now for item in fresh]).decode()
+    # A batch usually shares one metadata object (the ingestor's): encoded once.
+    metadata_text: dict[int, str] = {}
+    # Stream types and event types repeat: each escaped once.
+    names: dict[str, str] = {}
+    rows: list[tuple[uuid.UUID, str]] = []
+    append = rows.append
+    for item, (stream_type_name, stream_id), event_id, at in zip(
+        fresh, streams, ids, times[2:-2].split('","'), strict=True
+    ):
         type_name, version, data = codec.encode(item.event)
         meta = metadata_text.get(id(item.metadata))
         if meta is None:
             meta = codec.encode_metadata(item.metadata).replace(_BACKSLASH, _BACKSLASH_ESCAPED)
             metadata_text[id(item.metadata)] = meta
-        event_id = str(item.event_id)
-        ids.append(event_id)
-        stream_type = names.get(item.stream_type)
+        stream_type = names.get(stream_type_name)
         if stream_type is None:
-            stream_type = names[item.stream_type] = _text(item.stream_type)
+            stream_type = names[stream_type_name] = _text(stream_type_name)
         type_text = names.get(type_name)
         if type_text is None:
             type_text = names[type_name] = _text(type_name)
-        line = (
-            f"{event_id}\t{stream_type}\t{_text(item.stream_id)}\t{type_text}\t{version}\t"
-            f"{data.replace(_BACKSLASH, _BACKSLASH_ESCAPED)}\t{meta}\t"
-            f"{(item.occurred_at or now).isoformat()}\n"
+        append(
+            (
+                item.event_id,
+                f"{event_id}\t{stream_type}\t{_text(stream_id)}\t{type_text}\t"
+                f"{version}\t{data.replace(_BACKSLASH, _BACKSLASH_ESCAPED)}\t{meta}\t{at}\n",
+            )
         )
-        rows.append((item.event_id, line))
     return BulkRows(rows, duplicates, "{" + ",".join(ids) + "}")
 
 
@@ -103,14 +121,18 @@ async def write_fresh(
 ) -> BulkResult:
     """COPY the rows whose ids are not in the log yet, in a transaction (or savepoint) of its
     own, and NOTIFY with it when `notify_in_tx`. A concurrent batch that carried some of the
-    same ids makes it look again (three tries in all)."""
-    for attempt in range(3):
+    same ids makes it look again (three tries in all, after a first try without looking when
+    the batch is not `check_first`)."""
+    tries = 3 if batch.check_first else 4
+    for attempt in range(tries):
         try:
             async with conn.transaction():
-                cur = await conn.execute(
-                    _Q.existing_event_ids, {"event_ids": batch.ids}, prepare=True
-                )
-                existing = {r[0] for r in await cur.fetchall()}
+                existing: set[uuid.UUID] = set()
+                if batch.check_first or attempt > 0:
+                    cur = await conn.execute(
+                        _Q.existing_event_ids, {"event_ids": batch.ids}, prepare=True
+                    )
+                    existing = {r[0] for r in await cur.fetchall()}
                 fresh = (
                     [row for row in batch.rows if row[0] not in existing]
                     if existing
@@ -126,7 +148,8 @@ async def write_fresh(
                 duplicates=batch.duplicates + [k for k, _ in batch.rows if k in existing],
             )
         except errors.UniqueViolation:
-            # A concurrent batch carried some of the same ids; look again.
-            if attempt == 2:
+            # The log holds some of the ids (not looked up first), or a concurrent batch
+            # carried some of the same ids: look again.
+            if attempt == tries - 1:
                 raise
     raise AssertionError("unreachable")
