@@ -145,6 +145,19 @@ async def append_counted(
     return result.positions
 
 
+async def counted_fixture(
+    settings: Any, admin: Any, app_conn: AsyncConnection[Any], sql: str
+) -> Any:
+    """The counter tables, `sql` run as admin on them (indexes, policies), and 24 counted events
+    in three streams: what the rebuild and swap tests start from."""
+    await create_tables(settings.DATABASE_ADMIN_URL)
+    await admin.execute(sql.encode())
+    store = make_store()
+    for i in range(12):
+        await append_counted(app_conn, store, f"s{i % 3}", 10, n=2)
+    return store
+
+
 async def counted(conn: AsyncConnection[Any], table: str = "test_counter") -> int:
     cur = await conn.execute(f"SELECT coalesce(sum(events), 0) FROM lufy.{table}")
     row = await cur.fetchone()

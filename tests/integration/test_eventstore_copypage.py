@@ -21,22 +21,6 @@ _no_fallback, _settle, _write_awkward = (
 )
 
 
-async def test_app_strings_round_trip_through_the_copy_page(app_conn) -> None:
-    await _write_awkward(app_conn)
-    precise, _, _ = await EventStore(_codec())._read_rows(
-        app_conn, query_types=None, params={"tx": 0, "pos": 0, "limit": 10_000}
-    )
-    store = EventStore(_codec(), page_reader="copy")
-    _no_fallback(store)
-    for limit in (1, 4, 1000):
-        events = await _events(store, app_conn, limit)
-        assert events == precise
-    odd = [e for e in events if e.type == 'odd\t"type\\\n' and e.stream_version is not None]
-    assert [e.stream_type for e in odd] == AWKWARD
-    assert [e.data for e in odd] == [Odd(note=t) for t in AWKWARD]
-    assert [e.stream_version for e in events[-3:]] == [None] * 3  # bulk appends: NULL
-
-
 async def test_escaped_payloads_and_metadata_round_trip(app_conn) -> None:
     store = EventStore(_codec(), page_reader="copy")
     notes = ["\x1f", "a\x1fb\tc\\d\ne", '\\"', "\\\\N", "\u2028", "\r\x0b\x0c\x08"]
@@ -70,17 +54,6 @@ async def test_an_empty_copy_page_carries_the_barrier(app_conn) -> None:
     assert (raw.count, raw.last, page.events) == (0, None, [])
     assert raw.barrier > 0
     assert page.checkpoint == Checkpoint(raw.barrier, 0)
-
-
-async def test_the_session_time_zone_does_not_change_the_copy_page(app_conn) -> None:
-    await _write_awkward(app_conn)
-    store = EventStore(_codec(), page_reader="copy")
-    reference = await _events(store, app_conn, 5)
-    await app_conn.execute("SET TimeZone = 'Asia/Kathmandu'")
-    _no_fallback(store)
-    assert await _events(store, app_conn, 5) == reference
-    await app_conn.execute("SET DateStyle = 'SQL, DMY'")  # the precise path, as "plain"
-    assert await _events(EventStore(_codec(), page_reader="copy"), app_conn, 5) == reference
 
 
 async def test_a_copy_page_in_a_transaction_leaves_it_usable(app_conn) -> None:

@@ -111,12 +111,13 @@ async def _write_awkward(conn: Any) -> None:
     await _settle(conn)
 
 
-async def test_app_strings_round_trip_through_the_plain_page(app_conn) -> None:
+@pytest.mark.parametrize("reader", ["plain", "copy"])
+async def test_app_strings_round_trip_through_the_plain_page(app_conn, reader) -> None:
     await _write_awkward(app_conn)
     precise, _, _ = await EventStore(_codec())._read_rows(
         app_conn, query_types=None, params={"tx": 0, "pos": 0, "limit": 10_000}
     )
-    plain = EventStore(_codec(), page_reader="plain")
+    plain = EventStore(_codec(), page_reader=reader)
     _no_fallback(plain)
     for limit in (1, 4, 1000):
         events = await _events(plain, app_conn, limit)

@@ -107,12 +107,15 @@ async def test_text_pages_are_the_plain_ones(app_conn, types: list[str] | None, 
     assert len({(raw.count, raw.last, raw.full) for raw in firsts}) == 1
 
 
-async def test_the_session_time_zone_does_not_change_the_text_page(app_conn) -> None:
+@pytest.mark.parametrize("reader", ["text", "copy"])
+async def test_the_session_time_zone_does_not_change_the_text_page(app_conn, reader) -> None:
     await _write_awkward(app_conn)
-    text = EventStore(_codec(), page_reader="text")
-    reference = await _events(text, app_conn, 5)
+    store = EventStore(_codec(), page_reader=reader)
+    reference = await _events(store, app_conn, 5)
     await app_conn.execute("SET TimeZone = 'Asia/Kathmandu'")
-    _no_fallback(text)
-    assert await _events(text, app_conn, 5) == reference
+    _no_fallback(store)
+    assert await _events(store, app_conn, 5) == reference
+    await app_conn.execute("SET DateStyle = 'SQL, DMY'")  # the precise path, as "plain"
+    assert await _events(EventStore(_codec(), page_reader=reader), app_conn, 5) == reference
     await app_conn.execute("SET DateStyle = 'SQL, DMY'")  # the precise path, as "plain"
     assert await _events(EventStore(_codec(), page_reader="text"), app_conn, 5) == reference

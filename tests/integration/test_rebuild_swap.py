@@ -13,13 +13,7 @@ from psycopg import AsyncConnection
 from lufy.projections.rebuild import rebuild
 from lufy.projections.rebuild_swap import ShadowSwap
 
-from ._projection_helpers import (
-    CountingProjection,
-    append_counted,
-    counted,
-    create_tables,
-    make_store,
-)
+from ._projection_helpers import CountingProjection, counted, counted_fixture
 
 # Attached to the live table only (the shadow copy has the policy too: the same projections/
 # file creates it in both schemas; a difference would make the swap copy rows instead).
@@ -61,19 +55,10 @@ async def _state(conn: AsyncConnection[Any], table: str) -> tuple[Any, ...]:
     return tuple(row)
 
 
-async def _fixture(settings: Any, app_conn: AsyncConnection[Any], admin: Any) -> Any:
-    await create_tables(settings.DATABASE_ADMIN_URL)
-    await admin.execute(ATTACHED_SQL.encode())
-    store = make_store()
-    for i in range(12):
-        await append_counted(app_conn, store, f"s{i % 3}", 10, n=2)
-    return store
-
-
 async def test_the_swap_exchanges_the_tables_and_keeps_views_grants_comments_and_rls(
     settings, app_conn, admin_conn
 ) -> None:
-    store = await _fixture(settings, app_conn, admin_conn)
+    store = await counted_fixture(settings, admin_conn, app_conn, ATTACHED_SQL)
     live_before = await _state(admin_conn, "lufy.test_counter")
     shadow_before = await _state(admin_conn, "lufy_shadow.test_counter")
 
@@ -116,7 +101,7 @@ async def test_the_swap_exchanges_the_tables_and_keeps_views_grants_comments_and
 async def test_a_table_bound_by_a_materialized_view_gets_its_rows_copied_instead(
     settings, app_conn, admin_conn
 ) -> None:
-    store = await _fixture(settings, app_conn, admin_conn)
+    store = await counted_fixture(settings, admin_conn, app_conn, ATTACHED_SQL)
     await admin_conn.execute(
         "CREATE MATERIALIZED VIEW public.test_counter_mv AS SELECT count(*) FROM lufy.test_counter"
     )
@@ -137,7 +122,7 @@ class _Interrupted(Exception):
 async def test_a_swap_interrupted_after_the_exchange_leaves_all_as_it_was_and_resumes(
     settings, app_conn, admin_conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = await _fixture(settings, app_conn, admin_conn)
+    store = await counted_fixture(settings, admin_conn, app_conn, ATTACHED_SQL)
     live_before = await _state(admin_conn, "lufy.test_counter")
 
     async def fail(self: ShadowSwap, *args: Any) -> None:

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from lufy.projections.ranged import LogRange
 from lufy.projections.rebuild import rebuild
 
-from ._projection_helpers import RangeCounter, append_counted, counted, create_tables, make_store
+from ._projection_helpers import RangeCounter, counted, counted_fixture
 
 INDEX_SQL = """
 CREATE INDEX IF NOT EXISTS test_other_events ON lufy.test_other (events) WHERE events > 0;
@@ -50,19 +50,10 @@ class DeferringCounter(RangeCounter):
         await super().apply_range(conn, log)
 
 
-async def _fixture(settings: Any, app_conn: AsyncConnection[Any], admin: Any) -> Any:
-    await create_tables(settings.DATABASE_ADMIN_URL)
-    await admin.execute(INDEX_SQL.encode())
-    store = make_store()
-    for i in range(12):
-        await append_counted(app_conn, store, f"s{i % 3}", 10, n=2)
-    return store
-
-
 async def test_shadow_copies_are_filled_unlogged_and_swapped_in_logged_with_every_index(
     settings, app_conn, admin_conn
 ) -> None:
-    store = await _fixture(settings, app_conn, admin_conn)
+    store = await counted_fixture(settings, admin_conn, app_conn, INDEX_SQL)
     cur = await admin_conn.execute(LIVE_SQL)
     live_before = await cur.fetchone()
     assert live_before is not None
@@ -83,7 +74,7 @@ async def test_shadow_copies_are_filled_unlogged_and_swapped_in_logged_with_ever
 async def test_a_rebuild_whose_unlogged_copies_crash_recovery_emptied_starts_afresh(
     settings, app_conn, admin_conn
 ) -> None:
-    store = await _fixture(settings, app_conn, admin_conn)
+    store = await counted_fixture(settings, admin_conn, app_conn, INDEX_SQL)
 
     def stop_after_two_pages(done: int, total: int) -> None:
         if done >= 100:
