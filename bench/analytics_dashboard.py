@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 from lufy.analytics.dashboard import Dashboard, Query, Scope
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
@@ -233,12 +233,7 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         await db.close()
         if not args.keep:
-            with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(dbname)
-                    )
-                )
+            drop_database(ADMIN_BASE, dbname)
 
 
 def main() -> None:

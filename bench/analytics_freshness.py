@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 ADMIN_BASE = os.environ.get(
     "LUFY_TEST_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"
@@ -287,10 +287,7 @@ async def run(args: argparse.Namespace) -> None:
             p.terminate()
         for p in processes:
             p.wait(timeout=20)
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_database(ADMIN_BASE, dbname)
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 ADMIN_BASE = os.environ.get(
     "LUFY_TEST_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"
@@ -227,10 +227,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_database(ADMIN_BASE, dbname)
 
 
 if __name__ == "__main__":

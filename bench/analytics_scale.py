@@ -52,7 +52,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from analytics_replay import import_figure, rebuild_figure
-from psycopg import sql
+from benchkit import drop_database
 
 from lufy.analytics.dashboard import Dashboard, Query, Scope
 from lufy.db import Database
@@ -300,12 +300,7 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         await db.close()
         if not args.keep:
-            with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(dbname)
-                    )
-                )
+            drop_database(ADMIN_BASE, dbname)
         else:
             print(f"kept {dbname}: measure again with --database {dbname}")
 

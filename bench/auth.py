@@ -25,8 +25,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 from lufy.accounts.passwords import PasswordHashing
 from lufy.bootstrap import bootstrap
@@ -113,10 +112,7 @@ async def run(requests: int, rounds: int, concurrency: int) -> None:
         finally:
             await container.stop()
     finally:
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_database(ADMIN_BASE, dbname)
     hashing = PasswordHashing()
     stored = hashing.hash("a bench passphrase")
     started = time.perf_counter()

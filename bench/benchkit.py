@@ -1,5 +1,5 @@
-"""Small pieces several benchmarks share: a signed-in listener, and an ASGI request scope for
-driving the app in process."""
+"""Small pieces several benchmarks share: a signed-in listener, an ASGI request scope for
+driving the app in process, and dropping a benchmark's throw-away database."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from lufy.accounts.clients import ClientInfo
 
-__all__ = ["get_scope", "listener_token"]
+__all__ = ["drop_database", "get_scope", "listener_token"]
 
 
 async def listener_token(accounts: Any) -> str:
@@ -50,3 +53,11 @@ def get_scope(path: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> dict[st
         "extensions": {},
         "state": {},
     }
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop a benchmark's database, closing whatever connections are still on it."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 from lufy.eventstore import EventCodec, EventStore, NewEvent, Notifier, Subscription, younggc
 from lufy.eventstore import subscription as subscription_module
@@ -114,10 +114,7 @@ class BenchDatabase:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
-            )
+        drop_database(ADMIN_BASE, self.name)
 
 
 async def _connect(url: str) -> psycopg.AsyncConnection[Any]:

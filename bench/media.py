@@ -32,8 +32,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 from lufy.bootstrap import bootstrap
 from lufy.catalog.processing import process_track
@@ -160,10 +159,7 @@ async def main(seconds: int, rounds: int, encrypt: bool) -> None:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_database(ADMIN_BASE, dbname)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.eventstore import ANY
@@ -162,10 +161,7 @@ async def run(events: int, rounds: int, concurrency: int) -> None:
         finally:
             await container.stop()
     finally:
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_database(ADMIN_BASE, dbname)
     print(
         f"webhooks median {statistics.median(hooks):.0f}/s, "
         f"bare appends median {statistics.median(plain):.0f}/s"

@@ -34,9 +34,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import redis
-from psycopg import sql
+from benchkit import drop_database
 
 ADMIN_BASE = os.environ.get(
     "LUFY_TEST_ADMIN_URL", f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres"
@@ -88,10 +87,7 @@ def _database() -> Iterator[tuple[str, str]]:
     try:
         yield admin, app
     finally:
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(ADMIN_BASE, name)
 
 
 def _app_netloc() -> str:

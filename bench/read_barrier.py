@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
+from benchkit import drop_database
 
 from lufy.migrate import migrate
 from lufy.sqlfiles import data_dir
@@ -114,10 +114,7 @@ def main() -> None:
                 f"0400 passes them ({new_row[0]} > {max(analysts)})"
             )
     finally:
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(ADMIN_BASE, name)
 
 
 if __name__ == "__main__":

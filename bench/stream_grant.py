@@ -42,8 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from benchkit import get_scope, listener_token
-from psycopg import sql
+from benchkit import drop_database, get_scope, listener_token
 
 from lufy.bootstrap import Container, bootstrap
 from lufy.catalog.schemas import UploadCreate
@@ -173,10 +172,7 @@ async def main(calls: int, rounds: int, pause: float) -> None:
             await container.stop()
             await limiter_of(container).aclose()
     finally:
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_database(ADMIN_BASE, dbname)
 
 
 if __name__ == "__main__":

@@ -53,9 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
-from benchkit import listener_token
-from psycopg import sql
+from benchkit import drop_database, listener_token
 from streaming_files import LeanClient, fetch, measure_files, pct, report_files, tree_cpu
 
 from lufy.bootstrap import bootstrap
@@ -416,10 +414,7 @@ def main(plays: int, seconds: int, file_rounds: int, lean_plays: int, lean_pause
             except subprocess.TimeoutExpired:
                 server.kill()
         shutil.rmtree(work, ignore_errors=True)
-        with psycopg.connect(ADMIN_BASE, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+        drop_database(ADMIN_BASE, dbname)
 
 
 if __name__ == "__main__":
