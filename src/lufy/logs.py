@@ -35,7 +35,7 @@ def configure_logging(env: str = "dev", level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # Route the standard library's records (psycopg, dramatiq, granian) through the same pipeline.
+    # Route the standard library's records (psycopg, dramatiq, uvicorn) through the same pipeline.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

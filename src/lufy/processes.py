@@ -48,24 +48,12 @@ def migrate_command() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def serve_command(host: str, port: int, workers: int) -> None:
-    """The HTTP API, on granian."""
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
+    """The HTTP API, on uvicorn (httptools, uvloop)."""
+    from lufy.web.server import serve  # cheap CLI start: uvicorn is imported by `serve` only
 
     settings = get_settings()  # fail fast on bad configuration, before forking workers
     configure_logging(settings.LUFY_ENV)
-    Granian(
-        "lufy.web.app:create_app",
-        factory=True,
-        address=host,
-        port=port,
-        workers=workers,
-        interface=Interfaces.ASGI,
-        # uvloop (a dependency) where it is installed: ~15% more requests/s than asyncio's loop.
-        loop=Loops.auto,
-        log_access=False,
-        workers_kill_timeout=10,
-    ).serve()
+    serve(host, port, workers)
 
 
 @click.command("worker")

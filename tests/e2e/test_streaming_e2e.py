@@ -26,7 +26,7 @@ from tests.helpers.media import make_tone
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
-    """The real app under granian, in a subprocess on a free loopback port."""
+    """The real app as `lufy serve` runs it, in a subprocess on a free loopback port."""
     with serve_app(settings) as base:
         yield base
 

@@ -118,7 +118,8 @@ def npm_ci() -> Path:
 
 @contextmanager
 def serve_app(settings: Settings, **env_overrides: str) -> Iterator[str]:
-    """The real app under granian, in a subprocess on a free loopback port; yields its URL."""
+    """The real app as `lufy serve` runs it, in a subprocess on a free loopback port; yields
+    its URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -142,10 +143,8 @@ def serve_app(settings: Settings, **env_overrides: str) -> Iterator[str]:
     process = subprocess.Popen(
         [
             sys.executable,
-            *("-m", "granian", "--interface", "asgi", "--factory"),
+            *("-m", "lufy.cli", "serve"),
             *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
-            "--no-access-log",
-            "lufy.web.app:create_app",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

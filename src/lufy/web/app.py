@@ -147,6 +147,10 @@ def create_app(container: Container | None = None) -> Litestar:
             ),
         ),
         debug=False,
+        # Records go through lufy.logs' handler (configure_logging above); Litestar's default
+        # configuration would put its own on the root logger, in its own format. Unhandled
+        # errors are logged by lufy.web.errors.
+        logging_config=None,
         cors_config=_cors(container.settings.cors_allowed_origins),
     )
     complete_openapi(app)

@@ -1,0 +1,162 @@
+"""The HTTP server `lufy serve` runs: uvicorn, its httptools parser and uvloop, one event loop
+per worker process, in front of `create_app`.
+
+Why uvicorn and not granian (which `lufy serve` ran on before): measured with the real
+application, the same database and the same plays (docs/benchmarks.md, "lufy serve on uvicorn
+(stream-uv)"), uvicorn answers a play (stream authorisation, then master playlist, variant
+playlist, key and first segment through the local edge) with about a third of granian's
+server CPU, ~1.0 ms against ~3.4 ms a play: granian hands every request from its Rust runtime
+to a thread that takes the GIL and on to the event loop's thread, and its runtime threads spin
+while they wait; uvicorn parses (httptools, C) and answers on the loop's own thread. On a
+lean client its plays are faster in every interleaved run, by 0.1-1.2 ms (~10%); through
+`httpx` the two are level, the client's own time per request dominating.
+
+What granian did for us and uvicorn does not, done here (`LimitedHttpToolsProtocol`): a
+request head (request line and headers) larger than `MAX_HEAD_BYTES` is refused with 431
+(uvicorn's httptools path keeps whatever arrives), and a head that is not complete
+`HEAD_TIMEOUT` seconds after its first byte, or after the connection opened, closes the
+connection (uvicorn has no header timeout: a client trickling bytes would hold a connection
+forever). Granian's figures: a 30 s header read timeout and a ~400 KB read buffer.
+
+The rest of the configuration, each as `lufy serve` had it on granian:
+
+- the client's address is the socket peer; `X-Forwarded-For` is read by the application only,
+  from `TRUSTED_PROXIES` (`lufy.web.clientip`), so uvicorn's own proxy handling is off;
+- logging goes through `lufy.logs` (uvicorn configures none), with no access log;
+- the lifespan is required: a failing start-up (database, Redis) stops the process;
+- SIGTERM: stop accepting, finish in-flight requests for at most `GRACEFUL_SECONDS`, run the
+  lifespan's shutdown, exit 0 (each worker, under uvicorn's supervisor with `--workers > 1`);
+- idle keep-alive connections are kept `KEEP_ALIVE_SECONDS`: longer than the 6 s between a
+  player's segment requests and than the 60 s idle timeout of common load balancers, so the
+  balancer, not the server, closes an idle connection (no 502 from a reused, closed one);
+- no `server` header; each request starts from an empty `contextvars` context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from types import FrameType
+from typing import Any
+
+import msgspec
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = [
+    "GRACEFUL_SECONDS",
+    "HEAD_TIMEOUT",
+    "KEEP_ALIVE_SECONDS",
+    "MAX_HEAD_BYTES",
+    "LimitedHttpToolsProtocol",
+    "options",
+    "serve",
+]
+
+APP = "lufy.web.app:create_app"
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TIMEOUT = 30.0
+KEEP_ALIVE_SECONDS = 65
+# The documented bound is 10 s from SIGTERM to exit (docs/operations.md): draining, then the
+# lifespan's shutdown (pools, Redis) within what is left.
+GRACEFUL_SECONDS = 8
+
+_TOO_LARGE = msgspec.json.encode(
+    {
+        "type": "about:blank",
+        "status": 431,
+        "title": "Request Header Fields Too Large",
+        "detail": f"the request line and headers exceed {MAX_HEAD_BYTES} bytes",
+    }
+)
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a size limit and a timeout on each request's head."""
+
+    _in_head: bool
+    _head_bytes: int
+    _head_timer: asyncio.TimerHandle | None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._in_head, self._head_bytes = True, 0
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse_head()
+                return
+        super().data_received(data)
+        if self._in_head and self._head_bytes and self._head_timer is None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._in_head, self._head_bytes = False, 0
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse_head(self) -> None:
+        self._stop_head_timer()
+        self.logger.warning("request head larger than %d bytes refused", MAX_HEAD_BYTES)
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/problem+json\r\n"
+            b"content-length: " + str(len(_TOO_LARGE)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + _TOO_LARGE
+        )
+        self.transport.close()
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before uvicorn handles it (while the application loads) stops the process; and
+    uvicorn, once it has shut down gracefully, raises the signal it caught again for the
+    handler it found: exit 0 then too, as on granian, rather than die of the signal."""
+    raise SystemExit(0)
+
+
+def options() -> dict[str, Any]:
+    """uvicorn's settings for the API, but the address and the number of workers."""
+    return {
+        "factory": True,
+        "http": LimitedHttpToolsProtocol,
+        "loop": "auto",  # uvloop (a dependency wherever it builds)
+        "ws": "none",
+        "lifespan": "on",
+        "interface": "asgi3",
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "reset_contextvars": True,
+    }
+
+
+def serve(host: str, port: int, workers: int, app: str = APP) -> None:
+    """Run the API (`app`: an application factory's import path) until SIGTERM or SIGINT:
+    `workers` processes under uvicorn's supervisor sharing one listening socket, or this
+    process alone for one."""
+    signal.signal(signal.SIGTERM, _exit)
+    uvicorn.run(app, host=host, port=port, workers=workers, **options())

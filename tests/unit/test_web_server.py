@@ -1,0 +1,167 @@
+"""`lufy serve`'s HTTP server (`lufy.web.server`) with a small ASGI application: the limits on a
+request's head, the socket peer as the client, no `server` header, and SIGTERM ending the
+process with status 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from lufy.web import server as web_server
+
+# The keep-alive head this file's client sends: small enough that a few fit under the limit.
+_KEEP_ALIVE = b"host: test\r\n"
+
+
+async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The client address and header count the server handed over, as JSON."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = json.dumps({"client": scope["client"][0], "headers": len(scope["headers"])}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def factory() -> Any:
+    return echo
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    config = uvicorn.Config(
+        "tests.unit.test_web_server:factory", host="127.0.0.1", port=0, **web_server.options()
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+        assert not task.done(), task
+    yield server.servers[0].sockets[0].getsockname()[1]
+    server.should_exit = True
+    await task
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
+    body = await reader.readexactly(int(fields["content-length"]))
+    return int(lines[0].split()[1]), fields, body
+
+
+def _headers(count: int, size: int = 1000) -> bytes:
+    return b"".join(b"x-filler-%d: %s\r\n" % (i, b"a" * size) for i in range(count))
+
+
+async def test_a_head_over_the_limit_gets_431_and_the_connection_closes(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    too_many = web_server.MAX_HEAD_BYTES // 1000 + 1
+    writer.write(b"GET / HTTP/1.1\r\n" + _KEEP_ALIVE + _headers(too_many) + b"\r\n")
+    status, fields, body = await _read_response(reader)
+    assert status == 431
+    assert fields["content-type"] == "application/problem+json"
+    assert json.loads(body)["status"] == 431
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed
+    writer.close()
+
+
+async def test_the_limit_is_per_request_on_a_keep_alive_connection(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # Three requests of ~60% of the limit each: together over it, each one under.
+    count = web_server.MAX_HEAD_BYTES * 6 // 10 // 1000
+    for _ in range(3):
+        writer.write(b"GET / HTTP/1.1\r\n" + _KEEP_ALIVE + _headers(count) + b"\r\n")
+        status, _, body = await _read_response(reader)
+        assert status == 200
+        assert json.loads(body)["headers"] == count + 1
+    writer.close()
+
+
+async def test_a_head_not_complete_in_time_closes_the_connection(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_server, "HEAD_TIMEOUT", 0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\n" + _KEEP_ALIVE)
+    await writer.drain()
+    started = time.monotonic()
+    for _ in range(20):  # a byte every 50 ms: the head never completes
+        if reader.at_eof():
+            break
+        writer.write(b"x")
+        await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert time.monotonic() - started < 2
+    writer.close()
+
+
+async def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_server, "HEAD_TIMEOUT", 0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_the_client_is_the_socket_peer_and_no_server_header_is_sent(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\n" + _KEEP_ALIVE + b"x-forwarded-for: 203.0.113.9\r\n\r\n")
+    status, fields, body = await _read_response(reader)
+    assert status == 200
+    # X-Forwarded-For is the application's to read (lufy.web.clientip), not the server's.
+    assert json.loads(body)["client"] == "127.0.0.1"
+    assert "server" not in fields
+    writer.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_ends_serve_with_status_0(workers: int) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from lufy.web.server import serve; "
+            f"serve('127.0.0.1', {port}, {workers}, 'tests.unit.test_web_server:factory')",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not listen"
+                time.sleep(0.05)
+        time.sleep(0.5 if workers > 1 else 0)  # every worker started
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
