@@ -3,7 +3,7 @@ being answered to the play showing in the dashboard's read model (target p99 <= 
 
     .venv/bin/python bench/analytics_freshness.py [--rate 2000] [--seconds 60]
 
-A fresh database; `lufy serve` (granian, one worker) and `lufy projector` run as processes of
+A fresh database; `lufy serve` (uvicorn, one worker) and `lufy projector` run as processes of
 their own, as in production. This process sends `--rate` events per second in batches of 500
 (background plays of 40 tracks), and once per second a marker play (playback.started and a
 progress at 30 s, so one stream) of a separate marker artist, timestamped when its POST returns.

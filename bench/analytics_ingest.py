@@ -7,7 +7,7 @@ A fresh database is migrated; one artist with 20 tracks is created. Each round g
 `--events` playback events (2,000 anonymous listeners, one day), then
 - baseline: the same events as rows (payload JSON, metadata, stream, time) copied with COPY
   into lufy.events by one connection, in batches of 500 (one transaction each), and
-- HTTP: the same events posted as JSON batches of 500 to `lufy serve` (granian with
+- HTTP: the same events posted as JSON batches of 500 to `lufy serve` (uvicorn with
   `--server-workers` workers, default 1; rate limiting off) by a separate load process with
   `--concurrency` requests in flight; the server validates, resolves tracks, hashes
   listeners, and appends with EventStore.append_bulk.

@@ -8,7 +8,7 @@ segment) are fetched `--plays` times, each play with a stream token of its own (
 grant: the master playlist's request meets a token the edge has not seen; `--one-token`: the
 same token for all), through the application `create_app` builds (so through
 `lufy.media.edge_asgi`: the token's checks, the read, request ids, metrics), by calling it as
-granian would, and the same four files through `bare` below
+the server would, and the same four files through `bare` below
 (open, read, send: no check at all). What is timed is this process's CPU time
 (`time.process_time`), not wall time, so the figure holds on a busy machine; the best of
 `--repeat` alternating batches per side. No server, no database (the container is not

@@ -3,7 +3,7 @@ the same route with it off, measured in the same run (target >= 0.85).
 
     .venv/bin/python bench/ratelimit.py [--duration 5] [--rounds 5] [--connections 16]
 
-Two API servers run at once from `lufy serve` (granian, one worker each) on one fresh database
+Two API servers run at once from `lufy serve` (uvicorn, one worker each) on one fresh database
 and one Redis database: one with RATE_LIMIT_ENABLED=false, one with it on. `wrk` (installed from
 Debian when missing) drives them from its own process, alternating off/on/on/off/... so drift on
 the shared machine falls on both sides. The user limit is raised so that no request is refused:

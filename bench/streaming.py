@@ -10,25 +10,25 @@ One play through Lufy = what a player does before it can start: `GET
 local edge `/media/hls/{token}/{track_id}/…` the master playlist, the first variant playlist
 it lists, the AES key and the first segment (each checked as the CloudFront Function checks
 it, then read from local storage). The baseline fetches the same four files from a static file
-server serving the media root: granian's static file serving (its Rust file server, the server
-`lufy serve` itself runs on, one worker), so both sides have the same server stack; Python's
-`http.server` (threads, HTTP/1.1 keep-alive, Nagle off) is measured too and printed for
-comparison with earlier runs. Every server runs in a process of its own, and each side gets one
-keep-alive client of its own, as a player does; the order of the three sides rotates from play
-to play so drift falls on all; the figure is p50 / p50 (p90 also printed), with each side's
-server CPU per play (its processes' user + system time from `/proc`; PostgreSQL and Redis not
-counted). Then, unless `--lean-plays 0`, the same plays, Lufy against granian's static files,
-on a lean HTTP client (`LeanClient`: one socket, a request in one write, nothing else), each
-play `--lean-pause` ms after the previous one: the client's own time per request is paid by
-both sides and flatters the side that makes more requests and takes longer, so this is the
-servers' ratio with little of it (docs/benchmarks.md, "Time to first segment (stream-auth)").
-Then, unless
+server serving the media root: granian's static file serving (its Rust file server, one
+worker: the fastest static file server at hand, kept as the baseline after `lufy serve` moved
+from granian to uvicorn, see `lufy.web.server`); Python's `http.server` (threads, HTTP/1.1
+keep-alive, Nagle off) is measured too and printed for comparison with earlier runs. Every
+server runs in a process of its own, and each side gets one keep-alive client of its own, as
+a player does; the order of the three sides rotates from play to play so drift falls on all;
+the figure is p50 / p50 (p90 also printed), with each side's server CPU per play (its
+processes' user + system time from `/proc`; PostgreSQL and Redis not counted). Then, unless
+`--lean-plays 0`, the same plays, Lufy against granian's static files, on a lean HTTP client
+(`LeanClient`: one socket, a request in one write, nothing else), each play `--lean-pause` ms
+after the previous one: the client's own time per request is paid by both sides and flatters
+the side that makes more requests and takes longer, so this is the servers' ratio with little
+of it (docs/benchmarks.md, "Time to first segment (stream-auth)"). Then, unless
 `--file-rounds 0`, the edge's own part on more samples: the four files alone, through the edge
-(one token), from granian's static files and read by a bare ASGI application on the same
-granian (no check: the floor of any edge written in Python), rotating, `--file-rounds` times
-each. Lufy is
-`lufy serve --workers 1`, with a throw-away database (migrated like production) that is dropped
-at the end. Admin connection: LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
+(one token), from granian's static files and read by a bare ASGI application on the server
+`lufy serve` runs (`lufy.web.server`; no check: the floor of any edge written in Python there),
+rotating, `--file-rounds` times each. Lufy is `lufy serve --workers 1`, with a throw-away
+database (migrated like production) that is dropped at the end. Admin connection:
+LUFY_BENCH_ADMIN_URL (default: the OS user on 127.0.0.1:5432).
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def _serve_static(root: str, port: int) -> None:
     http.server.ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
 
 
-def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
-    """(processes, granian's base URL, http.server's base URL), each serving `media`."""
-    granian_port, plain_port = _free_port(), _free_port()
+def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, str, str]:
+    """(processes, granian's base URL, http.server's base URL, the bare ASGI application's on
+    `lufy serve`'s server), each serving `media`."""
+    granian_port, plain_port, python_port = _free_port(), _free_port(), _free_port()
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     granian = subprocess.Popen(
         [
@@ -131,7 +132,21 @@ def _static_servers(media: Path) -> tuple[list[subprocess.Popen[bytes]], str, st
         [sys.executable, __file__, "--serve-static", str(media), "--port", str(plain_port)],
         **quiet,
     )
-    return [granian, plain], f"http://127.0.0.1:{granian_port}", f"http://127.0.0.1:{plain_port}"
+    python = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from lufy.web.server import serve; "
+            f"serve('127.0.0.1', {python_port}, 1, 'streaming_files:python_files_factory')",
+        ],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "LUFY_BENCH_MEDIA": str(media)},
+        **quiet,
+    )
+    return (
+        [granian, plain, python],
+        *(f"http://127.0.0.1:{port}" for port in (granian_port, plain_port, python_port)),
+    )
 
 
 def _first_files(root: Path, track_id: uuid.UUID) -> list[str]:
@@ -380,9 +395,10 @@ def main(plays: int, seconds: int, file_rounds: int, lean_plays: int, lean_pause
             stderr=subprocess.DEVNULL,
         )
         _wait(f"{base}/healthz", server)
-        statics, granian_base, plain_base = _static_servers(media)
+        statics, granian_base, plain_base, python_base = _static_servers(media)
         for url, process in ((granian_base, statics[0]), (plain_base, statics[1])):
             _wait(f"{url}/hls/{track_id}/master.m3u8", process)
+        _wait(f"{python_base}/python/hls/{track_id}/master.m3u8", statics[2])
         pids = {"lufy": server.pid, "granian": statics[0].pid, "http.server": statics[1].pid}
         _report(
             _measure(plays, base, access_token, granian_base, plain_base, track_id, files, pids),
@@ -400,7 +416,14 @@ def main(plays: int, seconds: int, file_rounds: int, lean_plays: int, lean_pause
             )
         if file_rounds:
             report_files(
-                measure_files(file_rounds, (base, access_token), granian_base, track_id, files),
+                measure_files(
+                    file_rounds,
+                    (base, access_token),
+                    granian_base,
+                    python_base,
+                    track_id,
+                    files,
+                ),
                 file_rounds,
             )
     finally:

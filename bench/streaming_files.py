@@ -1,7 +1,8 @@
-"""`bench/streaming.py`'s helpers for the four files alone: the bare ASGI application that
-granian runs behind its static files (`python_files`, imported by granian in a process of its
-own, so this module imports nothing of Lufy), and the phase that times the four files through
-the edge, from granian's static files and through that application."""
+"""`bench/streaming.py`'s helpers for the four files alone: a bare ASGI application
+(`python_files`, run in a process of its own by the server code `lufy serve` runs,
+`lufy.web.server`, and by granian behind its static files; this module imports nothing of
+Lufy), and the phase that times the four files through the edge, from granian's static files
+and through that application."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ __all__ = [
     "measure_files",
     "pct",
     "python_files",
+    "python_files_factory",
     "report_files",
     "tree_cpu",
 ]
@@ -33,9 +35,10 @@ def _read_file(path: str) -> bytes:
 
 
 async def python_files(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The application behind granian's static files: `/python/hls/…` is the same file read in
-    Python and sent through granian's ASGI bridge, with no check at all (the floor of any edge
-    written as an ASGI application on this server); anything else is 404."""
+    """`/python/hls/…` is the same file read in Python and sent through the server's ASGI
+    interface, with no check at all: on `lufy serve`'s server, the floor of any edge written
+    as an ASGI application there. Anything else is 404 (granian's static files answer
+    `/hls/…` before it)."""
     if scope["type"] != "http":
         return
     path: str = scope["path"]
@@ -45,6 +48,11 @@ async def python_files(scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def python_files_factory() -> Any:
+    """`python_files`, for `lufy.web.server.serve` (which loads an application factory)."""
+    return python_files
 
 
 def fetch(client: httpx.Client, urls: list[str]) -> None:
@@ -63,13 +71,14 @@ def measure_files(
     rounds: int,
     client_token: tuple[str, str],
     granian_base: str,
+    python_base: str,
     track_id: uuid.UUID,
     files: list[str],
 ) -> dict[str, list[float]]:
     """The four files alone, `rounds` times per side with one token (the plays' authorisation
     left out): the edge's own part, on many more samples than the plays give. Three sides,
     the order rotating: through the edge, granian's static files, and the same files read by
-    a bare ASGI application on granian (`python_files`)."""
+    a bare ASGI application on `lufy serve`'s server (`python_files` at `python_base`)."""
     base, access_token = client_token
     times: dict[str, list[float]] = {"edge": [], "static": [], "python": []}
     with (
@@ -86,7 +95,7 @@ def measure_files(
         sides = [
             ("edge", lufy, [folder + name for name in files]),
             ("static", granian, [f"{granian_base}/hls/{track_id}/{name}" for name in files]),
-            ("python", python, [f"{granian_base}/python/hls/{track_id}/{name}" for name in files]),
+            ("python", python, [f"{python_base}/python/hls/{track_id}/{name}" for name in files]),
         ]
         for _ in range(3):
             for _name, client, urls in sides:
@@ -105,7 +114,8 @@ def report_files(times: dict[str, list[float]], rounds: int) -> None:
         f"the four files alone, {rounds} rounds: through the edge p50 {e50 * 1000:.2f} ms p90 "
         f"{pct(times['edge'], 0.9) * 1000:.2f} ms; granian's static files p50 "
         f"{s50 * 1000:.2f} ms p90 {pct(times['static'], 0.9) * 1000:.2f} ms; ratio p50 "
-        f"{e50 / s50:.2f}. A bare ASGI app reading them on granian p50 {p50 * 1000:.2f} ms "
+        f"{e50 / s50:.2f}. A bare ASGI app reading them on lufy serve's server p50 "
+        f"{p50 * 1000:.2f} ms "
         f"(ratio to static {p50 / s50:.2f}; the edge against it {e50 / p50:.2f}); "
         f"load average {os.getloadavg()[0]:.2f}"
     )

@@ -3,7 +3,7 @@ authorisations at once, driven by `wrk` (installed from Debian when missing) aga
 
     .venv/bin/python bench/load/run.py [--duration 20] [--api-workers 1] [--scale 1.0]
 
-What runs: `lufy serve` (granian) and `lufy projector` as subprocesses on a fresh database in the
+What runs: `lufy serve` (uvicorn) and `lufy projector` as subprocesses on a fresh database in the
 local PostgreSQL and a redis-server of their own, rate limiting ON (clients come from many
 addresses through a trusted proxy, as behind a load balancer, so the per-IP sign-in policy does
 not refuse them; sign-ins rotate over many accounts for the per-e-mail policy). One wrk process
@@ -285,7 +285,7 @@ async def seed(env: dict[str, str], listeners: int, tracks: int) -> dict[str, An
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=20, help="seconds of mixed load")
-    parser.add_argument("--api-workers", type=int, default=1, help="granian worker processes")
+    parser.add_argument("--api-workers", type=int, default=1, help="lufy serve worker processes")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiplies every route's connections"
     )
