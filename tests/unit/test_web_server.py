@@ -24,13 +24,18 @@ _KEEP_ALIVE = b"host: test\r\n"
 
 
 async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The client address and header count the server handed over, as JSON."""
+    """The client address, header count and body size the server handed over, as JSON."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    body = json.dumps({"client": scope["client"][0], "headers": len(scope["headers"])}).encode()
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+    answer = {"client": scope["client"][0], "headers": len(scope["headers"]), "body": size}
+    body = json.dumps(answer).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -76,6 +81,29 @@ async def test_a_head_over_the_limit_gets_431_and_the_connection_closes(port: in
     assert fields["content-type"] == "application/problem+json"
     assert json.loads(body)["status"] == 431
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed
+    writer.close()
+
+
+async def test_a_head_that_never_ends_is_refused_once_over_the_limit(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\n" + _KEEP_ALIVE)
+    for _ in range(web_server.MAX_HEAD_BYTES // 4000 + 1):  # no blank line: never complete
+        writer.write(_headers(4))
+        await writer.drain()
+        await asyncio.sleep(0.01)  # reads of their own, each all head
+    refused = await asyncio.wait_for(reader.read(), 5)
+    assert refused.startswith(b"HTTP/1.1 431 "), refused[:100]
+    writer.close()
+
+
+async def test_a_body_sent_with_its_head_is_not_counted_as_head(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b"b" * (web_server.MAX_HEAD_BYTES * 3)
+    head = b"POST / HTTP/1.1\r\n" + _KEEP_ALIVE + b"content-length: %d\r\n\r\n" % len(body)
+    writer.write(head + body)  # one write: the first reads hold the head and the body
+    status, _, answer = await _read_response(reader)
+    assert status == 200
+    assert json.loads(answer)["body"] == len(body)
     writer.close()
 
 

@@ -72,15 +72,22 @@ _TOO_LARGE = msgspec.json.encode(
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a size limit and a timeout on each request's head."""
+    """uvicorn's httptools protocol with a size limit and a timeout on each request's head.
+
+    The size is checked twice: exactly once the head is parsed (request target and headers),
+    and, while it is still arriving, as the bytes of every read that held nothing but head, so
+    that a head that never ends is refused after `MAX_HEAD_BYTES` plus one read. A body
+    arriving in the same read as its head is never counted."""
 
     _in_head: bool
+    _heads: int
     _head_bytes: int
     _head_timer: asyncio.TimerHandle | None
+    _refused: bool
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._heads, self._head_bytes, self._refused = True, 0, 0, False
         self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -88,23 +95,42 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse_head()
-                return
+        in_head, heads = self._in_head, self._heads
         super().data_received(data)
-        if self._in_head and self._head_bytes and self._head_timer is None:
+        if in_head and self._in_head and self._heads == heads and not self._refused:
+            self._head_bytes += len(data)  # the whole read was head
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:
             self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
 
     def on_headers_complete(self) -> None:
-        self._in_head, self._head_bytes = False, 0
+        if self._refused:
+            return
+        self._in_head, self._heads, self._head_bytes = False, self._heads + 1, 0
         self._stop_head_timer()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > MAX_HEAD_BYTES:
+            self._refuse_head()
+            return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
         self._in_head = True
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # 431 already sent
+            super().send_400_response(msg)
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -117,6 +143,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse_head(self) -> None:
+        self._refused = True
         self._stop_head_timer()
         self.logger.warning("request head larger than %d bytes refused", MAX_HEAD_BYTES)
         self.transport.write(
