@@ -1,22 +1,25 @@
 """The HTTP server `lufy serve` runs: uvicorn, its httptools parser and uvloop, one event loop
 per worker process, in front of `create_app`.
 
-Why uvicorn and not granian (which `lufy serve` ran on before): measured with the real
-application, the same database and the same plays (docs/benchmarks.md, "lufy serve on uvicorn
-(stream-uv)"), uvicorn answers a play (stream authorisation, then master playlist, variant
-playlist, key and first segment through the local edge) with about a third of granian's
-server CPU, ~1.0 ms against ~3.4 ms a play: granian hands every request from its Rust runtime
-to a thread that takes the GIL and on to the event loop's thread, and its runtime threads spin
-while they wait; uvicorn parses (httptools, C) and answers on the loop's own thread. On a
-lean client its plays are faster in every interleaved run, by 0.1-1.2 ms (~10%); through
-`httpx` the two are level, the client's own time per request dominating.
+Why uvicorn and not granian (which `lufy serve` ran on before), measured with the real
+application on one database, plays interleaved in the same run (docs/benchmarks.md, "lufy
+serve on uvicorn (stream-uv)"; a play is the stream authorisation, then master playlist,
+variant playlist, key and first segment through the local edge):
+
+- server CPU per play: ~1.0 ms against ~3.4 ms on granian when plays follow each other (13
+  runs of 13), ~1.7 against ~2.1 ms with 5 ms of idling before each (4 of 4): granian
+  hands each request from its Rust runtime to a thread that takes the GIL and on to the event
+  loop's thread, and its runtime threads keep working between requests; uvicorn parses
+  (httptools, C) and answers on the loop's own thread;
+- wall time on a lean client: faster in 12 of 13 runs, by 0.34 ms a play (median, ~10%);
+  through `httpx` level (5 of 13 faster), the client's own time per request dominating.
 
 What granian did for us and uvicorn does not, done here (`LimitedHttpToolsProtocol`): a
 request head (request line and headers) larger than `MAX_HEAD_BYTES` is refused with 431
 (uvicorn's httptools path keeps whatever arrives), and a head that is not complete
 `HEAD_TIMEOUT` seconds after its first byte, or after the connection opened, closes the
 connection (uvicorn has no header timeout: a client trickling bytes would hold a connection
-forever). Granian's figures: a 30 s header read timeout and a ~400 KB read buffer.
+forever). Granian's: a 30 s header read timeout and a 408 KB buffer.
 
 The rest of the configuration, each as `lufy serve` had it on granian:
 
