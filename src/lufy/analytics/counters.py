@@ -59,15 +59,16 @@ async def send_read(
     owners: Sequence[uuid.UUID] | None,
     artist: uuid.UUID | None,
     levels: dict[str, str | int | None],
-    bounds: str | None = None,
+    grouping: dict[str, object],
 ) -> AsyncCursor[Any]:
     """Queue the read of the counters of some blocks (`level_arrays`), summed in PostgreSQL per
-    owner and bucket of `bounds` (an array literal of the buckets' bounds), or per owner: rows
-    (owner, bucket index or 0, streams, listen_ms, starts, completions, skips)."""
+    owner and bucket (`grouping`, as `Grid.groups_by`: `by_bucket`, `step`, `first`, `epochs`),
+    or per owner: rows (owner, bucket index or 0, streams, listen_ms, starts, completions,
+    skips)."""
     return await conn.execute(
         _Q.read,
         {
-            "bounds": bounds,
+            **grouping,
             "scope": scope,
             "owners": list(owners) if owners is not None else None,
             "artist": artist,

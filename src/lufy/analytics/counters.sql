@@ -20,8 +20,9 @@ ON CONFLICT (scope, owner, level, bucket) DO UPDATE SET
     skips = b.skips + excluded.skips;
 
 -- name: read
--- Under the caller's RLS, summed per owner and bucket (`bounds`: the buckets' bounds; every
--- block lies in one bucket) or, without bounds, per owner. The blocks of each level as an array
+-- Under the caller's RLS, summed per owner and bucket (`by_bucket`: a bucket's index from the
+-- buckets' uniform `step` from `first` or their bounds as `epochs`, as listeners.sql's
+-- `read_groups`; every block lies in one bucket) or, else, per owner (index 0). The blocks of each level as an array
 -- of epochs (index probes), or as a range of them when they are all the blocks in it (an index
 -- range scan): as listeners.sql.
 WITH days AS MATERIALIZED (
@@ -32,7 +33,12 @@ WITH days AS MATERIALIZED (
     WHERE d.scope = %(day_scope)s AND d.owner = %(day_owner)s AND d.level = 'd'
       AND d.bucket BETWEEN to_timestamp(%(day_lo)s::int8) AND to_timestamp(%(day_hi)s::int8)
 )
-SELECT b.owner, coalesce(width_bucket(b.bucket, %(bounds)s::timestamptz[]) - 1, 0) AS at,
+SELECT b.owner,
+       CASE WHEN NOT %(by_bucket)s THEN 0
+            WHEN %(step)s::int8 IS NOT NULL
+            THEN (date_part('epoch', b.bucket)::int8 - %(first)s::int8) / %(step)s::int8
+            ELSE width_bucket(date_part('epoch', b.bucket)::int8, %(epochs)s::int8[]) - 1
+       END AS at,
        sum(b.streams), sum(b.listen_ms), sum(b.starts), sum(b.completions), sum(b.skips)
 FROM session_blocks b
 WHERE b.scope = %(scope)s

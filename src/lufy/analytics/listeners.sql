@@ -259,7 +259,11 @@ LEFT JOIN bytes b ON b.i = g.i AND b.owner = g.owner AND b.key = g.key;
 SELECT s.track_id, l.id, s.weight,
        coalesce(CASE %(dim)s WHEN 'country' THEN s.country WHEN 'device' THEN s.device
                              WHEN 'source' THEN s.source END, 'unknown') AS key,
-       width_bucket(s.started_at, %(bounds)s::timestamptz[]) AS b
+       CASE WHEN %(step)s::int8 IS NOT NULL
+            THEN floor((date_part('epoch', s.started_at) - %(first)s::int8) / %(step)s::int8)::int8
+                 + 1
+            ELSE width_bucket(date_part('epoch', s.started_at), %(epochs)s::float8[])
+       END AS b
 FROM playback_sessions s
 JOIN listener_ids l ON l.listener_key = s.listener_key
 WHERE s.is_stream
