@@ -60,11 +60,12 @@ class Grid:
 
     @cached_property
     def bucket_blocks(self) -> tuple[tuple[bitmaps.Block, ...], ...]:
-        """The blocks of each bucket inside the aligned middle."""
+        """The blocks of each bucket inside the aligned middle (read from the rows without
+        dimension only: an hour from half past is one block, `listeners.epoch_blocks`)."""
         lo, hi = self.mid_from.timestamp(), self.mid_to.timestamp()
         cut = [min(max(e, lo), hi) for e in self.epochs]
         return tuple(
-            bitmaps.epoch_blocks(int(a), int(b)) if a < b else () for a, b in pairwise(cut)
+            bitmaps.epoch_blocks(int(a), int(b), True) if a < b else () for a, b in pairwise(cut)
         )
 
     @cached_property
