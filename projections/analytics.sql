@@ -112,7 +112,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON listener_ids TO lufy_app;
 
 -- Exact distinct listeners: per scope ('t' track, 'a' artist, 'p' platform with owner = the nil
 -- uuid and artist_id NULL), dimension ('' or country/device/source with its key), UTC block of
--- time (level 'q' 15 minutes, 'h' hour, 's' six hours from 00/06/12/18, 'd' day) and session
+-- time (level 'q' 15 minutes, 'h' hour, 's' six hours from 00/06/12/18, 'd' day; and 'o' the
+-- hour from half past, 00:30 to 23:30, for the rows without dimension only: an hour of a zone
+-- offset by a half hour, India's or Newfoundland's, is one row instead of four) and session
 -- weight: the roaring bitmap (pyroaring serialization) of the ids of listeners with a stream
 -- started in it, their number, and the streams (sum of weights).
 CREATE TABLE IF NOT EXISTS listener_bitmaps (
@@ -120,7 +122,7 @@ CREATE TABLE IF NOT EXISTS listener_bitmaps (
     owner     uuid        NOT NULL,
     dim       text        NOT NULL,
     key       text        NOT NULL,
-    level     text        NOT NULL CHECK (level IN ('q', 'h', 's', 'd')),
+    level     text        NOT NULL CHECK (level IN ('q', 'o', 'h', 's', 'd')),
     bucket    timestamptz NOT NULL,
     weight    double precision NOT NULL,
     artist_id uuid,
@@ -139,7 +141,7 @@ CREATE INDEX IF NOT EXISTS listener_bitmaps_artist
 CREATE TABLE IF NOT EXISTS session_blocks (
     scope       text        NOT NULL CHECK (scope IN ('t', 'a', 'p')),
     owner       uuid        NOT NULL,
-    level       text        NOT NULL CHECK (level IN ('q', 'h', 's', 'd')),
+    level       text        NOT NULL CHECK (level IN ('q', 'o', 'h', 's', 'd')),
     bucket      timestamptz NOT NULL,
     artist_id   uuid,
     streams     double precision NOT NULL DEFAULT 0,
@@ -151,20 +153,34 @@ CREATE TABLE IF NOT EXISTS session_blocks (
 );
 CREATE INDEX IF NOT EXISTS session_blocks_artist ON session_blocks (artist_id, scope, level, bucket);
 
+-- Level 'o' (hours from half past) where the tables predate it; filled below.
+ALTER TABLE listener_bitmaps DROP CONSTRAINT IF EXISTS listener_bitmaps_level_check,
+    ADD CONSTRAINT listener_bitmaps_level_check CHECK (level IN ('q', 'o', 'h', 's', 'd'));
+ALTER TABLE session_blocks DROP CONSTRAINT IF EXISTS session_blocks_level_check,
+    ADD CONSTRAINT session_blocks_level_check CHECK (level IN ('q', 'o', 'h', 's', 'd'));
+
 -- The blocks a session that started at `started` counts in, in session_blocks and
 -- listener_bitmaps: its UTC block of each level, for its track, its artist and the platform
--- (12 rows). One definition for the projection's statements (lufy/analytics/counters.sql,
--- listeners.sql); a single SELECT, so the planner inlines it.
+-- (12 rows), and its hour from half past ('o': 3 rows more, none from 23:30: a block lies in one
+-- UTC day, as the reads assume). One definition for the projection's statements
+-- (lufy/analytics/counters.sql, listeners.sql); a single SELECT, so the planner inlines it.
 CREATE OR REPLACE FUNCTION session_block_keys(started timestamptz, track uuid, artist uuid)
 RETURNS TABLE (scope text, owner uuid, artist_id uuid, level text, bucket timestamptz)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT o.scope, o.owner, o.artist_id, l.level,
-       date_bin(l.width, started, timestamptz '1970-01-01 00:00:00+00')
-FROM (VALUES ('q', interval '15 minutes'), ('h', interval '1 hour'),
-             ('s', interval '6 hours'), ('d', interval '1 day')) AS l(level, width)
+SELECT o.scope, o.owner, o.artist_id, l.level, date_bin(l.width, started, l.origin)
+FROM (VALUES ('q', interval '15 minutes', timestamptz '1970-01-01 00:00:00+00'),
+             ('o', interval '1 hour', timestamptz '1970-01-01 00:30:00+00'),
+             ('h', interval '1 hour', timestamptz '1970-01-01 00:00:00+00'),
+             ('s', interval '6 hours', timestamptz '1970-01-01 00:00:00+00'),
+             ('d', interval '1 day', timestamptz '1970-01-01 00:00:00+00'))
+    AS l(level, width, origin)
 CROSS JOIN (VALUES ('t', track, artist), ('a', artist, artist),
                    ('p', '00000000-0000-0000-0000-000000000000'::uuid, NULL::uuid))
     AS o(scope, owner, artist_id)
+WHERE l.level <> 'o'
+   -- from 00:30 to 23:30 (a start before 00:30 or from 23:30 lies in none)
+   OR started - date_bin('1 day', started, timestamptz '1970-01-01 00:30:00+00')
+      < interval '23 hours'
 $$;
 
 -- Filled once from the sessions where it arrives next to existing data (the projection keeps it

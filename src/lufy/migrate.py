@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from lufy.analytics import counters, listeners
 from lufy.dbroles import (
     ANALYST_ROLE,
     ANALYST_SETTINGS,
@@ -229,6 +230,20 @@ def _define_projections(conn: _Conn, say: Callable[[str], None], report: Migrati
         report.projections.append(name)
 
 
+def _fill_new_levels(conn: _Conn, say: Callable[[str], None]) -> None:
+    """Rows of a level of blocks that tables of an older version lack (hours from half past:
+    lufy/analytics/listeners.py), derived from their existing rows, live and shadow: operators
+    upgrade without a rebuild."""
+    for schemas in ((LIVE_SCHEMA, "public"), (SHADOW_SCHEMA, LIVE_SCHEMA, "public")):
+        if conn.execute(_Q.schema_exists, [schemas[0]]).fetchone() == (None,):
+            continue
+        with conn.transaction():
+            _search_path(conn, *schemas)
+            written = listeners.fill_offset_hours(conn) + counters.fill_offset_hours(conn)
+        if written:
+            say(f"analytics: {written} rows of hours from half past in {schemas[0]}")
+
+
 def _finish(conn: _Conn, say: Callable[[str], None], report: MigrationReport) -> None:
     """Rights for rebuilds, new reactors' checkpoints, sealing; then the xid horizon check."""
     with conn.transaction():
@@ -263,6 +278,7 @@ def migrate(
                 conn.execute(_Q.bookkeeping)
             _apply_migrations(conn, say, report)
             _define_projections(conn, say, report)
+            _fill_new_levels(conn, say)
             _finish(conn, say, report)
         except psycopg.Error as exc:
             raise MigrationError(f"migration failed: {_one_line(exc)}") from exc

@@ -11,6 +11,7 @@ must equal what the stored sessions give when grouped from scratch, and no bitma
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections import defaultdict
@@ -20,7 +21,9 @@ from typing import Any
 from pyroaring import BitMap
 
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
+from lufy.migrate import migrate
 from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
+from tests.conftest import admin_url, app_url
 from tests.integration.test_analytics_listener_bitmaps import event
 
 STREAMS = """
@@ -35,14 +38,17 @@ FROM listener_bitmaps
 # Every session's counters from scratch, by plain epoch arithmetic (not the projection's SQL).
 EXPECTED_COUNTERS = """
 SELECT o.scope, o.owner, l.level,
-       to_timestamp(floor(extract(epoch FROM s.started_at) / l.secs) * l.secs),
+       to_timestamp(floor((extract(epoch FROM s.started_at) - l.shift) / l.secs) * l.secs
+                    + l.shift),
        sum(CASE WHEN s.is_stream THEN s.weight ELSE 0 END), sum(s.listened_ms * s.weight),
        sum(s.weight), sum(CASE WHEN s.completed THEN s.weight ELSE 0 END),
        sum(CASE WHEN s.skipped THEN s.weight ELSE 0 END)
 FROM playback_sessions s
-CROSS JOIN (VALUES ('q', 900), ('h', 3600), ('s', 21600), ('d', 86400)) AS l(level, secs)
+CROSS JOIN (VALUES ('q', 900, 0), ('o', 3600, 1800), ('h', 3600, 0), ('s', 21600, 0),
+                   ('d', 86400, 0)) AS l(level, secs, shift)
 CROSS JOIN LATERAL (VALUES ('t', s.track_id), ('a', s.artist_id),
                            ('p', '00000000-0000-0000-0000-000000000000'::uuid)) AS o(scope, owner)
+WHERE l.level <> 'o' OR extract(epoch FROM s.started_at) % 86400 BETWEEN 1800 AND 84599.999999
 GROUP BY 1, 2, 3, 4
 """
 STORED_COUNTERS = """
@@ -52,17 +58,26 @@ WHERE streams <> 0 OR listen_ms <> 0 OR starts <> 0 OR completions <> 0 OR skips
 """
 
 
+# Levels (name, length, start past the UTC epoch's multiples): quarter-hours, hours from half
+# past, hours, six hours, days.
+LEVELS = (("q", 900, 0), ("o", 3600, 1800), ("h", 3600, 0), ("s", 21600, 0), ("d", 86400, 0))
+
+
 def expected_bitmaps(streams: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], Any]:
     """Every stream session's bitmap rows from scratch, in plain Python: (scope, owner, dim,
     key, level, bucket, weight) -> (listener ids, streams)."""
     out: dict[tuple[Any, ...], Any] = defaultdict(lambda: (set(), 0.0))
     for started, listener, weight, track, artist, *values in streams:
         epoch = int(started.timestamp())
-        for level, secs in (("q", 900), ("h", 3600), ("s", 21600), ("d", 86400)):
-            bucket = datetime.fromtimestamp(epoch - epoch % secs, UTC)
+        for level, secs, shift in LEVELS:
+            if level == "o" and not 1800 <= epoch % 86400 < 84600:
+                continue  # no hour from half past starts at 23:30 (it would end the next day)
+            bucket = datetime.fromtimestamp(epoch - (epoch - shift) % secs, UTC)
             keys = [("t", track, "", "")]
             for scope, owner in (("a", artist), ("p", uuid.UUID(int=0))):
                 keys.append((scope, owner, "", ""))
+                if level == "o":
+                    continue  # hours from half past: rows without dimension only
                 for dim, value in zip(("country", "device", "source"), values, strict=True):
                     keys.append((scope, owner, dim, "unknown" if value is None else value))
             for scope, owner, dim, key in keys:
@@ -137,8 +152,49 @@ async def test_bitmaps_and_counters_equal_a_recompute_after_late_and_moving_sess
         assert (await moved.fetchone())[0] > 300
 
     assert len(expected) > 1000
+    # Hours from half past, and streams in the half hour before midnight that has none.
+    assert sum(1 for row in expected if row[4] == "o") > 100
+    assert any(row[4] == "q" and row[5].hour == 23 and row[5].minute >= 30 for row in expected)
+    assert any(row[4] == "q" and row[5].hour == 0 and row[5].minute < 30 for row in expected)
     assert stored == expected
     by_key: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in got_counters:
         by_key[tuple(r[:4])] = [float(v) for v in r[4:]]
     assert by_key == {tuple(r[:4]): [float(v) for v in r[4:]] for r in want_counters}
+
+
+OFFSET_BITMAPS = """
+SELECT scope, owner, dim, key, bucket, weight, artist_id, streams, listeners, bitmap
+FROM lufy.listener_bitmaps WHERE level = 'o'
+"""
+OFFSET_COUNTERS = "SELECT * FROM lufy.session_blocks WHERE level = 'o'"
+
+
+async def test_migrate_derives_hours_from_half_past_as_the_projection_writes_them(
+    db, store, admin_conn, dbname
+) -> None:
+    """Tables of a version without level 'o' (hours from half past) get its rows from `lufy
+    migrate`, derived from their quarter-hours: the same rows the projection writes."""
+    artist = await insert_artist(admin_conn)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    early, late = generate([await insert_track(admin_conn, artist) for _ in range(2)], now)
+    await feed(db, store, early + late, now)
+
+    async def offset_rows() -> tuple[dict[tuple[Any, ...], tuple[Any, ...]], list[Any]]:
+        bitmaps = {
+            tuple(r[:6]): (r[6], float(r[7]), r[8], set(BitMap.deserialize(bytes(r[9]))))
+            for r in await (await admin_conn.execute(OFFSET_BITMAPS)).fetchall()
+        }
+        counters = sorted(await (await admin_conn.execute(OFFSET_COUNTERS)).fetchall())
+        return bitmaps, counters
+
+    written = await offset_rows()
+    assert len(written[0]) > 100
+    assert len(written[1]) > 100
+    await admin_conn.execute("DELETE FROM lufy.listener_bitmaps WHERE level = 'o'")
+    await admin_conn.execute("DELETE FROM lufy.session_blocks WHERE level = 'o'")
+    await asyncio.to_thread(migrate, admin_url(dbname), app_url(dbname))
+    assert await offset_rows() == written
+    # Once there, a later migration leaves them alone.
+    await asyncio.to_thread(migrate, admin_url(dbname), app_url(dbname))
+    assert await offset_rows() == written

@@ -10,7 +10,8 @@ import pytest
 from lufy.analytics.grid import grid
 from lufy.analytics.periods import resolve_period, zone
 
-LENGTH = {"q": 900, "h": 3600, "s": 21600, "d": 86400}
+LENGTH = {"q": 900, "o": 3600, "h": 3600, "s": 21600, "d": 86400}
+SHIFT = {"o": 1800}  # hours from half past
 NOW = datetime(2026, 11, 2, 10, 7, tzinfo=UTC)  # the week after New York's DST change
 
 
@@ -29,7 +30,7 @@ def test_each_buckets_blocks_tile_it_and_labels_show_the_zone(
         at = lo
         for level, epoch in blocks:  # contiguous, in order, from lo to hi
             assert epoch == at
-            assert epoch % LENGTH[level] == 0
+            assert (epoch - SHIFT.get(level, 0)) % LENGTH[level] == 0
             assert cells.bucket_of[(level, epoch)] == i
             at += LENGTH[level]
         assert at == (hi if lo < hi else lo)
@@ -80,3 +81,21 @@ def test_a_chart_starts_from_shared_zero_points_labelled_in_the_zone() -> None:
     assert [p.t for p in cells.zeros] == list(cells.labels)
     assert {p.value for p in cells.zeros} == {0}
     assert cells.zeros is cells.zeros
+
+
+def test_an_hour_of_a_half_hour_zone_is_one_block_but_the_one_across_midnight_utc() -> None:
+    """Hourly charts in Kolkata read hours from half past (level 'o', one row each), except
+    05:00-06:00 local (23:30-00:30 UTC: no block crosses a UTC day), which is four quarters;
+    the 'o' blocks go to the reads as one range (there is no 'o' row at 23:30 to exclude)."""
+    period = resolve_period("28d", None, None, "Asia/Kolkata", NOW)
+    cells = grid(period.start, period.end, period.tz, "hour")
+    shapes = {tuple(level for level, _ in blocks) for blocks in cells.bucket_blocks}
+    assert shapes == {("o",), ("q", "q", "q", "q")}
+    across = [b for b in cells.bucket_blocks if len(b) == 4]
+    assert len(across) == 28
+    assert all(b[0][1] % 86400 == 84600 for b in across)
+    levels = cells.wanted[2]
+    assert levels["o"] == "{}"
+    assert levels["o_lo"] == min(e for level, e in cells.wanted[0] if level == "o")
+    # Breakdowns (rows with a dimension, which have no 'o' rows) never get one.
+    assert all(level != "o" for level, _ in cells.middle[0])

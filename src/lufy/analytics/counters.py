@@ -1,11 +1,12 @@
 """Session counters per block of time: streams, listened ms, starts, completions and skips.
 
 The same blocks as the listener bitmaps (lufy/analytics/listeners.py: UTC quarter-hours, hours,
-six hours and days) and the same scopes (a track, an artist, the platform), so the counters of
-any 15-minute-aligned range are sums over a few dozen rows, whatever the traffic in it. Kept
-by the analytics projection with each changed session's contribution after minus before a
-range (`add_batch`: set-based, from the range's deltas, one upsert): plain sums, so late and
-moved sessions stay exact. Likes and follows stay in the 15-minute rollups (they are rare).
+six hours and days, and hours from half past) and the same scopes (a track, an artist, the
+platform), so the counters of any 15-minute-aligned range are sums over a few dozen rows,
+whatever the traffic in it. Kept by the analytics projection with each changed session's
+contribution after minus before a range (`add_batch`: set-based, from the range's deltas, one
+upsert): plain sums, so late and moved sessions stay exact. Likes and follows stay in the
+15-minute rollups (they are rare).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, Connection
 
 from lufy.sqlfiles import load_queries
 
-__all__ = ["add_batch", "day_rows", "level_arrays", "send_read"]
+__all__ = ["add_batch", "day_rows", "fill_offset_hours", "level_arrays", "send_read"]
 
 _Q = load_queries("lufy.analytics", "counters.sql")
 PLATFORM = uuid.UUID(int=0)
-_LEVELS = (("q", 900), ("h", 3600), ("s", 21600), ("d", 86400))
+_LEVELS = (("q", 900), ("o", 3600), ("h", 3600), ("s", 21600), ("d", 86400))
 
 
 async def add_batch(conn: AsyncConnection[Any]) -> None:
@@ -31,11 +32,22 @@ async def add_batch(conn: AsyncConnection[Any]) -> None:
     await conn.execute(_Q.add_batch)
 
 
+def fill_offset_hours(conn: Connection[Any]) -> int:
+    """Derive the rows of level 'o' (hours from half past) from the quarter-hour rows where the
+    table predates the level (`lufy migrate`, with the table's schema first on the search
+    path). Returns the number of rows written; the table is analyzed after them."""
+    written = conn.execute(_Q.fill_offset_hours).rowcount
+    if written > 0:
+        conn.execute(_Q.analyze_blocks)
+    return written
+
+
 def level_arrays(wanted: Sequence[tuple[str, int]]) -> dict[str, str | int | None]:
     """Blocks as the read queries' parameters: per level, one array literal of epochs (one text
     is far cheaper to send than its elements one by one) or, when the blocks of the level are
     every block from the first to the last (an hourly chart: every hour), that range
-    (`q_lo`, `q_hi`...): one index range scan instead of thousands of probes."""
+    (`q_lo`, `q_hi`...): one index range scan instead of thousands of probes. (Hours from half
+    past have no block from 23:30: every other one is every block.)"""
     epochs: dict[str, list[int]] = {level: [] for level, _ in _LEVELS}
     for level, epoch in wanted:
         epochs[level].append(epoch)
@@ -45,7 +57,9 @@ def level_arrays(wanted: Sequence[tuple[str, int]]) -> dict[str, str | int | Non
     out["day_lo"], out["day_hi"] = min(every) // 86400 * 86400, max(every) // 86400 * 86400
     for level, length in _LEVELS:
         found = sorted(set(epochs[level]))
-        whole = len(found) > 8 and (found[-1] - found[0]) // length + 1 == len(found)
+        whole = len(found) > 8 and found == [
+            e for e in range(found[0], found[-1] + 1, length) if level != "o" or e % 86400 != 84600
+        ]
         out[level] = "{}" if whole else "{" + ",".join(map(str, found)) + "}"
         out[f"{level}_lo"] = found[0] if whole else None
         out[f"{level}_hi"] = found[-1] if whole else None
@@ -59,15 +73,16 @@ async def send_read(
     owners: Sequence[uuid.UUID] | None,
     artist: uuid.UUID | None,
     levels: dict[str, str | int | None],
-    bounds: str | None = None,
+    grouping: dict[str, object],
 ) -> AsyncCursor[Any]:
     """Queue the read of the counters of some blocks (`level_arrays`), summed in PostgreSQL per
-    owner and bucket of `bounds` (an array literal of the buckets' bounds), or per owner: rows
-    (owner, bucket index or 0, streams, listen_ms, starts, completions, skips)."""
+    owner and bucket (`grouping`, as `Grid.groups_by`: `by_bucket`, `step`, `first`, `epochs`),
+    or per owner: rows (owner, bucket index or 0, streams, listen_ms, starts, completions,
+    skips)."""
     return await conn.execute(
         _Q.read,
         {
-            "bounds": bounds,
+            **grouping,
             "scope": scope,
             "owners": list(owners) if owners is not None else None,
             "artist": artist,

@@ -155,7 +155,8 @@ class Window:
             "to": cells.end,
             "mid_from": cells.mid_from,
             "mid_to": cells.mid_to,
-            "bounds": cells.bounds_text,
+            # The buckets (`step` and `first`, or `epochs`: see `Grid.grouping`).
+            **cells.grouping,
             "artist": scope.artist_id,
             "track": track,
         }
@@ -205,7 +206,7 @@ class Window:
                     owners=owners,
                     artist=self.scope.artist_id,
                     levels=levels,
-                    bounds=self.grid.bounds_text if by == "buckets" else None,
+                    grouping=self.grid.groups_by(by),
                 )
         if listeners is None:
             return self

@@ -53,8 +53,6 @@ class Grid:
         # The 15-minute-aligned middle (blocks) and the edges around it (rows one by one).
         self.mid_from, self.mid_to = mid_from, mid_to
         self.has_edges = mid_from != start or mid_to != end
-        # Bucket bounds for the queries' width_bucket(), as one array literal.
-        self.bounds_text = "{" + ",".join(b.isoformat() for b in bounds) + "}"
 
     @property
     def size(self) -> int:
@@ -62,11 +60,12 @@ class Grid:
 
     @cached_property
     def bucket_blocks(self) -> tuple[tuple[bitmaps.Block, ...], ...]:
-        """The blocks of each bucket inside the aligned middle."""
+        """The blocks of each bucket inside the aligned middle (read from the rows without
+        dimension only: an hour from half past is one block, `listeners.epoch_blocks`)."""
         lo, hi = self.mid_from.timestamp(), self.mid_to.timestamp()
         cut = [min(max(e, lo), hi) for e in self.epochs]
         return tuple(
-            bitmaps.epoch_blocks(int(a), int(b)) if a < b else () for a, b in pairwise(cut)
+            bitmaps.epoch_blocks(int(a), int(b), True) if a < b else () for a, b in pairwise(cut)
         )
 
     @cached_property
@@ -88,12 +87,13 @@ class Grid:
 
     @cached_property
     def grouping(self) -> dict[str, object]:
-        """How the bitmap reads find each row's bucket (listeners.sql, `read_groups`): from the
-        uniform width of the buckets (`step`, from `first`: hours, UTC days) or, when widths
-        differ (days of a zone with summer time, weeks, months), from their bounds as epochs.
-        Only the first and last bounds may fall off the second (instants given by the caller);
-        every block lies between them, so the floor of the first and the ceiling of the last
-        bound number the blocks the same."""
+        """How the reads find each row's bucket (listeners.sql, counters.sql, dashboard.sql):
+        from the uniform width of the buckets (`step`, from `first`: hours, UTC days; no bounds
+        sent, so an hourly chart of 12 months costs no array of 8,761 bounds to parse) or, when
+        widths differ (days of a zone with summer time, weeks, months), from their bounds as
+        epochs. Only the first and last bounds may fall off the second (instants given by the
+        caller); every block and every row read lies between them (the queries read [from, to)),
+        so the floor of the first and the ceiling of the last bound number the rows the same."""
         first, last = math.floor(self.epochs[0]), math.ceil(self.epochs[-1])
         epochs = (first, *(int(e) for e in self.epochs[1:-1]), last)
         widths = {b - a for a, b in pairwise(epochs)}

@@ -3,9 +3,10 @@
 Every listener key gets a dense integer id (`listener_ids`). For every *block* of time, the
 ids of the listeners with a stream that started in it are kept as a compressed bitmap
 (`listener_bitmaps`), per scope: a track, an artist (also split by country, device and source)
-and the whole platform (same splits). Blocks are the UTC quarter-hours, hours and days, so any
-range aligned to 15 minutes (every calendar period of every real time zone) is a union of at
-most a few dozen hours and quarters plus whole days, and the distinct count of a range is the
+and the whole platform (same splits). Blocks are the UTC quarter-hours, hours and days (and, for
+the rows without dimension, the hours from half past: an hour of India's time is one row), so
+any range aligned to 15 minutes (every calendar period of every real time zone) is a union of
+at most a few dozen hours and quarters plus whole days, and the distinct count of a range is the
 size of the union of its blocks' bitmaps: exact, at a cost that follows the number of blocks,
 not the number of plays. Each row also carries the streams started in its block (used by the
 breakdowns).
@@ -17,10 +18,11 @@ Maintenance (`apply_batch`, called by the analytics projection after it wrote a 
 sessions): set-based. SQL takes each changed session before and after where its rows may have
 changed and gives new listeners their dense ids; Python groups the sides entering rows into
 the quarter-hour rows they add to (9 per side, the ids of each row a bitmap at once), and SQL
-derives the hours, six hours and days those lie in. A side leaving rows (rare) is expanded
-into its 36 rows in SQL: a listener whose session left a row is removed from it unless another
-of the listener's stream sessions is still in the block (asked of the listener's own sessions,
-so the cost follows that listener, not the block's traffic). Python then merges each row's
+derives the hours, six hours and days those lie in (and the hours from half past of the rows
+without dimension). A side leaving rows (rare) is expanded into its 39 rows in SQL: a
+listener whose session left a row is removed from it unless another of the listener's stream
+sessions is still in the block (asked of the listener's own sessions, so the cost follows that
+listener, not the block's traffic). Python then merges each row's
 bitmap with those ids (in C, pyroaring) and writes the rows back in bulk. Streams are plain
 sums. Late and out-of-order events therefore leave every bitmap exact.
 """
@@ -34,7 +36,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, Connection
 from pyroaring import BitMap
 
 from lufy.analytics import counters
@@ -50,6 +52,8 @@ __all__ = [
     "apply_batch",
     "blocks",
     "epoch_blocks",
+    "fill_offset_hours",
+    "is_offset_hour",
     "weighted_count",
 ]
 
@@ -58,6 +62,10 @@ EDGE_LISTENERS = _Q.edge_listeners
 PLATFORM = uuid.UUID(int=0)
 # Levels of blocks: UTC-aligned quarter-hours, hours, six hours (00, 06, 12, 18) and days.
 LEVELS = (("q", 900), ("h", 3600), ("s", 21600), ("d", 86400))
+# And, for the rows without dimension only (scopes' totals: what hourly charts read), hours from
+# half past ('o', 00:30 to 23:30 UTC: a block lies in one UTC day): an hour of a zone offset by
+# a half hour (India, Newfoundland, Iran...) is one row instead of four quarter-hours.
+OFFSET_HOUR = "o"
 
 Block = tuple[str, int]  # (level, start as epoch seconds)
 
@@ -71,12 +79,22 @@ def blocks(start: datetime, end: datetime) -> list[Block]:
     return list(epoch_blocks(int(at), int(stop)))
 
 
+def is_offset_hour(now: int, last: int) -> bool:
+    """Whether [now, last) is one hour from half past that has its own rows (level 'o')."""
+    return last - now == 3600 and now % 3600 == 1800 and now % 86400 != 84600
+
+
 @lru_cache(maxsize=1 << 16)
-def epoch_blocks(now: int, last: int) -> tuple[Block, ...]:
-    """`blocks` of epochs [now, last) (cached: a chart asks for the same buckets again)."""
+def epoch_blocks(now: int, last: int, offset: bool = False) -> tuple[Block, ...]:
+    """`blocks` of epochs [now, last) (cached: a chart asks for the same buckets again). With
+    `offset` (rows without dimension), an hour from half past is its one 'o' block (a bucket of
+    an hourly chart in a zone offset by a half hour); only then: as a step of the greedy walk,
+    hours from half past would miss the six hours and days after them."""
     length = last - now
     if length in (3600, 86400) and now % length == 0:  # an hour or a day of an UTC chart
         return (("h" if length == 3600 else "d", now),)
+    if offset and is_offset_hour(now, last):
+        return ((OFFSET_HOUR, now),)
     out: list[Block] = []
     while now < last:
         for level, length in reversed(LEVELS):
@@ -126,6 +144,66 @@ async def apply_batch(conn: AsyncConnection[Any]) -> None:
     if keep["n"]:
         await conn.execute(_Q.upsert_rows, keep, prepare=False)
     await conn.execute(_Q.drop_work_tables)
+
+
+def fill_offset_hours(conn: Connection[Any]) -> int:
+    """Derive the rows of level 'o' (hours from half past) from the quarter-hour rows where the
+    table predates the level (`lufy migrate`, in its transaction, with the table's schema
+    first on the search path): each is the union of its four quarter-hours' bitmaps and the sum
+    of their streams, as the projection derives it from a range's quarter-hour rows. Returns
+    the number of rows written (0 when there is nothing to derive); the table is analyzed
+    after them."""
+    if not conn.execute(_Q.offset_hours_missing).fetchone()[0]:  # type: ignore[index]
+        return 0
+    conn.execute(_Q.lock_bitmaps)
+    names = ("scope", "owner", "bucket", "weight", "artist_id", "streams", "listeners", "bitmap")
+    rows: dict[str, list[Any]] = {name: [] for name in names}
+    written = 0
+
+    def flush() -> None:
+        nonlocal written
+        if rows["scope"]:
+            conn.execute(_Q.insert_offset_hours, rows, prepare=False)
+            written += len(rows["scope"])
+            for values in rows.values():
+                values.clear()
+
+    with conn.cursor("lufy_offset_hours", binary=True) as cur:
+        cur.execute(_Q.offset_hour_quarters)
+        current: tuple[Any, ...] | None = None
+        parts: list[BitMap] = []
+        streams, artist = 0.0, None
+        for scope, owner, weight, hour, artist_id, quarter_streams, data in cur:
+            key = (scope, owner, hour, weight)
+            if key != current:
+                if current is not None:
+                    _offset_row(rows, current, artist, streams, parts)
+                    if len(rows["scope"]) >= 5000:
+                        flush()
+                current, parts, streams, artist = key, [], 0.0, artist_id
+            parts.append(BitMap.deserialize(data))
+            streams += quarter_streams
+        if current is not None:
+            _offset_row(rows, current, artist, streams, parts)
+    flush()
+    conn.execute(_Q.analyze_bitmaps)
+    return written
+
+
+def _offset_row(
+    rows: dict[str, list[Any]],
+    key: tuple[Any, ...],
+    artist: uuid.UUID | None,
+    streams: float,
+    parts: list[BitMap],
+) -> None:
+    union = BitMap.union(*parts)
+    for name, value in zip(("scope", "owner", "bucket", "weight"), key, strict=True):
+        rows[name].append(value)
+    rows["artist_id"].append(artist)
+    rows["streams"].append(streams)
+    rows["listeners"].append(len(union))
+    rows["bitmap"].append(union.serialize())
 
 
 class _Quarters(NamedTuple):
