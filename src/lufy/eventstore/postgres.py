@@ -143,14 +143,9 @@ class EventStore:
             stream_type, stream_id, code, items, [codec.encode(i.event) for i in items]
         )
         alone = _commits_alone(conn)
-        # Committing alone, the statement carries the NOTIFY when one is due (notifier.py).
-        carry = alone and self.notifier is not None and self.notifier.claim()
-        fast = statements.append_statement(
-            code, single=len(items) == 1, in_tx=not alone, carry_notify=carry
-        )
+        fast = statements.append_statement(code, single=len(items) == 1, in_tx=not alone)
         params = call.params(codec)
         cur = _take_cursor(conn)
-        carried = False
         try:
             try:
                 await cur.execute(fast, params, prepare=True, binary=True)
@@ -165,19 +160,14 @@ class EventStore:
             except psycopg.Error as exc:
                 self._raise_domain_error(exc)
                 raise
-            # Rows back: written and committed, with the NOTIFY if it carried one.
-            carried = carry and bool(rows)
             if not rows:
                 # Nothing was written: a replay, a reused id or a version mismatch. The
                 # function re-checks under the same locks and answers precisely.
                 rows = await self._append_precisely(cur, call, alone)
             last = rows[-1]
-            if alone and not last[3] and not carried:
+            if alone and not last[3]:
                 await self._notify_after_commit(conn, cur)
         finally:
-            if carry and not carried:
-                assert self.notifier is not None
-                self.notifier.missed()
             _give_back(conn, cur)
         return AppendResult(
             positions=[r[0] for r in rows],

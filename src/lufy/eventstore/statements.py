@@ -33,38 +33,31 @@ _STREAM = {-2: _Q.stream_any, -1: _Q.stream_no_stream, 0: _Q.stream_exact}
 
 
 def _compose(
-    template: LiteralString,
-    events: LiteralString,
-    stream: LiteralString,
-    *,
-    probe: bool,
-    notify: bool,
+    template: LiteralString, events: LiteralString, stream: LiteralString, *, in_tx: bool
 ) -> bytes:
-    fresh_ids = sql.SQL(_Q.fresh_ids_probed if probe else _Q.fresh_ids_by_index)
+    # Inside a caller's transaction the event ids are probed (a unique violation would abort
+    # that transaction) and the NOTIFY goes with it; a statement that commits alone leaves the
+    # ids to the unique index (a violation rolls back only itself) and the NOTIFY to the caller.
+    fresh_ids = sql.SQL(_Q.fresh_ids_probed if in_tx else _Q.fresh_ids_by_index)
     parts = {
         "events": sql.SQL(events),
         "stream": sql.SQL(stream).format(fresh_ids=fresh_ids),
-        "notify": sql.SQL(_Q.notify_in_tx if notify else _Q.notify_after_commit),
+        "notify": sql.SQL(_Q.notify_in_tx if in_tx else _Q.notify_after_commit),
     }
     return sql.SQL(template).format(**parts).as_bytes(None)
 
 
-# Inside a caller's transaction the event ids are probed (a unique violation would abort that
-# transaction) and the NOTIFY goes with it; a statement that commits alone leaves the ids to the
-# unique index (a violation rolls back only itself) and carries the NOTIFY only when the store's
-# notifier hands it one (Notifier.claim), else the NOTIFY is sent after the commit.
-# (mode, single event, in a caller's transaction, NOTIFY in the statement) -> the statement.
+# (mode, single event, in a caller's transaction) -> the statement.
 _STATEMENTS = {
-    (mode, single, in_tx, notify): _compose(
+    (mode, single, in_tx): _compose(
         _Q.append_one if single else _Q.append,
         _Q.events_one if single else _Q.events_batch,
         stream,
-        probe=in_tx,
-        notify=notify,
+        in_tx=in_tx,
     )
     for mode, stream in _STREAM.items()
     for single in (True, False)
-    for in_tx, notify in ((True, True), (False, False), (False, True))
+    for in_tx in (True, False)
 }
 
 
@@ -77,14 +70,13 @@ def expected_code(expected: ExpectedVersion) -> int:
     return expected
 
 
-def append_statement(code: int, *, single: bool, in_tx: bool, carry_notify: bool = False) -> bytes:
+def append_statement(code: int, *, single: bool, in_tx: bool) -> bytes:
     """The fast-path statement for expected-version `code` (see expected_code). `in_tx`: inside
     a transaction of the caller's (the event ids probed, the NOTIFY sent with it); otherwise the
     statement commits alone: a used event id fails it on the unique index, rolling back only
-    itself, and it sends the NOTIFY only with `carry_notify` (else the caller does, after the
-    commit)."""
+    itself, and the caller sends the NOTIFY after the commit."""
     mode = code if code < 0 else (-1 if code == 0 else 0)
-    return _STATEMENTS[mode, single, in_tx, in_tx or carry_notify]
+    return _STATEMENTS[mode, single, in_tx]
 
 
 class _BatchItem(msgspec.Struct, frozen=True):
