@@ -51,7 +51,7 @@ def _store(conn: psycopg.Connection[Any], stream: str, version: int, i: int) -> 
     call = statements.AppendCall(
         "bench", stream, version, items, [CODEC.encode(e.event) for e in items]
     )
-    stmt = statements.append_statement(version, single=True, notify_in_tx=False)
+    stmt = statements.append_statement(version, single=True, in_tx=False)
     return _wal(conn, stmt, call.params(CODEC))
 
 

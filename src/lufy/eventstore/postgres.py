@@ -48,6 +48,8 @@ class Page(msgspec.Struct, frozen=True):
 
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+# The unique index on lufy.events.event_id (sql/0001).
+_EVENT_ID_KEY = "events_event_id_key"
 
 
 def _commits_alone(conn: AsyncConnection[Any]) -> bool:
@@ -60,10 +62,6 @@ def _commits_alone(conn: AsyncConnection[Any]) -> bool:
     """
     # pgconn's status, not conn.info's: the same value without building a ConnectionInfo.
     return conn.autocommit and conn.pgconn.transaction_status == _IDLE
-
-
-def _in_transaction(conn: AsyncConnection[Any]) -> bool:
-    return conn.pgconn.transaction_status != _IDLE
 
 
 # The append's cursor of each connection, kept on the connection (so it goes with it) while it
@@ -145,32 +143,27 @@ class EventStore:
             stream_type, stream_id, code, items, [codec.encode(i.event) for i in items]
         )
         alone = _commits_alone(conn)
-        fast = statements.append_statement(code, single=len(items) == 1, notify_in_tx=not alone)
+        fast = statements.append_statement(code, single=len(items) == 1, in_tx=not alone)
         params = call.params(codec)
         cur = _take_cursor(conn)
         try:
-            for attempt in range(2):
-                try:
-                    await cur.execute(fast, params, prepare=True, binary=True)
-                    rows = await cur.fetchall()
-                    if not rows:
-                        # Nothing was written: a replay, a reused id or a version mismatch.
-                        # The function re-checks under the same locks and answers precisely.
-                        precise = call.function_params(codec)
-                        await cur.execute(_Q.append_to_stream, precise)
-                        rows = await cur.fetchall()
-                    break
-                except errors.UniqueViolation as exc:
-                    # Another writer appended the same event id concurrently. Outside a
-                    # transaction the retry sees it and answers idempotently; inside one the
-                    # caller must retry.
-                    if attempt or _in_transaction(conn) or "event_id" not in str(exc):
-                        raise ConcurrencyError(
-                            f"stream {stream_type}/{stream_id} was written concurrently; retry"
-                        ) from None
-                except psycopg.Error as exc:
-                    self._raise_domain_error(exc)
-                    raise
+            try:
+                await cur.execute(fast, params, prepare=True, binary=True)
+                rows = await cur.fetchall()
+            except errors.UniqueViolation as exc:
+                # An event id is in the log already. Committing alone (no probe: the index
+                # refuses it, and the statement rolled back whole) the function below answers;
+                # inside a transaction (probed) another writer appended it concurrently, and
+                # the caller must retry.
+                self._raise_unless_replayable(exc, alone, stream_type, stream_id)
+                rows = []
+            except psycopg.Error as exc:
+                self._raise_domain_error(exc)
+                raise
+            if not rows:
+                # Nothing was written: a replay, a reused id or a version mismatch. The
+                # function re-checks under the same locks and answers precisely.
+                rows = await self._append_precisely(cur, call, alone)
             last = rows[-1]
             if alone and not last[3]:
                 await self._notify_after_commit(conn, cur)
@@ -182,6 +175,38 @@ class EventStore:
             transaction_id=last[2],
             idempotent_replay=bool(last[3]),
         )
+
+    async def _append_precisely(
+        self, cur: AsyncCursor[tuple[Any, ...]], call: statements.AppendCall, alone: bool
+    ) -> list[tuple[Any, ...]]:
+        """The append through lufy.append_to_stream: an idempotent replay, the precise error,
+        or (a writer that went ahead meanwhile) the append itself."""
+        precise = call.function_params(self.codec)
+        for attempt in range(2):
+            try:
+                await cur.execute(_Q.append_to_stream, precise)
+                return await cur.fetchall()
+            except errors.UniqueViolation as exc:
+                # Another writer appended the same event id concurrently: committing alone,
+                # the retry sees it and answers idempotently.
+                self._raise_unless_replayable(
+                    exc, alone and not attempt, call.stream_type, call.stream_id
+                )
+            except psycopg.Error as exc:
+                self._raise_domain_error(exc)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _raise_unless_replayable(
+        exc: errors.UniqueViolation, replayable: bool, stream_type: str, stream_id: str
+    ) -> None:
+        """A unique violation that the precise path may answer (an event id already in the log,
+        the statement committing alone) or a ConcurrencyError."""
+        if not replayable or exc.diag.constraint_name != _EVENT_ID_KEY:
+            raise ConcurrencyError(
+                f"stream {stream_type}/{stream_id} was written concurrently; retry"
+            ) from None
 
     @staticmethod
     def _raise_domain_error(exc: psycopg.Error) -> None:

@@ -15,11 +15,18 @@ FROM lufy.append_to_stream(%(stream_type)s, %(stream_id)s, %(expected)s, %(event
 --             before the append: `stream_exact`, `stream_no_stream` or `stream_any`;
 --   {notify}: `notify_in_tx` (the NOTIFY goes with the caller's transaction) or
 --             `notify_after_commit` (the statement commits alone; the caller sends it after).
--- Each writes only when none of the event ids exists yet and the stream is at the expected
--- version; otherwise it writes nothing and returns no rows, and the caller falls back to
--- lufy.append_to_stream, which answers an idempotent replay or raises the precise error. The
--- streams row lock serialises writers of one stream; a writer that waited re-checks the version
--- on the new row (READ COMMITTED EvalPlanQual).
+-- The {stream} fragments have a slot of their own, {fresh_ids}, for the event-id check, which
+-- goes with {notify}: inside a caller's transaction `fresh_ids_probed` (none of the ids exists
+-- yet: a unique violation there would abort the caller's transaction), when the statement
+-- commits alone `fresh_ids_by_index` (no probe: the unique index on event_id refuses a used id,
+-- and the failed statement rolls back whole, its streams row included; the probe cost ~6 µs
+-- of backend CPU per append: docs/benchmarks.md, "Appends at 8 writers").
+-- Each writes only when the stream is at the expected version and none of the event ids exists
+-- yet; otherwise it writes nothing and returns no rows (or, committing alone, fails on the
+-- event-id index), and the caller falls back to lufy.append_to_stream, which answers an
+-- idempotent replay or raises the precise error. The streams row lock serialises writers of one
+-- stream; a writer that waited re-checks the version on the new row (READ COMMITTED
+-- EvalPlanQual).
 -- name: append
 WITH batch AS {events},
 s AS ({stream}),
@@ -69,22 +76,28 @@ UPDATE lufy.streams
 SET version = version + %(n)s::bigint
 WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
   AND version = %(expected)s
-  AND NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+  AND {fresh_ids}
 RETURNING version - %(n)s::bigint AS base;
 
 -- name: stream_no_stream
 INSERT INTO lufy.streams (stream_type, stream_id, version)
 SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
-WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+WHERE {fresh_ids}
 ON CONFLICT (stream_type, stream_id) DO NOTHING
 RETURNING 0::bigint AS base;
 
 -- name: stream_any
 INSERT INTO lufy.streams AS st (stream_type, stream_id, version)
 SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
-WHERE NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+WHERE {fresh_ids}
 ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = st.version + excluded.version
 RETURNING st.version - %(n)s::bigint AS base;
+
+-- name: fresh_ids_probed
+NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+
+-- name: fresh_ids_by_index
+true
 
 -- name: notify_in_tx
 (SELECT pg_notify('lufy_events', '')) IS NULL;

@@ -3,7 +3,8 @@
 `queries.sql` holds the `append` statement (and `append_one`, the same for a single event) with
 three slots and the fragments that fill them (see the comment above it there): which events
 ({events}: one from plain parameters, or a JSON batch), the streams row for the expected-version
-mode ({stream}) and whether the NOTIFY goes with the transaction ({notify}). psycopg's SQL
+mode ({stream}, with its event-id check) and whether the statement runs in a caller's
+transaction (then the ids are probed and the NOTIFY goes with it) or commits alone. psycopg's SQL
 composition fills them here, once, into the twelve variants; nothing edits query text.
 """
 
@@ -32,19 +33,27 @@ _STREAM = {-2: _Q.stream_any, -1: _Q.stream_no_stream, 0: _Q.stream_exact}
 
 
 def _compose(
-    template: LiteralString, events: LiteralString, stream: LiteralString, notify: LiteralString
+    template: LiteralString, events: LiteralString, stream: LiteralString, *, in_tx: bool
 ) -> bytes:
-    parts = {"events": sql.SQL(events), "stream": sql.SQL(stream), "notify": sql.SQL(notify)}
+    # Inside a caller's transaction the event ids are probed (a unique violation would abort
+    # that transaction) and the NOTIFY goes with it; a statement that commits alone leaves the
+    # ids to the unique index (a violation rolls back only itself) and the NOTIFY to the caller.
+    fresh_ids = sql.SQL(_Q.fresh_ids_probed if in_tx else _Q.fresh_ids_by_index)
+    parts = {
+        "events": sql.SQL(events),
+        "stream": sql.SQL(stream).format(fresh_ids=fresh_ids),
+        "notify": sql.SQL(_Q.notify_in_tx if in_tx else _Q.notify_after_commit),
+    }
     return sql.SQL(template).format(**parts).as_bytes(None)
 
 
-# (mode, single event, NOTIFY in the transaction) -> the statement.
+# (mode, single event, in a caller's transaction) -> the statement.
 _STATEMENTS = {
     (mode, single, in_tx): _compose(
         _Q.append_one if single else _Q.append,
         _Q.events_one if single else _Q.events_batch,
         stream,
-        _Q.notify_in_tx if in_tx else _Q.notify_after_commit,
+        in_tx=in_tx,
     )
     for mode, stream in _STREAM.items()
     for single in (True, False)
@@ -61,10 +70,13 @@ def expected_code(expected: ExpectedVersion) -> int:
     return expected
 
 
-def append_statement(code: int, *, single: bool, notify_in_tx: bool) -> bytes:
-    """The fast-path statement for expected-version `code` (see expected_code)."""
+def append_statement(code: int, *, single: bool, in_tx: bool) -> bytes:
+    """The fast-path statement for expected-version `code` (see expected_code). `in_tx`: inside
+    a transaction of the caller's (the event ids probed, the NOTIFY sent with it); otherwise the
+    statement commits alone: a used event id fails it on the unique index, rolling back only
+    itself, and the caller sends the NOTIFY after the commit."""
     mode = code if code < 0 else (-1 if code == 0 else 0)
-    return _STATEMENTS[mode, single, notify_in_tx]
+    return _STATEMENTS[mode, single, in_tx]
 
 
 class _BatchItem(msgspec.Struct, frozen=True):
