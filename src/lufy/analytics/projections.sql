@@ -5,29 +5,47 @@
 -- at commit; the projection's own tables are unqualified (live schema, or the rebuild's shadow).
 
 -- name: batch_events
--- Every handled event of the range, its payload fields typed once. `listened_ms` is 0 when
--- absent, `weight` 1 when absent or 0 (as `metadata.weight or 1.0`).
+-- Every handled event of the range, its payload fields typed once
+-- (sql/0960_analytics_prepared_pages.sql, `lufy.analytics_typed_events`).
 CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
-SELECT row_number() OVER (ORDER BY e.transaction_id, e.global_position) AS n,
-       e.event_id, e.type, e.occurred_at, e.recorded_at,
-       e.data ->> 'session_id' AS session_id,
-       (e.data ->> 'track_id')::uuid AS track_id,
-       (e.data ->> 'artist_id')::uuid AS artist_id,
-       e.data ->> 'listener_key' AS listener_key,
-       coalesce((e.data ->> 'listened_ms')::bigint, 0) AS listened_ms,
-       e.data ->> 'source' AS source,
-       e.data ->> 'country' AS country,
-       e.data ->> 'device' AS device,
-       coalesce(nullif((e.metadata ->> 'weight')::float8, 0), 1) AS weight,
-       (e.data ->> 'grant_id')::uuid AS grant_id,
-       (e.data ->> 'listener_id') IS NOT NULL AS signed_in,
-       coalesce((e.data ->> 'imported')::boolean, false) AS imported
-FROM lufy.events e
-WHERE (e.transaction_id, e.global_position) > (%(range_after_tx)s::text::xid8, %(range_after_pos)s)
-  AND (e.transaction_id, e.global_position) <= (%(range_upto_tx)s::text::xid8, %(range_upto_pos)s)
-  -- `|| ''` keeps the planner on events_transaction_order (the range), off events_type_order.
-  AND (e.type || '') = ANY(%(types)s::text[])
-  AND e.type <> 'catalog.stream_authorized';
+SELECT * FROM lufy.analytics_typed_events(
+    %(range_after_tx)s::text::xid8, %(range_after_pos)s, %(range_upto_tx)s::text::xid8,
+    %(range_upto_pos)s, %(types)s::text[]);
+
+-- name: prepare_events
+-- A rebuild types a page ahead, on a connection of its own (`prepare_range`): the same rows as
+-- `batch_events`, kept for the page's apply.
+WITH typed AS (
+    INSERT INTO lufy.analytics_prepared_events
+    SELECT %(page)s, t.*
+    FROM lufy.analytics_typed_events(
+        %(range_after_tx)s::text::xid8, %(range_after_pos)s, %(range_upto_tx)s::text::xid8,
+        %(range_upto_pos)s, %(types)s::text[]) t
+    RETURNING 1
+)
+INSERT INTO lufy.analytics_prepared_pages (page, events)
+SELECT %(page)s, count(*) FROM typed;
+
+-- name: take_prepared
+-- Whether the range was typed ahead (and the mark taken: the range is applied once).
+DELETE FROM lufy.analytics_prepared_pages WHERE page = %(page)s RETURNING events;
+
+-- name: batch_events_prepared
+-- `batch_events` from the rows typed ahead.
+CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
+SELECT p.n, p.event_id, p.type, p.occurred_at, p.recorded_at, p.session_id, p.track_id,
+       p.artist_id, p.listener_key, p.listened_ms, p.source, p.country, p.device, p.weight,
+       p.grant_id, p.signed_in, p.imported
+FROM lufy.analytics_prepared_events p
+WHERE p.page = %(page)s;
+
+-- name: drop_prepared
+DELETE FROM lufy.analytics_prepared_events WHERE page = %(page)s;
+
+-- name: discard_prepared
+-- Every range typed ahead: a rebuild's start and end (what an interrupted one left).
+WITH pages AS (DELETE FROM lufy.analytics_prepared_pages)
+DELETE FROM lufy.analytics_prepared_events;
 
 -- name: batch_grants
 -- Stream grants of the range (few: one per stream route call). A grant carries its listener's
