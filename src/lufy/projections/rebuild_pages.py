@@ -65,6 +65,8 @@ class PageReader:
             url, autocommit=True, application_name=process_label("rebuild")
         )
         async with reader:
+            # As the rebuild's own connection: `prepare_range` works on a whole page.
+            await reader.execute(_R.session_settings)
             producer = asyncio.create_task(produce(reader, after))
             try:
                 while True:
