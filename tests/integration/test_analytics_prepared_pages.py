@@ -14,9 +14,9 @@ import pytest
 from psycopg import AsyncConnection
 
 from lufy.analytics.ingest import ImportedEvent, IngestContext, Ingestor
-from lufy.analytics.projections import AnalyticsProjection
+from lufy.analytics.projections import _Q, AnalyticsProjection, _page_name
 from lufy.eventstore.envelope import Checkpoint
-from lufy.projections.context import SHADOW_PATH, enter_system_transaction
+from lufy.projections.context import LIVE_PATH, SHADOW_PATH, enter_system_transaction
 from lufy.projections.ranged import LogRange
 from lufy.projections.rebuild import rebuild
 from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
@@ -166,3 +166,64 @@ async def test_what_an_interrupted_rebuild_typed_ahead_is_discarded_not_applied(
     assert {t: result.differences[t] for t in SAME_ROWS} == dict.fromkeys(SAME_ROWS, (0, 0))
     cur = await admin_conn.execute(LEFT)
     assert await cur.fetchone() == (0, 0)
+
+
+LAST = "SELECT transaction_id, global_position FROM lufy.events ORDER BY 1 DESC, 2 DESC LIMIT 1"
+# Events naming no track or artist before a session's first that does: a new session starts at
+# the latter (what came before is ignored), a stored one takes them all.
+EARLY = """
+INSERT INTO lufy.events (event_id, stream_type, stream_id, type, data)
+SELECT gen_random_uuid(), 'playback', v.sid, 'playback.progress',
+       jsonb_build_object('session_id', v.sid, 'listened_ms', v.ms, 'source', v.source)
+           || CASE WHEN v.named THEN jsonb_build_object('track_id', t.track_id,
+                                                        'artist_id', t.artist_id,
+                                                        'listener_key', 'k-early')
+                   ELSE '{}' END
+FROM (VALUES (1, 'early-new', 90000, 'radio', false), (2, 'early-new', 5000, 'search', true),
+             (3, 's-0', 95000, 'album', false), (4, 's-0', 1000, '', true),
+             (5, 'never-named', 70000, 'radio', false)) AS v(k, sid, ms, source, named)
+CROSS JOIN (SELECT track_id, artist_id FROM lufy.playback_sessions LIMIT 1) t
+ORDER BY v.k
+"""
+FOLDED = "SELECT * FROM analytics_batch_folded ORDER BY session_id"
+DROP_WORK = "DROP TABLE pg_temp.analytics_batch, pg_temp.analytics_batch_folded"
+
+
+async def test_sessions_folded_ahead_in_parts_equal_the_fold_of_the_page(
+    db, store, admin_conn, app_conn
+) -> None:
+    await seeded(db, store, admin_conn)
+    cur = await admin_conn.execute(LAST)
+    before = await cur.fetchone()
+    await admin_conn.execute(EARLY)
+    cur = await admin_conn.execute(LAST)
+    last = await cur.fetchone()
+    assert before is not None
+    assert last is not None
+    log = LogRange.between(
+        Checkpoint(int(before[0]), int(before[1])), Checkpoint(int(last[0]), int(last[1]))
+    )
+    projection = AnalyticsProjection()
+    params = log.params(projection)
+    page = {"page": _page_name(log)}
+    async with app_conn.transaction(force_rollback=True):
+        await enter_system_transaction(app_conn, LIVE_PATH)
+        await app_conn.execute(_Q.batch_events, params)
+        await app_conn.execute(_Q.batch_folded)
+        cur = await app_conn.execute(FOLDED)
+        folded = await cur.fetchall()
+        await app_conn.execute(DROP_WORK)
+        await projection.prepare_range(app_conn, log)
+        cur = await app_conn.execute(_Q.take_prepared, page)
+        assert await cur.fetchone() == (5,)
+        await app_conn.execute(_Q.batch_events_prepared, page)
+        await app_conn.execute(_Q.batch_folded_prepared, page)
+        cur = await app_conn.execute(FOLDED)
+        assert await cur.fetchall() == folded
+    # (session_id, claim_n, is_new, from_n, start, first, listened_ms, ..., source, ...)
+    by_session = {row[0]: row for row in folded}
+    assert set(by_session) == {"early-new", "s-0"}
+    assert by_session["early-new"][2:4] == (True, 2)  # starts at its first named event
+    assert by_session["early-new"][6] == 5000
+    assert by_session["s-0"][2:4] == (False, 0)  # stored: takes every event
+    assert by_session["s-0"][6] == 95000

@@ -165,11 +165,12 @@ class AnalyticsProjection(RangeProjection):
         await self._grants(conn, params)
         page = {"page": _page_name(log)}
         cur = await conn.execute(_Q.take_prepared, page)
-        if await cur.fetchone():  # typed ahead by a rebuild (`prepare_range`)
+        if await cur.fetchone():  # typed and folded ahead by a rebuild (`prepare_range`)
             await conn.execute(_Q.batch_events_prepared, page)
-            await conn.execute(_Q.drop_prepared, page)
+            await conn.execute(_Q.batch_folded_prepared, page)
         else:
             await conn.execute(_Q.batch_events, params)
+            await conn.execute(_Q.batch_folded)
         await conn.execute(_Q.batch_sessions)
         cur = await conn.execute(_Q.any_mixed)
         if (await cur.fetchone() or (False,))[0]:
@@ -198,9 +199,13 @@ class AnalyticsProjection(RangeProjection):
         await conn.execute(_Q.drop_work_tables)
 
     async def prepare_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
-        # The events typed (`batch_events`, the most expensive statement of a rebuild's page):
-        # it reads only the log.
-        await conn.execute(_Q.prepare_events, {**log.params(self), "page": _page_name(log)})
+        # The events typed (`batch_events`) and folded per session in parts (`batch_sessions`
+        # but for what depends on the sessions stored before): the two most expensive
+        # statements of a rebuild's page. Also drops the rows of the pages applied since.
+        page = {"page": _page_name(log)}
+        await conn.execute(_Q.drop_taken)
+        await conn.execute(_Q.prepare_events, {**log.params(self), **page})
+        await conn.execute(_Q.prepare_sessions, page)
 
     async def discard_prepared(self, conn: AsyncConnection[Any]) -> None:
         await conn.execute(_Q.discard_prepared)
