@@ -168,6 +168,7 @@ class AnalyticsProjection(RangeProjection):
         if await cur.fetchone():  # typed and folded ahead by a rebuild (`prepare_range`)
             await conn.execute(_Q.batch_events_prepared, page)
             await conn.execute(_Q.batch_folded_prepared, page)
+            await conn.execute(_Q.drop_prepared, page)
         else:
             await conn.execute(_Q.batch_events, params)
             await conn.execute(_Q.batch_folded)
@@ -201,9 +202,8 @@ class AnalyticsProjection(RangeProjection):
     async def prepare_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
         # The events typed (`batch_events`) and folded per session in parts (`batch_sessions`
         # but for what depends on the sessions stored before): the two most expensive
-        # statements of a rebuild's page. Also drops the rows of the pages applied since.
+        # statements of a rebuild's page.
         page = {"page": _page_name(log)}
-        await conn.execute(_Q.drop_taken)
         await conn.execute(_Q.prepare_events, {**log.params(self), **page})
         await conn.execute(_Q.prepare_sessions, page)
 

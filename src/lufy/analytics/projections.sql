@@ -400,7 +400,10 @@ CREATE TEMP TABLE analytics_batch_folded ON COMMIT DROP AS
 WITH parts AS (
     SELECT p.*, s.session_id IS NULL AS is_new
     FROM lufy.analytics_prepared_sessions p
-    LEFT JOIN playback_sessions s ON s.session_id = p.session_id
+    -- One index probe per session (as a plain join the planner hashed the whole table).
+    LEFT JOIN LATERAL (
+        SELECT s.session_id FROM playback_sessions s WHERE s.session_id = p.session_id LIMIT 1
+    ) s ON true
     WHERE p.page = %(page)s AND (p.valid OR s.session_id IS NOT NULL)
 ), folded AS (
     SELECT p.session_id, min(p.claim_n) AS claim_n, bool_or(p.is_new) AS is_new,
@@ -422,15 +425,11 @@ WITH parts AS (
 )
 SELECT * FROM folded;
 
--- name: drop_taken
--- Before the reader prepares a page: the rows of the pages whose apply took them (committed; a
--- page taken by an apply still running is kept), off the applying connection.
-WITH sessions AS (
-    DELETE FROM lufy.analytics_prepared_sessions x
-    WHERE NOT EXISTS (SELECT 1 FROM lufy.analytics_prepared_pages p WHERE p.page = x.page)
-)
-DELETE FROM lufy.analytics_prepared_events x
-WHERE NOT EXISTS (SELECT 1 FROM lufy.analytics_prepared_pages p WHERE p.page = x.page);
+-- name: drop_prepared
+-- The page's rows prepared ahead, once taken (by the page index: the table holds the few pages
+-- the reader is ahead, and the dead rows of those applied before).
+WITH sessions AS (DELETE FROM lufy.analytics_prepared_sessions WHERE page = %(page)s)
+DELETE FROM lufy.analytics_prepared_events WHERE page = %(page)s;
 
 -- name: discard_prepared
 -- Every range prepared: a rebuild's start and end (what an interrupted one left).
