@@ -95,15 +95,6 @@ def _columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, l
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
-def _page_name(log: LogRange) -> str:
-    """A range of the log as the name of its typed events (`prepare_range`)."""
-    assert log.after is not None
-    assert log.upto is not None
-    return f"{log.after.transaction_id}:{log.after.global_position}-" + (
-        f"{log.upto.transaction_id}:{log.upto.global_position}"
-    )
-
-
 class AnalyticsProjection(RangeProjection):
     """Sessions, per-track and per-artist 15-minute rollups, and likes/follows one by one,
     applied a range of the log at a time with set-based statements (projections.sql).
@@ -163,15 +154,7 @@ class AnalyticsProjection(RangeProjection):
             raise ValueError("the analytics projection applies ranges in log order only")
         params = log.params(self)
         await self._grants(conn, params)
-        page = {"page": _page_name(log)}
-        cur = await conn.execute(_Q.take_prepared, page)
-        if await cur.fetchone():  # typed and folded ahead by a rebuild (`prepare_range`)
-            await conn.execute(_Q.batch_events_prepared, page)
-            await conn.execute(_Q.batch_folded_prepared, page)
-            await conn.execute(_Q.drop_prepared, page)
-        else:
-            await conn.execute(_Q.batch_events, params)
-            await conn.execute(_Q.batch_folded)
+        await conn.execute(_Q.batch_events, params)
         await conn.execute(_Q.batch_sessions)
         cur = await conn.execute(_Q.any_mixed)
         if (await cur.fetchone() or (False,))[0]:
@@ -198,17 +181,6 @@ class AnalyticsProjection(RangeProjection):
         follow_days = sorted({row[0] for row in await engagement[0].fetchall()})
         await conn.execute(_Q.mark_days, {"days": follow_days})
         await conn.execute(_Q.drop_work_tables)
-
-    async def prepare_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
-        # The events typed (`batch_events`) and folded per session in parts (`batch_sessions`
-        # but for what depends on the sessions stored before): the two most expensive
-        # statements of a rebuild's page.
-        page = {"page": _page_name(log)}
-        await conn.execute(_Q.prepare_events, {**log.params(self), **page})
-        await conn.execute(_Q.prepare_sessions, page)
-
-    async def discard_prepared(self, conn: AsyncConnection[Any]) -> None:
-        await conn.execute(_Q.discard_prepared)
 
     async def _grants(self, conn: AsyncConnection[Any], params: dict[str, Any]) -> None:
         """Keep every grant with a keyed hash of its listener (never the user id itself)."""

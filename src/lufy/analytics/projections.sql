@@ -5,12 +5,29 @@
 -- at commit; the projection's own tables are unqualified (live schema, or the rebuild's shadow).
 
 -- name: batch_events
--- Every handled event of the range, its payload fields typed once
--- (sql/0960_analytics_prepared_pages.sql, `lufy.analytics_typed_events`).
+-- Every handled event of the range, its payload fields typed once. `listened_ms` is 0 when
+-- absent, `weight` 1 when absent or 0 (as `metadata.weight or 1.0`).
 CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
-SELECT * FROM lufy.analytics_typed_events(
-    %(range_after_tx)s::text::xid8, %(range_after_pos)s, %(range_upto_tx)s::text::xid8,
-    %(range_upto_pos)s, %(types)s::text[]);
+SELECT row_number() OVER (ORDER BY e.transaction_id, e.global_position) AS n,
+       e.event_id, e.type, e.occurred_at, e.recorded_at,
+       e.data ->> 'session_id' AS session_id,
+       (e.data ->> 'track_id')::uuid AS track_id,
+       (e.data ->> 'artist_id')::uuid AS artist_id,
+       e.data ->> 'listener_key' AS listener_key,
+       coalesce((e.data ->> 'listened_ms')::bigint, 0) AS listened_ms,
+       e.data ->> 'source' AS source,
+       e.data ->> 'country' AS country,
+       e.data ->> 'device' AS device,
+       coalesce(nullif((e.metadata ->> 'weight')::float8, 0), 1) AS weight,
+       (e.data ->> 'grant_id')::uuid AS grant_id,
+       (e.data ->> 'listener_id') IS NOT NULL AS signed_in,
+       coalesce((e.data ->> 'imported')::boolean, false) AS imported
+FROM lufy.events e
+WHERE (e.transaction_id, e.global_position) > (%(range_after_tx)s::text::xid8, %(range_after_pos)s)
+  AND (e.transaction_id, e.global_position) <= (%(range_upto_tx)s::text::xid8, %(range_upto_pos)s)
+  -- `|| ''` keeps the planner on events_transaction_order (the range), off events_type_order.
+  AND (e.type || '') = ANY(%(types)s::text[])
+  AND e.type <> 'catalog.stream_authorized';
 
 -- name: batch_grants
 -- Stream grants of the range (few: one per stream route call). A grant carries its listener's
@@ -33,12 +50,13 @@ ON CONFLICT (grant_id) DO NOTHING;
 -- name: hmac_key
 SELECT hmac_key FROM lufy.analytics_secret;
 
--- name: batch_folded
+-- name: batch_sessions
 -- What the range's playback events say about each session, folded: a session not seen before
 -- starts at its first event naming both track and artist (earlier ones are ignored, as they
 -- were when events were folded one by one); `claim_n` is its first event carrying a grant id.
--- Text fields keep the lowest and highest non-empty value (settled by `batch_sessions`).
-CREATE TEMP TABLE analytics_batch_folded ON COMMIT DROP AS
+-- Text fields keep the first non-empty value in log order: when a session's events disagree
+-- (lo <> hi) or only have '' (`mixed`), batch_firsts settles it in order.
+CREATE TEMP TABLE analytics_batch_sessions ON COMMIT DROP AS
 WITH ev AS NOT MATERIALIZED (
     SELECT * FROM analytics_batch WHERE starts_with(type, 'playback.')
 ), firsts AS (
@@ -74,14 +92,6 @@ WITH ev AS NOT MATERIALIZED (
     FROM starts st JOIN ev ON ev.session_id = st.session_id AND ev.n >= st.from_n
     GROUP BY st.session_id
 )
-SELECT * FROM folded;
-
--- name: batch_sessions
--- The folded sessions (`batch_folded`, or `batch_folded_prepared` in a rebuild) with the
--- track, artist and listener of the event they start at. Text fields keep the first
--- non-empty value in log order: when a session's events disagree (lo <> hi) or only have ''
--- (`mixed`), batch_firsts settles it in order.
-CREATE TEMP TABLE analytics_batch_sessions ON COMMIT DROP AS
 SELECT f.session_id, f.claim_n, f.is_new, f.from_n,
        fe.track_id, fe.artist_id, fe.listener_key,
        f.start_event_at, f.first_event_at, f.listened_ms, f.completed, f.skipped,
@@ -91,7 +101,7 @@ SELECT f.session_id, f.claim_n, f.is_new, f.from_n,
         OR f.country <> f.country_hi OR (f.country IS NULL AND f.country_empty)
         OR f.device <> f.device_hi OR (f.device IS NULL AND f.device_empty)
         OR f.grant_id <> f.grant_hi) AS mixed
-FROM analytics_batch_folded f
+FROM folded f
 LEFT JOIN analytics_batch fe ON fe.n = f.from_n;
 
 -- name: any_mixed
@@ -329,110 +339,5 @@ ON CONFLICT (day) DO UPDATE SET changes = m.changes + 1;
 -- name: drop_work_tables
 -- At the end of a range (they are dropped at commit anyway; a second range in the same
 -- transaction starts afresh).
-DROP TABLE pg_temp.analytics_batch, pg_temp.analytics_batch_folded, pg_temp.analytics_batch_sessions,
+DROP TABLE pg_temp.analytics_batch, pg_temp.analytics_batch_sessions,
            pg_temp.analytics_batch_changes, pg_temp.analytics_batch_deltas;
-
--- A rebuild's pages prepared ahead (AnalyticsProjection.prepare_range, on the rebuild's reader
--- connection while the previous page is applied; sql/0960, sql/0961).
-
--- name: prepare_events
--- A rebuild types a page ahead, on a connection of its own (`prepare_range`): the same rows as
--- `batch_events`, kept for the page's apply.
-WITH typed AS (
-    INSERT INTO lufy.analytics_prepared_events
-    SELECT %(page)s, t.*
-    FROM lufy.analytics_typed_events(
-        %(range_after_tx)s::text::xid8, %(range_after_pos)s, %(range_upto_tx)s::text::xid8,
-        %(range_upto_pos)s, %(types)s::text[]) t
-    RETURNING 1
-)
-INSERT INTO lufy.analytics_prepared_pages (page, events)
-SELECT %(page)s, count(*) FROM typed;
-
--- name: prepare_sessions
--- The page's playback events typed ahead (`prepare_events`), folded per session ahead too, in
--- up to two parts per session: before its first event naming both track and artist (`valid`
--- false) and from it on, with the aggregates of `batch_sessions` per part; `claim_n` and
--- `valid_from` (the same in both parts) as in `batch_sessions`. Which parts a session takes
--- depends on whether it was stored before, known only when the page is applied
--- (`batch_sessions_prepared`).
-INSERT INTO lufy.analytics_prepared_sessions
-WITH ev AS (
-    SELECT p.*,
-           min(p.n) FILTER (WHERE p.track_id IS NOT NULL AND p.artist_id IS NOT NULL)
-               OVER (PARTITION BY p.session_id) AS valid_from,
-           min(p.n) FILTER (WHERE p.grant_id IS NOT NULL) OVER (PARTITION BY p.session_id)
-               AS claim_n
-    FROM lufy.analytics_prepared_events p
-    WHERE p.page = %(page)s AND starts_with(p.type, 'playback.')
-)
-SELECT %(page)s, e.session_id, coalesce(e.n >= e.valid_from, false),
-       min(e.valid_from), min(e.claim_n),
-       min(e.occurred_at) FILTER (WHERE e.type = 'playback.started'), min(e.occurred_at),
-       max(e.listened_ms), bool_or(e.type = 'playback.completed'),
-       bool_or(e.type = 'playback.skipped'),
-       min(nullif(e.source, '')), max(nullif(e.source, '')), bool_or(e.source = ''),
-       min(nullif(e.country, '')), max(nullif(e.country, '')), bool_or(e.country = ''),
-       min(nullif(e.device, '')), max(nullif(e.device, '')), bool_or(e.device = ''),
-       min(e.grant_id::text), max(e.grant_id::text), max(e.weight), bool_or(e.signed_in),
-       bool_or(e.imported), min(e.recorded_at - e.listened_ms * interval '1 millisecond')
-FROM ev e
-GROUP BY e.session_id, 3;
-
--- name: take_prepared
--- Whether the range was typed ahead (and the mark taken: the range is applied once).
-DELETE FROM lufy.analytics_prepared_pages WHERE page = %(page)s RETURNING events;
-
--- name: batch_events_prepared
--- `batch_events` from the rows typed ahead.
-CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
-SELECT p.n, p.event_id, p.type, p.occurred_at, p.recorded_at, p.session_id, p.track_id,
-       p.artist_id, p.listener_key, p.listened_ms, p.source, p.country, p.device, p.weight,
-       p.grant_id, p.signed_in, p.imported
-FROM lufy.analytics_prepared_events p
-WHERE p.page = %(page)s;
-
--- name: batch_folded_prepared
--- `batch_folded` from the parts folded ahead (`prepare_sessions`): a session stored before
--- takes both its parts, a new one the part from its first event naming track and artist on
--- (none: it is left out, as in `batch_folded`); min, max and any combine across parts.
-CREATE TEMP TABLE analytics_batch_folded ON COMMIT DROP AS
-WITH parts AS (
-    SELECT p.*, s.session_id IS NULL AS is_new
-    FROM lufy.analytics_prepared_sessions p
-    -- One index probe per session (as a plain join the planner hashed the whole table).
-    LEFT JOIN LATERAL (
-        SELECT s.session_id FROM playback_sessions s WHERE s.session_id = p.session_id LIMIT 1
-    ) s ON true
-    WHERE p.page = %(page)s AND (p.valid OR s.session_id IS NOT NULL)
-), folded AS (
-    SELECT p.session_id, min(p.claim_n) AS claim_n, bool_or(p.is_new) AS is_new,
-           CASE WHEN bool_or(p.is_new) THEN min(p.valid_from) ELSE 0 END AS from_n,
-           min(p.start_event_at) AS start_event_at, min(p.first_event_at) AS first_event_at,
-           max(p.listened_ms) AS listened_ms, bool_or(p.completed) AS completed,
-           bool_or(p.skipped) AS skipped,
-           min(p.source) AS source, max(p.source_hi) AS source_hi,
-           bool_or(p.source_empty) AS source_empty,
-           min(p.country) AS country, max(p.country_hi) AS country_hi,
-           bool_or(p.country_empty) AS country_empty,
-           min(p.device) AS device, max(p.device_hi) AS device_hi,
-           bool_or(p.device_empty) AS device_empty,
-           min(p.grant_id) AS grant_id, max(p.grant_hi) AS grant_hi, max(p.weight) AS weight,
-           bool_or(p.signed_in) AS signed_in, bool_or(p.imported) AS imported,
-           min(p.grant_deadline) AS grant_deadline
-    FROM parts p
-    GROUP BY p.session_id
-)
-SELECT * FROM folded;
-
--- name: drop_prepared
--- The page's rows prepared ahead, once taken (by the page index: the table holds the few pages
--- the reader is ahead, and the dead rows of those applied before).
-WITH sessions AS (DELETE FROM lufy.analytics_prepared_sessions WHERE page = %(page)s)
-DELETE FROM lufy.analytics_prepared_events WHERE page = %(page)s;
-
--- name: discard_prepared
--- Every range prepared: a rebuild's start and end (what an interrupted one left).
-WITH pages AS (DELETE FROM lufy.analytics_prepared_pages),
-     sessions AS (DELETE FROM lufy.analytics_prepared_sessions)
-DELETE FROM lufy.analytics_prepared_events;

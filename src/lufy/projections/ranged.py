@@ -113,17 +113,6 @@ class RangeProjection(Projection):
     # one sorted pass each, before the swap (rebuild.py).
     rebuild_deferred_indexes: ClassVar[tuple[str, ...]] = ()
 
-    async def prepare_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
-        """Work on `log` that reads nothing but the log, done ahead: a rebuild calls it for
-        each page on a connection of its own (one transaction, as `system`, search_path the
-        shadow schema's) while the previous page is applied, and `apply_range` of that very
-        range may then use what it left (in tables of its own, not in `tables`). It must stay
-        a function of the range alone (anyone applying the range may take it), and
-        `discard_prepared` forgets what was not used. By default nothing."""
-
-    async def discard_prepared(self, conn: AsyncConnection[Any]) -> None:
-        """Forget what `prepare_range` left (a rebuild's start and end)."""
-
     @abstractmethod
     async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
         """Apply every event of `handles` in `log` (use `log.where()` and `log.params(self)`)."""

@@ -389,24 +389,8 @@ class _Rebuild:
         """Apply batches until a page comes back short: the swap then has little left to do.
 
         The next page is read on a second connection while the current one is applied, so the
-        database's part of reading (and a RangeProjection's `prepare_range` of the page, done
-        there too) overlaps with decoding and applying.
+        database's part of reading overlaps with decoding and applying.
         """
-        await self._discard_prepared()  # an interrupted rebuild's
-        checkpoint, applied = await self._apply_pages(checkpoint, applied, total)
-        await self._discard_prepared()  # pages read ahead of `until`
-        return checkpoint, applied
-
-    async def _discard_prepared(self) -> None:
-        """Forget what `prepare_range` left (PageReader prepares each page it reads ahead)."""
-        if isinstance(self.p, RangeProjection):
-            async with self.conn.transaction():
-                await enter_system_transaction(self.conn, SHADOW_PATH)
-                await self.p.discard_prepared(self.conn)
-
-    async def _apply_pages(
-        self, checkpoint: Checkpoint, applied: int, total: int
-    ) -> tuple[Checkpoint, int]:
         async with contextlib.aclosing(self.pages.read_ahead(self.url, checkpoint)) as pages:
             async for page, full in pages:
                 batch, done = page, not full

@@ -2,9 +2,7 @@
 
 Each page is read on a connection of its own while the previous one is applied. A plain
 projection gets pages of decoded events (EventStore.read_all); a RangeProjection only
-where each page ends and how many events it holds, since it applies a range in one statement,
-and its `prepare_range` of the page is done there too (e.g. the analytics projection types the
-page's events, so that work overlaps with the previous page's apply on the other backend).
+where each page ends and how many events it holds, since it applies a range in one statement.
 With `until`, a page ends at the last event recorded by then.
 """
 
@@ -23,8 +21,8 @@ from lufy.eventstore.envelope import Checkpoint
 from lufy.eventstore.postgres import EventStore
 from lufy.projections.applier import Batch
 from lufy.projections.base import Projection
-from lufy.projections.context import SHADOW_PATH, Q, enter_system_transaction, process_label
-from lufy.projections.ranged import LogRange, RangeProjection
+from lufy.projections.context import Q, process_label
+from lufy.projections.ranged import RangeProjection
 from lufy.sqlfiles import load_queries
 
 __all__ = ["PageReader"]
@@ -51,7 +49,6 @@ class PageReader:
             try:
                 while True:
                     batch, full = await self.read(reader, after)
-                    await self.prepare(reader, batch)
                     await pages.put((batch, full))
                     if not full:
                         return
@@ -65,8 +62,6 @@ class PageReader:
             url, autocommit=True, application_name=process_label("rebuild")
         )
         async with reader:
-            # As the rebuild's own connection: `prepare_range` works on a whole page.
-            await reader.execute(_R.session_settings)
             producer = asyncio.create_task(produce(reader, after))
             try:
                 while True:
@@ -80,15 +75,6 @@ class PageReader:
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await producer
-
-    async def prepare(self, reader: AsyncConnection[Any], batch: Batch) -> None:
-        """A RangeProjection's `prepare_range` of the page, in a transaction of its own (the
-        page's apply, on the other connection, finds it committed)."""
-        if not isinstance(self.p, RangeProjection) or not batch.size:
-            return
-        async with reader.transaction():
-            await enter_system_transaction(reader, SHADOW_PATH)
-            await self.p.prepare_range(reader, LogRange.between(batch.before, batch.after))
 
     async def read(self, reader: AsyncConnection[Any], after: Checkpoint) -> tuple[Batch, bool]:
         """The next batch after `after` and whether it is full: one page of
