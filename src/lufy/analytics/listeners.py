@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -105,45 +105,74 @@ def epoch_blocks(now: int, last: int, offset: bool = False) -> tuple[Block, ...]
     return tuple(out)
 
 
-async def apply_batch(conn: AsyncConnection[Any]) -> None:
+async def apply_batch(
+    conn: AsyncConnection[Any],
+    *,
+    while_grouping: Callable[[], Awaitable[None]] | None = None,
+    while_merging: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Apply what a range changed in the bitmaps (listeners.sql, from the projection's work
-    table of changed sessions, after the sessions were written)."""
+    table of changed sessions, after `verify`).
+
+    The caller's statements that do not touch the bitmaps run while Python works: in pipeline
+    mode, `while_grouping` is sent right before Python groups the entering sides into rows,
+    `while_merging` right before it merges the rows' bitmaps, and PostgreSQL executes them
+    meanwhile (one connection, in order: the sessions `while_grouping` writes are written
+    before `batch_rows` probes them)."""
     await conn.execute(_Q.settings)
     await conn.execute(_Q.batch_sides)
     await conn.execute(_Q.assign_listener_ids)
     async with conn.cursor(binary=True) as cur:
         await cur.execute(_Q.entering_sides)
-        quarters = _quarter_rows(await cur.fetchall())
-    await conn.execute(_Q.batch_adds, quarters.columns, prepare=False)
-    adds = quarters.ids  # by qn - 1
-    await conn.execute(_Q.batch_add_rows)
-    cur = await conn.execute(_Q.any_leaving)
-    leaving = (await cur.fetchone() or (False,))[0]
-    await conn.execute(_Q.batch_rows if leaving else _Q.batch_rows_adding)
+        sides = await cur.fetchall()
+    async with conn.pipeline():
+        if while_grouping is not None:
+            await while_grouping()
+        quarters = _quarter_rows(sides)
+        del sides
+        await conn.execute(_Q.batch_adds, quarters.columns, prepare=False)
+        await conn.execute(_Q.batch_add_rows)
+        cur = await conn.execute(_Q.any_leaving)
+        leaving = (await cur.fetchone() or (False,))[0]
+        await conn.execute(_Q.batch_rows if leaving else _Q.batch_rows_adding)
+        async with conn.cursor(binary=True) as rows:
+            await rows.execute(_Q.lock_rows)
+            found = await rows.fetchall()
+        if while_merging is not None:
+            await while_merging()
+        keep, empty = _merged(found, quarters.ids)
+        del found
+        if empty:
+            await conn.execute(_Q.delete_rows, {"n": empty}, prepare=False)
+        if keep["n"]:
+            await conn.execute(_Q.upsert_rows, keep, prepare=False)
+        await conn.execute(_Q.drop_work_tables)
+
+
+def _merged(
+    found: Iterable[Sequence[Any]], adds: Sequence[BitMap]
+) -> tuple[dict[str, list[Any]], list[int]]:
+    """Each locked row (`lock_rows`) merged with the ids it gains and loses (`adds`: the ids of
+    each quarter-hour row, by qn - 1): the rows to write (parameters of `upsert_rows`) and the
+    numbers of those left empty."""
     keep: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}
     empty: list[int] = []
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(_Q.lock_rows)
-        async for n, delta, qn, children, removed, streams, data in cur:
-            bitmap = BitMap() if data is None else BitMap.deserialize(data)
-            if removed:
-                bitmap.difference_update(BitMap(removed))
-            if qn is not None:
-                bitmap |= adds[qn - 1]
-            elif children:
-                bitmap |= BitMap.union(*(adds[c - 1] for c in children))
-            if not bitmap:
-                empty.append(n)
-                continue
-            keep["n"].append(n)
-            keep["streams"].append((streams or 0.0) + delta)
-            keep["listeners"].append(len(bitmap))
-            keep["bitmap"].append(bitmap.serialize())
-    if empty:
-        await conn.execute(_Q.delete_rows, {"n": empty}, prepare=False)
-    if keep["n"]:
-        await conn.execute(_Q.upsert_rows, keep, prepare=False)
-    await conn.execute(_Q.drop_work_tables)
+    for n, delta, qn, children, removed, streams, data in found:
+        bitmap = BitMap() if data is None else BitMap.deserialize(data)
+        if removed:
+            bitmap.difference_update(BitMap(removed))
+        if qn is not None:
+            bitmap |= adds[qn - 1]
+        elif children:
+            bitmap |= BitMap.union(*(adds[c - 1] for c in children))
+        if not bitmap:
+            empty.append(n)
+            continue
+        keep["n"].append(n)
+        keep["streams"].append((streams or 0.0) + delta)
+        keep["listeners"].append(len(bitmap))
+        keep["bitmap"].append(bitmap.serialize())
+    return keep, empty
 
 
 def fill_offset_hours(conn: Connection[Any]) -> int:

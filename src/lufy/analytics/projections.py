@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 
 from lufy.analytics import counters, listeners, minutes
 from lufy.analytics.classify import listener_key
@@ -161,15 +161,24 @@ class AnalyticsProjection(RangeProjection):
             await conn.execute(_Q.batch_firsts)
         await conn.execute(_Q.batch_changes)
         await conn.execute(_Q.verify, {"grant_sessions": GRANT_SESSIONS})
-        await conn.execute(_Q.insert_sessions)
-        await conn.execute(_Q.update_sessions)
-        await listeners.apply_batch(conn)
-        await conn.execute(_Q.batch_deltas)
-        await conn.execute(_Q.add_track_rollup)
-        await counters.add_batch(conn)
-        await minutes.add_batch(conn)  # streams per minute (realtime), from the same changes
-        cur = await conn.execute(_Q.engagement)
-        follow_days = sorted({row[0] for row in await cur.fetchall()})
+        # The bitmaps' Python work (grouping the rows, merging the bitmaps) overlaps with the
+        # statements that do not depend on it, queued in pipeline mode: PostgreSQL writes the
+        # sessions while Python groups the rows, and the rollups and counters while it merges.
+        engagement: list[AsyncCursor[Any]] = []
+
+        async def write_sessions() -> None:
+            await conn.execute(_Q.insert_sessions)
+            await conn.execute(_Q.update_sessions)
+
+        async def add_rollups() -> None:
+            await conn.execute(_Q.batch_deltas)
+            await conn.execute(_Q.add_track_rollup)
+            await counters.add_batch(conn)
+            await minutes.add_batch(conn)  # streams per minute (realtime), same changes
+            engagement.append(await conn.execute(_Q.engagement))
+
+        await listeners.apply_batch(conn, while_grouping=write_sessions, while_merging=add_rollups)
+        follow_days = sorted({row[0] for row in await engagement[0].fetchall()})
         await conn.execute(_Q.mark_days, {"days": follow_days})
         await conn.execute(_Q.drop_work_tables)
 

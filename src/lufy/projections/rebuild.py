@@ -207,7 +207,7 @@ class _Rebuild:
                 checkpoint=checkpoint,
                 seconds=0.0,
             )
-            await self.swapper.persist_shadow()
+            await self.swapper.persist_shadow(self.url)
             if swap:
                 swapped = await self.swapper.swap(checkpoint, applied, compare=compare)
                 result.differences = swapped.differences

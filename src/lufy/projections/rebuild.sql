@@ -54,6 +54,12 @@ SELECT lufy.maintain_shadow_tables(%(tables)s::text[], 'ANALYZE');
 -- name: truncate_shadow
 SELECT lufy.maintain_shadow_tables(%(tables)s::text[], 'TRUNCATE');
 
+-- name: shadow_sizes
+-- The shadow copies by size on disk, biggest first (ShadowSwap.persist_shadow shares them out).
+SELECT t, pg_total_relation_size(to_regclass(format('lufy_shadow.%%I', t)))
+FROM unnest(%(tables)s::text[]) t
+ORDER BY 2 DESC NULLS LAST, 1;
+
 -- name: set_shadow_logged
 -- Fill the shadow copies UNLOGGED (a rebuild's start), make them LOGGED once caught up (before
 -- the swap): sql/0940_rebuild_unlogged_shadow.sql.
