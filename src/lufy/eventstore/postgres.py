@@ -48,8 +48,9 @@ class Page(msgspec.Struct, frozen=True):
 
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
-# The unique index on lufy.events.event_id (sql/0001).
+# The unique indexes of lufy.events (sql/0001): on event_id, and on a stream's versions.
 _EVENT_ID_KEY = "events_event_id_key"
+_STREAM_VERSION_KEY = "events_stream_version_key"
 
 
 def _commits_alone(conn: AsyncConnection[Any]) -> bool:
@@ -148,13 +149,19 @@ class EventStore:
         cur = _take_cursor(conn)
         try:
             try:
-                await cur.execute(fast, params, prepare=True, binary=True)
-                rows = await cur.fetchall()
+                if code == statements.ANY_CODE and not alone:
+                    # Inside a transaction ANY goes to the function, which retries past a
+                    # concurrent writer in a subtransaction (the plain statement would fail on
+                    # the version index, and the caller's transaction with it).
+                    rows = []
+                else:
+                    await cur.execute(fast, params, prepare=True, binary=True)
+                    rows = await cur.fetchall()
             except errors.UniqueViolation as exc:
-                # An event id is in the log already. Committing alone (no probe: the index
+                # An event id or the version is taken. Committing alone (no probe: the index
                 # refuses it, and the statement rolled back whole) the function below answers;
-                # inside a transaction (probed) another writer appended it concurrently, and
-                # the caller must retry.
+                # inside a transaction (probed) another writer took it concurrently, and the
+                # caller must retry.
                 self._raise_unless_replayable(exc, alone, stream_type, stream_id)
                 rows = []
             except psycopg.Error as exc:
@@ -187,8 +194,9 @@ class EventStore:
                 await cur.execute(_Q.append_to_stream, precise)
                 return await cur.fetchall()
             except errors.UniqueViolation as exc:
-                # Another writer appended the same event id concurrently: committing alone,
-                # the retry sees it and answers idempotently.
+                # Another writer appended the same event id concurrently (the function retries
+                # a taken version itself): committing alone, the retry sees it and answers
+                # idempotently.
                 self._raise_unless_replayable(
                     exc, alone and not attempt, call.stream_type, call.stream_id
                 )
@@ -201,9 +209,9 @@ class EventStore:
     def _raise_unless_replayable(
         exc: errors.UniqueViolation, replayable: bool, stream_type: str, stream_id: str
     ) -> None:
-        """A unique violation that the precise path may answer (an event id already in the log,
-        the statement committing alone) or a ConcurrencyError."""
-        if not replayable or exc.diag.constraint_name != _EVENT_ID_KEY:
+        """A unique violation that the precise path may answer (an event id already in the log
+        or a version taken, the statement committing alone) or a ConcurrencyError."""
+        if not replayable or exc.diag.constraint_name not in (_EVENT_ID_KEY, _STREAM_VERSION_KEY):
             raise ConcurrencyError(
                 f"stream {stream_type}/{stream_id} was written concurrently; retry"
             ) from None

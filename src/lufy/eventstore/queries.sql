@@ -11,22 +11,24 @@ FROM lufy.append_to_stream(%(stream_type)s, %(stream_id)s, %(expected)s, %(event
 --             occurred_at, i): `events_one` (one event from plain parameters, the usual case:
 --             nothing to parse) or `events_batch` (one JSON array parameter: one value to send
 --             and parse instead of six arrays, `data` arriving as a JSON object);
---   {stream}: the streams row for the expected-version mode, returning `base`, the version
---             before the append: `stream_exact`, `stream_no_stream` or `stream_any`;
+--   {stream}: the check of the expected-version mode against the log, returning `base`, the
+--             version before the append: `stream_exact`, `stream_no_stream` or `stream_any`;
 --   {notify}: `notify_in_tx` (the NOTIFY goes with the caller's transaction) or
 --             `notify_after_commit` (the statement commits alone; the caller sends it after).
 -- The {stream} fragments have a slot of their own, {fresh_ids}, for the event-id check, which
 -- goes with {notify}: inside a caller's transaction `fresh_ids_probed` (none of the ids exists
 -- yet: a unique violation there would abort the caller's transaction), when the statement
--- commits alone `fresh_ids_by_index` (no probe: the unique index on event_id refuses a used id,
--- and the failed statement rolls back whole, its streams row included; the probe cost ~6 µs
--- of backend CPU per append: docs/benchmarks.md, "Appends at 8 writers").
+-- commits alone `fresh_ids_by_index` (no probe: the unique indexes on event_id and on
+-- (stream_type, stream_id, stream_version) refuse a used id or a taken version, and the failed
+-- statement rolls back whole; the probe cost ~6 µs of backend CPU per append:
+-- docs/benchmarks.md, "Appends at 8 writers").
 -- Each writes only when the stream is at the expected version and none of the event ids exists
--- yet; otherwise it writes nothing and returns no rows (or, committing alone, fails on the
--- event-id index), and the caller falls back to lufy.append_to_stream, which answers an
--- idempotent replay or raises the precise error. The streams row lock serialises writers of one
--- stream; a writer that waited re-checks the version on the new row (READ COMMITTED
--- EvalPlanQual).
+-- yet; otherwise it writes nothing and returns no rows (or fails on one of the two unique
+-- indexes), and the caller falls back to lufy.append_to_stream, which answers an idempotent
+-- replay or raises the precise error. There is no per-stream row (lufy.streams is gone, sql/0975:
+-- its UPDATE doubled the rows written per append): the unique index on the stream's versions
+-- serialises writers of one stream, a writer that reaches a taken version waiting for the
+-- holder and failing when it commits (docs/architecture.md, "Appends").
 -- name: append
 WITH batch AS {events},
 s AS ({stream}),
@@ -72,29 +74,41 @@ MATERIALIZED (
 );
 
 -- name: stream_exact
-UPDATE lufy.streams
-SET version = version + %(n)s::bigint
-WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
-  AND version = %(expected)s
+-- The stream is at `expected` when its event at that version is in the log (versions are
+-- gap-free from 1: every append writes base + 1 … base + n after checking base). Nothing
+-- here locks: the unique index on (stream_type, stream_id, stream_version) refuses version
+-- expected + 1 when it is taken, by a committed writer or, once it commits, by one in flight
+-- (the index waits for it), so two writers at one expected version never both write.
+SELECT %(expected)s::bigint AS base
+WHERE EXISTS (SELECT 1 FROM lufy.events
+              WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
+                AND stream_version = %(expected)s)
   AND {fresh_ids}
-RETURNING version - %(n)s::bigint AS base;
 
 -- name: stream_no_stream
-INSERT INTO lufy.streams (stream_type, stream_id, version)
-SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
+-- Version 1 under the same index: a stream that exists already refuses it.
+SELECT 0::bigint AS base
 WHERE {fresh_ids}
-ON CONFLICT (stream_type, stream_id) DO NOTHING
-RETURNING 0::bigint AS base;
 
 -- name: stream_any
-INSERT INTO lufy.streams AS st (stream_type, stream_id, version)
-SELECT %(stream_type)s, %(stream_id)s, %(n)s::bigint
-WHERE {fresh_ids}
-ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = st.version + excluded.version
-RETURNING st.version - %(n)s::bigint AS base;
+-- The stream's last version from the log (a backward probe of the index). A writer that took
+-- base + 1 meanwhile makes this statement fail on the index; lufy.append_to_stream then
+-- appends after it.
+SELECT coalesce(max(stream_version), 0) AS base
+FROM lufy.events
+WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
+HAVING {fresh_ids}
 
 -- name: fresh_ids_probed
+-- Inside a caller's transaction: none of the ids exists yet and the versions after `expected`
+-- are free (for ANY, `expected` is -2 and the version probe is left out: the base is the last
+-- version). A writer still in flight is not seen: the index then fails the statement, and the
+-- caller's transaction with it (ConcurrencyError: retry).
 NOT EXISTS (SELECT 1 FROM lufy.events ev JOIN batch b ON ev.event_id = b.event_id)
+AND (%(expected)s::bigint = -2 OR NOT EXISTS (
+    SELECT 1 FROM lufy.events ev
+    WHERE ev.stream_type = %(stream_type)s AND ev.stream_id = %(stream_id)s
+      AND ev.stream_version > %(expected)s::bigint))
 
 -- name: fresh_ids_by_index
 true
@@ -148,7 +162,10 @@ ORDER BY stream_version DESC
 LIMIT %(limit)s;
 
 -- name: stream_version
-SELECT version FROM lufy.streams WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s;
+-- The stream's last version, from the log (a backward probe of events_stream_version_key).
+SELECT coalesce(max(stream_version), 0)
+FROM lufy.events
+WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s;
 
 -- name: read_rows
 -- A page of the log as rows, decoded event by event (the precise, slower path: see read_page).

@@ -2,10 +2,11 @@
 
 `queries.sql` holds the `append` statement (and `append_one`, the same for a single event) with
 three slots and the fragments that fill them (see the comment above it there): which events
-({events}: one from plain parameters, or a JSON batch), the streams row for the expected-version
-mode ({stream}, with its event-id check) and whether the statement runs in a caller's
-transaction (then the ids are probed and the NOTIFY goes with it) or commits alone. psycopg's SQL
-composition fills them here, once, into the twelve variants; nothing edits query text.
+({events}: one from plain parameters, or a JSON batch), the check of the expected-version
+mode against the log ({stream}, with its event-id check) and whether the statement runs in a
+caller's transaction (then the ids and versions are probed and the NOTIFY goes with it) or
+commits alone. psycopg's SQL composition fills them here, once, into the twelve variants;
+nothing edits query text.
 """
 
 from __future__ import annotations
@@ -22,22 +23,24 @@ from lufy.eventstore.codec import EventCodec
 from lufy.eventstore.envelope import EventMetadata, ExpectedVersion, NewEvent, _Sentinel
 from lufy.sqlfiles import load_queries
 
-__all__ = ["MAX_BATCH", "AppendCall", "append_statement", "expected_code"]
+__all__ = ["ANY_CODE", "MAX_BATCH", "AppendCall", "append_statement", "expected_code"]
 
 _Q = load_queries("lufy.eventstore")
 MAX_BATCH = 10_000
 
 # Expected-version mode: ANY, NO_STREAM, an exact version (exactly 0 is a stream that does not
 # exist yet, so it takes the NO_STREAM statement).
-_STREAM = {-2: _Q.stream_any, -1: _Q.stream_no_stream, 0: _Q.stream_exact}
+ANY_CODE = -2
+_STREAM = {ANY_CODE: _Q.stream_any, -1: _Q.stream_no_stream, 0: _Q.stream_exact}
 
 
 def _compose(
     template: LiteralString, events: LiteralString, stream: LiteralString, *, in_tx: bool
 ) -> bytes:
-    # Inside a caller's transaction the event ids are probed (a unique violation would abort
-    # that transaction) and the NOTIFY goes with it; a statement that commits alone leaves the
-    # ids to the unique index (a violation rolls back only itself) and the NOTIFY to the caller.
+    # Inside a caller's transaction the event ids and the next versions are probed (a unique
+    # violation would abort that transaction) and the NOTIFY goes with it; a statement that
+    # commits alone leaves both to the unique indexes (a violation rolls back only itself) and
+    # the NOTIFY to the caller.
     fresh_ids = sql.SQL(_Q.fresh_ids_probed if in_tx else _Q.fresh_ids_by_index)
     parts = {
         "events": sql.SQL(events),
@@ -72,9 +75,9 @@ def expected_code(expected: ExpectedVersion) -> int:
 
 def append_statement(code: int, *, single: bool, in_tx: bool) -> bytes:
     """The fast-path statement for expected-version `code` (see expected_code). `in_tx`: inside
-    a transaction of the caller's (the event ids probed, the NOTIFY sent with it); otherwise the
-    statement commits alone: a used event id fails it on the unique index, rolling back only
-    itself, and the caller sends the NOTIFY after the commit."""
+    a transaction of the caller's (the event ids and versions probed, the NOTIFY sent with it);
+    otherwise the statement commits alone: a used event id or a taken version fails it on a
+    unique index, rolling back only itself, and the caller sends the NOTIFY after the commit."""
     mode = code if code < 0 else (-1 if code == 0 else 0)
     return _STATEMENTS[mode, single, in_tx]
 
