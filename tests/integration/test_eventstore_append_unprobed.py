@@ -54,8 +54,8 @@ async def test_a_used_id_at_the_expected_version_writes_nothing_and_is_refused(
     used = uuid.uuid4()
     await store.append(app_conn, "s", "a", [said("one", used)], expected=NO_STREAM)
     await store.append(app_conn, "s", "b", [said("b1")], expected=NO_STREAM)
-    # Stream b is at the expected version: the streams row is updated, then the INSERT fails on
-    # the event-id index, and the whole statement (the streams row with it) rolls back.
+    # Stream b is at the expected version: the INSERT fails on the event-id index, and the whole
+    # statement rolls back (the stream stays at its version).
     for batch in ([said("other", used)], [said("new"), said("other", used)]):
         with pytest.raises(DuplicateEventError):
             await store.append(app_conn, "s", "b", batch, expected=1)
@@ -113,7 +113,7 @@ async def test_concurrent_writers_of_one_event_at_one_version_write_it_once(
         appends = [store.append(w, "s", "a", [item], expected=1) for w in writers]
         results = await asyncio.gather(*appends, return_exceptions=True)
     done = [r for r in results if not isinstance(r, BaseException)]
-    # One wrote it; the others waited on the streams row, found the version moved and were
+    # One wrote it; the others waited on its version's index entry, failed and were
     # answered by the precise path: the same event, so a replay (never a conflict, never twice).
     assert len(done) == 8, [r for r in results if isinstance(r, BaseException)]
     assert {r.positions[0] for r in done} == {done[0].positions[0]}
