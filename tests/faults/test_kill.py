@@ -42,7 +42,7 @@ def playback_ingest(track_id: uuid.UUID, grants: list[uuid.UUID] | None = None) 
         common = {
             "occurred_at": now,
             "session_id": session,
-            "anonymous_id": f"listener-{session[:6]}",
+            "anonymous_id": f"listener-{session}",  # one listener per session
             "track_id": str(track_id),
         }
         if grants is not None:
@@ -146,11 +146,19 @@ def test_a_projector_killed_under_load_resumes_and_applies_every_event_exactly_o
             "WHERE scope = 't' AND owner = %s AND dim = '' GROUP BY level ORDER BY level",
             [track_id],
         ).fetchall()
+        # Hours from half past (level 'o') run from 00:30 to 23:30 UTC.
+        (half_past,) = conn.execute(
+            "SELECT count(*) FROM lufy.playback_sessions WHERE track_id = %s "
+            "AND (started_at AT TIME ZONE 'UTC')::time >= '00:30' "
+            "AND (started_at AT TIME ZONE 'UTC')::time < '23:30'",
+            [track_id],
+        ).fetchone()
     assert stored == (len(sessions), len(sessions)), "a session was lost"
     # Additive counters double on a double application: each must equal the session count.
     assert rollup == (len(sessions), len(sessions), len(sessions))
     n = len(sessions)
-    assert bitmaps == [("d", n, n), ("h", n, n), ("q", n, n), ("s", n, n)]
+    o = [("o", half_past, half_past)] if half_past else []
+    assert bitmaps == [("d", n, n), ("h", n, n), *o, ("q", n, n), ("s", n, n)]
 
 
 async def _issue_grants(deployment: Stack, track_id: uuid.UUID, n: int) -> list[uuid.UUID]:
