@@ -251,12 +251,18 @@ WITH days AS MATERIALIZED (
            AS rows
     FROM found r
     GROUP BY r.i, r.owner, r.key
+), several AS MATERIALIZED (
+    -- The groups whose bytes are sent, first, apart: the planner expects one row of `found` (it
+    -- cannot estimate the blocks asked for) and joins it to these in a nested loop, which over
+    -- every group (the filter applied on each rescan) cost ~40 ms for an hourly chart of 28 days
+    -- on a 20M-row table (673 groups x 757 rows; docs/benchmarks.md, "Platform fixture").
+    SELECT g.i, g.owner, g.key FROM groups g WHERE g.n > 1 OR %(edges)s
 ), bytes AS (
     SELECT r.i, r.owner, r.key, array_agg(r.version) AS versions, array_agg(r.bitmap) AS data,
            (array_agg(r.artist_id))[1] AS artist_id
     FROM found r
-    JOIN groups g ON g.i = r.i AND g.owner = r.owner AND g.key = r.key
-    WHERE NOT r.held AND (g.n > 1 OR %(edges)s)
+    JOIN several g ON g.i = r.i AND g.owner = r.owner AND g.key = r.key
+    WHERE NOT r.held
     GROUP BY r.i, r.owner, r.key
 )
 SELECT g.i, g.owner, g.key, g.n, g.alone, g.streams, g.rows, b.versions, b.data, b.artist_id
