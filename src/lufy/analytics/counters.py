@@ -19,11 +19,26 @@ from psycopg import AsyncConnection, AsyncCursor, Connection
 
 from lufy.sqlfiles import load_queries
 
-__all__ = ["add_batch", "day_rows", "fill_offset_hours", "level_arrays", "send_read"]
+__all__ = [
+    "add_batch",
+    "day_rows",
+    "fill_offset_hours",
+    "has_offset_hour",
+    "level_arrays",
+    "send_read",
+]
 
 _Q = load_queries("lufy.analytics", "counters.sql")
 PLATFORM = uuid.UUID(int=0)
 _LEVELS = (("q", 900), ("o", 3600), ("h", 3600), ("s", 21600), ("d", 86400))
+# The last hour from half past of a UTC day starts at 22:30: a block lies in one UTC day.
+_LAST_OFFSET_HOUR = 22 * 3600 + 1800
+
+
+def has_offset_hour(epoch: int) -> bool:
+    """Whether an hour from half past starting at `epoch` (at :30) has its own block ('o'):
+    every one but the hour from 23:30, which would cross midnight UTC."""
+    return epoch % 86400 <= _LAST_OFFSET_HOUR
 
 
 async def add_batch(conn: AsyncConnection[Any]) -> None:
@@ -58,7 +73,7 @@ def level_arrays(wanted: Sequence[tuple[str, int]]) -> dict[str, str | int | Non
     for level, length in _LEVELS:
         found = sorted(set(epochs[level]))
         whole = len(found) > 8 and found == [
-            e for e in range(found[0], found[-1] + 1, length) if level != "o" or e % 86400 != 84600
+            e for e in range(found[0], found[-1] + 1, length) if level != "o" or has_offset_hour(e)
         ]
         out[level] = "{}" if whole else "{" + ",".join(map(str, found)) + "}"
         out[f"{level}_lo"] = found[0] if whole else None

@@ -81,7 +81,7 @@ def blocks(start: datetime, end: datetime) -> list[Block]:
 
 def is_offset_hour(now: int, last: int) -> bool:
     """Whether [now, last) is one hour from half past that has its own rows (level 'o')."""
-    return last - now == 3600 and now % 3600 == 1800 and now % 86400 != 84600
+    return last - now == 3600 and now % 3600 == 1800 and counters.has_offset_hour(now)
 
 
 @lru_cache(maxsize=1 << 16)
