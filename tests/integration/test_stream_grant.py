@@ -188,13 +188,13 @@ async def test_a_grant_commits_asynchronously_and_leaves_nothing_on_the_pooled_c
 ) -> None:
     artist, track_id = await ready_track(container, client, admin_conn, published=False)
     principal = Principal(user_id=artist.id, role="artist", session_id=artist.session_id)
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, str]] = []
 
     async def resolver(conn: Any, user_id: uuid.UUID | None, now: Any) -> Any:
         # Pipelined behind the grant, in its transaction: it sees what the grant bound.
         cur = await conn.execute(
             "SELECT current_setting('synchronous_commit'), "
-            "current_setting('app.current_user_id', true)"
+            "current_setting('app.current_user_id', true), current_setting('plan_cache_mode')"
         )
         seen.append(await cur.fetchone())
         return "free"
@@ -218,19 +218,22 @@ async def test_a_grant_commits_asynchronously_and_leaves_nothing_on_the_pooled_c
 
     try:
         assert await grant() == "free"
-        assert seen == [("off", str(artist.id))]
+        # The function's own SET clause (plan_cache_mode, sql/0980) ends with the call; what it
+        # set for the transaction (RLS, asynchronous commit) does not.
+        assert seen == [("off", str(artist.id), "auto")]
         async with grants.connection() as conn:  # the only one: the same connection
             cur = await conn.execute(
                 "SELECT current_setting('synchronous_commit'), "
-                "coalesce(current_setting('app.current_user_id', true), '')"
+                "coalesce(current_setting('app.current_user_id', true), ''), "
+                "current_setting('plan_cache_mode')"
             )
-            assert await cur.fetchone() == ("on", "")
+            assert await cur.fetchone() == ("on", "", "auto")
         # Refused (not ready): nothing recorded, and no asynchronous commit asked for.
         await set_track(admin_conn, track_id, status="processing", published=False, deleted=False)
         seen.clear()
         with pytest.raises(ConflictError):
             await grant()
-        assert seen == [("on", str(artist.id))]
+        assert seen == [("on", str(artist.id), "auto")]
     finally:
         await grants.aclose()
     assert [g["grant_id"] for g in await grants_of(admin_conn, track_id)] == [
@@ -259,3 +262,18 @@ async def test_a_grant_survives_its_pooled_connection_being_killed(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def test_the_grants_statements_run_on_generic_plans(admin_conn: Any) -> None:
+    # sql/0980: PL/pgSQL otherwise plans the grant's statements again on every call (~180 µs of
+    # the backend's CPU a grant, docs/benchmarks.md); both forms, the one of 0820 for processes
+    # of the previous release.
+    cur = await admin_conn.execute(
+        "SELECT pronargs, proconfig FROM pg_proc "
+        "WHERE oid IN (SELECT oid FROM pg_proc WHERE proname = 'issue_stream_grant' "
+        "AND pronamespace = 'lufy'::regnamespace) ORDER BY pronargs"
+    )
+    assert await cur.fetchall() == [
+        (10, ["plan_cache_mode=force_generic_plan"]),
+        (11, ["plan_cache_mode=force_generic_plan"]),
+    ]
