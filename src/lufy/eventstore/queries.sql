@@ -85,6 +85,17 @@ WHERE EXISTS (SELECT 1 FROM lufy.events
                 AND stream_version = %(expected)s)
   AND {fresh_ids}
 
+-- name: stream_known
+-- `stream_exact` without its look at the log, for a statement that commits alone when the event
+-- at `expected` is known to exist: this connection saw a commit that wrote that version or a
+-- later one of the stream (postgres.py, `_known_versions`), and the log is append-only (no
+-- event is ever deleted, sql/0001), so it still exists. The unique index refuses version
+-- expected + 1 when it is taken, as for `stream_exact`; so the stream is exactly at `expected`
+-- when this writes. The probe it saves was ~20 µs of a ~180 µs statement's backend CPU
+-- (docs/benchmarks.md, "es-append3").
+SELECT %(expected)s::bigint AS base
+WHERE {fresh_ids}
+
 -- name: stream_no_stream
 -- Version 1 under the same index: a stream that exists already refuses it.
 SELECT 0::bigint AS base
@@ -130,6 +141,12 @@ FROM STDIN;
 
 -- name: notify
 SELECT pg_notify('lufy_events', '');
+
+-- name: notifier_notify
+-- The Notifier's NOTIFY: sent by itself as a simple query (its own transaction), its answer read
+-- before the next one is sent (notifier.py). The statement rather than pg_notify(): ~10 µs less
+-- backend CPU per NOTIFY (docs/benchmarks.md, "es-append3").
+NOTIFY lufy_events
 
 -- name: notifier_session
 -- The Notifier's own connection (notifier.py): it only sends NOTIFYs (`notify`), and nothing
