@@ -12,7 +12,8 @@ FROM lufy.append_to_stream(%(stream_type)s, %(stream_id)s, %(expected)s, %(event
 --             nothing to parse) or `events_batch` (one JSON array parameter: one value to send
 --             and parse instead of six arrays, `data` arriving as a JSON object);
 --   {stream}: the check of the expected-version mode against the log, returning `base`, the
---             version before the append: `stream_exact`, `stream_no_stream` or `stream_any`;
+--             version before the append: `stream_exact`, `stream_no_stream` or `stream_any`
+--             (or `stream_known`: `stream_exact` when the event at the version is known to exist);
 --   {notify}: `notify_in_tx` (the NOTIFY goes with the caller's transaction) or
 --             `notify_after_commit` (the statement commits alone; the caller sends it after).
 -- The {stream} fragments have a slot of their own, {fresh_ids}, for the event-id check, which

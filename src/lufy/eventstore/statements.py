@@ -5,7 +5,7 @@ three slots and the fragments that fill them (see the comment above it there): w
 ({events}: one from plain parameters, or a JSON batch), the check of the expected-version
 mode against the log ({stream}, with its event-id check) and whether the statement runs in a
 caller's transaction (then the ids and versions are probed and the NOTIFY goes with it) or
-commits alone. psycopg's SQL composition fills them here, once, into the twelve variants;
+commits alone. psycopg's SQL composition fills them here, once, into the sixteen variants;
 nothing edits query text.
 """
 
