@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, pq
+from psycopg.pq.abc import PGconn
 
 from lufy.logs import get_logger
 from lufy.sqlfiles import load_queries
@@ -68,21 +69,18 @@ class Notifier:
 
     async def _run(self) -> None:
         conn: AsyncConnection[tuple[object, ...]] | None = None
-        cur: AsyncCursor[tuple[object, ...]] | None = None
         try:
             while True:
                 await self._dirty.wait()
                 self._dirty.clear()
                 try:
-                    if conn is None or cur is None or conn.closed:
+                    if conn is None or conn.closed:
                         conn = await AsyncConnection.connect(self.url, autocommit=True)
                         # This connection only notifies, and a NOTIFY is nothing durable (see
                         # notify_alone in queries.sql): its commits need not wait for the WAL
                         # flush, set once here rather than in every NOTIFY's transaction.
                         await conn.execute(_Q.notifier_session)
-                        # One cursor for every NOTIFY (conn.execute builds one per call).
-                        cur = conn.cursor()
-                    await cur.execute(_Q.notify, prepare=True)
+                    await _send(conn.pgconn)
                     self.sent += 1
                 except psycopg.Error as exc:
                     # Readers fall back to polling; try again on the next poke.
@@ -99,3 +97,50 @@ class Notifier:
         finally:
             if conn is not None:
                 await conn.close()
+
+
+# The NOTIFY goes as a simple query on libpq's connection, below psycopg's cursor: the server
+# runs it in a transaction of its own and commits it (so readers are woken) whether or not this
+# side reads the answer at once. It is read before the next one is sent, by when it has had
+# `min_interval` to arrive: the task no longer waits for a round trip per NOTIFY, and the
+# cursor's execute path (~175 µs of client CPU per statement on the 2-core VM, about the whole
+# cost of a NOTIFY to this process) is not run. Measured in docs/benchmarks.md, "es-append3".
+# Nothing else uses this connection once it is set up, so psycopg never finds an answer it did
+# not ask for.
+_NOTIFY = _Q.notifier_notify.encode()
+
+
+async def _send(pg: PGconn) -> None:
+    """Read the answer to the previous NOTIFY (raise if it failed), then send the next."""
+    pg.consume_input()
+    while pg.is_busy():
+        await _ready(pg.socket, writable=False)
+        pg.consume_input()
+    while (res := pg.get_result()) is not None:
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            message = (res.error_message or b"NOTIFY failed").decode(errors="replace")
+            raise psycopg.OperationalError(message)
+    pg.send_query(_NOTIFY)
+    while pg.flush():
+        await _ready(pg.socket, writable=True)
+
+
+async def _ready(fd: int, *, writable: bool) -> None:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    if writable:
+        loop.add_writer(fd, wake)
+    else:
+        loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        if writable:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)

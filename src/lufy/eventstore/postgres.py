@@ -85,6 +85,26 @@ def _give_back(conn: AsyncConnection[Any], cur: AsyncCursor[tuple[Any, ...]]) ->
     vars(conn)[_CURSOR_SLOT] = cur
 
 
+# The streams' versions each connection has seen committed (stream -> the highest), kept on the
+# connection: its database never changes, and the log is append-only (sql/0001: no event is
+# updated away or deleted), so a version once committed exists for as long as the connection
+# does. An append at an exact version `n` that this connection saw committed (or a later one)
+# need not look for the event at `n` (`stream_known` in queries.sql); the unique version index
+# still refuses `n + 1` if it is taken, so the check stays exact. Learned only from appends
+# that committed alone (the connection idle after the statement: a caller's transaction or a
+# pipeline may still roll back). Bounded: cleared when it reaches _KNOWN_MAX streams (a miss
+# only costs the look at the log).
+_KNOWN_SLOT = "_lufy_known_versions"
+_KNOWN_MAX = 4096
+
+
+def _known_versions(conn: AsyncConnection[Any]) -> dict[tuple[str, str], int]:
+    known: dict[tuple[str, str], int] | None = vars(conn).get(_KNOWN_SLOT)
+    if known is None:
+        known = vars(conn)[_KNOWN_SLOT] = {}
+    return known
+
+
 def _new_event(e: NewEvent | Event) -> NewEvent:
     return e if isinstance(e, NewEvent) else NewEvent(event=e)
 
@@ -144,7 +164,14 @@ class EventStore:
             stream_type, stream_id, code, items, [codec.encode(i.event) for i in items]
         )
         alone = _commits_alone(conn)
-        fast = statements.append_statement(code, single=len(items) == 1, in_tx=not alone)
+        known = _known_versions(conn)
+        stream = (stream_type, stream_id)
+        fast = statements.append_statement(
+            code,
+            single=len(items) == 1,
+            in_tx=not alone,
+            known=alone and 0 < code <= known.get(stream, 0),
+        )
         params = call.params(codec)
         cur = _take_cursor(conn)
         try:
@@ -172,8 +199,14 @@ class EventStore:
                 # function re-checks under the same locks and answers precisely.
                 rows = await self._append_precisely(cur, call, alone)
             last = rows[-1]
-            if alone and not last[3]:
-                await self._notify_after_commit(conn, cur)
+            if alone:
+                if conn.pgconn.transaction_status == _IDLE and last[1] > known.get(stream, 0):
+                    # Committed (the statement's transaction is over): these versions exist.
+                    if len(known) >= _KNOWN_MAX:
+                        known.clear()
+                    known[stream] = last[1]
+                if not last[3]:
+                    await self._notify_after_commit(conn, cur)
         finally:
             _give_back(conn, cur)
         return AppendResult(

@@ -12,7 +12,8 @@ FROM lufy.append_to_stream(%(stream_type)s, %(stream_id)s, %(expected)s, %(event
 --             nothing to parse) or `events_batch` (one JSON array parameter: one value to send
 --             and parse instead of six arrays, `data` arriving as a JSON object);
 --   {stream}: the check of the expected-version mode against the log, returning `base`, the
---             version before the append: `stream_exact`, `stream_no_stream` or `stream_any`;
+--             version before the append: `stream_exact`, `stream_no_stream` or `stream_any`
+--             (or `stream_known`: `stream_exact` when the event at the version is known to exist);
 --   {notify}: `notify_in_tx` (the NOTIFY goes with the caller's transaction) or
 --             `notify_after_commit` (the statement commits alone; the caller sends it after).
 -- The {stream} fragments have a slot of their own, {fresh_ids}, for the event-id check, which
@@ -85,6 +86,17 @@ WHERE EXISTS (SELECT 1 FROM lufy.events
                 AND stream_version = %(expected)s)
   AND {fresh_ids}
 
+-- name: stream_known
+-- `stream_exact` without its look at the log, for a statement that commits alone when the event
+-- at `expected` is known to exist: this connection saw a commit that wrote that version or a
+-- later one of the stream (postgres.py, `_known_versions`), and the log is append-only (no
+-- event is ever deleted, sql/0001), so it still exists. The unique index refuses version
+-- expected + 1 when it is taken, as for `stream_exact`; so the stream is exactly at `expected`
+-- when this writes. The probe it saves was ~20 µs of a ~180 µs statement's backend CPU
+-- (docs/benchmarks.md, "es-append3").
+SELECT %(expected)s::bigint AS base
+WHERE {fresh_ids}
+
 -- name: stream_no_stream
 -- Version 1 under the same index: a stream that exists already refuses it.
 SELECT 0::bigint AS base
@@ -130,6 +142,12 @@ FROM STDIN;
 
 -- name: notify
 SELECT pg_notify('lufy_events', '');
+
+-- name: notifier_notify
+-- The Notifier's NOTIFY: sent by itself as a simple query (its own transaction), its answer read
+-- before the next one is sent (notifier.py). The statement rather than pg_notify(): ~10 µs less
+-- backend CPU per NOTIFY (docs/benchmarks.md, "es-append3").
+NOTIFY lufy_events
 
 -- name: notifier_session
 -- The Notifier's own connection (notifier.py): it only sends NOTIFYs (`notify`), and nothing

@@ -5,7 +5,7 @@ three slots and the fragments that fill them (see the comment above it there): w
 ({events}: one from plain parameters, or a JSON batch), the check of the expected-version
 mode against the log ({stream}, with its event-id check) and whether the statement runs in a
 caller's transaction (then the ids and versions are probed and the NOTIFY goes with it) or
-commits alone. psycopg's SQL composition fills them here, once, into the twelve variants;
+commits alone. psycopg's SQL composition fills them here, once, into the sixteen variants;
 nothing edits query text.
 """
 
@@ -31,7 +31,14 @@ MAX_BATCH = 10_000
 # Expected-version mode: ANY, NO_STREAM, an exact version (exactly 0 is a stream that does not
 # exist yet, so it takes the NO_STREAM statement).
 ANY_CODE = -2
-_STREAM = {ANY_CODE: _Q.stream_any, -1: _Q.stream_no_stream, 0: _Q.stream_exact}
+# An exact version whose event is known to exist (append_statement's `known`).
+_KNOWN = -3
+_STREAM = {
+    ANY_CODE: _Q.stream_any,
+    -1: _Q.stream_no_stream,
+    0: _Q.stream_exact,
+    _KNOWN: _Q.stream_known,
+}
 
 
 def _compose(
@@ -73,11 +80,15 @@ def expected_code(expected: ExpectedVersion) -> int:
     return expected
 
 
-def append_statement(code: int, *, single: bool, in_tx: bool) -> bytes:
+def append_statement(code: int, *, single: bool, in_tx: bool, known: bool = False) -> bytes:
     """The fast-path statement for expected-version `code` (see expected_code). `in_tx`: inside
     a transaction of the caller's (the event ids and versions probed, the NOTIFY sent with it);
     otherwise the statement commits alone: a used event id or a taken version fails it on a
-    unique index, rolling back only itself, and the caller sends the NOTIFY after the commit."""
+    unique index, rolling back only itself, and the caller sends the NOTIFY after the commit.
+    `known` (an exact version >= 1 only): the stream's event at version `code` is known to
+    exist, so the statement does not look for it (`stream_known`)."""
+    if known and code > 0:
+        return _STATEMENTS[_KNOWN, single, in_tx]
     mode = code if code < 0 else (-1 if code == 0 else 0)
     return _STATEMENTS[mode, single, in_tx]
 
