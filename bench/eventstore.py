@@ -671,7 +671,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         choices=[
             r + gc + one + restart
-            for r in ("copy", "text", "plain", "json")
+            for r in ("columns", "copy", "text", "plain", "json")
             for gc in ("", _DEFAULT_GC)
             for one in ("", _ONE_BATCH)
             for restart in ("", _RESTART)
