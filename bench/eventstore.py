@@ -5,7 +5,7 @@
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
                                         [--read-ahead-connections 2] [--read-ahead-pages 20]
-                                        [--page-reader text text-restart copy ...]
+                                        [--page-reader columns text ...] [--base-src MAIN/src]
     python bench/eventstore.py all      (append --clients 1 8, then catchup, defaults: ~5 min)
 
 Each command creates a throw-away database (migrated like production), runs as the app role
@@ -492,6 +492,20 @@ def _restarting_pages(store: EventStore, conns: Any, after: Any, **kw: Any) -> A
     return store.pages_ahead(conns[0], after, more=conns[1:], **kw)
 
 
+def _base_store(base: ModuleType) -> Any:
+    """The base checkout's EventStore with its page decoder built now, while its own modules
+    stand in sys.modules (msgspec reads RecordedEvent's annotations from its module there)."""
+    store = base.EventStore(base.EventCodec([TrackPlayed]))
+    names = ("lufy.eventstore.envelope", "lufy.eventstore.codec")
+    ours = {name: sys.modules[name] for name in names}
+    sys.modules.update({name: getattr(base, name.rsplit(".", 1)[1]) for name in names})
+    try:
+        store.codec.page_decoding()
+    finally:
+        sys.modules.update(ours)
+    return store
+
+
 _COPY_OUT = (
     "COPY (SELECT global_position, transaction_id, event_id, stream_type, stream_id,"
     " stream_version, type, schema_version, data, metadata, occurred_at, recorded_at"
@@ -505,8 +519,9 @@ async def bench_catchup(
     rounds: int,
     with_rows: bool,
     connections: int = 2,
-    readers: tuple[str, ...] = ("text", "text-restart", "copy"),
+    readers: tuple[str, ...] = ("columns", "text"),
     pages: int = 20,
+    base_src: Path | None = None,
 ) -> None:
     # A reader "<page reader>-default-gc" leaves the young GC threshold alone while catching up
     # (younggc.YOUNG set to 0 for its rounds): the reader before the fourth pass. One ending in
@@ -521,6 +536,11 @@ async def bench_catchup(
         for reader in readers
     }
     store = stores[readers[0]]
+    # With --base-src, "base" is another checkout's Subscription and EventStore (its default
+    # page reader), in the same rounds: e.g. main's code against this one.
+    base = None if base_src is None else _load_base(base_src)
+    if base is not None:
+        readers = (*readers, "base")
     with BenchDatabase() as bench:
         step = 10_000  # one transaction per 10k events, like many writers over time
         with psycopg.connect(bench.admin_url, autocommit=True) as admin:
@@ -558,7 +578,11 @@ async def bench_catchup(
                 subscription_module.parallel_pages = parallel_pages
 
         async def catch_up(reader: str) -> float:
-            sub = Subscription(
+            make: Any = Subscription
+            if reader == "base":
+                make = base.Subscription
+                stores[reader] = stores.get(reader) or _base_store(base)
+            sub = make(
                 stores[reader],
                 bench.app_url,
                 batch_size=batch_size,
@@ -616,6 +640,14 @@ async def bench_catchup(
                 f"median pair ratio {ratio:.2f} (target >= 0.50)",
                 flush=True,
             )
+        if base is not None:
+            gain = statistics.median(
+                o / b for o, b in zip(subs[readers[0]], subs["base"], strict=True)
+            )
+            print(
+                f"  {readers[0]} (this code) ÷ base ({base_src}), median pair ratio {gain:.2f}",
+                flush=True,
+            )
         if rows:
             ratio = statistics.median(o / p for o, p in zip(rows, copies, strict=True))
             print(
@@ -667,18 +699,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--read-ahead-connections", type=int, default=2)
     p.add_argument("--read-ahead-pages", type=int, default=20)
     p.add_argument(
+        "--base-src",
+        type=Path,
+        help="the src folder of another checkout (e.g. a worktree of main): its Subscription"
+        " and EventStore are one more reader of the same rounds (base)",
+    )
+    p.add_argument(
         "--page-reader",
         nargs="+",
         choices=[
             r + gc + one + restart
-            for r in ("copy", "text", "plain", "json")
+            for r in ("columns", "copy", "text", "plain", "json")
             for gc in ("", _DEFAULT_GC)
             for one in ("", _ONE_BATCH)
             for restart in ("", _RESTART)
         ],
-        default=["text", "text-restart", "copy"],
-        help="how pages are read: plain columns in one row of text, the JSON built by the"
-        " client (text: the default reader), the same sent by COPY … TO STDOUT (copy), the"
+        default=["columns", "text"],
+        help="how pages are read: column by column, each column decoded in one call (columns:"
+        " the default reader); plain columns in one row of text, the JSON built by the"
+        " client (text), the same sent by COPY … TO STDOUT (copy), the"
         " same one row per event (plain: the reader"
         " before the fourth pass), or the JSON built by the server (json: before the third);"
         " with -default-gc, the young GC threshold is left alone while catching up (as before"
@@ -709,6 +748,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.read_ahead_connections,
                 tuple(args.page_reader),
                 args.read_ahead_pages,
+                args.base_src,
             )
         )
 

@@ -91,7 +91,7 @@ async def test_a_value_holding_the_separator_sends_its_page_to_the_rows(
     assert rows_reads == [events[1].global_position]
 
 
-@pytest.mark.parametrize("reader", ["text", "copy"])
+@pytest.mark.parametrize("reader", ["text", "copy", "columns"])
 @pytest.mark.parametrize("types", [None, ["test.plain"], ['odd\t"type\\\n', "test.old"], []])
 async def test_text_pages_are_the_plain_ones(app_conn, types: list[str] | None, reader) -> None:
     """The one-row-of-text reader's and the COPY reader's pages (test_eventstore_copypage.py)."""
@@ -107,7 +107,7 @@ async def test_text_pages_are_the_plain_ones(app_conn, types: list[str] | None, 
     assert len({(raw.count, raw.last, raw.full) for raw in firsts}) == 1
 
 
-@pytest.mark.parametrize("reader", ["text", "copy"])
+@pytest.mark.parametrize("reader", ["text", "copy", "columns"])
 async def test_the_session_time_zone_does_not_change_the_text_page(app_conn, reader) -> None:
     await _write_awkward(app_conn)
     store = EventStore(_codec(), page_reader=reader)

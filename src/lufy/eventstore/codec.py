@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
+from types import GenericAlias
 from typing import Any, Union
 
 import msgspec
@@ -42,6 +43,11 @@ class PageDecoding(msgspec.Struct, frozen=True):
     versions: str
     # The same as a dict (the client-side page assembly, plainpage.py).
     current: dict[str, int]
+    # A page's payloads in one call (decode_payloads, the column reader): tagged, of any
+    # registered type (or `lufy.undecoded`), or, all of one type, untagged.
+    payloads: msgspec.json.Decoder[list[Event]]
+    # {type: (current schema version, decoder of a list of its untagged payloads)}
+    by_type: dict[str, tuple[int, msgspec.json.Decoder[list[Any]]]]
 
 
 class _Entry:
@@ -160,6 +166,11 @@ class EventCodec:
                 decoder=msgspec.json.Decoder(list[RecordedEvent[union]]),
                 versions=_encoder.encode(current).decode(),
                 current=current,
+                payloads=msgspec.json.Decoder(list[union]),
+                by_type={
+                    t: (e.schema_version, msgspec.json.Decoder(GenericAlias(list, e.cls)))
+                    for t, e in self._by_type.items()
+                },
             )
         return self._page
 
@@ -177,6 +188,43 @@ class EventCodec:
                 assert isinstance(data, _Undecoded)
                 upcast = self.decode(event.type, event.schema_version, bytes(data.payload))
                 events[i] = msgspec.structs.replace(event, data=upcast)
+        return events
+
+    def decode_payloads(self, types: list[str], versions: list[int], data: bytes) -> list[Event]:
+        """A page's payloads in one msgspec call: `data` is their stored JSON objects (UTF-8)
+        separated by U+001F, which JSONB escapes (read_page_columns in queries.sql), `types` and
+        `versions` their types and schema versions. A page of one type, stored at its current
+        version, is decoded untagged by that type's decoder; any other page's payloads get their
+        type tag (or are wrapped as `lufy.undecoded` and upcast one by one), as in decode_page.
+
+        Raises msgspec.DecodeError/ValidationError as decode_page does (an unregistered type, a
+        payload that no longer fits its Struct).
+        """
+        decoding = self.page_decoding()
+        n = len(types)
+        first = types[0]
+        known = decoding.by_type.get(first)
+        if known is not None and types.count(first) == n and versions.count(known[0]) == n:
+            one: list[Event] = known[1].decode(b"[" + data.replace(b"\x1f", b",") + b"]")
+            return one
+        payloads = data.split(b"\x1f")
+        if len(payloads) != n:  # cannot happen (JSONB escapes U+001F): decode_page's fallback
+            raise msgspec.DecodeError("the payloads do not split into the page's events")
+        tags = {t: b'{"type":' + _encoder.encode(t) for t in set(types)}
+        current = decoding.current
+        tagged = [
+            b'{"type":"lufy.undecoded","payload":' + d + b"}"
+            if v != current.get(t, 1)
+            else tags[t] + b"}"
+            if d == b"{}"
+            else tags[t] + b"," + d[1:]
+            for t, v, d in zip(types, versions, payloads, strict=True)
+        ]
+        events: list[Event] = decoding.payloads.decode(b"[" + b",".join(tagged) + b"]")
+        for i, event in enumerate(events):
+            if event.__class__ is _Undecoded:
+                assert isinstance(event, _Undecoded)
+                events[i] = self.decode(types[i], versions[i], bytes(event.payload))
         return events
 
     @staticmethod

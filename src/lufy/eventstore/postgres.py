@@ -15,6 +15,7 @@ from lufy.errors import ConcurrencyError, DuplicateEventError, ValidationFailedE
 from lufy.eventstore import statements
 from lufy.eventstore.bulk import BulkResult, BulkRows, copy_rows, write_fresh
 from lufy.eventstore.codec import EventCodec, default_codec
+from lufy.eventstore.columnpage import decode_columns, fetch_column_page
 from lufy.eventstore.copypage import fetch_copy_page
 from lufy.eventstore.envelope import (
     AppendResult,
@@ -27,7 +28,7 @@ from lufy.eventstore.envelope import (
 from lufy.eventstore.notifier import Notifier
 from lufy.eventstore.plainpage import fetch_plain_page
 from lufy.eventstore.readahead import parallel_pages
-from lufy.eventstore.reading import RawPage, fetch_json_page, page_params
+from lufy.eventstore.reading import PageColumns, RawPage, fetch_json_page, page_params
 from lufy.sqlfiles import load_queries
 
 __all__ = ["BulkResult", "EventStore", "Page", "RawPage"]
@@ -118,13 +119,14 @@ class EventStore:
         codec: EventCodec | None = None,
         *,
         notifier: Notifier | None = None,
-        page_reader: Literal["text", "copy", "plain", "json"] = "text",
+        page_reader: Literal["columns", "text", "copy", "plain", "json"] = "columns",
     ):
         self.codec = codec or default_codec()
-        # How fetch_page reads a page: plain columns, the JSON built here (plainpage.py), in
+        # How fetch_page reads a page: column by column, each column decoded in one call
+        # ("columns", columnpage.py); plain columns, the JSON built here (plainpage.py), in
         # one row of text ("text"), sent by COPY ("copy", copypage.py: less server CPU, a
         # little more here) or one row per event ("plain"); or the JSON built by the server
-        # (read_page, "json"). All give the same RawPage.
+        # (read_page, "json"). All give the same events.
         self.page_reader = page_reader
         # Sends the post-commit NOTIFY from its own connection (see notifier.py); without one,
         # an append that commits alone sends it itself, one more round trip.
@@ -375,6 +377,8 @@ class EventStore:
         params["to_pos"] = None if upto is None else upto.global_position
         params["barrier"] = barrier
         decoding = self.codec.page_decoding()
+        if self.page_reader == "columns":
+            return await fetch_column_page(conn, params, after, limit, decoding.current)
         if self.page_reader == "copy":
             return await fetch_copy_page(conn, after, params, decoding.current)
         if self.page_reader != "json":
@@ -415,8 +419,12 @@ class EventStore:
     async def decode_page(self, conn: AsyncConnection[Any], raw: RawPage) -> Page:
         """read_all's second half: one msgspec call for the page; `conn` is used only when the
         page must be read again the precise way (see below)."""
+        body = raw.body
         try:
-            events = self.codec.decode_page(raw.body)
+            if isinstance(body, PageColumns):
+                events = decode_columns(self.codec, body)
+            else:
+                events = self.codec.decode_page(body)
             barrier, pending = raw.barrier, raw.pending
         except (msgspec.DecodeError, msgspec.ValidationError):
             # Something the one-call decoder cannot place (an unregistered type, a payload that

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection, sql
 from lufy.eventstore.envelope import Checkpoint
 from lufy.sqlfiles import load_queries
 
-__all__ = ["RawPage", "fetch_json_page", "page_params", "page_query", "raw_page"]
+__all__ = ["PageColumns", "RawPage", "fetch_json_page", "page_params", "page_query", "raw_page"]
 
 _Q = load_queries("lufy.eventstore")
 
@@ -24,13 +24,33 @@ def page_query(template: LiteralString) -> bytes:
 _READ_PAGE = page_query(_Q.read_page)
 
 
+class PageColumns(msgspec.Struct, frozen=True, gc=False):
+    """A page as read_page_columns sends it (columnpage.py): each column's values in log order,
+    in one text (UTF-8) each, separated as the query says; the keys already decoded."""
+
+    positions: list[int]
+    transactions: list[int]
+    event_ids: bytes
+    stream_types: bytes
+    stream_ids: bytes
+    stream_versions: bytes
+    types: bytes
+    schema_versions: bytes
+    data: bytes
+    metadata: bytes
+    occurred_at: bytes
+    recorded_at: bytes
+
+
 class RawPage(msgspec.Struct, frozen=True):
     """A page as the server sent it (EventStore.fetch_page), before decoding."""
 
     after: Checkpoint
     limit: int
     types: list[str] | None
-    body: str | bytes  # a JSON array of RecordedEvent objects (read_page in queries.sql)
+    # A JSON array of RecordedEvent objects (read_page in queries.sql, or built by the client
+    # from plain columns), or the page column by column (read_page_columns).
+    body: str | bytes | PageColumns
     count: int
     barrier: int
     pending: bool
