@@ -1,12 +1,11 @@
 """The fold of a range's playback events into sessions (projections.sql `batch_sessions`).
 
-A range is folded straight from the log in one pass; the sessions whose fold depends on the
-order of their events are folded again in log order (`refold_sessions`: a new session's events
-before the first naming both track and artist are ignored, and that event decides its track,
-artist and listener), and text fields whose events disagree are settled in log order
-(`batch_firsts`). Each case below is checked against the values a fold event by event gives,
-and the whole log against rebuilds that cut it into ranges of one event (every session then
-folded from its stored row, one event at a time) and of everything at once.
+The rules that depend on the order of a session's events: a new session's events before the
+first naming both track and artist are ignored, and that event decides its track, artist and
+listener; text fields keep the first non-empty value in log order (`batch_firsts`); a session
+seen before folds onto its stored row. Each case below is checked against the values a fold
+event by event gives, and the whole log against rebuilds that cut it into ranges of one event
+(every session then folded from its stored row, one event at a time) and of everything at once.
 """
 
 from __future__ import annotations

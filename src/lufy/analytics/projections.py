@@ -5,12 +5,7 @@ statements (projections.sql) over work tables of that range, never event by even
 1. the range's stream grants are kept (`stream_grants`, the listener as a keyed hash);
 2. its playback events are folded per session (`analytics_batch_sessions`): start = earliest
    `playback.started`, else earliest event; listened_ms = max; completed/skipped = any;
-   weight = max; source, country, device and grant = the first given, in log order. Folded
-   straight from the log in one pass (`batch_sessions`); the few sessions whose fold depends on
-   the order of their events (a new session's events before the first naming track and artist,
-   events disagreeing on track, artist, listener or a text field) are settled again in log
-   order from a typed copy of the range's events (`batch_events`, `refold_sessions`,
-   `batch_firsts`), built only then;
+   weight = max; source, country, device and grant = the first given, in log order;
 3. merged with the stored sessions into each session's state before and after, where anything
    changed (`analytics_batch_changes`);
 4. `verified` decided for the changed sessions, grants claimed in log order;
@@ -57,7 +52,6 @@ STREAM_MS = 30_000
 GRANT_SESSIONS = 1
 _GRANT_TYPE = "catalog.stream_authorized"
 _ENGAGEMENT = frozenset({"track.liked", "track.unliked", "artist.followed", "artist.unfollowed"})
-_ENGAGEMENT_TYPES = sorted(_ENGAGEMENT)
 
 
 def bucket_of(moment: datetime) -> datetime:
@@ -160,20 +154,11 @@ class AnalyticsProjection(RangeProjection):
             raise ValueError("the analytics projection applies ranges in log order only")
         params = log.params(self)
         await self._grants(conn, params)
-        # Folded straight from the log; the few sessions whose fold depends on the order of
-        # their events are folded again from the typed events, in log order.
-        await conn.execute(_Q.batch_sessions, params)
-        cur = await conn.execute(_Q.any_refold)
-        refold, mixed = await cur.fetchone() or (False, False)
-        if refold or mixed:
-            await conn.execute(_Q.batch_events, params)
-            if refold:
-                await conn.execute(_Q.refold_sessions)
-                cur = await conn.execute(_Q.any_mixed)
-                mixed = bool((await cur.fetchone() or (False,))[0])
-            if mixed:
-                await conn.execute(_Q.batch_firsts)
-        await conn.execute(_Q.batch_engagement, {**params, "engagement": _ENGAGEMENT_TYPES})
+        await conn.execute(_Q.batch_events, params)
+        await conn.execute(_Q.batch_sessions)
+        cur = await conn.execute(_Q.any_mixed)
+        if (await cur.fetchone() or (False,))[0]:
+            await conn.execute(_Q.batch_firsts)
         await conn.execute(_Q.batch_changes)
         await conn.execute(_Q.verify, {"grant_sessions": GRANT_SESSIONS})
         # The bitmaps' Python work (grouping the rows, merging the bitmaps) overlaps with the

@@ -5,31 +5,29 @@
 -- at commit; the projection's own tables are unqualified (live schema, or the rebuild's shadow).
 
 -- name: batch_events
--- Every handled event of the range (sql/0950, `lufy.analytics_range_events`: numbered `n` in
--- log order as `batch_sessions` numbers them), its payload fields typed once. Built only when a
--- session of the range needs the fold in log order (`refold_sessions`, `batch_firsts`): the
--- common case is folded straight from the log by `batch_sessions`.
+-- Every handled event of the range, its payload fields typed once. `listened_ms` is 0 when
+-- absent, `weight` 1 when absent or 0 (as `metadata.weight or 1.0`).
 CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
-SELECT r.n, r.event_id, r.type, r.occurred_at, r.recorded_at, r.session_id,
-       r.track_id::uuid AS track_id, r.artist_id::uuid AS artist_id, r.listener_key,
-       r.listened_ms, r.source, r.country, r.device, r.weight, r.grant_id::uuid AS grant_id,
-       r.signed_in, r.imported
-FROM lufy.analytics_range_events(%(range_after_tx)s::text::xid8, %(range_after_pos)s,
-                                 %(range_upto_tx)s::text::xid8, %(range_upto_pos)s,
-                                 %(types)s::text[]) r;
-
--- name: batch_engagement
--- The range's likes and follows (few), by the type index: what `batch_deltas` and `engagement`
--- read.
-CREATE TEMP TABLE analytics_batch_engagement ON COMMIT DROP AS
-SELECT e.event_id, e.type, e.occurred_at,
+SELECT row_number() OVER (ORDER BY e.transaction_id, e.global_position) AS n,
+       e.event_id, e.type, e.occurred_at, e.recorded_at,
+       e.data ->> 'session_id' AS session_id,
        (e.data ->> 'track_id')::uuid AS track_id,
        (e.data ->> 'artist_id')::uuid AS artist_id,
-       coalesce(nullif((e.metadata ->> 'weight')::float8, 0), 1) AS weight
+       e.data ->> 'listener_key' AS listener_key,
+       coalesce((e.data ->> 'listened_ms')::bigint, 0) AS listened_ms,
+       e.data ->> 'source' AS source,
+       e.data ->> 'country' AS country,
+       e.data ->> 'device' AS device,
+       coalesce(nullif((e.metadata ->> 'weight')::float8, 0), 1) AS weight,
+       (e.data ->> 'grant_id')::uuid AS grant_id,
+       (e.data ->> 'listener_id') IS NOT NULL AS signed_in,
+       coalesce((e.data ->> 'imported')::boolean, false) AS imported
 FROM lufy.events e
 WHERE (e.transaction_id, e.global_position) > (%(range_after_tx)s::text::xid8, %(range_after_pos)s)
   AND (e.transaction_id, e.global_position) <= (%(range_upto_tx)s::text::xid8, %(range_upto_pos)s)
-  AND e.type = ANY(%(engagement)s::text[]);
+  -- `|| ''` keeps the planner on events_transaction_order (the range), off events_type_order.
+  AND (e.type || '') = ANY(%(types)s::text[])
+  AND e.type <> 'catalog.stream_authorized';
 
 -- name: batch_grants
 -- Stream grants of the range (few: one per stream route call). A grant carries its listener's
@@ -53,107 +51,14 @@ ON CONFLICT (grant_id) DO NOTHING;
 SELECT hmac_key FROM lufy.analytics_secret;
 
 -- name: batch_sessions
--- What the range's playback events say about each session, folded straight from the log in one
--- pass (no typed copy of the events, one hash aggregate): start = earliest `playback.started`,
--- else earliest event; listened_ms = max; completed/skipped = any; weight = max; `claim_n` the
--- first event carrying a grant id; `n` numbers the range's handled events in log order
--- (sql/0950, `lufy.analytics_range_events`, as for `batch_events`). Folding all of a session's
--- events of the range at once is exact unless the session is new and an event before its
--- first one naming both track and artist must be ignored, or its events naming them disagree
--- on track, artist or listener (the first such event then decides): those are flagged
--- `refold` and folded again in log order (`refold_sessions`). Text fields and the grant keep
--- the first non-empty value in log order: when a session's events disagree (lo <> hi,
--- compared bytewise: only equality matters) or only have '' (`mixed`), batch_firsts settles
--- it. A stored session keeps its track, artist and listener (`batch_changes`): none here.
+-- What the range's playback events say about each session, folded: a session not seen before
+-- starts at its first event naming both track and artist (earlier ones are ignored, as they
+-- were when events were folded one by one); `claim_n` is its first event carrying a grant id.
+-- Text fields keep the first non-empty value in log order: when a session's events disagree
+-- (lo <> hi) or only have '' (`mixed`), batch_firsts settles it in order.
 CREATE TEMP TABLE analytics_batch_sessions ON COMMIT DROP AS
-WITH ev AS (
-    -- Ids as the JSON's text (sql/0950): compared, then cast once per session.
-    SELECT * FROM lufy.analytics_range_events(
-        %(range_after_tx)s::text::xid8, %(range_after_pos)s, %(range_upto_tx)s::text::xid8,
-        %(range_upto_pos)s, %(types)s::text[])
-), folded AS MATERIALIZED (
-    SELECT ev.session_id,
-           min(ev.n) AS first_n,
-           min(ev.n) FILTER (WHERE ev.track_id IS NOT NULL AND ev.artist_id IS NOT NULL)
-               AS valid_from,
-           min(ev.n) FILTER (WHERE ev.grant_id IS NOT NULL) AS claim_n,
-           min(ev.track_id COLLATE "C") FILTER (WHERE ev.artist_id IS NOT NULL) AS track_id,
-           max(ev.track_id COLLATE "C") FILTER (WHERE ev.artist_id IS NOT NULL) AS track_hi,
-           min(ev.artist_id COLLATE "C") FILTER (WHERE ev.track_id IS NOT NULL) AS artist_id,
-           max(ev.artist_id COLLATE "C") FILTER (WHERE ev.track_id IS NOT NULL) AS artist_hi,
-           min(ev.listener_key COLLATE "C")
-               FILTER (WHERE ev.track_id IS NOT NULL AND ev.artist_id IS NOT NULL)
-               AS listener_key,
-           max(ev.listener_key COLLATE "C")
-               FILTER (WHERE ev.track_id IS NOT NULL AND ev.artist_id IS NOT NULL)
-               AS listener_hi,
-           bool_or(ev.listener_key IS NULL)
-               FILTER (WHERE ev.track_id IS NOT NULL AND ev.artist_id IS NOT NULL)
-               AS listener_missing,
-           min(ev.occurred_at) FILTER (WHERE ev.type = 'playback.started') AS start_event_at,
-           min(ev.occurred_at) AS first_event_at,
-           max(ev.listened_ms) AS listened_ms,
-           bool_or(ev.type = 'playback.completed') AS completed,
-           bool_or(ev.type = 'playback.skipped') AS skipped,
-           min(nullif(ev.source, '') COLLATE "C") AS source,
-           max(nullif(ev.source, '') COLLATE "C") AS source_hi,
-           bool_or(ev.source = '') AS source_empty,
-           min(nullif(ev.country, '') COLLATE "C") AS country,
-           max(nullif(ev.country, '') COLLATE "C") AS country_hi,
-           bool_or(ev.country = '') AS country_empty,
-           min(nullif(ev.device, '') COLLATE "C") AS device,
-           max(nullif(ev.device, '') COLLATE "C") AS device_hi,
-           bool_or(ev.device = '') AS device_empty,
-           min(ev.grant_id COLLATE "C") AS grant_id, max(ev.grant_id COLLATE "C") AS grant_hi,
-           max(ev.weight) AS weight,
-           bool_or(ev.signed_in) AS signed_in,
-           bool_or(ev.imported) AS imported,
-           min(ev.recorded_at - ev.listened_ms * interval '1 millisecond') AS grant_deadline
-    FROM ev
-    WHERE starts_with(ev.type, 'playback.')
-    GROUP BY ev.session_id
-)
-SELECT f.session_id, f.claim_n, o.found IS NULL AS is_new,
-       CASE WHEN o.found IS NULL THEN f.valid_from ELSE 0 END AS from_n,
-       CASE WHEN o.found IS NULL THEN f.track_id::uuid END AS track_id,
-       CASE WHEN o.found IS NULL THEN f.artist_id::uuid END AS artist_id,
-       -- (the columns keep the database's collation, as those they are compared with)
-       CASE WHEN o.found IS NULL THEN f.listener_key COLLATE "default" END AS listener_key,
-       f.start_event_at, f.first_event_at, f.listened_ms, f.completed, f.skipped,
-       f.source COLLATE "default" AS source, f.country COLLATE "default" AS country,
-       f.device COLLATE "default" AS device, f.weight,
-       f.grant_id::uuid AS grant_id, f.signed_in, f.imported, f.grant_deadline,
-       (f.source <> f.source_hi OR (f.source IS NULL AND f.source_empty)
-        OR f.country <> f.country_hi OR (f.country IS NULL AND f.country_empty)
-        OR f.device <> f.device_hi OR (f.device IS NULL AND f.device_empty)
-        OR f.grant_id <> f.grant_hi) AS mixed,
-       o.found IS NULL
-       AND (f.valid_from > f.first_n OR f.track_id <> f.track_hi OR f.artist_id <> f.artist_hi
-            OR f.listener_key <> f.listener_hi OR f.listener_missing) AS refold
-FROM folded f
--- Stored before? One index probe per session (LIMIT 1: never a hash of the whole table).
-LEFT JOIN LATERAL (
-    SELECT true AS found FROM playback_sessions s WHERE s.session_id = f.session_id LIMIT 1
-) o ON true
-WHERE o.found OR f.valid_from IS NOT NULL;
-
--- name: any_refold
--- Whether some session is to be folded again (`refold_sessions`), and whether some is `mixed`.
-SELECT coalesce(bool_or(refold), false), coalesce(bool_or(mixed), false)
-FROM analytics_batch_sessions;
-
--- name: refold_sessions
--- The sessions `batch_sessions` flagged (`refold`), folded again from the typed events
--- (`batch_events`) in log order: a session not seen before starts at its first event naming
--- both track and artist (earlier ones are ignored, as they were when events were folded one by
--- one), and takes its track, artist and listener from that event; `claim_n` is its first event
--- carrying a grant id. Text fields keep the first non-empty value in log order: when a
--- session's events disagree (lo <> hi) or only have '' (`mixed`), batch_firsts settles it.
-WITH gone AS (
-    DELETE FROM analytics_batch_sessions WHERE refold RETURNING session_id
-), ev AS NOT MATERIALIZED (
-    SELECT * FROM analytics_batch
-    WHERE starts_with(type, 'playback.') AND session_id IN (SELECT gone.session_id FROM gone)
+WITH ev AS NOT MATERIALIZED (
+    SELECT * FROM analytics_batch WHERE starts_with(type, 'playback.')
 ), firsts AS (
     SELECT ev.session_id,
            min(ev.n) FILTER (WHERE ev.track_id IS NOT NULL AND ev.artist_id IS NOT NULL)
@@ -187,11 +92,6 @@ WITH gone AS (
     FROM starts st JOIN ev ON ev.session_id = st.session_id AND ev.n >= st.from_n
     GROUP BY st.session_id
 )
-INSERT INTO analytics_batch_sessions (session_id, claim_n, is_new, from_n, track_id, artist_id,
-                                      listener_key, start_event_at, first_event_at,
-                                      listened_ms, completed, skipped, source, country, device,
-                                      weight, grant_id, signed_in, imported, grant_deadline,
-                                      mixed, refold)
 SELECT f.session_id, f.claim_n, f.is_new, f.from_n,
        fe.track_id, fe.artist_id, fe.listener_key,
        f.start_event_at, f.first_event_at, f.listened_ms, f.completed, f.skipped,
@@ -200,11 +100,9 @@ SELECT f.session_id, f.claim_n, f.is_new, f.from_n,
        (f.source <> f.source_hi OR (f.source IS NULL AND f.source_empty)
         OR f.country <> f.country_hi OR (f.country IS NULL AND f.country_empty)
         OR f.device <> f.device_hi OR (f.device IS NULL AND f.device_empty)
-        OR f.grant_id <> f.grant_hi) AS mixed,
-       false AS refold
+        OR f.grant_id <> f.grant_hi) AS mixed
 FROM folded f
 LEFT JOIN analytics_batch fe ON fe.n = f.from_n;
-
 
 -- name: any_mixed
 SELECT EXISTS (SELECT 1 FROM analytics_batch_sessions WHERE mixed);
@@ -375,7 +273,7 @@ WITH parts AS (
                        ELSE 0 END,
            CASE e.type WHEN 'artist.followed' THEN e.weight
                        WHEN 'artist.unfollowed' THEN -e.weight ELSE 0 END
-    FROM analytics_batch_engagement e
+    FROM analytics_batch e
     WHERE e.type IN ('track.liked', 'track.unliked', 'artist.followed', 'artist.unfollowed')
       AND e.artist_id IS NOT NULL AND e.track_id IS NOT NULL
 )
@@ -407,7 +305,7 @@ WITH ev AS (
            e.track_id, e.artist_id, e.occurred_at,
            CASE WHEN e.type IN ('track.liked', 'artist.followed') THEN e.weight
                 ELSE -e.weight END AS delta
-    FROM analytics_batch_engagement e
+    FROM analytics_batch e
     WHERE e.type IN ('track.liked', 'track.unliked', 'artist.followed', 'artist.unfollowed')
       AND e.artist_id IS NOT NULL
 ), rows AS (
@@ -441,6 +339,5 @@ ON CONFLICT (day) DO UPDATE SET changes = m.changes + 1;
 -- name: drop_work_tables
 -- At the end of a range (they are dropped at commit anyway; a second range in the same
 -- transaction starts afresh).
-DROP TABLE IF EXISTS pg_temp.analytics_batch, pg_temp.analytics_batch_engagement,
-           pg_temp.analytics_batch_sessions, pg_temp.analytics_batch_changes,
-           pg_temp.analytics_batch_deltas;
+DROP TABLE pg_temp.analytics_batch, pg_temp.analytics_batch_sessions,
+           pg_temp.analytics_batch_changes, pg_temp.analytics_batch_deltas;
