@@ -5,7 +5,7 @@
     python bench/eventstore.py bulk     [--batches 60] [--batch-size 500] [--rounds 3]
     python bench/eventstore.py catchup  [--events 300000] [--batch-size 1000] [--rounds 7]
                                         [--read-ahead-connections 2] [--read-ahead-pages 20]
-                                        [--page-reader columns text ...] [--base-src MAIN/src]
+                                        [--page-reader columns ...]   [--base-src MAIN/src]
     python bench/eventstore.py all      (append --clients 1 8, then catchup, defaults: ~5 min)
 
 Each command creates a throw-away database (migrated like production), runs as the app role
