@@ -23,7 +23,7 @@ from lufy.catalog.grants import GrantConnections, record_grant
 from lufy.errors import ConflictError
 from lufy.eventstore import NewEvent
 from lufy.identity import Principal
-from lufy.observability import REQUESTS
+from lufy.observability import RATE_LIMIT_DECISIONS, REQUESTS
 from lufy.privacy.listeners import ListenerHasher
 from lufy.settings import Settings
 from lufy.web.app import create_app
@@ -31,6 +31,16 @@ from tests.helpers.accounts import TestUser, create_user
 
 ORIGIN = "https://player.example.com"
 ID_HEADERS = {"x-request-id", "x-correlation-id"}
+
+
+def _fail_opens() -> float:
+    """Requests the rate limiter let through because Redis did not answer, so far."""
+    return sum(
+        sample.value
+        for metric in RATE_LIMIT_DECISIONS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("outcome") == "fail_open"
+    )
 
 
 @pytest.fixture
@@ -114,15 +124,20 @@ async def test_who_may_stream_what_is_decided_alike_on_both_paths_and_refusals_r
                     expected = 404 if not visible else 200 if status == "ready" else 409
                     before = len(await grants_of(admin_conn, track_id))
                     url = f"/api/music/tracks/{track_id}/stream"
+                    opened = _fail_opens()
                     lean = await client.get(url, headers=headers)
                     full = await client.get(url, headers={**headers, "Origin": ORIGIN})
+                    # Redis not answering in time (a loaded machine) lets a request through
+                    # without its `ratelimit` header, as documented (fail open).
+                    failed_open = _fail_opens() > opened
                     case = (status, published, deleted, who)
                     assert lean.status_code == full.status_code == expected, case
                     assert "access-control-allow-origin" in full.headers
                     assert "access-control-allow-origin" not in lean.headers
                     for response in (lean, full):
                         assert set(response.headers) >= ID_HEADERS
-                        assert "ratelimit" in response.headers, case
+                        assert "ratelimit-policy" in response.headers, case
+                        assert failed_open or "ratelimit" in response.headers, case
                     after = await grants_of(admin_conn, track_id)
                     if expected == 200:
                         assert set(lean.json()) == set(full.json())
