@@ -150,8 +150,9 @@ SELECT pg_notify('lufy_events', '');
 NOTIFY lufy_events
 
 -- name: notifier_session
--- The Notifier's own connection (notifier.py): it only sends NOTIFYs (`notify`), and nothing
--- durable is at stake in them (as notify_alone), so its commits do not wait for the WAL flush.
+-- The Notifier's own connection (notifier.py): it only sends NOTIFYs (`notifier_notify`), and
+-- nothing durable is at stake in them (as notify_alone), so its commits do not wait for the WAL
+-- flush.
 SET synchronous_commit = off;
 
 -- name: notify_alone
