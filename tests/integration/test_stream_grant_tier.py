@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 
 from lufy.bootstrap import Container
-from lufy.catalog.events import STREAM_AUTH_STREAM, StreamAuthorized
+from lufy.catalog.events import STREAM_AUTH_STREAM
 from lufy.catalog.grants import GrantConnections, Subscription, TierRule, record_grant
-from lufy.catalog.schemas import UploadCreate
 from lufy.catalog.service import everyone_premium
 from lufy.errors import ConflictError
 from lufy.eventstore import NewEvent
 from lufy.identity import Principal
 from lufy.payments.entitlements import Entitlements
 from tests.helpers.accounts import create_user
+from tests.helpers.grants import grant_event, ready_track
 
 
 class Recorder:
@@ -35,19 +35,6 @@ class Recorder:
         return "free"
 
 
-async def _track(container: Container, admin_conn: Any, *, status: str = "ready") -> uuid.UUID:
-    artist = Principal(user_id=uuid.uuid4(), role="artist", session_id=uuid.uuid4())
-    ticket = await container.catalog.request_upload(
-        artist,
-        UploadCreate(filename="t.mp3", content_type="audio/mpeg", size_bytes=10, title="t"),
-    )
-    await admin_conn.execute(
-        "UPDATE lufy.tracks SET status = %s, published = true WHERE id = %s",
-        [status, ticket.track_id],
-    )
-    return ticket.track_id
-
-
 async def _subscribe(
     admin_conn: Any, user_id: uuid.UUID, status: str, period_end: datetime, as_of: datetime
 ) -> None:
@@ -57,18 +44,6 @@ async def _subscribe(
         "VALUES (%s, 'cus_x', %s, %s, %s, %s, 0, 'evt_x')",
         [f"sub_{uuid.uuid4().hex[:12]}", user_id, status, period_end, as_of],
     )
-
-
-def _grant(track_id: uuid.UUID) -> NewEvent:
-    now = datetime.now(UTC)
-    event = StreamAuthorized(
-        track_id=track_id,
-        listener_key=None,
-        expires_at=now + timedelta(hours=1),
-        delivery="local",
-        grant_id=uuid.uuid4(),
-    )
-    return NewEvent(event=event, occurred_at=now)
 
 
 async def _events(admin_conn: Any, track_id: uuid.UUID) -> list[uuid.UUID]:
@@ -98,7 +73,7 @@ async def test_the_statement_returns_the_listeners_own_subscriptions_newest_firs
     listener = await create_user(container, role="listener")
     other = await create_user(container, role="listener")
     principal = Principal(user_id=listener.id, role="listener", session_id=listener.session_id)
-    track_id = await _track(container, admin_conn)
+    track_id = await ready_track(container, admin_conn)
     now = datetime.now(UTC).replace(microsecond=0)
     ended, paid = now - timedelta(days=2), now + timedelta(days=20)
     await _subscribe(admin_conn, listener.id, "canceled", ended, now - timedelta(days=40))
@@ -110,21 +85,21 @@ async def test_the_statement_returns_the_listeners_own_subscriptions_newest_firs
     assert isinstance(Entitlements(3), TierRule)
     grants = GrantConnections(container.db, max_size=1)
     try:
-        assert await _record(container, grants, rule, principal, track_id, _grant(track_id)) == (
-            "free"
-        )
+        assert await _record(
+            container, grants, rule, principal, track_id, grant_event(track_id)
+        ) == ("free")
         assert rule.seen == [[("active", paid, None), ("canceled", ended, None)]]
         # The payments context's rule, given the same rows: the active subscription counts.
         entitlements = Entitlements(3)
         assert await _record(
-            container, grants, entitlements, principal, track_id, _grant(track_id)
+            container, grants, entitlements, principal, track_id, grant_event(track_id)
         ) == ("premium")
         assert await _record(
-            container, grants, everyone_premium, principal, track_id, _grant(track_id)
+            container, grants, everyone_premium, principal, track_id, grant_event(track_id)
         ) == ("premium")
         # A rule that needs none gets none; an anonymous listener has none.
-        await _record(container, grants, blind, principal, track_id, _grant(track_id))
-        await _record(container, grants, rule, None, track_id, _grant(track_id))
+        await _record(container, grants, blind, principal, track_id, grant_event(track_id))
+        await _record(container, grants, rule, None, track_id, grant_event(track_id))
         assert blind.seen == [[]]
         assert rule.seen[1:] == [[]]
         # Refused: nothing recorded, and no tier worked out.
@@ -132,7 +107,7 @@ async def test_the_statement_returns_the_listeners_own_subscriptions_newest_firs
             "UPDATE lufy.tracks SET status = 'processing' WHERE id = %s", [track_id]
         )
         with pytest.raises(ConflictError):
-            await _record(container, grants, rule, principal, track_id, _grant(track_id))
+            await _record(container, grants, rule, principal, track_id, grant_event(track_id))
         assert len(rule.seen) == 2
         # Nothing of the grant's transaction stays on the pooled connection.
         async with grants.connection() as conn:
@@ -149,9 +124,9 @@ async def test_the_statement_returns_the_listeners_own_subscriptions_newest_firs
 async def test_a_grant_sent_twice_is_recorded_once(container: Container, admin_conn: Any) -> None:
     # What a retry after a lost answer does: the statement committed, the retry sends the same
     # event id, and the append answers it as a replay.
-    track_id = await _track(container, admin_conn)
+    track_id = await ready_track(container, admin_conn)
     grants = GrantConnections(container.db, max_size=1)
-    grant = _grant(track_id)
+    grant = grant_event(track_id)
     try:
         for _ in range(2):
             assert await _record(container, grants, everyone_premium, None, track_id, grant) == (
@@ -165,11 +140,11 @@ async def test_a_grant_sent_twice_is_recorded_once(container: Container, admin_c
 async def test_a_broken_connection_is_retried_once_with_the_same_event_id(
     container: Container, admin_conn: Any
 ) -> None:
-    track_id = await _track(container, admin_conn)
+    track_id = await ready_track(container, admin_conn)
     listener = await create_user(container, role="listener")
     principal = Principal(user_id=listener.id, role="listener", session_id=listener.session_id)
     grants = GrantConnections(container.db, max_size=1)
-    first, second = _grant(track_id), _grant(track_id)
+    first, second = grant_event(track_id), grant_event(track_id)
     try:
         await _record(container, grants, Entitlements(3), principal, track_id, first)
         async with grants.connection() as conn:

@@ -1,13 +1,16 @@
 """Stream grants: the database work of `GET /api/music/tracks/{id}/stream`, in one statement.
 
 Every play starts with this request, so its cost is part of the time to first segment
-(docs/benchmarks.md). `lufy.issue_stream_grant` (sql/0820 and sql/0821) binds the caller for
-Row-Level Security, reads the track, decides whether it may be streamed and, when it may,
-appends the `catalog.stream_authorized` event with `lufy.append_to_stream`, encoded by the event
-store's codec like any append, and reads what the listener's tier is worked out of: one
+(docs/benchmarks.md). `lufy.try_stream_grant` (sql/0981) binds the caller for Row-Level
+Security, reads the track, decides whether it may be streamed and, when it may, appends the
+`catalog.stream_authorized` event (encoded by the event store's codec like any append) with one
+INSERT at the stream's next version, and reads what the listener's tier is worked out of: one
 statement, in autocommit mode, so one round trip (Bind, Execute, Sync) whose answer arrives
-committed. The transaction commits asynchronously (`synchronous_commit = off`, for it only):
-docs/media.md says what a crash can lose and why that is acceptable.
+committed. When another grant of the same track took that version meanwhile, the INSERT fails
+having written nothing, and `lufy.issue_stream_grant` (sql/0820 and sql/0821: the same decision,
+appending with `lufy.append_to_stream`, which appends after the other grant) answers instead.
+The transaction commits asynchronously (`synchronous_commit = off`, for it only): docs/media.md
+says what a crash can lose and why that is acceptable.
 
 The tier: a resolver that is a `TierRule` (the payments context's entitlements, and the
 default that gives everyone premium) says whether it needs the listener's subscriptions, which
@@ -27,6 +30,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
+import psycopg
 from psycopg import AsyncConnection
 
 from lufy.db import Database
@@ -162,9 +166,15 @@ async def record_grant(
 
 
 async def _issue(db: Database | GrantConnections, params: dict[str, Any]) -> _Issued:
-    """One statement, one round trip: it commits before it answers (autocommit)."""
+    """One statement, one round trip: it commits before it answers (autocommit). The grant is
+    first tried as one INSERT (`lufy.try_stream_grant`, sql/0981); when another grant of the
+    track took the stream's next version meanwhile, that attempt fails having written nothing
+    and `lufy.issue_stream_grant` (which appends after the other grant) answers instead."""
     async with db.connection() as conn:
-        cur = await conn.execute(_Q.issue_stream_grant, params, prepare=True)
+        try:
+            cur = await conn.execute(_Q.try_stream_grant, params, prepare=True)
+        except psycopg.errors.UniqueViolation:
+            cur = await conn.execute(_Q.issue_stream_grant, params, prepare=True)
         return None, await cur.fetchone()
 
 

@@ -97,3 +97,12 @@ FROM lufy.issue_stream_grant(%(track_id)s::uuid, %(user_id)s::uuid, %(role)s::te
                              %(stream_type)s::text, %(event_id)s::uuid, %(type)s::text,
                              %(schema_version)s::int, %(data)s::jsonb, %(metadata)s::jsonb,
                              %(occurred_at)s::timestamptz, %(subscriptions)s::boolean)
+
+-- name: try_stream_grant
+-- The same in one attempt (sql/0981): fails with unique_violation, having written nothing, when
+-- another grant of the track took the stream version meanwhile; issue_stream_grant then.
+SELECT visible, status, granted, sub_status, sub_period_end, sub_past_due_since
+FROM lufy.try_stream_grant(%(track_id)s::uuid, %(user_id)s::uuid, %(role)s::text,
+                           %(stream_type)s::text, %(event_id)s::uuid, %(type)s::text,
+                           %(schema_version)s::int, %(data)s::jsonb, %(metadata)s::jsonb,
+                           %(occurred_at)s::timestamptz, %(subscriptions)s::boolean)

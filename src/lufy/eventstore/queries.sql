@@ -103,13 +103,16 @@ SELECT 0::bigint AS base
 WHERE {fresh_ids}
 
 -- name: stream_any
--- The stream's last version from the log (a backward probe of the index). A writer that took
--- base + 1 meanwhile makes this statement fail on the index; lufy.append_to_stream then
--- appends after it.
-SELECT coalesce(max(stream_version), 0) AS base
-FROM lufy.events
-WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
-HAVING {fresh_ids}
+-- The stream's last version from the log: the first entry of events_stream_version_key from its
+-- end (written so, with the partial index's predicate, so that no plan reads the whole stream:
+-- sql/0981). A
+-- writer that took base + 1 meanwhile makes this statement fail on the index;
+-- lufy.append_to_stream then appends after it.
+SELECT coalesce((SELECT stream_version FROM lufy.events
+                 WHERE stream_type = %(stream_type)s AND stream_id = %(stream_id)s
+                   AND stream_version IS NOT NULL
+                 ORDER BY stream_version DESC LIMIT 1), 0) AS base
+WHERE {fresh_ids}
 
 -- name: fresh_ids_probed
 -- Inside a caller's transaction: none of the ids exists yet and the versions after `expected`
