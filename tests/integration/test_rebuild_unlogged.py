@@ -100,3 +100,69 @@ async def test_a_rebuild_whose_unlogged_copies_crash_recovery_emptied_starts_afr
     assert not result.resumed
     assert result.events_applied == 120
     assert await counted(app_conn, "test_other") == 120
+
+
+KEPT_SQL = """
+CREATE INDEX IF NOT EXISTS test_other_kept ON lufy.test_other (events, stream_id);
+CREATE INDEX IF NOT EXISTS test_other_kept ON lufy_shadow.test_other (events, stream_id);
+CREATE INDEX IF NOT EXISTS test_other_lower ON lufy.test_other (lower(stream_id));
+CREATE INDEX IF NOT EXISTS test_other_lower ON lufy_shadow.test_other (lower(stream_id));
+"""
+
+# Each index of the table with its definition and validity, and whether the expression index
+# has statistics (ANALYZE comes after the indexes with expressions).
+INDEXES_SQL = """
+SELECT (SELECT array_agg(c.relname::text || ' ' || x.indisvalid || ' '
+                         || pg_get_indexdef(x.indexrelid) ORDER BY c.relname)
+        FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+        WHERE x.indrelid = %(t)s::text::regclass),
+       EXISTS (SELECT 1 FROM pg_statistic s
+               WHERE s.starelid
+                     = to_regclass(replace(%(t)s::text, 'test_other', 'test_other_lower'))),
+       (SELECT relpersistence FROM pg_class WHERE oid = %(t)s::text::regclass)
+"""
+
+
+class KeepingCounter(DeferringCounter):
+    """Defers two indexes (one with an expression) and keeps `test_other_kept` during the
+    pages, noting the shadow copy's indexes at each range."""
+
+    rebuild_deferred_indexes: ClassVar[tuple[str, ...]] = ("test_other_events", "test_other_lower")
+    kept: ClassVar[list[bool]] = []
+
+    async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
+        cur = await conn.execute(
+            "SELECT to_regclass('lufy_shadow.test_other_kept') IS NOT NULL,"
+            " to_regclass('lufy_shadow.test_other_lower') IS NOT NULL"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        self.kept.append(row[0] and not row[1])
+        await super().apply_range(conn, log)
+
+
+async def test_the_end_builds_every_index_apart_and_analyzes_after_expression_indexes(
+    settings, app_conn, admin_conn
+) -> None:
+    """The indexes SET LOGGED would rebuild (kept during the pages) and the deferred ones are
+    built one by one on the end's connections: the swapped-in table has every index of the
+    live one, valid, with the same definition, and statistics of the expression index."""
+    store = await counted_fixture(settings, admin_conn, app_conn, INDEX_SQL + KEPT_SQL)
+    cur = await admin_conn.execute(INDEXES_SQL, {"t": "lufy.test_other"})
+    live_before = await cur.fetchone()
+    assert live_before is not None
+    assert len(live_before[0]) == 4  # the primary key, kept, events, lower
+    KeepingCounter.kept.clear()
+
+    result = await rebuild(settings.DATABASE_URL, KeepingCounter(), store=store, batch_size=50)
+
+    assert result.swapped
+    assert KeepingCounter.kept
+    assert all(KeepingCounter.kept)
+    cur = await admin_conn.execute(INDEXES_SQL, {"t": "lufy.test_other"})
+    assert await cur.fetchone() == (live_before[0], True, "p")
+    assert await counted(app_conn, "test_other") == 120
+    cur = await admin_conn.execute(
+        "SELECT count(*) FROM lufy.test_other WHERE lower(stream_id) = 's1'"
+    )
+    assert await cur.fetchone() == (1,)

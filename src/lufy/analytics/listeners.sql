@@ -13,7 +13,10 @@ SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true);
 -- name: batch_sides
 -- The changed sessions' sides that may change bitmap rows: before (-1, when it was a stream)
 -- and after (+1, when it is one). A session whose rows cannot have changed (a stream before
--- and after, same track, artist, quarter-hour, weight and dimensions) has none.
+-- and after, same track, artist, quarter-hour, weight and dimensions) has none. Each with its
+-- listener's dense id (`id`), NULL for a listener who has none yet (`entering_sides` assigns
+-- them): `listener_ids` is joined once per range (a hash of the whole table, as large as the
+-- listeners: joining it again for the entering sides cost as much again).
 CREATE TEMP TABLE analytics_bitmap_sides ON COMMIT DROP AS
 WITH c AS (
     SELECT c.*, c.verified AND c.listened_ms >= 30000 AS is_stream,
@@ -27,39 +30,46 @@ WITH c AS (
                      timestamptz '1970-01-01 00:00:00+00')) AS same_rows
     FROM analytics_batch_changes c
 )
-SELECT c.listener_key, 1 AS sign, c.track_id, c.artist_id,
-       coalesce(c.start_event_at, c.first_event_at) AS at, c.weight, c.country, c.device,
-       c.source
-FROM c WHERE c.is_stream AND NOT (c.was_stream AND c.same_rows)
-UNION ALL
-SELECT c.listener_key, -1, c.o_track_id, c.o_artist_id,
-       coalesce(c.o_start_event_at, c.o_first_event_at), c.o_weight, c.o_country, c.o_device,
-       c.o_source
-FROM c WHERE c.was_stream AND NOT (c.is_stream AND c.same_rows);
-
--- name: assign_listener_ids
--- Dense ids for the listeners of the sides, assigned on first sight in key order: the
--- projection is the only writer of its tables (live or shadow, and a rebuild's swap copies ids
--- as they are), so max + n is free. (A listener without an id has only sides entering rows.)
-INSERT INTO listener_ids (listener_key, id)
-SELECT m.k, (SELECT coalesce(max(id), 0) FROM listener_ids) + row_number() OVER (ORDER BY m.k)
-FROM (SELECT DISTINCT s.listener_key COLLATE "C" AS k
-      FROM analytics_bitmap_sides s
-      WHERE NOT EXISTS (SELECT 1 FROM listener_ids l WHERE l.listener_key = s.listener_key)) m;
+SELECT x.*, l.id
+FROM (
+    SELECT c.listener_key, 1 AS sign, c.track_id, c.artist_id,
+           coalesce(c.start_event_at, c.first_event_at) AS at, c.weight, c.country, c.device,
+           c.source
+    FROM c WHERE c.is_stream AND NOT (c.was_stream AND c.same_rows)
+    UNION ALL
+    SELECT c.listener_key, -1, c.o_track_id, c.o_artist_id,
+           coalesce(c.o_start_event_at, c.o_first_event_at), c.o_weight, c.o_country, c.o_device,
+           c.o_source
+    FROM c WHERE c.was_stream AND NOT (c.is_stream AND c.same_rows)
+) x
+LEFT JOIN listener_ids l ON l.listener_key = x.listener_key;
 
 -- name: entering_sides
--- The sides entering rows, with their listener's dense id and 15-minute UTC bucket, and a
--- missing country, device or source as 'unknown' (as the SQL's coalesce(value, 'unknown')
--- everywhere). `apply_batch` groups them into the quarter-hour rows they add to (9 rows per
--- side: its track; its artist and the platform, each also by country, device and source) in
--- Python, where a row's ids become a bitmap at once: grouping them here (an array of ids per
--- row, nine rows per side) was the most expensive statement of a rebuild's page.
-SELECT l.id, s.track_id, s.artist_id,
+-- First, dense ids for the listeners of the sides who have none (`batch_sides`), assigned on
+-- first sight in key order: the projection is the only writer of its tables (live or shadow,
+-- and a rebuild's swap copies ids as they are), so max + n is free. (A listener without an id
+-- has only sides entering rows.) Then the sides entering rows, with their listener's dense id
+-- and 15-minute UTC bucket, and a missing country, device or source as 'unknown' (as the SQL's
+-- coalesce(value, 'unknown') everywhere). `apply_batch` groups them into the quarter-hour rows
+-- they add to (9 rows per side: its track; its artist and the platform, each also by country,
+-- device and source) in Python, where a row's ids become a bitmap at once: grouping them here
+-- (an array of ids per row, nine rows per side) was the most expensive statement of a
+-- rebuild's page.
+WITH assigned AS (
+    INSERT INTO listener_ids (listener_key, id)
+    SELECT m.k,
+           (SELECT coalesce(max(id), 0) FROM listener_ids) + row_number() OVER (ORDER BY m.k)
+    FROM (SELECT DISTINCT s.listener_key COLLATE "C" AS k
+          FROM analytics_bitmap_sides s
+          WHERE s.id IS NULL) m
+    RETURNING listener_key, id
+)
+SELECT coalesce(s.id, a.id), s.track_id, s.artist_id,
        date_bin('15 minutes', s.at, timestamptz '1970-01-01 00:00:00+00'), s.weight::float8,
        coalesce(s.country, 'unknown'), coalesce(s.device, 'unknown'),
        coalesce(s.source, 'unknown')
 FROM analytics_bitmap_sides s
-JOIN listener_ids l ON l.listener_key = s.listener_key
+LEFT JOIN assigned a ON s.id IS NULL AND a.listener_key = s.listener_key
 WHERE s.sign > 0;
 
 -- name: batch_adds

@@ -194,10 +194,7 @@ class _Rebuild:
         try:
             if place.first_pass is not None:
                 checkpoint, applied = await self._first_pass(place.first_pass)
-            total = applied + await self._count_after(checkpoint)
-            if self.progress:
-                self.progress(applied, total)
-            checkpoint, applied = await self._catch_up(checkpoint, applied, total)
+            checkpoint, applied = await self._catch_up(checkpoint, applied)
             result = RebuildResult(
                 name=self.name,
                 version=self.p.version,
@@ -313,16 +310,18 @@ class _Rebuild:
             _log.warning("rebuild.shadow_lost", projection=self.name, applied=applied)
         return lost
 
-    async def _count_after(self, checkpoint: Checkpoint) -> int:
-        cur = await self.conn.execute(
-            Q.count_after,
-            {
-                "tx": checkpoint.transaction_id,
-                "pos": checkpoint.global_position,
-                "types": self.types,
-            },
-        )
-        row = await cur.fetchone()
+    async def _count_apart(self, query: Any, params: dict[str, Any]) -> int:
+        """A count of events for the progress, on a connection of its own while the rebuild
+        applies (one worker: the other core is the apply's)."""
+        async with (
+            await AsyncConnection.connect(
+                self.url, autocommit=True, application_name=process_label("rebuild")
+            ) as counter,
+            counter.transaction(),
+        ):
+            await counter.execute(_R.one_worker)
+            cur = await counter.execute(query, params)
+            row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     # --- building -----------------------------------------------------------------------------
@@ -372,25 +371,39 @@ class _Rebuild:
                     await counter
 
     async def _count_first_pass(self, below: int) -> int:
-        async with (
-            await AsyncConnection.connect(
-                self.url, autocommit=True, application_name=process_label("rebuild")
-            ) as counter,
-            counter.transaction(),
-        ):
-            await counter.execute(_R.one_worker)  # one worker: the other core is the apply's
-            cur = await counter.execute(Q.count_first_pass, {"below": below, "types": self.types})
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await self._count_apart(Q.count_first_pass, {"below": below, "types": self.types})
 
-    async def _catch_up(
-        self, checkpoint: Checkpoint, applied: int, total: int
-    ) -> tuple[Checkpoint, int]:
+    async def _catch_up(self, checkpoint: Checkpoint, applied: int) -> tuple[Checkpoint, int]:
         """Apply batches until a page comes back short: the swap then has little left to do.
 
         The next page is read on a second connection while the current one is applied, so the
-        database's part of reading overlaps with decoding and applying.
+        database's part of reading overlaps with decoding and applying. How many events there
+        are to apply (for the progress, reported from the first batch applied on) is counted
+        on a third one meanwhile: counting them first delayed the first page (about 0.5 s
+        for the 3,030,000 events of the analytics fixture).
         """
+        before = applied
+        counter = asyncio.create_task(
+            self._count_apart(
+                Q.count_after,
+                {
+                    "tx": checkpoint.transaction_id,
+                    "pos": checkpoint.global_position,
+                    "types": self.types,
+                },
+            )
+        )
+        try:
+            return await self._apply_pages(checkpoint, applied, before, counter)
+        finally:
+            if not counter.done():
+                counter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await counter
+
+    async def _apply_pages(
+        self, checkpoint: Checkpoint, applied: int, before: int, counter: asyncio.Task[int]
+    ) -> tuple[Checkpoint, int]:
         async with contextlib.aclosing(self.pages.read_ahead(self.url, checkpoint)) as pages:
             async for page, full in pages:
                 batch, done = page, not full
@@ -410,7 +423,7 @@ class _Rebuild:
                     applied += batch.size
                     checkpoint = batch.after
                     if self.progress:
-                        self.progress(applied, max(total, applied))
+                        self.progress(applied, max(before + await counter, applied))
                 if done:
                     break
         return checkpoint, applied

@@ -78,3 +78,32 @@ SELECT lufy.shadow_indexes(%(tables)s::text[], false, %(names)s::text[]);
 
 -- name: create_missing_indexes
 SELECT lufy.shadow_indexes(%(tables)s::text[], true, '{}');
+
+-- name: create_shadow_index
+-- One index the shadow copy of `table` lacks, as the live table has it
+-- (sql/0960_rebuild_persist_indexes.sql).
+SELECT lufy.shadow_index(%(table)s, %(index)s);
+
+-- name: rebuilt_indexes
+-- The shadow copies' indexes that SET LOGGED would rebuild one after the other and that the end
+-- of a rebuild builds itself instead, each on a free connection: those the live table also has
+-- (same name) and that back no constraint (those stay: they are dropped only with it).
+SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}')
+FROM unnest(%(tables)s::text[]) t
+JOIN pg_index x ON x.indrelid = to_regclass(format('lufy_shadow.%%I', t))
+JOIN pg_class c ON c.oid = x.indexrelid
+WHERE NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+  AND EXISTS (SELECT 1 FROM pg_index y JOIN pg_class d ON d.oid = y.indexrelid
+              WHERE y.indrelid = to_regclass(format('lufy.%%I', t)) AND d.relname = c.relname);
+
+-- name: missing_indexes
+-- The indexes of the live tables that their shadow copies lack (table, index, whether it has
+-- expressions: ANALYZE gathers statistics of those, so it comes after them).
+SELECT t, c.relname::text, x.indexprs IS NOT NULL
+FROM unnest(%(tables)s::text[]) t
+JOIN pg_index x ON x.indrelid = to_regclass(format('lufy.%%I', t))
+JOIN pg_class c ON c.oid = x.indexrelid
+WHERE NOT EXISTS (SELECT 1 FROM pg_index y JOIN pg_class d ON d.oid = y.indexrelid
+                  WHERE y.indrelid = to_regclass(format('lufy_shadow.%%I', t))
+                    AND d.relname = c.relname)
+ORDER BY pg_relation_size(x.indexrelid) DESC, 1, 2;

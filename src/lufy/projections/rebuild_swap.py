@@ -36,12 +36,12 @@ from lufy.projections.context import (
     checkpoint_of,
     decode_rows,
     enter_system_transaction,
-    process_label,
 )
 from lufy.projections.ranged import LogRange, RangeProjection
+from lufy.projections.rebuild_persist import persist_shadow
 from lufy.sqlfiles import load_queries
 
-__all__ = ["PERSIST_CONNECTIONS", "SWAP_ATTEMPTS", "SWAP_LOCK_TIMEOUT", "ShadowSwap", "Swapped"]
+__all__ = ["SWAP_ATTEMPTS", "SWAP_LOCK_TIMEOUT", "ShadowSwap", "Swapped"]
 
 _R = load_queries("lufy.projections", "rebuild.sql")
 
@@ -50,8 +50,6 @@ _log = get_logger("lufy.projections.rebuild")
 # to the writers and retries (it must stay below deadlock_timeout, 1 s by default).
 SWAP_LOCK_TIMEOUT = "200ms"
 SWAP_ATTEMPTS = 100
-# Connections making the shadow copies durable at the end of a rebuild (`persist_shadow`).
-PERSIST_CONNECTIONS = 2
 
 
 class Swapped(NamedTuple):
@@ -74,39 +72,10 @@ class ShadowSwap:
         return self.p.name
 
     async def persist_shadow(self, url: str) -> None:
-        """Make the shadow copies LOGGED (a rebuild fills them UNLOGGED), give them every index
-        of the live tables they lack (those a rebuild defers), and their statistics: each
-        table's and index's contents are written to the WAL once, before it is swapped in or
-        left for inspection. The tables are shared out by size between PERSIST_CONNECTIONS
-        connections (this one and others on `url`) working at the same time: each rewrite,
-        index build and ANALYZE is one backend's work, and the biggest table alone is about as
-        long as all the others together."""
-        cur = await self.conn.execute(_R.shadow_sizes, {"tables": list(self.p.tables)})
-        lanes: list[list[str]] = [[] for _ in range(PERSIST_CONNECTIONS)]
-        loads = [0] * PERSIST_CONNECTIONS
-        for table, size in await cur.fetchall():  # biggest first, each to the lightest lane
-            lane = loads.index(min(loads))
-            lanes[lane].append(table)
-            loads[lane] += int(size or 0)
-
-        async def persist(conn: AsyncConnection[Any], tables: list[str]) -> None:
-            await conn.execute(_R.set_shadow_logged, {"tables": tables, "logged": True})
-            await conn.execute(_R.create_missing_indexes, {"tables": tables})
-            # Statistics before the swap: the exchanged tables come with them, and ANALYZE
-            # stays out of the swap's transaction.
-            await conn.execute(_R.analyze_shadow, {"tables": tables})
-
-        async def persist_apart(tables: list[str]) -> None:
-            async with await AsyncConnection.connect(
-                url, autocommit=True, application_name=process_label("rebuild")
-            ) as other:
-                await persist(other, tables)
-
-        first, *others = [lane for lane in lanes if lane]
-        async with asyncio.TaskGroup() as group:
-            for tables in others:
-                group.create_task(persist_apart(tables))
-            group.create_task(persist(self.conn, first))
+        """Make the shadow copies durable before the swap (or before they are left for
+        inspection): LOGGED, with every index of the live tables and their statistics
+        (rebuild_persist.py, on several connections at once)."""
+        await persist_shadow(self.conn, url, list(self.p.tables))
 
     async def swap(self, checkpoint: Checkpoint, applied: int, *, compare: bool) -> Swapped:
         """Swap the shadow copy in (`applied`: events applied to it before), once
