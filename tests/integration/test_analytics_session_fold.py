@@ -17,7 +17,7 @@ from lufy.analytics.events import PlaybackCompleted, PlaybackProgress, PlaybackS
 from lufy.analytics.projections import AnalyticsProjection
 from lufy.eventstore import NewEvent
 from lufy.projections.rebuild import rebuild
-from lufy.testing.analytics import LocalProjector, insert_artist, insert_track
+from lufy.testing.analytics import LocalProjector, insert_artist, insert_track, issue_grant
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
@@ -141,3 +141,37 @@ async def test_sessions_folded_in_one_pass_equal_the_fold_event_by_event(
         # (Bitmaps hold dense ids, given in another order when the log is cut otherwise.)
         assert result.differences["session_blocks"] == (0, 0), step
         assert await sessions(db) == got
+
+
+async def test_a_new_sessions_ignored_events_still_date_its_claim_of_a_grant(
+    db, store, admin_conn
+) -> None:
+    """Within one range, a new session's first event carrying a grant dates its claim even when
+    the fold ignores that event (it names no track): that session claims the grant before a
+    session that presented it later in the log. (The fold of such a range runs twice, the second
+    time without the ignored events: the claim must survive.)"""
+    artist = await insert_artist(admin_conn)
+    track = await insert_track(admin_conn, artist)
+    grant = await issue_grant(db, store, track)
+
+    def progress(session: str, minute: int, *, named: bool) -> tuple[Any, datetime]:
+        names = {"track_id": track, "artist_id": artist} if named else {}
+        fields = {"session_id": session, "listener_key": "k", "listened_ms": 1_000}
+        return PlaybackProgress(**fields, grant_id=grant, **names), at(minute)
+
+    await append(
+        db,
+        store,
+        [
+            progress("early", 0, named=False),
+            progress("other", 1, named=True),
+            progress("early", 2, named=True),
+        ],
+    )
+    await LocalProjector(db, store).run()
+    async with db.transaction(role="system") as conn:
+        cur = await conn.execute(
+            "SELECT session_id, verified, start_event_at, first_event_at FROM playback_sessions"
+        )
+        got = {r[0]: r[1:] for r in await cur.fetchall()}
+    assert got == {"early": (True, None, at(2)), "other": (False, None, at(1))}

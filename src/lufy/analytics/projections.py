@@ -156,8 +156,15 @@ class AnalyticsProjection(RangeProjection):
         await self._grants(conn, params)
         await conn.execute(_Q.batch_events, params)
         await conn.execute(_Q.batch_sessions)
-        cur = await conn.execute(_Q.any_mixed)
-        if (await cur.fetchone() or (False,))[0]:
+        mixed, refold = await self._fold_flags(conn)
+        if refold:  # new sessions whose first events name no track or artist (rare)
+            await conn.execute(_Q.set_aside_first_fold)
+            await conn.execute(_Q.drop_ignored)
+            await conn.execute(_Q.batch_sessions)
+            await conn.execute(_Q.restore_claims)
+            await conn.execute(_Q.drop_first_fold)
+            mixed, _ = await self._fold_flags(conn)
+        if mixed:
             await conn.execute(_Q.batch_firsts)
         await conn.execute(_Q.batch_changes)
         await conn.execute(_Q.verify, {"grant_sessions": GRANT_SESSIONS})
@@ -181,6 +188,12 @@ class AnalyticsProjection(RangeProjection):
         follow_days = sorted({row[0] for row in await engagement[0].fetchall()})
         await conn.execute(_Q.mark_days, {"days": follow_days})
         await conn.execute(_Q.drop_work_tables)
+
+    async def _fold_flags(self, conn: AsyncConnection[Any]) -> tuple[bool, bool]:
+        """Whether any folded session is `mixed` (batch_firsts), or `refold` (drop_ignored)."""
+        cur = await conn.execute(_Q.any_mixed)
+        row = await cur.fetchone()
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
 
     async def _grants(self, conn: AsyncConnection[Any], params: dict[str, Any]) -> None:
         """Keep every grant with a keyed hash of its listener (never the user id itself)."""

@@ -6,10 +6,12 @@
 
 -- name: batch_events
 -- Every handled event of the range, its payload fields typed once. `listened_ms` is 0 when
--- absent, `weight` 1 when absent or 0 (as `metadata.weight or 1.0`).
+-- absent, `weight` 1 when absent or 0 (as `metadata.weight or 1.0`). `playback`: a playback.*
+-- event (a column, not a condition on `type`, so that the planner knows most rows are).
 CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
 SELECT row_number() OVER (ORDER BY e.transaction_id, e.global_position) AS n,
-       e.event_id, e.type, e.occurred_at, e.recorded_at,
+       e.event_id, e.type, starts_with(e.type, 'playback.') AS playback,
+       e.occurred_at, e.recorded_at,
        e.data ->> 'session_id' AS session_id,
        (e.data ->> 'track_id')::uuid AS track_id,
        (e.data ->> 'artist_id')::uuid AS artist_id,
@@ -51,61 +53,77 @@ ON CONFLICT (grant_id) DO NOTHING;
 SELECT hmac_key FROM lufy.analytics_secret;
 
 -- name: batch_sessions
--- What the range's playback events say about each session, folded: a session not seen before
--- starts at its first event naming both track and artist (earlier ones are ignored, as they
--- were when events were folded one by one); `claim_n` is its first event carrying a grant id.
+-- What the range's playback events say about each session, folded in one pass (hashed by
+-- session): a session not seen before starts at its first event naming both track and artist,
+-- which gives its track, artist and listener (`from_n`; earlier events are ignored, as they were
+-- when events were folded one by one); `claim_n` is its first event carrying a grant id. A new
+-- session whose first events name no track or artist is marked `refold`: drop_ignored removes
+-- those events and this statement runs again (a rare case, kept out of the common one).
 -- Text fields keep the first non-empty value in log order: when a session's events disagree
--- (lo <> hi) or only have '' (`mixed`), batch_firsts settles it in order.
+-- (lo <> hi) or any has '' (`mixed`), batch_firsts settles it in order. (min and max in the
+-- "C" collation only tell whether values differ: cheaper than the database's.)
 CREATE TEMP TABLE analytics_batch_sessions ON COMMIT DROP AS
-WITH ev AS NOT MATERIALIZED (
-    SELECT * FROM analytics_batch WHERE starts_with(type, 'playback.')
-), firsts AS (
-    SELECT ev.session_id,
+SELECT f.session_id, f.claim_n, s.session_id IS NULL AS is_new,
+       CASE WHEN s.session_id IS NULL THEN f.valid_from ELSE 0 END AS from_n,
+       s.session_id IS NULL AND f.first_n < f.valid_from AS refold,
+       fe.track_id, fe.artist_id, fe.listener_key,
+       f.start_event_at, f.first_event_at, f.listened_ms, f.completed, f.skipped,
+       f.source COLLATE "default" AS source, f.country COLLATE "default" AS country,
+       f.device COLLATE "default" AS device, f.weight, f.grant_id::uuid AS grant_id,
+       f.signed_in, f.imported, f.grant_deadline,
+       (f.source <> f.source_hi OR f.source = '' OR f.country <> f.country_hi
+        OR f.country = '' OR f.device <> f.device_hi OR f.device = ''
+        OR f.grant_id <> f.grant_hi) AS mixed
+FROM (
+    SELECT ev.session_id, min(ev.n) AS first_n,
            min(ev.n) FILTER (WHERE ev.track_id IS NOT NULL AND ev.artist_id IS NOT NULL)
                AS valid_from,
-           min(ev.n) FILTER (WHERE ev.grant_id IS NOT NULL) AS claim_n
-    FROM ev GROUP BY ev.session_id
-), starts AS (
-    SELECT f.session_id, f.claim_n, s.session_id IS NULL AS is_new,
-           CASE WHEN s.session_id IS NULL THEN f.valid_from ELSE 0 END AS from_n
-    FROM firsts f LEFT JOIN playback_sessions s ON s.session_id = f.session_id
-    WHERE s.session_id IS NOT NULL OR f.valid_from IS NOT NULL
-), folded AS (
-    SELECT st.session_id, min(st.claim_n) AS claim_n, bool_or(st.is_new) AS is_new,
-           min(st.from_n) AS from_n,
+           min(ev.n) FILTER (WHERE ev.grant_id IS NOT NULL) AS claim_n,
            min(ev.occurred_at) FILTER (WHERE ev.type = 'playback.started') AS start_event_at,
            min(ev.occurred_at) AS first_event_at,
            max(ev.listened_ms) AS listened_ms,
            bool_or(ev.type = 'playback.completed') AS completed,
            bool_or(ev.type = 'playback.skipped') AS skipped,
-           min(nullif(ev.source, '')) AS source, max(nullif(ev.source, '')) AS source_hi,
-           bool_or(ev.source = '') AS source_empty,
-           min(nullif(ev.country, '')) AS country, max(nullif(ev.country, '')) AS country_hi,
-           bool_or(ev.country = '') AS country_empty,
-           min(nullif(ev.device, '')) AS device, max(nullif(ev.device, '')) AS device_hi,
-           bool_or(ev.device = '') AS device_empty,
-           min(ev.grant_id::text) AS grant_id, max(ev.grant_id::text) AS grant_hi,
+           min(ev.source COLLATE "C") AS source, max(ev.source COLLATE "C") AS source_hi,
+           min(ev.country COLLATE "C") AS country, max(ev.country COLLATE "C") AS country_hi,
+           min(ev.device COLLATE "C") AS device, max(ev.device COLLATE "C") AS device_hi,
+           min(ev.grant_id::text COLLATE "C") AS grant_id,
+           max(ev.grant_id::text COLLATE "C") AS grant_hi,
            max(ev.weight) AS weight,
            bool_or(ev.signed_in) AS signed_in,
            bool_or(ev.imported) AS imported,
            min(ev.recorded_at - ev.listened_ms * interval '1 millisecond') AS grant_deadline
-    FROM starts st JOIN ev ON ev.session_id = st.session_id AND ev.n >= st.from_n
-    GROUP BY st.session_id
-)
-SELECT f.session_id, f.claim_n, f.is_new, f.from_n,
-       fe.track_id, fe.artist_id, fe.listener_key,
-       f.start_event_at, f.first_event_at, f.listened_ms, f.completed, f.skipped,
-       f.source, f.country, f.device, f.weight, f.grant_id::uuid AS grant_id, f.signed_in,
-       f.imported, f.grant_deadline,
-       (f.source <> f.source_hi OR (f.source IS NULL AND f.source_empty)
-        OR f.country <> f.country_hi OR (f.country IS NULL AND f.country_empty)
-        OR f.device <> f.device_hi OR (f.device IS NULL AND f.device_empty)
-        OR f.grant_id <> f.grant_hi) AS mixed
-FROM folded f
-LEFT JOIN analytics_batch fe ON fe.n = f.from_n;
+    FROM analytics_batch ev
+    WHERE ev.playback
+    GROUP BY ev.session_id
+) f
+LEFT JOIN playback_sessions s ON s.session_id = f.session_id
+LEFT JOIN analytics_batch fe ON s.session_id IS NULL AND fe.n = f.valid_from
+WHERE s.session_id IS NOT NULL OR f.valid_from IS NOT NULL;
+
+-- name: set_aside_first_fold
+-- A range with `refold` sessions: the first fold is kept aside for their `claim_n` (which counts
+-- the ignored events too), and batch_sessions runs again once drop_ignored has run.
+ALTER TABLE analytics_batch_sessions RENAME TO analytics_batch_first_fold;
+
+-- name: drop_ignored
+-- The events of new sessions before their first naming track and artist (the fold ignores them).
+DELETE FROM analytics_batch ev
+USING analytics_batch_first_fold f
+WHERE f.refold AND ev.session_id = f.session_id AND ev.n < f.from_n
+  AND ev.playback;
+
+-- name: restore_claims
+UPDATE analytics_batch_sessions b SET claim_n = f.claim_n
+FROM analytics_batch_first_fold f
+WHERE f.refold AND b.session_id = f.session_id;
+
+-- name: drop_first_fold
+DROP TABLE pg_temp.analytics_batch_first_fold;
 
 -- name: any_mixed
-SELECT EXISTS (SELECT 1 FROM analytics_batch_sessions WHERE mixed);
+SELECT coalesce(bool_or(mixed), false), coalesce(bool_or(refold), false)
+FROM analytics_batch_sessions;
 
 -- name: batch_firsts
 -- Sessions whose events disagree on a text field or the grant: the first non-empty value in
@@ -125,7 +143,7 @@ FROM (
                AS grant_id
     FROM analytics_batch ev
     JOIN analytics_batch_sessions m ON m.session_id = ev.session_id AND m.mixed
-    WHERE starts_with(ev.type, 'playback.') AND ev.n >= m.from_n
+    WHERE ev.playback AND ev.n >= m.from_n
     GROUP BY ev.session_id
 ) f
 WHERE b.session_id = f.session_id;
@@ -221,7 +239,10 @@ WHERE c.session_id = c2.session_id AND NOT c2.imported
 -- name: insert_sessions
 -- The changed sessions not stored before (`existed` false: the projection is its tables' only
 -- writer, so nobody stored them since): a plain INSERT, one unique check each, rather than
--- the two index searches of INSERT … ON CONFLICT.
+-- the two index searches of INSERT … ON CONFLICT. In the order of the listener index, whose
+-- keys are random: consecutive rows then go to the same or neighbouring pages of it (a
+-- rebuild's page inserts some 33,000 sessions; this index costs more to fill than the primary
+-- key, whose new sessions in a page are often neighbours anyway).
 INSERT INTO playback_sessions (session_id, track_id, artist_id, listener_key, start_event_at,
                                first_event_at, listened_ms, completed, skipped, source,
                                country, device, weight, grant_id, signed_in, imported,
@@ -231,7 +252,7 @@ SELECT c.session_id, c.track_id, c.artist_id, c.listener_key, c.start_event_at,
        c.weight, c.grant_id, c.signed_in, c.imported, c.grant_deadline, c.verified
 FROM analytics_batch_changes c
 WHERE NOT c.existed
-ORDER BY c.session_id;
+ORDER BY c.listener_key COLLATE "C", coalesce(c.start_event_at, c.first_event_at);
 
 -- name: update_sessions
 -- The changed sessions stored before.
