@@ -133,6 +133,8 @@ async def apply_batch(
         await conn.execute(_Q.batch_add_rows)
         cur = await conn.execute(_Q.any_leaving)
         leaving = (await cur.fetchone() or (False,))[0]
+        if leaving:
+            await conn.execute(_Q.ensure_listener_index)
         await conn.execute(_Q.batch_rows if leaving else _Q.batch_rows_adding)
         async with conn.cursor(binary=True) as rows:
             await rows.execute(_Q.lock_rows)

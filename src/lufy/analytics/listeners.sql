@@ -121,6 +121,16 @@ SELECT row_number() OVER (ORDER BY scope COLLATE "C", owner, dim COLLATE "C", le
        '{}'::int4[] AS removed
 FROM analytics_bitmap_add_rows;
 
+-- name: ensure_listener_index
+-- Before `batch_rows` probes a listener's sessions: a rebuild's shadow copy of
+-- playback_sessions is filled without playback_sessions_listener_started (deferred: its upkeep
+-- was about half of inserting a page's sessions, and only ranges with sides leaving a row use
+-- it), so the first such range of a rebuild builds it (lufy.shadow_index, sql/0960), and it is
+-- kept up from then on. A no-op for the live tables, which always have it.
+SELECT lufy.shadow_index('playback_sessions', 'playback_sessions_listener_started')
+WHERE (current_schemas(false))[1] = 'lufy_shadow'
+  AND to_regclass('lufy_shadow.playback_sessions_listener_started') IS NULL;
+
 -- name: batch_rows
 -- The changed rows, numbered in key order: the streams to add, the quarter-hour row of
 -- `batch_adds` whose ids enter it (`qn`) or, for an hour, six hours or day, the quarter-hour

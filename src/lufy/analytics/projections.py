@@ -131,8 +131,13 @@ class AnalyticsProjection(RangeProjection):
     # the listener bitmaps of a page are merged and written once.
     rebuild_step = 100_000
     # Read by the dashboard and analysts only: a rebuild builds them once it has caught up.
-    # (playback_sessions_listener_started stays: `listeners.sql` probes it for sides leaving.)
+    # playback_sessions_listener_started is probed by `listeners.sql` for sides leaving a
+    # bitmap row only, which a rebuild's pages rarely have (none over the 3M-event fixture):
+    # the first page of a rebuild that has some builds it (listeners.py), and its upkeep was
+    # about half of inserting a page's sessions (docs/benchmarks.md, "Rebuild: the listener
+    # index deferred").
     rebuild_deferred_indexes = (
+        "playback_sessions_listener_started",
         "playback_sessions_artist_started",
         "playback_sessions_started",
         "playback_sessions_track_started",
