@@ -76,9 +76,6 @@ JOIN pg_class c ON c.oid = to_regclass(format('lufy_shadow.%%I', t));
 -- name: drop_deferred_indexes
 SELECT lufy.shadow_indexes(%(tables)s::text[], false, %(names)s::text[]);
 
--- name: create_missing_indexes
-SELECT lufy.shadow_indexes(%(tables)s::text[], true, '{}');
-
 -- name: create_shadow_index
 -- One index the shadow copy of `table` lacks, as the live table has it
 -- (sql/0960_rebuild_persist_indexes.sql).
