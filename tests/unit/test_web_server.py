@@ -1,6 +1,6 @@
 """`lufy serve`'s HTTP server (`lufy.web.server`) with a small ASGI application: the limits on a
-request's head, the socket peer as the client, no `server` header, and SIGTERM ending the
-process with status 0."""
+request's head, the socket peer as the client, no `server` header, a response's head and body
+leaving in one send, and SIGTERM ending the process with status 0."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import uvicorn
@@ -163,9 +163,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_ends_serve_with_status_0(workers: int) -> None:
-    port = _free_port()
+def _serve(port: int, workers: int) -> subprocess.Popen[bytes]:
+    """`serve` in a process of its own, listening on `port`."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -176,20 +175,95 @@ def test_sigterm_ends_serve_with_status_0(workers: int) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            assert time.monotonic() < deadline, "serve did not listen"
+            time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_ends_serve_with_status_0(workers: int) -> None:
+    process = _serve(_free_port(), workers)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not listen"
-                time.sleep(0.05)
         time.sleep(0.5 if workers > 1 else 0)  # every worker started
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+def test_a_response_arrives_whole_in_the_first_read() -> None:
+    """uvicorn writes a response's head and its body separately; they leave in one send, so
+    the client's first read holds the whole response (with two sends it holds the head alone
+    whenever the client wakes between them, as it does for most responses)."""
+    port = _free_port()
+    process = _serve(port, 1)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(50):
+                sock.sendall(b"GET / HTTP/1.1\r\n" + _KEEP_ALIVE + b"\r\n")
+                first = sock.recv(65536)
+                head, _, body = first.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200"), first
+                assert json.loads(body)["body"] == 0, first  # the body came with its head
+                time.sleep(0.002)  # the client idles, as between a player's requests
+    finally:
+        _stop(process)
+
+
+class _Transport:
+    """What `_CoalescingTransport` hands on: each send, and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[bytes]] = []
+        self.closed = False
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.sent.append(list(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra {name}"
+
+
+async def test_writes_of_one_loop_step_leave_together_and_close_sends_what_is_held() -> None:
+    inner = _Transport()
+    transport = web_server._CoalescingTransport(
+        cast(asyncio.Transport, inner), asyncio.get_running_loop()
+    )
+    transport.write(b"head")
+    transport.write(b"body")
+    assert inner.sent == []
+    assert transport.get_write_buffer_size() == 8
+    await asyncio.sleep(0)
+    assert inner.sent == [[b"head", b"body"]]
+    transport.write(b"x" * web_server._HOLD_BYTES)  # a large write leaves at once
+    assert inner.sent[-1] == [b"x" * web_server._HOLD_BYTES]
+    transport.write(b"last")
+    transport.close()  # what is held leaves before the close
+    assert inner.sent[-1] == [b"last"]
+    assert inner.closed
+    transport.write(b"late")
+    await asyncio.sleep(0)
+    assert inner.sent[-1] == [b"last"]  # nothing is sent on a closed transport
+    assert transport.get_extra_info("peername") == "extra peername"
