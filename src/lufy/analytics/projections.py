@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, sql
 
 from lufy.analytics import counters, listeners, minutes
 from lufy.analytics.classify import listener_key
@@ -51,6 +51,9 @@ STREAM_MS = 30_000
 # new grant, `GET /api/music/tracks/{id}/stream`, for every play).
 GRANT_SESSIONS = 1
 _GRANT_TYPE = "catalog.stream_authorized"
+# The range's work table of typed events, or a rebuild's page typed ahead into a slot.
+_BATCH_EVENTS = "CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS\n" + _Q.typed_events
+_STAGE_EVENTS = "INSERT INTO {slot}\n" + _Q.typed_events
 _ENGAGEMENT = frozenset({"track.liked", "track.unliked", "artist.followed", "artist.unfollowed"})
 
 
@@ -89,6 +92,11 @@ class SessionState:
 
     def is_stream(self) -> bool:
         return self.verified and self.listened_ms >= STREAM_MS
+
+
+def _slot(slot: int) -> sql.Identifier:
+    """The table of a slot of pages typed ahead (sql/0950_analytics_rebuild_pages.sql)."""
+    return sql.Identifier("lufy", f"analytics_rebuild_page_{slot}")
 
 
 def _columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -151,6 +159,10 @@ class AnalyticsProjection(RangeProjection):
         "session_blocks_artist",
     )
 
+    # A rebuild's pages are typed ahead (`stage_range`) in the slots of
+    # sql/0950_analytics_rebuild_pages.sql.
+    rebuild_stage_slots = 3
+
     def __init__(self) -> None:
         self._hmac_key: bytes | None = None
 
@@ -159,7 +171,10 @@ class AnalyticsProjection(RangeProjection):
             raise ValueError("the analytics projection applies ranges in log order only")
         params = log.params(self)
         await self._grants(conn, params)
-        await conn.execute(_Q.batch_events, params)
+        if log.staged is None:
+            await conn.execute(_BATCH_EVENTS, params)
+        else:  # typed ahead on a rebuild's reading connection (stage_range)
+            await conn.execute(sql.SQL(_Q.staged_events).format(slot=_slot(log.staged)))
         await conn.execute(_Q.batch_sessions)
         mixed, refold = await self._fold_flags(conn)
         if refold:  # new sessions whose first events name no track or artist (rare)
@@ -193,6 +208,19 @@ class AnalyticsProjection(RangeProjection):
         follow_days = sorted({row[0] for row in await engagement[0].fetchall()})
         await conn.execute(_Q.mark_days, {"days": follow_days})
         await conn.execute(_Q.drop_work_tables)
+
+    async def stage_range(self, conn: AsyncConnection[Any], log: LogRange, slot: int) -> None:
+        """A rebuild's page typed ahead (`typed_events`) into `slot` on its reading connection:
+        about a quarter of applying a page, done on the other core meanwhile."""
+        async with conn.transaction():
+            await conn.execute(sql.SQL(_Q.clear_slot).format(slot=_slot(slot)))
+            await conn.execute(
+                sql.SQL(_STAGE_EVENTS).format(slot=_slot(slot)), log.params(self), prepare=False
+            )
+
+    async def clear_stage(self, conn: AsyncConnection[Any]) -> None:
+        for slot in range(self.rebuild_stage_slots):
+            await conn.execute(sql.SQL(_Q.clear_slot).format(slot=_slot(slot)))
 
     async def _fold_flags(self, conn: AsyncConnection[Any]) -> tuple[bool, bool]:
         """Whether any folded session is `mixed` (batch_firsts), or `refold` (drop_ignored)."""

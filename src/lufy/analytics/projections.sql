@@ -4,11 +4,14 @@
 -- finished; `n` numbers its events in that (log) order. Work tables are temporary and dropped
 -- at commit; the projection's own tables are unqualified (live schema, or the rebuild's shadow).
 
--- name: batch_events
--- Every handled event of the range, its payload fields typed once. `listened_ms` is 0 when
--- absent, `weight` 1 when absent or 0 (as `metadata.weight or 1.0`). `playback`: a playback.*
--- event (a column, not a condition on `type`, so that the planner knows most rows are).
-CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
+-- name: typed_events
+-- Every handled event of the range, its payload fields typed once: the work table
+-- `analytics_batch` (AnalyticsProjection.apply_range: `CREATE TEMP TABLE analytics_batch ON
+-- COMMIT DROP AS` this), or a rebuild's page typed ahead on its reading connection
+-- (`INSERT INTO` a slot of sql/0950_analytics_rebuild_pages.sql, same columns in the same
+-- order). `listened_ms` is 0 when absent, `weight` 1 when absent or 0 (as `metadata.weight or
+-- 1.0`). `playback`: a playback.* event (a column, not a condition on `type`, so that the
+-- planner knows most rows are).
 SELECT row_number() OVER (ORDER BY e.transaction_id, e.global_position) AS n,
        e.event_id, e.type, starts_with(e.type, 'playback.') AS playback,
        e.occurred_at, e.recorded_at,
@@ -30,6 +33,15 @@ WHERE (e.transaction_id, e.global_position) > (%(range_after_tx)s::text::xid8, %
   -- `|| ''` keeps the planner on events_transaction_order (the range), off events_type_order.
   AND (e.type || '') = ANY(%(types)s::text[])
   AND e.type <> 'catalog.stream_authorized';
+
+-- name: staged_events
+-- The work table `analytics_batch` of a rebuild's page typed ahead into slot {slot}
+-- (`typed_events`, AnalyticsProjection.stage_range).
+CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS SELECT * FROM {slot};
+
+-- name: clear_slot
+-- A slot of pages typed ahead, before it takes the next page (its previous page is applied).
+TRUNCATE {slot};
 
 -- name: batch_grants
 -- Stream grants of the range (few: one per stream route call). A grant carries its listener's
