@@ -54,6 +54,9 @@ _GRANT_TYPE = "catalog.stream_authorized"
 # The range's work table of typed events, or a rebuild's page typed ahead into a slot.
 _BATCH_EVENTS = "CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS\n" + _Q.typed_events
 _STAGE_EVENTS = "INSERT INTO {slot}\n" + _Q.typed_events
+_STAGE_FOLD = "INSERT INTO {fold}\n" + _Q.session_fold
+# The sessions of a range folded inline, or from a rebuild's page folded ahead (`{fold}`).
+_BATCH_SESSIONS = _Q.batch_sessions.replace("{fold}", "(\n" + _Q.session_fold + "\n)")
 _ENGAGEMENT = frozenset({"track.liked", "track.unliked", "artist.followed", "artist.unfollowed"})
 
 
@@ -97,6 +100,11 @@ class SessionState:
 def _slot(slot: int) -> sql.Identifier:
     """The table of a slot of pages typed ahead (sql/0950_analytics_rebuild_pages.sql)."""
     return sql.Identifier("lufy", f"analytics_rebuild_page_{slot}")
+
+
+def _fold(slot: int) -> sql.Identifier:
+    """The table of a slot of pages folded ahead (sql/0951_analytics_rebuild_folds.sql)."""
+    return sql.Identifier("lufy", f"analytics_rebuild_fold_{slot}")
 
 
 def _columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -173,14 +181,15 @@ class AnalyticsProjection(RangeProjection):
         await self._grants(conn, params)
         if log.staged is None:
             await conn.execute(_BATCH_EVENTS, params)
-        else:  # typed ahead on a rebuild's reading connection (stage_range)
+            await conn.execute(_BATCH_SESSIONS)
+        else:  # typed and folded ahead on a rebuild's reading connection (stage_range)
             await conn.execute(sql.SQL(_Q.staged_events).format(slot=_slot(log.staged)))
-        await conn.execute(_Q.batch_sessions)
+            await conn.execute(sql.SQL(_Q.batch_sessions).format(fold=_fold(log.staged)))
         mixed, refold = await self._fold_flags(conn)
         if refold:  # new sessions whose first events name no track or artist (rare)
             await conn.execute(_Q.set_aside_first_fold)
             await conn.execute(_Q.drop_ignored)
-            await conn.execute(_Q.batch_sessions)
+            await conn.execute(_BATCH_SESSIONS)  # (what is left of the range, inline)
             await conn.execute(_Q.restore_claims)
             await conn.execute(_Q.drop_first_fold)
             mixed, _ = await self._fold_flags(conn)
@@ -210,17 +219,22 @@ class AnalyticsProjection(RangeProjection):
         await conn.execute(_Q.drop_work_tables)
 
     async def stage_range(self, conn: AsyncConnection[Any], log: LogRange, slot: int) -> None:
-        """A rebuild's page typed ahead (`typed_events`) into `slot` on its reading connection:
-        about a quarter of applying a page, done on the other core meanwhile."""
+        """A rebuild's page typed ahead (`typed_events`) and folded (`session_fold`) into
+        `slot` on its reading connection: about 40 % of applying a page, done on the other
+        core meanwhile."""
+        names = {"slot": _slot(slot), "fold": _fold(slot)}
         async with conn.transaction():
-            await conn.execute(sql.SQL(_Q.clear_slot).format(slot=_slot(slot)))
+            await conn.execute(sql.SQL(_Q.clear_slot).format(**names))
             await conn.execute(
-                sql.SQL(_STAGE_EVENTS).format(slot=_slot(slot)), log.params(self), prepare=False
+                sql.SQL(_STAGE_EVENTS).format(slot=names["slot"]), log.params(self), prepare=False
             )
+            await conn.execute(sql.SQL(_Q.stage_fold).format(slot=names["slot"]))
+            await conn.execute(sql.SQL(_STAGE_FOLD).format(fold=names["fold"]), prepare=False)
+            await conn.execute(_Q.unstage_view)
 
     async def clear_stage(self, conn: AsyncConnection[Any]) -> None:
         for slot in range(self.rebuild_stage_slots):
-            await conn.execute(sql.SQL(_Q.clear_slot).format(slot=_slot(slot)))
+            await conn.execute(sql.SQL(_Q.clear_slot).format(slot=_slot(slot), fold=_fold(slot)))
 
     async def _fold_flags(self, conn: AsyncConnection[Any]) -> tuple[bool, bool]:
         """Whether any folded session is `mixed` (batch_firsts), or `refold` (drop_ignored)."""
