@@ -245,16 +245,21 @@ def _quarter_rows(sides: Iterable[Sequence[Any]]) -> _Quarters:
     """Group the sides entering rows (`entering_sides`) into the quarter-hour rows they add
     to: 9 per side (its track; its artist and the platform, each also by country, device and
     source), each with the streams (sum of weights) and the ids it adds. The keys hold the
-    UUIDs as their integers (`UUID.__hash__` and `__eq__` are Python code: called for each of
-    the nine keys of each side, they were most of the grouping's time), mapped back at the
-    end; each key's streams and ids sit in one entry (one lookup per key)."""
-    uuids: dict[int, uuid.UUID] = {PLATFORM.int: PLATFORM}
+    UUIDs as their 16 bytes, as read (`UUID.__hash__` and `__eq__` are Python code: called for
+    each of the nine keys of each side, they were most of the grouping's time; and decoding
+    them as UUIDs cost as much again), made UUIDs once each at the end; each key's streams and
+    ids sit in one entry (one lookup per key). Buckets are epoch seconds."""
+    uuids: dict[bytes, uuid.UUID] = {PLATFORM.bytes: PLATFORM}
+
+    def as_uuid(raw: bytes) -> uuid.UUID:
+        made = uuids.get(raw)
+        if made is None:
+            made = uuids[raw] = uuid.UUID(bytes=raw)
+        return made
+
     groups: dict[tuple[Any, ...], list[Any]] = {}  # key -> [streams, ids]
-    p = PLATFORM.int
-    for lid, track, artist, bucket, weight, country, device, source in sides:
-        t, a = track.int, artist.int
-        uuids[t] = track
-        uuids[a] = artist
+    p = PLATFORM.bytes
+    for lid, t, a, bucket, weight, country, device, source in sides:
         for key in (
             ("t", t, "", "", bucket, weight, a),
             ("a", a, "", "", bucket, weight, a),
@@ -278,12 +283,12 @@ def _quarter_rows(sides: Iterable[Sequence[Any]]) -> _Quarters:
     for qn, (scope, owner, dim, value, bucket, weight, artist_id) in enumerate(groups, 1):
         columns["qn"].append(qn)
         columns["scope"].append(scope)
-        columns["owner"].append(uuids[owner])
+        columns["owner"].append(as_uuid(owner))
         columns["dim"].append(dim)
         columns["key"].append(value)
         columns["bucket"].append(bucket)
         columns["weight"].append(weight)
-        columns["artist_id"].append(None if artist_id is None else uuids[artist_id])
+        columns["artist_id"].append(None if artist_id is None else as_uuid(artist_id))
     columns["streams"] = [found[0] for found in groups.values()]
     return _Quarters(columns, [BitMap(found[1]) for found in groups.values()])
 

@@ -45,6 +45,9 @@ FROM (
 LEFT JOIN listener_ids l ON l.listener_key = x.listener_key;
 
 -- name: entering_sides
+-- (Track and artist as their 16 bytes and the bucket as epoch seconds: Python groups by them,
+-- and decoding a page's sides as UUIDs and datetimes was most of the time the applying
+-- connection waited for Python.)
 -- First, dense ids for the listeners of the sides who have none (`batch_sides`), assigned on
 -- first sight in key order: the projection is the only writer of its tables (live or shadow,
 -- and a rebuild's swap copies ids as they are), so max + n is free. (A listener without an id
@@ -64,9 +67,10 @@ WITH assigned AS (
           WHERE s.id IS NULL) m
     RETURNING listener_key, id
 )
-SELECT coalesce(s.id, a.id), s.track_id, s.artist_id,
-       date_bin('15 minutes', s.at, timestamptz '1970-01-01 00:00:00+00'), s.weight::float8,
-       coalesce(s.country, 'unknown'), coalesce(s.device, 'unknown'),
+SELECT coalesce(s.id, a.id), uuid_send(s.track_id), uuid_send(s.artist_id),
+       date_part('epoch', date_bin('15 minutes', s.at, timestamptz '1970-01-01 00:00:00+00'))
+           ::int8,
+       s.weight::float8, coalesce(s.country, 'unknown'), coalesce(s.device, 'unknown'),
        coalesce(s.source, 'unknown')
 FROM analytics_bitmap_sides s
 LEFT JOIN assigned a ON s.id IS NULL AND a.listener_key = s.listener_key
@@ -79,9 +83,11 @@ WHERE s.sign > 0;
 -- block's ids are the union of its quarters' ids), not by expanding every side into its 36
 -- rows.
 CREATE TEMP TABLE analytics_bitmap_adds ON COMMIT DROP AS
-SELECT * FROM unnest(%(qn)b::int8[], %(scope)b::text[], %(owner)b::uuid[], %(dim)b::text[],
-                     %(key)b::text[], %(bucket)b::timestamptz[], %(weight)b::float8[],
-                     %(artist_id)b::uuid[], %(streams)b::float8[])
+SELECT a.qn, a.scope, a.owner, a.dim, a.key, to_timestamp(a.bucket) AS bucket, a.weight,
+       a.artist_id, a.streams
+FROM unnest(%(qn)b::int8[], %(scope)b::text[], %(owner)b::uuid[], %(dim)b::text[],
+            %(key)b::text[], %(bucket)b::int8[], %(weight)b::float8[], %(artist_id)b::uuid[],
+            %(streams)b::float8[])
     AS a(qn, scope, owner, dim, key, bucket, weight, artist_id, streams);
 
 -- name: batch_add_rows

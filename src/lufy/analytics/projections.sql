@@ -4,11 +4,14 @@
 -- finished; `n` numbers its events in that (log) order. Work tables are temporary and dropped
 -- at commit; the projection's own tables are unqualified (live schema, or the rebuild's shadow).
 
--- name: batch_events
--- Every handled event of the range, its payload fields typed once. `listened_ms` is 0 when
--- absent, `weight` 1 when absent or 0 (as `metadata.weight or 1.0`). `playback`: a playback.*
--- event (a column, not a condition on `type`, so that the planner knows most rows are).
-CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS
+-- name: typed_events
+-- Every handled event of the range, its payload fields typed once: the work table
+-- `analytics_batch` (AnalyticsProjection.apply_range: `CREATE TEMP TABLE analytics_batch ON
+-- COMMIT DROP AS` this), or a rebuild's page typed ahead on its reading connection
+-- (`INSERT INTO` a slot of sql/0950_analytics_rebuild_pages.sql, same columns in the same
+-- order). `listened_ms` is 0 when absent, `weight` 1 when absent or 0 (as `metadata.weight or
+-- 1.0`). `playback`: a playback.* event (a column, not a condition on `type`, so that the
+-- planner knows most rows are).
 SELECT row_number() OVER (ORDER BY e.transaction_id, e.global_position) AS n,
        e.event_id, e.type, starts_with(e.type, 'playback.') AS playback,
        e.occurred_at, e.recorded_at,
@@ -31,6 +34,23 @@ WHERE (e.transaction_id, e.global_position) > (%(range_after_tx)s::text::xid8, %
   AND (e.type || '') = ANY(%(types)s::text[])
   AND e.type <> 'catalog.stream_authorized';
 
+-- name: staged_events
+-- The work table `analytics_batch` of a rebuild's page typed ahead into slot {slot}
+-- (`typed_events`, AnalyticsProjection.stage_range).
+CREATE TEMP TABLE analytics_batch ON COMMIT DROP AS SELECT * FROM {slot};
+
+-- name: clear_slot
+-- A slot of pages typed ahead, before it takes the next page (its previous page is applied).
+TRUNCATE {slot}, {fold};
+
+-- name: stage_fold
+-- A page typed ahead folded into its slot on the rebuild's reading connection: `session_fold`
+-- over a view of the slot named as the work table (dropped at once).
+CREATE TEMP VIEW analytics_batch AS SELECT * FROM {slot};
+
+-- name: unstage_view
+DROP VIEW pg_temp.analytics_batch;
+
 -- name: batch_grants
 -- Stream grants of the range (few: one per stream route call). A grant carries its listener's
 -- key (privacy); one written before `lufy migrate` sealed the log carries the user id instead,
@@ -52,28 +72,19 @@ ON CONFLICT (grant_id) DO NOTHING;
 -- name: hmac_key
 SELECT hmac_key FROM lufy.analytics_secret;
 
--- name: batch_sessions
+-- name: session_fold
 -- What the range's playback events say about each session, folded in one pass (hashed by
--- session): a session not seen before starts at its first event naming both track and artist,
--- which gives its track, artist and listener (`from_n`; earlier events are ignored, as they were
--- when events were folded one by one); `claim_n` is its first event carrying a grant id. A new
--- session whose first events name no track or artist is marked `refold`: drop_ignored removes
--- those events and this statement runs again (a rare case, kept out of the common one).
+-- session), from the work table `analytics_batch` alone (so that a rebuild folds each page
+-- ahead on its reading connection, AnalyticsProjection.stage_range, into a slot of
+-- sql/0951_analytics_rebuild_folds.sql: same columns in the same order): `valid_from` is its
+-- first event naming both track and artist, which gives a session not seen before its track,
+-- artist and listener (`v_*`); `claim_n` is its first event carrying a grant id.
 -- Text fields keep the first non-empty value in log order: when a session's events disagree
--- (lo <> hi) or any has '' (`mixed`), batch_firsts settles it in order. (min and max in the
--- "C" collation only tell whether values differ: cheaper than the database's.)
-CREATE TEMP TABLE analytics_batch_sessions ON COMMIT DROP AS
-SELECT f.session_id, f.claim_n, s.session_id IS NULL AS is_new,
-       CASE WHEN s.session_id IS NULL THEN f.valid_from ELSE 0 END AS from_n,
-       s.session_id IS NULL AND f.first_n < f.valid_from AS refold,
-       fe.track_id, fe.artist_id, fe.listener_key,
-       f.start_event_at, f.first_event_at, f.listened_ms, f.completed, f.skipped,
-       f.source COLLATE "default" AS source, f.country COLLATE "default" AS country,
-       f.device COLLATE "default" AS device, f.weight, f.grant_id::uuid AS grant_id,
-       f.signed_in, f.imported, f.grant_deadline,
-       (f.source <> f.source_hi OR f.source = '' OR f.country <> f.country_hi
-        OR f.country = '' OR f.device <> f.device_hi OR f.device = ''
-        OR f.grant_id <> f.grant_hi) AS mixed
+-- (lo <> hi) or any has '' (`mixed` in batch_sessions), batch_firsts settles it in order.
+-- (min and max in the "C" collation only tell whether values differ: cheaper than the
+-- database's.)
+SELECT f.*, fe.track_id AS v_track_id, fe.artist_id AS v_artist_id,
+       fe.listener_key AS v_listener_key
 FROM (
     SELECT ev.session_id, min(ev.n) AS first_n,
            min(ev.n) FILTER (WHERE ev.track_id IS NOT NULL AND ev.artist_id IS NOT NULL)
@@ -97,8 +108,37 @@ FROM (
     WHERE ev.playback
     GROUP BY ev.session_id
 ) f
-LEFT JOIN playback_sessions s ON s.session_id = f.session_id
-LEFT JOIN analytics_batch fe ON s.session_id IS NULL AND fe.n = f.valid_from
+LEFT JOIN analytics_batch fe ON fe.n = f.valid_from;
+
+-- name: batch_sessions
+-- Each session of the range folded (`session_fold`, inline or a rebuild's slot) and whether
+-- it is stored already.
+-- A session not seen before starts at its first event naming both track and artist
+-- (`from_n`; earlier events are ignored, as they were when events were folded one by one). A
+-- new session whose first events name no track or artist is marked `refold`: drop_ignored
+-- removes those events and this statement runs again, over the fold of what is left (a rare
+-- case, kept out of the common one). `mixed`: see batch_firsts.
+CREATE TEMP TABLE analytics_batch_sessions ON COMMIT DROP AS
+SELECT f.session_id, f.claim_n, s.session_id IS NULL AS is_new,
+       CASE WHEN s.session_id IS NULL THEN f.valid_from ELSE 0 END AS from_n,
+       s.session_id IS NULL AND f.first_n < f.valid_from AS refold,
+       CASE WHEN s.session_id IS NULL THEN f.v_track_id END AS track_id,
+       CASE WHEN s.session_id IS NULL THEN f.v_artist_id END AS artist_id,
+       CASE WHEN s.session_id IS NULL THEN f.v_listener_key END AS listener_key,
+       f.start_event_at, f.first_event_at, f.listened_ms, f.completed, f.skipped,
+       f.source COLLATE "default" AS source, f.country COLLATE "default" AS country,
+       f.device COLLATE "default" AS device, f.weight, f.grant_id::uuid AS grant_id,
+       f.signed_in, f.imported, f.grant_deadline,
+       (f.source <> f.source_hi OR f.source = '' OR f.country <> f.country_hi
+        OR f.country = '' OR f.device <> f.device_hi OR f.device = ''
+        OR f.grant_id <> f.grant_hi) AS mixed
+FROM {fold} f
+-- One index probe per session: as a plain join, the fold read from a rebuild's slot (whose
+-- size the planner knows) was joined by hashing the whole table, 300 ms a page late in a
+-- rebuild.
+LEFT JOIN LATERAL (
+    SELECT s.session_id FROM playback_sessions s WHERE s.session_id = f.session_id LIMIT 1
+) s ON true
 WHERE s.session_id IS NOT NULL OR f.valid_from IS NOT NULL;
 
 -- name: set_aside_first_fold

@@ -57,6 +57,8 @@ class Batch:
     after: Checkpoint
     events: Sequence[RecordedEvent] = ()
     count: int | None = None
+    # A rebuild's page prepared ahead in this slot (`RangeProjection.stage_range`).
+    staged: int | None = None
 
     @property
     def size(self) -> int:
@@ -166,7 +168,9 @@ async def apply_within(
                 raise TypeError(
                     f"{projection.name}: a batch without events needs a RangeProjection"
                 )
-            await projection.apply_range(conn, LogRange.between(batch.before, batch.after))
+            await projection.apply_range(
+                conn, LogRange.between(batch.before, batch.after, staged=batch.staged)
+            )
     return []
 
 

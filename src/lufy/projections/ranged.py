@@ -50,11 +50,14 @@ class LogRange:
     from_position: int = 0
     to_position: int = 0
     below: int = 0  # a transaction id: only transactions below it (positions shape)
+    # A rebuild's page prepared ahead by `RangeProjection.stage_range` into this slot (None:
+    # nothing prepared, the range is read from the log).
+    staged: int | None = None
 
     @classmethod
-    def between(cls, after: Checkpoint, upto: Checkpoint) -> LogRange:
+    def between(cls, after: Checkpoint, upto: Checkpoint, *, staged: int | None = None) -> LogRange:
         """Events with after < (transaction_id, global_position) <= upto."""
-        return cls(after=after, upto=upto)
+        return cls(after=after, upto=upto, staged=staged)
 
     @classmethod
     def positions(cls, from_position: int, to_position: int, below: int) -> LogRange:
@@ -112,10 +115,24 @@ class RangeProjection(Projection):
     # rebuild fills the shadow copies without them and builds them once it has caught up, in
     # one sorted pass each, before the swap (rebuild.py).
     rebuild_deferred_indexes: ClassVar[tuple[str, ...]] = ()
+    # A rebuild in log order (`by_positions = False`) may prepare each page ahead on its reading
+    # connection while the page before is applied (`stage_range`), into this many slots used in
+    # turn (0: it does not; rebuild_pages.py never has more pages prepared and not yet applied).
+    rebuild_stage_slots: ClassVar[int] = 0
 
     @abstractmethod
     async def apply_range(self, conn: AsyncConnection[Any], log: LogRange) -> None:
         """Apply every event of `handles` in `log` (use `log.where()` and `log.params(self)`)."""
+
+    async def stage_range(self, conn: AsyncConnection[Any], log: LogRange, slot: int) -> None:
+        """With `rebuild_stage_slots`: on a rebuild's reading connection (autocommit), prepare
+        into `slot` what `apply_range` of `log` needs that depends on the log only (slot `slot`
+        is free: the page it held is applied). `apply_range` then gets the range with
+        `staged = slot`, in a transaction of the applying connection."""
+        raise NotImplementedError(f"{self.name} prepares no pages ahead")
+
+    async def clear_stage(self, conn: AsyncConnection[Any]) -> None:
+        """Empty the slots of `stage_range` (at the end of a rebuild, on its reading connection)."""
 
     async def apply(self, conn: AsyncConnection[Any], events: Sequence[RecordedEvent]) -> None:
         # A batch from the runner holds every handled event between its first and last.

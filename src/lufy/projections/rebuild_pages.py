@@ -4,12 +4,18 @@ Each page is read on a connection of its own while the previous one is applied. 
 projection gets pages of decoded events (EventStore.read_all); a RangeProjection only
 where each page ends and how many events it holds, since it applies a range in one statement.
 With `until`, a page ends at the last event recorded by then.
+
+A RangeProjection with `rebuild_stage_slots` also has each page prepared on the reading
+connection (`stage_range`: the analytics projection types the page's events there), in slots
+used in turn: the applying connection, on the other core, then skips that part. A slot takes a
+page once the page it held before is applied (`_Slots`), and the slots are cleared at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +28,7 @@ from lufy.eventstore.postgres import EventStore
 from lufy.projections.applier import Batch
 from lufy.projections.base import Projection
 from lufy.projections.context import Q, process_label
-from lufy.projections.ranged import RangeProjection
+from lufy.projections.ranged import LogRange, RangeProjection
 from lufy.sqlfiles import load_queries
 
 __all__ = ["PageReader"]
@@ -44,11 +50,20 @@ class PageReader:
         """The pages after `after` (each with whether it is full) up to the first short one, the
         next read on a connection of its own while the caller applies the current one."""
         pages: asyncio.Queue[tuple[Batch, bool] | BaseException] = asyncio.Queue(maxsize=2)
+        slots = (
+            _Slots(self.p, asyncio.Semaphore(self.p.rebuild_stage_slots))
+            if isinstance(self.p, RangeProjection)
+            and self.p.rebuild_stage_slots
+            and self.until is None
+            else None
+        )
 
         async def produce(reader: AsyncConnection[Any], after: Checkpoint) -> None:
             try:
                 while True:
                     batch, full = await self.read(reader, after)
+                    if slots is not None and batch.size:
+                        batch = await slots.stage(reader, batch)
                     await pages.put((batch, full))
                     if not full:
                         return
@@ -69,12 +84,16 @@ class PageReader:
                     if isinstance(item, BaseException):
                         raise item
                     yield item
+                    if slots is not None and item[0].staged is not None:
+                        slots.free.release()  # (the caller applied it)
                     if not item[1]:
                         return
             finally:
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await producer
+                if slots is not None:
+                    await slots.clear(reader)
 
     async def read(self, reader: AsyncConnection[Any], after: Checkpoint) -> tuple[Batch, bool]:
         """The next batch after `after` and whether it is full: one page of
@@ -137,3 +156,28 @@ class PageReader:
         counted = await cur.fetchone()
         n = int(counted[0]) if counted else 0
         return Batch(after, max(after, Checkpoint(barrier, 0)), count=n), False
+
+
+@dataclass
+class _Slots:
+    """The slots a RangeProjection prepares pages ahead in (`rebuild_stage_slots`), used in
+    turn: page k goes to slot k % slots once every page before k - slots + 1 is applied (one
+    permit of `free` per slot, released as each staged page is applied, in order), so the page
+    a slot held is applied before the slot takes the next."""
+
+    p: RangeProjection
+    free: asyncio.Semaphore
+    staged: int = 0
+
+    async def stage(self, reader: AsyncConnection[Any], batch: Batch) -> Batch:
+        await self.free.acquire()
+        slot = self.staged % self.p.rebuild_stage_slots
+        self.staged += 1
+        await self.p.stage_range(reader, LogRange.between(batch.before, batch.after), slot)
+        return dataclasses.replace(batch, staged=slot)
+
+    async def clear(self, reader: AsyncConnection[Any]) -> None:
+        """Empty the slots once the pages are applied (or the rebuild stopped)."""
+        if self.staged:
+            with contextlib.suppress(Exception):  # (the next rebuild clears each slot anyway)
+                await self.p.clear_stage(reader)
