@@ -201,7 +201,7 @@ LEFT JOIN LATERAL (
 ORDER BY r.n;
 
 -- name: upsert_rows
--- The merged rows by number (`n` of analytics_bitmap_rows), in key order.
+-- The merged rows stored already, by number (`n` of analytics_bitmap_rows), in key order.
 INSERT INTO listener_bitmaps AS b (scope, owner, dim, key, level, bucket, weight, artist_id,
                                    streams, listeners, bitmap)
 SELECT r.scope, r.owner, r.dim, r.key, r.level, r.bucket, r.weight, r.artist_id, u.streams,
@@ -213,6 +213,18 @@ ORDER BY u.n
 ON CONFLICT (scope, owner, dim, level, bucket, key, weight) DO UPDATE SET
     artist_id = excluded.artist_id, streams = excluded.streams,
     listeners = excluded.listeners, bitmap = excluded.bitmap;
+
+-- name: insert_rows
+-- The merged rows not stored yet (`lock_rows` found none), by number, in key order: a plain
+-- INSERT (one unique check each) rather than the two index searches of `upsert_rows`.
+INSERT INTO listener_bitmaps (scope, owner, dim, key, level, bucket, weight, artist_id, streams,
+                              listeners, bitmap)
+SELECT r.scope, r.owner, r.dim, r.key, r.level, r.bucket, r.weight, r.artist_id, u.streams,
+       u.listeners, u.bitmap
+FROM unnest(%(n)b::int8[], %(streams)b::float8[], %(listeners)b::int4[], %(bitmap)b::bytea[])
+     AS u(n, streams, listeners, bitmap)
+JOIN analytics_bitmap_rows r ON r.n = u.n
+ORDER BY u.n;
 
 -- name: delete_rows
 -- The rows left without listeners, by number.
