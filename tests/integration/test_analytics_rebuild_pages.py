@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lufy.analytics.events import PlaybackCompleted, PlaybackStarted
+from lufy.analytics.events import PlaybackCompleted, PlaybackProgress, PlaybackStarted
 from lufy.analytics.projections import _BATCH_EVENTS, _Q, AnalyticsProjection
 from lufy.eventstore import Checkpoint, NewEvent
 from lufy.projections.ranged import LogRange
@@ -41,9 +41,12 @@ async def test_the_slots_have_the_columns_of_the_typed_events(app_conn) -> None:
             assert await cur.fetchall() == folded, slot
 
 
-async def test_a_rebuild_typing_pages_ahead_leaves_the_slots_empty(
+async def test_a_rebuild_with_pages_folded_ahead_gives_the_live_rows_and_empty_slots(
     db, store, admin_conn, settings
 ) -> None:
+    """Pages of 3 events (the first applied whole, the others folded ahead), among them one
+    whose new session's first event names no track: that page is folded again (inline) once the
+    event is set aside, as live processing does."""
     artist = await insert_artist(admin_conn)
     track = await insert_track(admin_conn, artist)
     events: list[Any] = []
@@ -59,6 +62,13 @@ async def test_a_rebuild_typing_pages_ahead_leaves_the_slots_empty(
             PlaybackStarted(**named, listened_ms=0),
             PlaybackCompleted(**named, listened_ms=40_000),
         ]
+    lead = {"session_id": "lead", "listener_key": "k9", "imported": True}
+    named = {**lead, "track_id": track, "artist_id": artist}
+    events[3:3] = [  # the second page
+        PlaybackProgress(**lead, listened_ms=90_000, source="radio"),
+        PlaybackStarted(**named, listened_ms=0, source="search"),
+        PlaybackCompleted(**named, listened_ms=40_000),
+    ]
     async with db.transaction(role="system") as conn:
         await store.append_bulk(
             conn, [NewEvent(event=e, stream_type="analytics", stream_id="s") for e in events]
@@ -68,6 +78,12 @@ async def test_a_rebuild_typing_pages_ahead_leaves_the_slots_empty(
     assert result.swapped
     assert result.events_applied == len(events)
     assert result.differences["playback_sessions"] == (0, 0)
+    assert result.differences["track_rollup_15m"] == (0, 0)
+    cur = await admin_conn.execute(
+        "SELECT source, listened_ms, first_event_at = start_event_at FROM lufy.playback_sessions "
+        "WHERE session_id = 'lead'"
+    )
+    assert await cur.fetchone() == ("search", 40_000, True)
     for slot in range(AnalyticsProjection.rebuild_stage_slots):
         for table in ("page", "fold"):
             cur = await admin_conn.execute(

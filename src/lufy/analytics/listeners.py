@@ -141,24 +141,30 @@ async def apply_batch(
             found = await rows.fetchall()
         if while_merging is not None:
             await while_merging()
-        keep, empty = _merged(found, quarters.ids)
+        stored, new, empty = _merged(found, quarters.ids)
         del found
         if empty:
             await conn.execute(_Q.delete_rows, {"n": empty}, prepare=False)
-        if keep["n"]:
-            await conn.execute(_Q.upsert_rows, keep, prepare=False)
+        if stored["n"]:
+            await conn.execute(_Q.upsert_rows, stored, prepare=False)
+        if new["n"]:
+            await conn.execute(_Q.insert_rows, new, prepare=False)
         await conn.execute(_Q.drop_work_tables)
 
 
 def _merged(
     found: Iterable[Sequence[Any]], adds: Sequence[BitMap]
-) -> tuple[dict[str, list[Any]], list[int]]:
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]], list[int]]:
     """Each locked row (`lock_rows`) merged with the ids it gains and loses (`adds`: the ids of
-    each quarter-hour row, by qn - 1): the rows to write (parameters of `upsert_rows`) and the
-    numbers of those left empty."""
-    keep: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}
+    each quarter-hour row, by qn - 1): the rows to write, those stored already (parameters of
+    `upsert_rows`) and the new ones (of `insert_rows`: none is stored, the rows being locked and
+    the projection their only writer; most rows of a rebuild's page), and the numbers of those
+    left empty."""
+    stored: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}
+    new: dict[str, list[Any]] = {"n": [], "streams": [], "listeners": [], "bitmap": []}
     empty: list[int] = []
     for n, delta, qn, children, removed, streams, data in found:
+        keep = new if data is None else stored
         bitmap = BitMap() if data is None else BitMap.deserialize(data)
         if removed:
             bitmap.difference_update(BitMap(removed))
@@ -173,7 +179,7 @@ def _merged(
         keep["streams"].append((streams or 0.0) + delta)
         keep["listeners"].append(len(bitmap))
         keep["bitmap"].append(bitmap.serialize())
-    return keep, empty
+    return stored, new, empty
 
 
 def fill_offset_hours(conn: Connection[Any]) -> int:

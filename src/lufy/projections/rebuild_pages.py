@@ -163,13 +163,19 @@ class _Slots:
     """The slots a RangeProjection prepares pages ahead in (`rebuild_stage_slots`), used in
     turn: page k goes to slot k % slots once every page before k - slots + 1 is applied (one
     permit of `free` per slot, released as each staged page is applied, in order), so the page
-    a slot held is applied before the slot takes the next."""
+    a slot held is applied before the slot takes the next. The first page is not prepared:
+    the applying connection applies it whole while the reading connection prepares the second,
+    instead of waiting for it (about 0.7 s for the analytics projection)."""
 
     p: RangeProjection
     free: asyncio.Semaphore
     staged: int = 0
+    pages: int = 0
 
     async def stage(self, reader: AsyncConnection[Any], batch: Batch) -> Batch:
+        self.pages += 1
+        if self.pages == 1:
+            return batch
         await self.free.acquire()
         slot = self.staged % self.p.rebuild_stage_slots
         self.staged += 1
