@@ -9,7 +9,8 @@ One play through Lufy = what a player does before it can start: `GET
 `catalog.stream_authorized` appended, a token signed; rate limiting on), then through the
 local edge `/media/hls/{token}/{track_id}/…` the master playlist, the first variant playlist
 it lists, the AES key and the first segment (each checked as the CloudFront Function checks
-it, then read from local storage). The baseline fetches the same four files from a static file
+it, then read from local storage), without the access token, as the web app's player fetches
+them. The baseline fetches the same four files from a static file
 server serving the media root: granian's static file serving (its Rust file server, one
 worker: the fastest static file server at hand, kept as the baseline after `lufy serve` moved
 from granian to uvicorn, see `lufy.web.server`); Python's `http.server` (threads, HTTP/1.1
@@ -164,9 +165,14 @@ _AUTHORISATION: list[float] = []
 _CPU: dict[str, float] = {}
 
 
-def _lufy_play(client: httpx.Client, base: str, track_id: uuid.UUID, files: list[str]) -> float:
+def _lufy_play(
+    client: httpx.Client, base: str, bearer: dict[str, str], track_id: uuid.UUID, files: list[str]
+) -> float:
     started = time.perf_counter()
-    grant = client.get(f"{base}/api/music/tracks/{track_id}/stream")
+    # The access token goes with the API request only: a player fetches the media without it
+    # (the web app's hls.js sends no Authorization header; the token in the path is the
+    # edge's only credential).
+    grant = client.get(f"{base}/api/music/tracks/{track_id}/stream", headers=bearer)
     if grant.status_code != 200:
         raise RuntimeError(f"stream authorisation: {grant.status_code} {grant.text[:200]}")
     _AUTHORISATION.append(time.perf_counter() - started)
@@ -237,9 +243,9 @@ def _measure(
         httpx.Client(timeout=30) as granian,
         httpx.Client(timeout=30) as plain,
     ):
-        lufy.headers["Authorization"] = f"Bearer {access_token}"
+        bearer = {"Authorization": f"Bearer {access_token}"}
         sides = [
-            ("lufy", partial(_lufy_play, lufy, base, track_id, files)),
+            ("lufy", partial(_lufy_play, lufy, base, bearer, track_id, files)),
             ("granian", partial(_static_play, granian, granian_base, track_id, files)),
             ("http.server", partial(_static_play, plain, plain_base, track_id, files)),
         ]
@@ -271,14 +277,15 @@ def _measure_lean(
     other sides play; on the shared VM the first request after a few ms of idling runs 2-3x
     slower, docs/benchmarks.md) and neither side idles much longer than the other."""
     times: dict[str, list[float]] = {"lufy": [], "granian": [], "authorisation": []}
-    lufy = LeanClient(base, {"authorization": f"Bearer {access_token}"})
+    lufy = LeanClient(base)
+    bearer = {"authorization": f"Bearer {access_token}"}  # the API request's only
     static = LeanClient(granian_base)
     stream = f"/api/music/tracks/{track_id}/stream"
     static_paths = [f"/hls/{track_id}/{name}" for name in files]
 
     def lufy_play() -> None:
         started = time.perf_counter()
-        status, body = lufy.get(stream)
+        status, body = lufy.get(stream, bearer)
         if status != 200:
             raise RuntimeError(f"stream authorisation: {status} {body[:200]!r}")
         times["authorisation"].append(time.perf_counter() - started)

@@ -141,8 +141,9 @@ class LeanClient:
             raise RuntimeError("the server closed the keep-alive connection")
         self._buffer += data
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        self._sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self._head)
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode()
+        self._sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\n" + extra + self._head)
         while b"\r\n\r\n" not in self._buffer:
             self._more()
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
