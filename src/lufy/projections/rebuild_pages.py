@@ -169,21 +169,19 @@ class _Slots:
 
     p: RangeProjection
     free: asyncio.Semaphore
-    staged: int = 0
-    pages: int = 0
+    pages: int = 0  # pages seen; every one but the first is prepared
 
     async def stage(self, reader: AsyncConnection[Any], batch: Batch) -> Batch:
         self.pages += 1
         if self.pages == 1:
             return batch
         await self.free.acquire()
-        slot = self.staged % self.p.rebuild_stage_slots
-        self.staged += 1
+        slot = (self.pages - 2) % self.p.rebuild_stage_slots
         await self.p.stage_range(reader, LogRange.between(batch.before, batch.after), slot)
         return dataclasses.replace(batch, staged=slot)
 
     async def clear(self, reader: AsyncConnection[Any]) -> None:
         """Empty the slots once the pages are applied (or the rebuild stopped)."""
-        if self.staged:
+        if self.pages > 1:
             with contextlib.suppress(Exception):  # (the next rebuild clears each slot anyway)
                 await self.p.clear_stage(reader)
